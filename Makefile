@@ -1,0 +1,43 @@
+# Agent sidecar — build, test and demo targets. See README.md.
+GO      ?= go
+BIN     := bin/sidecar
+PKG     := github.com/agent-sidecar/sidecar
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X $(PKG)/sidecar.Version=$(VERSION)
+
+.PHONY: all build test test-race test-short lint consul demo clean help
+
+all: build
+
+help:
+	@echo "make build      build bin/sidecar"
+	@echo "make test       lint, then every test with the race detector, against a real Consul"
+	@echo "make test-race  the tests with the race detector (no lint)"
+	@echo "make lint       gofmt and go vet"
+	@echo "make consul     build Consul v1.14.11 once and cache it (prints its path)"
+	@echo "make demo       run the example agent under the sidecar and watch it recover (KEEP=1 keeps it running)"
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sidecar
+
+consul:
+	@scripts/consul.sh
+
+# The tests start their own Consul agents from the cached binary; under
+# CI=true a missing binary fails the run instead of skipping.
+test: lint consul
+	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -race -count=1 -timeout 20m ./...
+
+test-race: consul
+	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -race -count=1 -timeout 20m ./...
+
+lint:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+demo: build consul
+	CONSUL_BIN="$$(scripts/consul.sh)" KEEP="$(KEEP)" scripts/demo.sh
+
+clean:
+	rm -rf bin

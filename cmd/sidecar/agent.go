@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar"
+)
+
+// pathList collects -config and -config-dir values in command-line order.
+type pathList struct {
+	paths *[]string
+	dir   bool
+}
+
+func (p pathList) String() string { return "" }
+func (p pathList) Set(v string) error {
+	if p.dir {
+		st, err := os.Stat(v)
+		if err != nil {
+			return err
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("%s is not a directory (use -config for a file)", v)
+		}
+	}
+	*p.paths = append(*p.paths, v)
+	return nil
+}
+
+func runAgent(args []string, stderr io.Writer) int {
+	// Signals first, so a signal during start-up is a graceful stop too.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var paths []string
+	fs.Var(pathList{paths: &paths}, "config", "configuration `FILE` (repeatable)")
+	fs.Var(pathList{paths: &paths, dir: true}, "config-dir", "load every *.hcl in `DIR` in name order (repeatable)")
+	dev := fs.Bool("dev", false, "run with the built-in defaults and no configuration file")
+	level := fs.String("log-level", envOr("SIDECAR_LOG_LEVEL", "info"), "log level: trace, debug, info, warn, error ($SIDECAR_LOG_LEVEL)")
+	jsonLogs := fs.Bool("log-json", os.Getenv("SIDECAR_LOG_JSON") == "true", "log as JSON lines ($SIDECAR_LOG_JSON=true)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: sidecar agent -config FILE... | -config-dir DIR... | -dev
+
+Runs the sidecar beside one agent: the control API (heartbeats, status,
+reload), Consul registration with a TTL heartbeat check, isolation after
+missed heartbeats, notifications and (with agent.exec) supervision of the
+agent process. SIGHUP reloads the configuration; SIGINT/SIGTERM stop it
+gracefully (a second signal exits at once).
+
+Flags:
+`)
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), `
+Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
+2 bad flags, 130 forced exit on a second signal.
+`)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sidecar agent: unexpected argument %q (use -config FILE)\n", fs.Arg(0))
+		return exitUsage
+	}
+	switch {
+	case *dev && len(paths) > 0:
+		fmt.Fprintln(stderr, "sidecar agent: -dev runs without files; drop -dev or the -config/-config-dir flags")
+		return exitUsage
+	case !*dev && len(paths) == 0:
+		fmt.Fprintln(stderr, "sidecar agent: no configuration: give -config FILE, -config-dir DIR, or -dev")
+		return exitUsage
+	}
+	lvl := hclog.LevelFromString(*level)
+	if lvl == hclog.NoLevel {
+		fmt.Fprintf(stderr, "sidecar agent: unknown -log-level %q: use trace, debug, info, warn or error\n", *level)
+		return exitUsage
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "sidecar", Level: lvl, JSONFormat: *jsonLogs, Output: stderr})
+
+	var cfg *policies.Config
+	var opts sidecar.Options
+	if *dev {
+		cfg = policies.Dev()
+		log.Warn("running with the built-in -dev configuration")
+	} else {
+		load := func() (*policies.Config, error) { return policies.Load(paths...) }
+		var err error
+		if cfg, err = load(); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitError
+		}
+		opts.Reload = load
+	}
+
+	s, err := sidecar.New(cfg, log, opts)
+	if err != nil {
+		log.Error("sidecar did not start", "error", err)
+		return exitError
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if _, err := s.Reload(); err != nil && !errors.Is(err, sidecar.ErrNothingToReload) {
+				continue // already logged with the file:line:col of each error
+			} else if err != nil {
+				log.Warn("SIGHUP ignored", "reason", err)
+			}
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		// The graceful shutdown has begun; a second signal exits at once.
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		<-again
+		log.Warn("second signal: exiting without finishing the shutdown")
+		os.Exit(exitForced)
+	}()
+
+	if err := s.Run(ctx); err != nil {
+		log.Error("sidecar stopped with an error", "error", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func envOr(key, def string) string {
+	if v := strings.TrimSpace(os.Getenv(key)); v != "" {
+		return v
+	}
+	return def
+}

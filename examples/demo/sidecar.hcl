@@ -1,0 +1,32 @@
+# The demo's sidecar: the example Python agent under supervision, with short
+# intervals so a hang is detected in seconds. scripts/demo.sh runs it.
+agent {
+  name = "writer"
+  id   = "writer-1"
+  port = 18081
+  tags = ["python", "demo"]
+  meta = { example = "examples/python/agent.py" }
+  exec {
+    command = ["python3", "examples/python/agent.py"]
+    env     = { AGENT_PORT = "18081", HEARTBEAT_EVERY = "2" }
+    restart_on_isolation = true
+    stop_timeout = "3s"
+  }
+}
+
+listen { address = "127.0.0.1:17070" }
+
+consul { deregister_critical_after = "1m" }   # address: CONSUL_HTTP_ADDR
+
+health {
+  heartbeat_interval = "2s"
+  missed_heartbeats  = 2
+  grace              = "1s"
+  stall_after        = "6s"
+  notify             = ["ops"]
+}
+
+notify "ops" {
+  webhook = "http://127.0.0.1:19090/events"
+  retries = 2
+}

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""A minimal AI agent that runs beside its sidecar (standard library only).
+
+It takes tasks over HTTP, heartbeats to its sidecar with a note, metrics and a
+progress counter, and can be told to hang so you can watch the sidecar isolate
+and restart it.
+
+Environment (the sidecar sets the first two when it supervises the agent):
+  SIDECAR_HEARTBEAT_URL  where to send heartbeats (default http://127.0.0.1:7070/v1/heartbeat)
+  SIDECAR_AGENT_ID       the agent's id, used in answers
+  AGENT_PORT             where to take tasks (default 8081)
+  HEARTBEAT_EVERY        seconds between heartbeats (default 5)
+
+Endpoints:
+  POST /task    {"input": "..."} -> {"agent": ..., "output": ...}
+  GET  /healthz 200 while the agent works (for sidecars that probe instead)
+  POST /hang    stop heartbeating and answering, as a hung agent does
+  POST /stall   keep heartbeating but stop making progress, as a stuck agent does
+  POST /crash   exit with status 1
+
+Signals: SIGUSR1 hangs the agent too (kill -USR1 <pid>).
+"""
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HEARTBEAT_URL = os.environ.get("SIDECAR_HEARTBEAT_URL", "http://127.0.0.1:7070/v1/heartbeat")
+AGENT_ID = os.environ.get("SIDECAR_AGENT_ID", "python-agent")
+PORT = int(os.environ.get("AGENT_PORT", "8081"))
+EVERY = float(os.environ.get("HEARTBEAT_EVERY", "5"))
+
+state = {"tasks": 0, "loops": 0, "started": time.time()}
+lock = threading.Lock()
+hung = threading.Event()
+stalled = threading.Event()
+
+
+def log(msg):
+    print(f"[agent {AGENT_ID}] {msg}", file=sys.stderr, flush=True)
+
+
+def heartbeat():
+    with lock:
+        tasks = state["tasks"]
+    body = json.dumps({
+        "status": "ok",
+        "note": f"handled {tasks} tasks",
+        "metrics": {"tasks": tasks, "uptime_s": round(time.time() - state["started"])},
+        # Progress: the number of turns of the work loop, which changes while
+        # the agent gets work done and freezes when the loop is stuck.
+        "progress": state["loops"],
+    }).encode()
+    req = urllib.request.Request(HEARTBEAT_URL, data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        resp.read()
+
+
+def work_loop():
+    """Stands for the agent's main loop (polling a queue, thinking, ...)."""
+    while True:
+        if not stalled.is_set() and not hung.is_set():
+            with lock:
+                state["loops"] += 1
+        time.sleep(0.5)
+
+
+def heartbeat_loop():
+    while True:
+        if hung.is_set():
+            # A stuck agent: no heartbeats, no work. Only a restart helps.
+            time.sleep(3600)
+            continue
+        try:
+            heartbeat()
+        except Exception as exc:  # the sidecar may be restarting
+            log(f"heartbeat failed: {exc}")
+        time.sleep(EVERY)
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, fmt, *args):
+        pass
+
+    def reply(self, code, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if hung.is_set():
+            time.sleep(3600)
+        if self.path == "/healthz":
+            self.reply(200, {"status": "ok"})
+        else:
+            self.reply(404, {"error": "not found"})
+
+    def do_POST(self):
+        if hung.is_set():
+            time.sleep(3600)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.path == "/task":
+            try:
+                task = json.loads(raw or b"{}")
+            except ValueError:
+                self.reply(400, {"error": "body must be JSON"})
+                return
+            with lock:
+                state["tasks"] += 1
+            self.reply(200, {"agent": AGENT_ID, "output": f"done: {task.get('input', '')}"})
+        elif self.path == "/hang":
+            log("told to hang: no more heartbeats")
+            self.reply(200, {"hanging": True})
+            hung.set()
+        elif self.path == "/stall":
+            log("told to stall: heartbeats go on, progress stops")
+            self.reply(200, {"stalled": True})
+            stalled.set()
+        elif self.path == "/crash":
+            self.reply(200, {"crashing": True})
+            log("told to crash")
+            os._exit(1)
+        else:
+            self.reply(404, {"error": "not found"})
+
+
+def main():
+    signal.signal(signal.SIGUSR1, lambda *_: (log("SIGUSR1: hanging"), hung.set()))
+    signal.signal(signal.SIGTERM, lambda *_: (log("SIGTERM: stopping"), os._exit(0)))
+    threading.Thread(target=work_loop, daemon=True).start()
+    threading.Thread(target=heartbeat_loop, daemon=True).start()
+    server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
+    log(f"taking tasks on 127.0.0.1:{PORT}, heartbeating to {HEARTBEAT_URL} every {EVERY:g}s")
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+# sidecar.hcl — a working configuration to copy first.
+#
+#   make build consul
+#   $(make -s consul) agent -dev &          # a local Consul with its UI on :8500
+#   bin/sidecar agent -config sidecar.hcl   # runs the example agent under the sidecar
+#
+# Every key is optional unless marked "required"; the values shown here that
+# are not the defaults say so. `sidecar validate sidecar.hcl` checks a file.
+
+agent {
+  name = "writer"            # required: the Consul service name
+  id   = "writer-1"          # Consul service ID (default: name); unique per Consul agent
+  address = "127.0.0.1"      # where the agent takes tasks (default 127.0.0.1)
+  port    = 8081             # (default 0: the agent takes no tasks over HTTP)
+  tags    = ["python", "example"]   # "ai-agent" is always added
+  meta    = { team = "platform" }
+
+  # Optional: the sidecar starts the agent, passes its output through,
+  # restarts it when it exits, and restarts it when it is isolated.
+  exec {
+    command = ["python3", "examples/python/agent.py"]
+    env     = { AGENT_PORT = "8081", HEARTBEAT_EVERY = "10" }
+    restart = "always"               # always (default) | on-failure | never
+    restart_on_isolation = true      # default false
+    stop_timeout = "10s"             # SIGTERM, then SIGKILL after this (default 10s)
+  }
+}
+
+listen {
+  address = "127.0.0.1:7070"   # the control API (default); loopback only unless allow_remote = true
+}
+
+consul {
+  # address and token default to CONSUL_HTTP_ADDR / CONSUL_HTTP_TOKEN, then 127.0.0.1:8500.
+  # token = env("CONSUL_HTTP_TOKEN")
+  deregister_critical_after = "72h"   # Consul removes an agent critical this long (default 72h, minimum 1m)
+}
+
+health {
+  heartbeat_interval = "30s"   # default 5m
+  missed_heartbeats  = 2       # isolated after 2 missed heartbeats (default 2)
+  grace              = "5s"    # extra slack after the last missed one (default 30s)
+  stall_after        = "10m"   # isolated when progress is frozen this long (default: off)
+  notify             = []      # names of notify blocks, e.g. ["ops"]
+
+  # For agents that cannot send heartbeats: each 2xx of this URL counts as one.
+  # probe { url = "http://127.0.0.1:8081/healthz"  interval = "30s"  timeout = "5s" }
+}
+
+# A webhook receives agent.isolated and agent.recovered events as JSON.
+# Add "ops" to health.notify to use it.
+notify "ops" {
+  webhook = "https://hooks.example.com/agents"
+  headers = { Authorization = env("HOOK_TOKEN") }
+}

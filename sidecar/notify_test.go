@@ -1,0 +1,141 @@
+package sidecar
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/agent-sidecar/sidecar/policies"
+)
+
+// hook is a webhook that fails its first `fail` calls with 503.
+type hook struct {
+	mu       sync.Mutex
+	fail     int
+	calls    int
+	received []Event
+	headers  []http.Header
+}
+
+func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls++
+	if h.calls <= h.fail {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	var ev Event
+	if err := json.Unmarshal(body, &ev); err == nil {
+		h.received = append(h.received, ev)
+		h.headers = append(h.headers, r.Header.Clone())
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *hook) events() []Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]Event(nil), h.received...)
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestNotifierRetriesUntilDelivered(t *testing.T) {
+	h := &hook{fail: 2}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	n := NewNotifier(hclog.NewNullLogger(), []policies.Notify{{
+		Name: "ops", Webhook: srv.URL, Headers: map[string]string{"Authorization": "Bearer t"}, Timeout: time.Second, Retries: 3,
+	}})
+	n.backoff = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.Run(ctx, context.Background()) }()
+
+	n.Send(Event{Type: EventAgentIsolated, Agent: "writer", AgentID: "writer-1", Reason: ReasonMissedHeartbeats, Text: "isolated", Time: t0})
+	waitFor(t, "delivery", 5*time.Second, func() bool { return len(h.events()) == 1 })
+	cancel()
+	<-done
+
+	got := h.events()[0]
+	if got.Type != EventAgentIsolated || got.AgentID != "writer-1" || got.Reason != ReasonMissedHeartbeats || got.Text == "" {
+		t.Fatalf("delivered %+v", got)
+	}
+	if h.headers[0].Get("Authorization") != "Bearer t" || h.headers[0].Get("Content-Type") != "application/json" {
+		t.Fatalf("headers %v", h.headers[0])
+	}
+	if st := n.Stats(); st.Delivered != 1 || st.Failed != 0 || h.calls != 3 {
+		t.Fatalf("stats %+v after %d calls, want 1 delivered after 3 calls", st, h.calls)
+	}
+}
+
+func TestNotifierGivesUpAndLogsWithoutSecrets(t *testing.T) {
+	h := &hook{fail: 100}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	var logs strings.Builder
+	var logMu sync.Mutex
+	log := hclog.New(&hclog.LoggerOptions{Output: writerFunc(func(p []byte) (int, error) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logs.Write(p)
+	})})
+	url := strings.Replace(srv.URL, "http://", "http://user:pw-secret@", 1) + "/x?token=q-secret"
+	n := NewNotifier(log, []policies.Notify{{Name: "ops", Webhook: url, Headers: map[string]string{"X-Key": "hdr-secret"}, Timeout: time.Second, Retries: 1}})
+	n.backoff = 5 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.Run(ctx, context.Background()) }()
+	n.Send(Event{Type: EventAgentRecovered})
+	waitFor(t, "give up", 5*time.Second, func() bool { return n.Stats().Failed == 1 })
+	cancel()
+	<-done
+	if h.calls != 2 {
+		t.Fatalf("webhook called %d times, want 2 (1 + 1 retry)", h.calls)
+	}
+	logMu.Lock()
+	out := logs.String()
+	logMu.Unlock()
+	if !strings.Contains(out, "notification not delivered") || !strings.Contains(out, "503") {
+		t.Fatalf("log lacks the failure: %s", out)
+	}
+	for _, s := range []string{"pw-secret", "q-secret", "hdr-secret"} {
+		if strings.Contains(out, s) {
+			t.Fatalf("log contains secret %q: %s", s, out)
+		}
+	}
+}
+
+func TestNotifierSendNeverBlocks(t *testing.T) {
+	n := NewNotifier(hclog.NewNullLogger(), []policies.Notify{{Name: "ops", Webhook: "http://127.0.0.1:1/", Retries: 0}})
+	// Nobody runs the queue: Send must still return at once, dropping the overflow.
+	for i := 0; i < notifyQueueSize+10; i++ {
+		n.Send(Event{Type: EventAgentIsolated})
+	}
+	if st := n.Stats(); st.Dropped != 10 || st.Queued != notifyQueueSize {
+		t.Fatalf("stats %+v, want %d queued and 10 dropped", st, notifyQueueSize)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

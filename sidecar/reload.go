@@ -1,0 +1,91 @@
+package sidecar
+
+import (
+	"errors"
+	"reflect"
+	"time"
+
+	"github.com/agent-sidecar/sidecar/policies"
+)
+
+// ErrNothingToReload is returned by Reload when the sidecar runs with the
+// built-in -dev configuration.
+var ErrNothingToReload = errors.New("the sidecar runs with the built-in -dev configuration: there are no files to reload")
+
+// ReloadInfo describes the last reload attempt.
+type ReloadInfo struct {
+	At    time.Time `json:"at"`
+	OK    bool      `json:"ok"`
+	Error string    `json:"error,omitempty"`
+	// Sources are the files that were read.
+	Sources []string `json:"sources,omitempty"`
+	// RestartRequired lists changed settings that only take effect when the
+	// sidecar restarts; the running values were kept.
+	RestartRequired []string `json:"restart_required,omitempty"`
+}
+
+// Reload reads the configuration again and applies it. A configuration
+// that does not load or validate is rejected with its error and the running
+// configuration stays in force.
+func (s *Sidecar) Reload() (ReloadInfo, error) {
+	if s.opts.Reload == nil {
+		return ReloadInfo{}, ErrNothingToReload
+	}
+	now := s.now()
+	next, err := s.opts.Reload()
+	if err != nil {
+		info := ReloadInfo{At: now, Error: err.Error()}
+		s.mu.Lock()
+		s.lastReload = &info
+		s.mu.Unlock()
+		s.log.Error("configuration rejected; the running configuration stays", "error", err)
+		return info, err
+	}
+
+	s.mu.Lock()
+	prev := s.cfg
+	merged, restart := mergeReload(prev, next)
+	s.cfg = merged
+	info := ReloadInfo{At: now, OK: true, Sources: merged.Sources, RestartRequired: restart}
+	s.lastReload = &info
+	s.mu.Unlock()
+
+	s.notifier.SetTargets(notifyTargets(merged))
+	s.registry.Update(serviceFor(merged))
+	if s.supervisor != nil && merged.Agent.Exec != nil {
+		s.supervisor.SetExec(*merged.Agent.Exec)
+	}
+	if !reflect.DeepEqual(prev.Health.Probe, merged.Health.Probe) {
+		s.stopProbe()
+		s.startProbe(merged.Health.Probe)
+	}
+	s.dispatch(s.tracker.SetHealth(merged.Health, now))
+	s.pushCheck()
+	s.nudge()
+	for _, key := range restart {
+		s.log.Warn("setting changed but needs a sidecar restart; keeping the running value", "key", key)
+	}
+	s.log.Info("configuration reloaded", "sources", merged.Sources)
+	return info, nil
+}
+
+// mergeReload returns next with the settings that cannot change at run time
+// kept from prev, and the names of those that differed.
+func mergeReload(prev, next *policies.Config) (*policies.Config, []string) {
+	out := *next
+	var restart []string
+	keep := func(key string, changed bool, apply func()) {
+		if changed {
+			restart = append(restart, key)
+			apply()
+		}
+	}
+	keep("agent.name", prev.Agent.Name != next.Agent.Name, func() { out.Agent.Name = prev.Agent.Name })
+	keep("agent.id", prev.Agent.ID != next.Agent.ID, func() { out.Agent.ID = prev.Agent.ID })
+	keep("agent.exec", (prev.Agent.Exec == nil) != (next.Agent.Exec == nil), func() { out.Agent.Exec = prev.Agent.Exec })
+	keep("listen", prev.Listen != next.Listen, func() { out.Listen = prev.Listen })
+	keep("consul.address", prev.Consul.Address != next.Consul.Address, func() { out.Consul.Address = prev.Consul.Address })
+	keep("consul.token", prev.Consul.Token != next.Consul.Token, func() { out.Consul.Token = prev.Consul.Token })
+	keep("consul.sync_interval", prev.Consul.SyncInterval != next.Consul.SyncInterval, func() { out.Consul.SyncInterval = prev.Consul.SyncInterval })
+	return &out, restart
+}

@@ -1,0 +1,374 @@
+// Package sidecar is the sidecar's runtime: lifecycle, the control API,
+// heartbeat tracking and isolation, notifications and agent supervision.
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/policies"
+)
+
+// Version is the sidecar's version, set at build time with
+// -ldflags "-X github.com/agent-sidecar/sidecar/sidecar.Version=v1.2.3".
+var Version = "dev"
+
+// ShutdownTimeout bounds a graceful shutdown: draining in-flight requests,
+// stopping the agent, deregistering and flushing notifications.
+const ShutdownTimeout = 20 * time.Second
+
+// Registry is what the sidecar needs from Consul; discovery.Registrar
+// implements it, and unit tests may hand in a fake.
+type Registry interface {
+	Run(ctx context.Context)
+	SetCheck(checkID string, status discovery.CheckStatus, output string)
+	Update(svc discovery.Service)
+	Deregister(ctx context.Context) error
+	State() discovery.RegistrationState
+}
+
+// Options are the optional parts of a sidecar.
+type Options struct {
+	// Reload loads the configuration again (SIGHUP, POST /v1/reload). Nil
+	// means there is nothing to reload (the -dev configuration).
+	Reload func() (*policies.Config, error)
+	// Registry replaces the Consul registrar (tests).
+	Registry Registry
+	// Now replaces the clock (tests).
+	Now func() time.Time
+	// AgentOutput receives the supervised agent's stdout and stderr.
+	// Default: the sidecar's own.
+	AgentOutput io.Writer
+}
+
+// Sidecar runs beside one agent.
+type Sidecar struct {
+	log      hclog.Logger
+	opts     Options
+	now      func() time.Time
+	started  time.Time
+	listener net.Listener
+	server   *http.Server
+
+	tracker    *HeartbeatTracker
+	registry   Registry
+	notifier   *Notifier
+	supervisor *Supervisor // nil unless agent.exec is set
+
+	wake    chan struct{} // nudges the deadline watcher
+	checkMu sync.Mutex    // orders check pushes so the newest state wins
+
+	mu         sync.RWMutex // guards cfg, lastReload, probeStop
+	cfg        *policies.Config
+	lastReload *ReloadInfo
+	probeStop  context.CancelFunc
+	probeWG    sync.WaitGroup
+}
+
+// New builds a sidecar and binds its control listener, so a port in use is
+// reported before Run. The caller must call Run, or Close if it does not.
+func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error) {
+	if cfg == nil {
+		return nil, errors.New("sidecar: nil config")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Sidecar{log: log, opts: opts, now: opts.Now, cfg: cfg, wake: make(chan struct{}, 1)}
+	s.started = s.now()
+	s.tracker = NewHeartbeatTracker(cfg.Health, s.started)
+	s.notifier = NewNotifier(log.Named("notify"), notifyTargets(cfg))
+
+	s.registry = opts.Registry
+	if s.registry == nil {
+		reg, err := discovery.NewRegistrar(discovery.Config{
+			Address: cfg.Consul.Address, Token: cfg.Consul.Token, SyncInterval: cfg.Consul.SyncInterval,
+		}, serviceFor(cfg), log.Named("discovery"))
+		if err != nil {
+			return nil, fmt.Errorf("consul: %w", err)
+		}
+		s.registry = reg
+	}
+
+	s.pushCheck() // Consul gets the first state with the registration
+
+	ln, err := net.Listen("tcp", cfg.Listen.Address)
+	if err != nil {
+		return nil, fmt.Errorf("control API: cannot listen on %s: %w (set listen.address to a free address)", cfg.Listen.Address, err)
+	}
+	s.listener = ln
+
+	if cfg.Agent.Exec != nil {
+		base := "http://" + loopbackURLHost(ln.Addr())
+		env := []string{
+			"SIDECAR_ADDR=" + base,
+			"SIDECAR_HEARTBEAT_URL=" + base + "/v1/heartbeat",
+			"SIDECAR_AGENT_NAME=" + cfg.Agent.Name,
+			"SIDECAR_AGENT_ID=" + cfg.Agent.ID,
+		}
+		s.supervisor = NewSupervisor(log.Named("supervisor"), *cfg.Agent.Exec, env, func(int) {
+			s.tracker.Restarted(s.now())
+			s.nudge()
+		})
+		if opts.AgentOutput != nil {
+			s.supervisor.stdout, s.supervisor.stderr = opts.AgentOutput, opts.AgentOutput
+		}
+	}
+
+	e := newControlAPI(s)
+	s.server = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	return s, nil
+}
+
+// Addr is the control API's bound address.
+func (s *Sidecar) Addr() string { return s.listener.Addr().String() }
+
+// Close releases the listener of a sidecar whose Run was never called.
+func (s *Sidecar) Close() error { return s.listener.Close() }
+
+// Config returns the configuration in force.
+func (s *Sidecar) Config() *policies.Config {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cfg
+}
+
+// Run serves until ctx is done, then shuts down gracefully: stop accepting,
+// drain in-flight requests, stop the agent, deregister from Consul, flush
+// notifications, all within ShutdownTimeout. It returns nil after a clean
+// shutdown.
+func (s *Sidecar) Run(ctx context.Context) error {
+	cfg := s.Config()
+	s.log.Info("sidecar starting", "version", Version, "agent", cfg.Agent.Name, "agent_id", cfg.Agent.ID,
+		"control_api", s.Addr(), "consul", cfg.Consul.Address)
+
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	regCtx, stopReg := context.WithCancel(bg)
+	notifyCtx, stopNotify := context.WithCancel(bg)
+	agentCtx, stopAgent := context.WithCancel(bg)
+
+	var wg sync.WaitGroup
+	regDone := make(chan struct{})
+	go func() { defer close(regDone); s.registry.Run(regCtx) }()
+	drainCtx, stopDrain := context.WithCancel(bg)
+	defer stopDrain()
+	notifyDone := make(chan struct{})
+	go func() { defer close(notifyDone); s.notifier.Run(notifyCtx, drainCtx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.watch(bg) }()
+	s.startProbe(cfg.Health.Probe)
+	agentDone := make(chan struct{})
+	if s.supervisor != nil {
+		go func() { defer close(agentDone); s.supervisor.Run(agentCtx) }()
+	} else {
+		close(agentDone)
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.server.Serve(s.listener) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down", "timeout", ShutdownTimeout)
+	case err := <-serveErr:
+		runErr = fmt.Errorf("control API stopped: %w", err)
+		s.log.Error("control API stopped", "error", err)
+	}
+
+	deadline, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	if err := s.server.Shutdown(deadline); err != nil {
+		s.log.Warn("in-flight requests did not finish in time", "error", err)
+	}
+	stopAgent()
+	<-agentDone
+	s.stopProbe()
+	stopReg()
+	<-regDone
+	if err := s.registry.Deregister(deadline); err != nil {
+		s.log.Warn("could not deregister from Consul", "error", err)
+	} else {
+		s.log.Info("deregistered from Consul", "service_id", cfg.Agent.ID)
+	}
+	go func() { <-deadline.Done(); stopDrain() }()
+	stopNotify()
+	<-notifyDone
+	stopBG()
+	wg.Wait()
+	s.log.Info("sidecar stopped")
+	return runErr
+}
+
+// Beat records a heartbeat (from the API or a probe) and acts on what it
+// changed. It never blocks on Consul or on notifications.
+func (s *Sidecar) Beat(hb Heartbeat) HealthSnapshot {
+	trs := s.tracker.Beat(s.now(), hb)
+	s.dispatch(trs)
+	s.pushCheck()
+	s.nudge()
+	return s.tracker.Snapshot()
+}
+
+// watch evaluates the tracker's deadlines as they come due.
+func (s *Sidecar) watch(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		wait := s.tracker.NextDeadline().Sub(s.now())
+		if wait < 0 {
+			wait = 0
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if trs := s.tracker.Evaluate(s.now()); len(trs) > 0 {
+			s.dispatch(trs)
+			s.pushCheck()
+		}
+	}
+}
+
+func (s *Sidecar) nudge() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dispatch acts on transitions: logs, notifications, restarts. It runs
+// without the tracker's lock held.
+func (s *Sidecar) dispatch(trs []Transition) {
+	if len(trs) == 0 {
+		return
+	}
+	cfg := s.Config()
+	restartOnIsolation := cfg.Agent.Exec != nil && cfg.Agent.Exec.RestartOnIsolation && s.supervisor != nil
+	for _, tr := range trs {
+		ev := Event{Agent: cfg.Agent.Name, AgentID: cfg.Agent.ID, Reason: tr.Reason, Detail: tr.Detail,
+			LastHeartbeat: tr.LastHeartbeat, Time: tr.At.UTC()}
+		switch tr.Kind {
+		case Isolated:
+			s.log.Warn("agent isolated", "reason", tr.Reason, "detail", tr.Detail, "last_heartbeat", stamp(tr.LastHeartbeat))
+			ev.Type = EventAgentIsolated
+			ev.Text = fmt.Sprintf("Agent %s (%s) is isolated: %s.", cfg.Agent.ID, cfg.Agent.Name, tr.Detail)
+			if restartOnIsolation {
+				ev.Text += " Restarting it."
+			}
+			s.notifier.Send(ev)
+			if restartOnIsolation {
+				s.supervisor.Restart("isolated: " + tr.Reason)
+			}
+		case Recovered:
+			s.log.Info("agent recovered", "detail", tr.Detail)
+			ev.Type = EventAgentRecovered
+			ev.Text = fmt.Sprintf("Agent %s (%s) recovered: %s.", cfg.Agent.ID, cfg.Agent.Name, tr.Detail)
+			s.notifier.Send(ev)
+		case StillIsolated:
+			s.log.Warn("agent still isolated", "reason", tr.Reason)
+			if restartOnIsolation {
+				s.supervisor.Restart("still isolated: " + tr.Reason)
+			}
+		}
+	}
+}
+
+// pushCheck hands the current heartbeat check state to the registry.
+func (s *Sidecar) pushCheck() {
+	s.checkMu.Lock()
+	defer s.checkMu.Unlock()
+	status, output := heartbeatCheck(s.tracker.Snapshot())
+	s.registry.SetCheck(heartbeatCheckID(s.Config().Agent.ID), status, truncate(output, maxCheckOutput))
+}
+
+// maxCheckOutput stays under Consul's default check output limit (4 KiB).
+const maxCheckOutput = 4000
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-len(" …(truncated)")] + " …(truncated)"
+}
+
+func (s *Sidecar) startProbe(p *policies.Probe) {
+	if p == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.mu.Lock()
+	s.probeStop = cancel
+	s.mu.Unlock()
+	pr := NewProber(s.log.Named("probe"), *p, func(hb Heartbeat) { s.Beat(hb) })
+	s.probeWG.Add(1)
+	go func() { defer s.probeWG.Done(); pr.Run(ctx) }()
+}
+
+func (s *Sidecar) stopProbe() {
+	s.mu.Lock()
+	stop := s.probeStop
+	s.probeStop = nil
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	s.probeWG.Wait()
+}
+
+func notifyTargets(cfg *policies.Config) []policies.Notify {
+	out := make([]policies.Notify, 0, len(cfg.Health.Notify))
+	for _, name := range cfg.Health.Notify {
+		if n, ok := cfg.Notify[name]; ok {
+			n.Name = name
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// loopbackURLHost is the host:port an agent on this host uses to reach the
+// listener: a wildcard bind address is replaced by 127.0.0.1.
+func loopbackURLHost(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// hostname is used in status output.
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return h
+}

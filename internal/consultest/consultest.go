@@ -1,0 +1,337 @@
+// Package consultest starts a real Consul dev agent for tests. Each call to
+// Start runs its own `consul agent -dev` on free loopback ports, so tests can
+// run in parallel and never touch a Consul the developer runs for other work.
+//
+// The binary is looked up in this order: $CONSUL_BIN; the project's cache
+// ($SIDECAR_CACHE_DIR/consul-v1.14.11/consul, else
+// ${XDG_CACHE_HOME:-$HOME/.cache}/agent-sidecar/consul-v1.14.11/consul, as
+// built by `make consul`); `consul` on PATH. When none is found the test is
+// skipped, or fails when CI=true.
+package consultest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// Version is the Consul version the project builds and tests against.
+const Version = "v1.14.11"
+
+const (
+	readyTimeout = 30 * time.Second       // how long Start waits for a leader
+	stopTimeout  = 10 * time.Second       // how long Stop waits before killing
+	pollEvery    = 50 * time.Millisecond  // readiness polling interval
+	startTries   = 5                      // launches tried before giving up
+	outputLimit  = 64 << 10               // bytes of Consul output kept
+	tailLimit    = 4 << 10                // bytes of output shown on failure
+	retryPause   = 200 * time.Millisecond // pause between launch attempts
+)
+
+// Agent is a running (or stopped) Consul dev agent owned by one test.
+type Agent struct {
+	// HTTPAddr is the agent's HTTP API address, "127.0.0.1:PORT".
+	HTTPAddr string
+
+	bin   string
+	ports ports
+	out   *tailBuffer
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+}
+
+// ports are the listeners a dev agent opens; DNS and gRPC are disabled.
+type ports struct {
+	http, serfLAN, serfWAN, server int
+}
+
+// Start starts a Consul dev agent on free loopback ports, waits until it has
+// elected itself leader and answers its HTTP API, and stops it when the test
+// ends.
+func Start(t testing.TB) *Agent {
+	t.Helper()
+	bin := findBinary(t)
+	var lastErr error
+	for range startTries {
+		p, err := freePorts()
+		if err != nil {
+			t.Fatalf("consultest: picking free ports: %v", err)
+		}
+		a := &Agent{
+			HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p.http)),
+			bin:      bin,
+			ports:    p,
+			out:      newTailBuffer(outputLimit),
+		}
+		// A port picked here may be taken by someone else before Consul
+		// binds it; then Consul exits at once and new ports are tried.
+		if lastErr = a.launch(); lastErr == nil {
+			t.Cleanup(a.Stop)
+			return a
+		}
+		a.Stop()
+	}
+	t.Fatalf("consultest: starting consul agent -dev (%s) failed after %d attempts: %v",
+		bin, startTries, lastErr)
+	return nil
+}
+
+// Stop stops the agent: SIGTERM, then SIGKILL if it has not exited within 10s.
+// It is safe to call more than once, and on an agent that is already stopped.
+func (a *Agent) Stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cmd == nil {
+		return
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(stopTimeout):
+		_ = a.cmd.Process.Kill()
+		<-a.done
+	}
+	a.cmd, a.done = nil, nil
+}
+
+// Restart stops the agent (if running) and starts it again on the same ports.
+// A dev agent keeps no state, so everything registered before is gone: this
+// is how tests simulate a Consul that lost its state.
+func (a *Agent) Restart(t testing.TB) {
+	t.Helper()
+	a.Stop()
+	var err error
+	for range startTries {
+		// The old agent's sockets may linger briefly; try again shortly.
+		if err = a.launch(); err == nil {
+			return
+		}
+		a.Stop()
+		time.Sleep(retryPause)
+	}
+	t.Fatalf("consultest: restarting consul agent -dev on %s failed: %v", a.HTTPAddr, err)
+}
+
+// Client returns a consul/api client for the agent, for assertions in tests.
+func (a *Agent) Client(t testing.TB) *api.Client {
+	t.Helper()
+	cfg := api.DefaultNonPooledConfig()
+	cfg.Address = a.HTTPAddr
+	cfg.Scheme = "http"
+	cfg.Token = ""
+	cfg.TokenFile = ""
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatalf("consultest: consul client for %s: %v", a.HTTPAddr, err)
+	}
+	return c
+}
+
+// Output returns the last part of what the agent printed, for debugging.
+func (a *Agent) Output() string { return a.out.String() }
+
+// launch starts the process and waits until it is ready. On error the
+// process may still be running; the caller stops it.
+func (a *Agent) launch() error {
+	a.mu.Lock()
+	if a.cmd != nil {
+		a.mu.Unlock()
+		return errors.New("agent already running")
+	}
+	cmd := exec.Command(a.bin, a.args()...)
+	cmd.Stdout = a.out
+	cmd.Stderr = a.out
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		a.mu.Unlock()
+		return fmt.Errorf("exec %s: %w", a.bin, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	a.cmd, a.done = cmd, done
+	a.mu.Unlock()
+
+	if err := waitReady(a.HTTPAddr, done); err != nil {
+		return fmt.Errorf("%w\n--- consul output (tail) ---\n%s", err, a.out.Tail(tailLimit))
+	}
+	return nil
+}
+
+func (a *Agent) args() []string {
+	p := a.ports
+	return []string{
+		"agent", "-dev",
+		"-node=consultest-" + strconv.Itoa(p.http),
+		"-bind=127.0.0.1",
+		"-client=127.0.0.1",
+		"-http-port=" + strconv.Itoa(p.http),
+		"-dns-port=-1",
+		"-grpc-port=-1",
+		"-grpc-tls-port=-1",
+		"-serf-lan-port=" + strconv.Itoa(p.serfLAN),
+		"-serf-wan-port=" + strconv.Itoa(p.serfWAN),
+		"-server-port=" + strconv.Itoa(p.server),
+		"-log-level=info",
+		// Push check output changes to the catalog at once, and never
+		// call home for update checks.
+		`-hcl=check_update_interval = "0s"`,
+		"-hcl=disable_update_check = true",
+	}
+}
+
+// waitReady polls the agent until it has a leader and answers
+// /v1/agent/self, the process exits, or readyTimeout passes.
+func waitReady(addr string, exited <-chan struct{}) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(readyTimeout)
+	lastErr := errors.New("no answer yet")
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("consul exited before it was ready")
+		default:
+		}
+		if lastErr = probe(client, addr); lastErr == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("consul exited before it was ready")
+		case <-time.After(pollEvery):
+		}
+	}
+	return fmt.Errorf("consul not ready on %s after %s: %v", addr, readyTimeout, lastErr)
+}
+
+func probe(client *http.Client, addr string) error {
+	var leader string
+	if err := getJSON(client, "http://"+addr+"/v1/status/leader", &leader); err != nil {
+		return err
+	}
+	if leader == "" {
+		return errors.New("no leader elected yet")
+	}
+	var self map[string]any
+	return getJSON(client, "http://"+addr+"/v1/agent/self", &self)
+}
+
+func getJSON(client *http.Client, url string, into any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.Unmarshal(body, into)
+}
+
+// freePorts asks the kernel for four free loopback ports. All listeners are
+// held open until every port is picked, so the four are distinct.
+func freePorts() (ports, error) {
+	var got [4]int
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}()
+	for i := range got {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return ports{}, err
+		}
+		lns = append(lns, ln)
+		got[i] = ln.Addr().(*net.TCPAddr).Port
+	}
+	// Serf also uses UDP on its ports; check those are free too.
+	for _, p := range got[1:3] {
+		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			return ports{}, fmt.Errorf("udp port %d: %w", p, err)
+		}
+		_ = pc.Close()
+	}
+	return ports{http: got[0], serfLAN: got[1], serfWAN: got[2], server: got[3]}, nil
+}
+
+// findBinary returns the Consul binary to run, or ends the test.
+func findBinary(t testing.TB) string {
+	t.Helper()
+	var tried []string
+	if p := os.Getenv("CONSUL_BIN"); p != "" {
+		if isExecutable(p) {
+			return p
+		}
+		tried = append(tried, p+" ($CONSUL_BIN)")
+	}
+	for _, p := range cachedPaths() {
+		if isExecutable(p) {
+			return p
+		}
+		tried = append(tried, p)
+	}
+	if p, err := exec.LookPath("consul"); err == nil {
+		return p
+	}
+	tried = append(tried, "consul on $PATH")
+	msg := fmt.Sprintf("consultest: no Consul binary found (tried %v); "+
+		"run `make consul` (or scripts/consul.sh) to build Consul %s, or set CONSUL_BIN", tried, Version)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	} else {
+		t.Skip(msg)
+	}
+	return ""
+}
+
+// cachedPaths mirrors where scripts/consul.sh puts the binary.
+func cachedPaths() []string {
+	rel := filepath.Join("consul-"+Version, "consul")
+	var paths []string
+	if d := os.Getenv("SIDECAR_CACHE_DIR"); d != "" {
+		paths = append(paths, filepath.Join(d, rel))
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		paths = append(paths, filepath.Join(d, "agent-sidecar", rel))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		paths = append(paths, filepath.Join(home, ".cache", "agent-sidecar", rel))
+	}
+	return paths
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}

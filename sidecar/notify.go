@@ -210,16 +210,14 @@ func (n *Notifier) attempt(ctx context.Context, d delivery) error {
 	return nil
 }
 
-// safeURL drops userinfo and query from a URL so it can be logged.
+// safeURL keeps only the scheme and host of a URL so it can be logged:
+// userinfo, query and (for webhooks such as Slack's) the path may be secret.
 func safeURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "<invalid url>"
 	}
-	u.User = nil
-	u.RawQuery = ""
-	u.Fragment = ""
-	return u.String()
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
 }
 
 // redactURLError keeps the cause of a *url.Error without its URL (which may

@@ -1,0 +1,197 @@
+package policies
+
+import (
+	"os"
+	"time"
+)
+
+// Default values, as documented on the types in config.go.
+const (
+	defaultAgentAddress            = "127.0.0.1"
+	defaultListenAddress           = "127.0.0.1:7070"
+	defaultConsulAddress           = "127.0.0.1:8500"
+	defaultDeregisterCriticalAfter = "72h"
+	defaultSyncInterval            = "5s"
+	defaultHeartbeatInterval       = "5m"
+	defaultMissedHeartbeats        = 2
+	defaultGrace                   = "30s"
+	defaultStallAfter              = "0s"
+	defaultProbeTimeout            = "5s"
+	defaultRestart                 = RestartAlways
+	defaultStopTimeout             = "10s"
+	defaultRestartBackoff          = "1s"
+	defaultMaxRestartBackoff       = "1m"
+	defaultNotifyTimeout           = "10s"
+	defaultNotifyRetries           = 5
+	devAgentName                   = "agent"
+)
+
+// Environment variables honoured when the files set no value.
+const (
+	envConsulAddress = "CONSUL_HTTP_ADDR"
+	envConsulToken   = "CONSUL_HTTP_TOKEN"
+)
+
+// Dev returns the built-in configuration used by `sidecar agent -dev`: every
+// default, agent name "agent", with CONSUL_HTTP_ADDR and CONSUL_HTTP_TOKEN
+// honoured.
+func Dev() *Config {
+	fc := &fileConfig{Agent: &agentFile{Name: ptr(devAgentName)}}
+	applyDefaults(fc, os.Getenv)
+	return resolve(fc)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// setDefault sets *p to v when it is unset.
+func setDefault[T any](p **T, v T) {
+	if *p == nil {
+		*p = &v
+	}
+}
+
+// applyDefaults fills every unset value of fc with its default, reading the
+// environment through getenv. Blocks that are optional (exec, probe) stay
+// nil when absent. It returns, for each key whose value came from the
+// environment, the variable's name.
+func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string {
+	fromEnv := map[string]string{}
+	setDefault(&fc.Agent, agentFile{})
+	a := fc.Agent
+	if a.ID == nil && a.Name != nil {
+		a.ID = ptr(*a.Name)
+	}
+	setDefault(&a.Address, defaultAgentAddress)
+	setDefault(&a.Port, 0)
+	if e := a.Exec; e != nil {
+		setDefault(&e.Restart, defaultRestart)
+		setDefault(&e.RestartOnIsolation, false)
+		setDefault(&e.Dir, "")
+		setDefault(&e.StopTimeout, defaultStopTimeout)
+		setDefault(&e.RestartBackoff, defaultRestartBackoff)
+		setDefault(&e.MaxRestartBackoff, defaultMaxRestartBackoff)
+	}
+
+	setDefault(&fc.Listen, listenFile{})
+	setDefault(&fc.Listen.Address, defaultListenAddress)
+	setDefault(&fc.Listen.AllowRemote, false)
+
+	setDefault(&fc.Consul, consulFile{})
+	c := fc.Consul
+	// An empty address or token counts as unset, so that `token = ""` in
+	// a copied example still lets the environment supply one.
+	if c.Address == nil || *c.Address == "" {
+		if v := getenv(envConsulAddress); v != "" {
+			c.Address = ptr(v)
+			fromEnv["consul.address"] = envConsulAddress
+		} else {
+			c.Address = ptr(defaultConsulAddress)
+		}
+	}
+	if c.Token == nil || *c.Token == "" {
+		c.Token = ptr(getenv(envConsulToken))
+	}
+	setDefault(&c.DeregisterCriticalAfter, defaultDeregisterCriticalAfter)
+	setDefault(&c.SyncInterval, defaultSyncInterval)
+
+	setDefault(&fc.Health, healthFile{})
+	h := fc.Health
+	setDefault(&h.HeartbeatInterval, defaultHeartbeatInterval)
+	setDefault(&h.MissedHeartbeats, defaultMissedHeartbeats)
+	setDefault(&h.Grace, defaultGrace)
+	setDefault(&h.StallAfter, defaultStallAfter)
+	if p := h.Probe; p != nil {
+		setDefault(&p.Interval, *h.HeartbeatInterval)
+		setDefault(&p.Timeout, defaultProbeTimeout)
+	}
+
+	if fc.Notify == nil {
+		fc.Notify = map[string]*notifyFile{}
+	}
+	for _, n := range fc.Notify {
+		setDefault(&n.Timeout, defaultNotifyTimeout)
+		setDefault(&n.Retries, defaultNotifyRetries)
+	}
+	return fromEnv
+}
+
+// resolve builds the runtime configuration from file structs that have
+// their defaults applied and have been validated.
+func resolve(fc *fileConfig) *Config {
+	a, h := fc.Agent, fc.Health
+	cfg := &Config{
+		Agent: Agent{
+			Name:    deref(a.Name),
+			ID:      deref(a.ID),
+			Address: deref(a.Address),
+			Port:    deref(a.Port),
+			Tags:    a.Tags,
+			Meta:    a.Meta,
+		},
+		Listen: Listen{
+			Address:     deref(fc.Listen.Address),
+			AllowRemote: deref(fc.Listen.AllowRemote),
+		},
+		Consul: Consul{
+			Address:                 deref(fc.Consul.Address),
+			Token:                   deref(fc.Consul.Token),
+			DeregisterCriticalAfter: duration(fc.Consul.DeregisterCriticalAfter),
+			SyncInterval:            duration(fc.Consul.SyncInterval),
+		},
+		Health: Health{
+			HeartbeatInterval: duration(h.HeartbeatInterval),
+			MissedHeartbeats:  deref(h.MissedHeartbeats),
+			Grace:             duration(h.Grace),
+			StallAfter:        duration(h.StallAfter),
+			Notify:            h.Notify,
+		},
+		Notify: make(map[string]Notify, len(fc.Notify)),
+	}
+	if e := a.Exec; e != nil {
+		cfg.Agent.Exec = &Exec{
+			Command:            e.Command,
+			Env:                e.Env,
+			Dir:                deref(e.Dir),
+			Restart:            deref(e.Restart),
+			RestartOnIsolation: deref(e.RestartOnIsolation),
+			StopTimeout:        duration(e.StopTimeout),
+			RestartBackoff:     duration(e.RestartBackoff),
+			MaxRestartBackoff:  duration(e.MaxRestartBackoff),
+		}
+	}
+	if p := h.Probe; p != nil {
+		cfg.Health.Probe = &Probe{
+			URL:      deref(p.URL),
+			Interval: duration(p.Interval),
+			Timeout:  duration(p.Timeout),
+		}
+	}
+	for name, n := range fc.Notify {
+		cfg.Notify[name] = Notify{
+			Name:    name,
+			Webhook: deref(n.Webhook),
+			Headers: n.Headers,
+			Timeout: duration(n.Timeout),
+			Retries: deref(n.Retries),
+		}
+	}
+	return cfg
+}
+
+// deref returns *p, or the zero value when p is nil.
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// duration parses a validated duration; an unset one is 0.
+func duration(s *string) time.Duration {
+	if s == nil {
+		return 0
+	}
+	d, _ := time.ParseDuration(*s)
+	return d
+}

@@ -1,0 +1,83 @@
+package policies
+
+// The file structs below mirror the HCL file format exactly: each
+// `mapstructure` tag is a key users write, and the Go type of a field says
+// what may be written there (see schema.go):
+//
+//	*string, *int, *bool   an attribute holding one value; nil means unset
+//	[]string               an attribute holding a list of strings
+//	map[string]string      an attribute holding a map of strings
+//	*struct                a block that appears at most once
+//	map[string]*struct     blocks with one label, unique by label
+//
+// A field tagged `secret:"true"` holds a secret (for a map, its values are
+// secrets): its value never appears in an error message.
+//
+// Adding a block type takes a file struct here, a field in fileConfig,
+// defaults in defaults.go, checks in validate.go, and the resolved type in
+// config.go; parsing, unknown-key and type errors follow from the struct.
+
+// fileConfig is the top level of the merged configuration files. Only
+// blocks are allowed at the top level.
+type fileConfig struct {
+	Agent  *agentFile             `mapstructure:"agent"`
+	Listen *listenFile            `mapstructure:"listen"`
+	Consul *consulFile            `mapstructure:"consul"`
+	Health *healthFile            `mapstructure:"health"`
+	Notify map[string]*notifyFile `mapstructure:"notify"`
+}
+
+type agentFile struct {
+	Name    *string           `mapstructure:"name"`
+	ID      *string           `mapstructure:"id"`
+	Address *string           `mapstructure:"address"`
+	Port    *int              `mapstructure:"port"`
+	Tags    []string          `mapstructure:"tags"`
+	Meta    map[string]string `mapstructure:"meta"`
+	Exec    *execFile         `mapstructure:"exec"`
+}
+
+type execFile struct {
+	Command            []string          `mapstructure:"command"`
+	Env                map[string]string `mapstructure:"env" secret:"true"`
+	Dir                *string           `mapstructure:"dir"`
+	Restart            *string           `mapstructure:"restart"`
+	RestartOnIsolation *bool             `mapstructure:"restart_on_isolation"`
+	StopTimeout        *string           `mapstructure:"stop_timeout"`
+	RestartBackoff     *string           `mapstructure:"restart_backoff"`
+	MaxRestartBackoff  *string           `mapstructure:"max_restart_backoff"`
+}
+
+type listenFile struct {
+	Address     *string `mapstructure:"address"`
+	AllowRemote *bool   `mapstructure:"allow_remote"`
+}
+
+type consulFile struct {
+	Address                 *string `mapstructure:"address"`
+	Token                   *string `mapstructure:"token" secret:"true"`
+	DeregisterCriticalAfter *string `mapstructure:"deregister_critical_after"`
+	SyncInterval            *string `mapstructure:"sync_interval"`
+}
+
+type healthFile struct {
+	HeartbeatInterval *string    `mapstructure:"heartbeat_interval"`
+	MissedHeartbeats  *int       `mapstructure:"missed_heartbeats"`
+	Grace             *string    `mapstructure:"grace"`
+	StallAfter        *string    `mapstructure:"stall_after"`
+	Notify            []string   `mapstructure:"notify"`
+	Probe             *probeFile `mapstructure:"probe"`
+}
+
+type probeFile struct {
+	URL      *string `mapstructure:"url"`
+	Interval *string `mapstructure:"interval"`
+	Timeout  *string `mapstructure:"timeout"`
+}
+
+type notifyFile struct {
+	Webhook *string           `mapstructure:"webhook"`
+	Headers map[string]string `mapstructure:"headers" secret:"true"`
+	Timeout *string           `mapstructure:"timeout"`
+	Retries *int              `mapstructure:"retries"`
+}

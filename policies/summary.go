@@ -1,0 +1,107 @@
+package policies
+
+// redacted replaces a secret in summaries and messages.
+const redacted = "<redacted>"
+
+// Summary returns the configuration as a JSON-friendly map for
+// `GET /v1/status`, keyed like the file format. Secrets are redacted: the
+// Consul token (shown as "<redacted>" when set, "" when not), every notify
+// header value, every exec environment value, and the user information,
+// query and fragment of URLs. Durations are strings such as "5m0s".
+func (c *Config) Summary() map[string]any {
+	agent := map[string]any{
+		"name":    c.Agent.Name,
+		"id":      c.Agent.ID,
+		"address": c.Agent.Address,
+		"port":    c.Agent.Port,
+		"tags":    nonNil(c.Agent.Tags),
+		"meta":    copyMap(c.Agent.Meta),
+		"exec":    nil,
+	}
+	if e := c.Agent.Exec; e != nil {
+		agent["exec"] = map[string]any{
+			"command":              nonNil(e.Command),
+			"env":                  redactValues(e.Env),
+			"dir":                  e.Dir,
+			"restart":              e.Restart,
+			"restart_on_isolation": e.RestartOnIsolation,
+			"stop_timeout":         e.StopTimeout.String(),
+			"restart_backoff":      e.RestartBackoff.String(),
+			"max_restart_backoff":  e.MaxRestartBackoff.String(),
+		}
+	}
+
+	token := ""
+	if c.Consul.Token != "" {
+		token = redacted
+	}
+
+	health := map[string]any{
+		"heartbeat_interval": c.Health.HeartbeatInterval.String(),
+		"missed_heartbeats":  c.Health.MissedHeartbeats,
+		"grace":              c.Health.Grace.String(),
+		"stall_after":        c.Health.StallAfter.String(),
+		"ttl":                c.Health.TTL().String(),
+		"notify":             nonNil(c.Health.Notify),
+		"probe":              nil,
+	}
+	if p := c.Health.Probe; p != nil {
+		health["probe"] = map[string]any{
+			"url":      redactURL(p.URL),
+			"interval": p.Interval.String(),
+			"timeout":  p.Timeout.String(),
+		}
+	}
+
+	notify := make(map[string]any, len(c.Notify))
+	for name, n := range c.Notify {
+		notify[name] = map[string]any{
+			"webhook": redactWebhook(n.Webhook),
+			"headers": redactValues(n.Headers),
+			"timeout": n.Timeout.String(),
+			"retries": n.Retries,
+		}
+	}
+
+	return map[string]any{
+		"agent": agent,
+		"listen": map[string]any{
+			"address":      c.Listen.Address,
+			"allow_remote": c.Listen.AllowRemote,
+		},
+		"consul": map[string]any{
+			"address":                   redactURL(c.Consul.Address),
+			"token":                     token,
+			"deregister_critical_after": c.Consul.DeregisterCriticalAfter.String(),
+			"sync_interval":             c.Consul.SyncInterval.String(),
+		},
+		"health":  health,
+		"notify":  notify,
+		"sources": nonNil(c.Sources),
+	}
+}
+
+// redactValues keeps the keys of m and replaces every value.
+func redactValues(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k := range m {
+		out[k] = redacted
+	}
+	return out
+}
+
+// copyMap copies m, so a caller editing the summary cannot change the
+// configuration; nil becomes an empty map.
+func copyMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// nonNil copies s; nil becomes an empty slice, so JSON shows [] rather than
+// null.
+func nonNil(s []string) []string {
+	return append([]string{}, s...)
+}

@@ -1,0 +1,7 @@
+agent {
+  name = "writer"
+}
+
+consul {
+  token = env("SIDECAR_TEST_TOKEN_VAR")
+}

@@ -1,0 +1,62 @@
+# Every key set to a value other than its default.
+agent {
+  name    = "writer"
+  id      = "writer-1"
+  address = "10.0.0.5"
+  port    = 8081
+  tags    = ["gpu", "eu"]
+  meta = {
+    team = "research"
+  }
+
+  exec {
+    command              = ["python3", "agent.py", "--serve"]
+    env                  = { LOG_LEVEL = "debug", API_KEY = env("SIDECAR_TEST_API_KEY") }
+    dir                  = "/srv/agent"
+    restart              = "on-failure"
+    restart_on_isolation = true
+    stop_timeout         = "20s"
+    restart_backoff      = "2s"
+    max_restart_backoff  = "2m"
+  }
+}
+
+listen {
+  address      = "0.0.0.0:7171"
+  allow_remote = true
+}
+
+consul {
+  address                   = "https://consul.internal:8501"
+  token                     = env("SIDECAR_TEST_CONSUL_TOKEN")
+  deregister_critical_after = "24h"
+  sync_interval             = "15s"
+}
+
+health {
+  heartbeat_interval = "1m"
+  missed_heartbeats  = 3
+  grace              = "10s"
+  stall_after        = "30m"
+  notify             = ["ops", "pager"]
+
+  probe {
+    url      = "http://127.0.0.1:8081/healthz"
+    interval = "20s"
+    timeout  = "2s"
+  }
+}
+
+notify "ops" {
+  webhook = "https://hooks.example.com/agents"
+  headers = {
+    Authorization = env("SIDECAR_TEST_HOOK_TOKEN")
+  }
+  timeout = "3s"
+  retries = 2
+}
+
+notify "pager" {
+  webhook = "https://pager.example.com/v1/alert"
+  retries = 0
+}

@@ -1,0 +1,7 @@
+agent {
+  name = "writer"
+}
+
+health {
+  heartbeat_interval = "5x"
+}

@@ -1,0 +1,7 @@
+agent {
+  name = "writer"
+  exec {
+    command = ["python3", "agent.py"]
+    restart = "sometimes"
+  }
+}

@@ -1,0 +1,7 @@
+agent {
+  name = "writer"
+}
+
+notify "ops" {
+  webhook = "hooks.example.com/agents"
+}

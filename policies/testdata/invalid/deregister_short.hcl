@@ -1,0 +1,7 @@
+agent {
+  name = "writer"
+}
+
+consul {
+  deregister_critical_after = "30s"
+}

@@ -1,0 +1,4 @@
+agent {
+  name = "writer"
+  name = "reader"
+}

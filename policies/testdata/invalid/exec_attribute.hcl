@@ -1,0 +1,4 @@
+agent {
+  name = "writer"
+  exec = { command = ["python3", "agent.py"] }
+}

@@ -1,0 +1,7 @@
+agent {
+  name = "writer"
+
+  exec {
+    restart = "always"
+  }
+}

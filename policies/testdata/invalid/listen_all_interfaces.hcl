@@ -1,0 +1,8 @@
+agent {
+  name = "writer"
+}
+
+listen {
+  address      = ":7070"
+  allow_remote = false
+}

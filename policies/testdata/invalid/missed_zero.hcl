@@ -1,0 +1,7 @@
+agent {
+  name = "writer"
+}
+
+health {
+  missed_heartbeats = 0
+}

@@ -1,0 +1,5 @@
+# The agent block lacks its name.
+
+agent {
+  port = 8081
+}

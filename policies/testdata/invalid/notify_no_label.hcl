@@ -1,0 +1,7 @@
+agent {
+  name = "writer"
+}
+
+notify {
+  webhook = "https://hooks.example.com/agents"
+}

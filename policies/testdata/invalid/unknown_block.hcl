@@ -1,0 +1,7 @@
+agent {
+  name = "writer"
+}
+
+breakr "default" {
+  consecutive_failures = 3
+}

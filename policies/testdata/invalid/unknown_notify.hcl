@@ -1,0 +1,11 @@
+agent {
+  name = "writer"
+}
+
+health {
+  notify = ["ops", "opz"]
+}
+
+notify "ops" {
+  webhook = "https://hooks.example.com/agents"
+}

@@ -1,0 +1,3 @@
+notify "ops" {
+  webhook = "https://hooks.example.com/agents"
+}

@@ -1,0 +1,4 @@
+agent {
+  name = "researcher"
+  port = 9000
+}

@@ -1,0 +1,4 @@
+health {
+  heartbeat_interval = "1s"
+  notify             = ["ops"]
+}

@@ -1,0 +1,296 @@
+package policies
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// positions tells the validator where each key was written, so every error
+// names a file, line and column.
+type positions struct {
+	ranges  map[string]hcl.Range // key path → attribute name or block header
+	bad     map[string]bool      // keys already reported as invalid
+	fromEnv map[string]string    // key path → environment variable it came from
+	first   string               // first file loaded, for keys with no block
+}
+
+// written reports whether the key was set in a file.
+func (p positions) written(key string) bool {
+	_, ok := p.ranges[key]
+	return ok
+}
+
+// validator collects every problem of a configuration with defaults
+// applied.
+type validator struct {
+	pos   positions
+	diags Diagnostics
+}
+
+// validate checks fc (with defaults applied) and returns every problem. A
+// problem with a value is reported where the value was written; a missing
+// value is reported at the header of the block that lacks it, or at the
+// start of the first file when the block itself is missing; a value from
+// the environment is reported without a position and names the variable.
+func validate(fc *fileConfig, pos positions) Diagnostics {
+	v := &validator{pos: pos}
+	v.agent(fc.Agent)
+	v.listen(fc.Listen)
+	v.consul(fc.Consul)
+	v.health(fc.Health, fc.Notify)
+	names := make([]string, 0, len(fc.Notify))
+	for name := range fc.Notify {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		v.notify(name, fc.Notify[name])
+	}
+	return v.diags
+}
+
+func (v *validator) errorf(key, format string, args ...any) {
+	d := Diagnostic{Key: key, Message: fmt.Sprintf(format, args...)}
+	if env, ok := v.pos.fromEnv[key]; ok {
+		d.Message += fmt.Sprintf(" (the value comes from the %s environment variable)", env)
+		v.diags = append(v.diags, d)
+		return
+	}
+	d.File, d.Line, d.Column = v.pos.first, 1, 1
+	for k := key; k != ""; k = parentKey(k) {
+		if rng, ok := v.pos.ranges[k]; ok {
+			d.File, d.Line, d.Column = rng.Filename, rng.Start.Line, rng.Start.Column
+			break
+		}
+	}
+	v.diags = append(v.diags, d)
+}
+
+// required reports a missing value, unless the key was written with a value
+// that was already reported as invalid.
+func (v *validator) required(key, hint string) {
+	if !v.pos.bad[key] {
+		v.errorf(key, "required: %s", hint)
+	}
+}
+
+// duration checks a duration written in a file (defaults are valid by
+// construction): it must parse and be greater than 0, or at least 0 when
+// zeroOK.
+func (v *validator) duration(key string, s *string, zeroOK bool) (time.Duration, bool) {
+	if s == nil || !v.pos.written(key) {
+		return 0, false
+	}
+	d, err := time.ParseDuration(*s)
+	switch {
+	case err != nil:
+		v.errorf(key, `invalid duration %q: use a number and a unit, e.g. "30s", "5m"`, *s)
+	case d < 0:
+		v.errorf(key, "must not be negative, got %q", *s)
+	case d == 0 && !zeroOK:
+		v.errorf(key, "must be greater than 0, got %q", *s)
+	default:
+		return d, true
+	}
+	return 0, false
+}
+
+// Example values used in messages.
+const (
+	exampleProbeURL = "http://127.0.0.1:8081/healthz"
+	exampleWebhook  = "https://hooks.example.com/agents"
+)
+
+// serviceName is what Consul accepts as a DNS-compatible service name.
+var serviceName = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$`)
+
+// metaKey is what Consul accepts as a service meta key.
+var metaKey = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
+
+func (v *validator) agent(a *agentFile) {
+	switch {
+	case a.Name == nil:
+		v.required("agent.name", `the agent's Consul service name, e.g. agent { name = "writer" }`)
+	case len(*a.Name) > 63 || !serviceName.MatchString(*a.Name):
+		v.errorf("agent.name", "%q is not a valid Consul service name: use letters, digits and dashes, "+
+			"starting and ending with a letter or digit, at most 63 characters", *a.Name)
+	}
+	if a.ID != nil && v.pos.written("agent.id") {
+		switch {
+		case *a.ID == "":
+			v.errorf("agent.id", "must not be empty: remove it to use the agent name")
+		case strings.ContainsRune(*a.ID, '/') || strings.IndexFunc(*a.ID, unicode.IsSpace) >= 0:
+			v.errorf("agent.id", "%q must not contain \"/\" or spaces", *a.ID)
+		}
+	}
+	if a.Address != nil && *a.Address == "" {
+		v.errorf("agent.address", `must not be empty: remove it to use "127.0.0.1"`)
+	}
+	if a.Port != nil && (*a.Port < 0 || *a.Port > 65535) {
+		v.errorf("agent.port", "must be between 0 and 65535, got %d", *a.Port)
+	}
+	for i, t := range a.Tags {
+		if strings.TrimSpace(t) == "" {
+			v.errorf("agent.tags", "tag %d is empty: remove it or give it a value", i+1)
+		}
+	}
+	v.meta(a.Meta)
+	if a.Exec != nil {
+		v.exec(a.Exec)
+	}
+}
+
+// meta applies Consul's own limits on service meta, so a bad key fails here
+// with a position rather than later at registration.
+func (v *validator) meta(meta map[string]string) {
+	if len(meta) > 64 {
+		v.errorf("agent.meta", "has %d entries: Consul allows at most 64", len(meta))
+	}
+	keys := make([]string, 0, len(meta))
+	for k := range meta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		switch {
+		case !metaKey.MatchString(k):
+			v.errorf("agent.meta", "key %q is not valid: use 1 to 128 letters, digits, dashes and underscores", k)
+		case strings.HasPrefix(k, "consul-"):
+			v.errorf("agent.meta", "key %q is reserved by Consul: choose a key not starting with \"consul-\"", k)
+		case len(meta[k]) > 512:
+			v.errorf("agent.meta", "value of %q is longer than Consul's limit of 512 characters", k)
+		}
+	}
+}
+
+func (v *validator) exec(e *execFile) {
+	switch {
+	case e.Command == nil:
+		v.required("agent.exec.command", `the program to run and its arguments, e.g. command = ["python3", "agent.py"]`)
+	case len(e.Command) == 0:
+		v.errorf("agent.exec.command", `must not be empty: give the program to run and its arguments, e.g. ["python3", "agent.py"]`)
+	case e.Command[0] == "":
+		v.errorf("agent.exec.command", "the first element, the program to run, must not be empty")
+	}
+	valid := []string{RestartAlways, RestartOnFailure, RestartNever}
+	if e.Restart != nil && !slices.Contains(valid, *e.Restart) {
+		v.errorf("agent.exec.restart", `must be one of "always", "on-failure", "never", got %q`, *e.Restart)
+	}
+	v.duration("agent.exec.stop_timeout", e.StopTimeout, false)
+	v.duration("agent.exec.restart_backoff", e.RestartBackoff, false)
+	v.duration("agent.exec.max_restart_backoff", e.MaxRestartBackoff, false)
+	first, err1 := time.ParseDuration(deref(e.RestartBackoff))
+	limit, err2 := time.ParseDuration(deref(e.MaxRestartBackoff))
+	if err1 == nil && err2 == nil && first > 0 && limit > 0 && limit < first {
+		key := "agent.exec.max_restart_backoff"
+		if !v.pos.written(key) {
+			key = "agent.exec.restart_backoff"
+		}
+		v.errorf(key, "max_restart_backoff (%s) is less than restart_backoff (%s): the cap must be at least the first delay",
+			limit, first)
+	}
+}
+
+func (v *validator) listen(l *listenFile) {
+	addr := deref(l.Address)
+	host, problem := splitHostPort(addr)
+	if problem != "" {
+		v.errorf("listen.address", "invalid address %q: %s; use host:port, e.g. %q", addr, problem, defaultListenAddress)
+		return
+	}
+	if !isLoopback(host) && !deref(l.AllowRemote) {
+		v.errorf("listen.address", "%q is not a loopback address: the control API has no authentication yet; "+
+			"set allow_remote = true in the listen block to expose it", addr)
+	}
+}
+
+func (v *validator) consul(c *consulFile) {
+	if addr := deref(c.Address); checkConsulAddress(addr) != "" {
+		v.errorf("consul.address", "invalid address %q: %s", redactURL(addr), checkConsulAddress(addr))
+	}
+	if d, ok := v.duration("consul.deregister_critical_after", c.DeregisterCriticalAfter, false); ok && d < time.Minute {
+		v.errorf("consul.deregister_critical_after", "must be at least 1m (Consul's minimum is 1m), got %q",
+			*c.DeregisterCriticalAfter)
+	}
+	v.duration("consul.sync_interval", c.SyncInterval, false)
+}
+
+func (v *validator) health(h *healthFile, notify map[string]*notifyFile) {
+	v.duration("health.heartbeat_interval", h.HeartbeatInterval, false)
+	if h.MissedHeartbeats != nil && *h.MissedHeartbeats < 1 {
+		v.errorf("health.missed_heartbeats", "must be at least 1, got %d", *h.MissedHeartbeats)
+	}
+	v.duration("health.grace", h.Grace, true)
+	v.duration("health.stall_after", h.StallAfter, true)
+	defined := make([]string, 0, len(notify))
+	for name := range notify {
+		defined = append(defined, name)
+	}
+	sort.Strings(defined)
+	list := "none"
+	if len(defined) > 0 {
+		list = strings.Join(defined, ", ")
+	}
+	for _, name := range h.Notify {
+		if _, ok := notify[name]; !ok {
+			v.errorf("health.notify", "no notify block named %q; defined: %s%s", name, list, didYouMean(name, defined))
+		}
+	}
+	if p := h.Probe; p != nil {
+		if p.URL == nil {
+			v.required("health.probe.url", `the agent's health URL, e.g. url = "`+exampleProbeURL+`"`)
+		} else if problem := checkHTTPURL(*p.URL, exampleProbeURL); problem != "" {
+			v.errorf("health.probe.url", "%s", problem)
+		}
+		v.duration("health.probe.interval", p.Interval, false)
+		v.duration("health.probe.timeout", p.Timeout, false)
+	}
+}
+
+func (v *validator) notify(name string, n *notifyFile) {
+	key := "notify." + name
+	if n.Webhook == nil {
+		v.required(key+".webhook", `the URL notifications are POSTed to, e.g. webhook = "`+exampleWebhook+`"`)
+	} else if problem := checkHTTPURL(*n.Webhook, exampleWebhook); problem != "" {
+		v.errorf(key+".webhook", "%s", problem)
+	}
+	headers := make([]string, 0, len(n.Headers))
+	for h := range n.Headers {
+		headers = append(headers, h)
+	}
+	sort.Strings(headers)
+	for _, h := range headers {
+		switch {
+		case !validHeaderName(h):
+			v.errorf(key+".headers", "%q is not a valid HTTP header name", h)
+		case strings.ContainsAny(n.Headers[h], "\r\n"):
+			// The value is a secret: name the header, never the value.
+			v.errorf(key+".headers", "the value of header %q contains a line break", h)
+		}
+	}
+	v.duration(key+".timeout", n.Timeout, false)
+	if n.Retries != nil && *n.Retries < 0 {
+		v.errorf(key+".retries", "must be 0 or more, got %d", *n.Retries)
+	}
+}
+
+// validHeaderName reports whether s is an HTTP header field name (an RFC
+// 9110 token).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r > unicode.MaxASCII || !(unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return true
+}

@@ -16,6 +16,15 @@ type Config struct {
 	// Notify holds the notification targets by name (the label of each
 	// `notify "NAME" { ... }` block).
 	Notify map[string]Notify
+	// Breakers holds the circuit breaker settings by name (the label of each
+	// `breaker "NAME" { ... }` block). It always has "default".
+	Breakers map[string]Breaker
+	// Upstreams holds the targets of /call/{upstream}/… by name (the label
+	// of each `upstream "NAME" { ... }` block).
+	Upstreams map[string]Upstream
+	// Ingress is the task port in front of the agent; nil when not
+	// configured.
+	Ingress *Ingress
 
 	// Sources lists the files the configuration was read from, in load order.
 	// Empty for the built-in -dev configuration.
@@ -96,4 +105,57 @@ type Notify struct {
 	Headers map[string]string // sent with every POST; values are secrets.
 	Timeout time.Duration     // per attempt. Default 10s.
 	Retries int               // attempts after the first. Default 5.
+}
+
+// DefaultBreaker is the name of the breaker that always exists: the
+// built-in defaults, unless a `breaker "default"` block changes them.
+const DefaultBreaker = "default"
+
+// Breaker holds the settings of a circuit breaker. A breaker opens after
+// ConsecutiveFailures failures in a row, or (when FailureRate is set) when at
+// least MinCalls calls within Window failed at FailureRate percent or more.
+// After OpenFor it lets HalfOpenProbes calls through: success closes it,
+// failure opens it again for twice as long, up to MaxOpenFor.
+type Breaker struct {
+	Name                string
+	ConsecutiveFailures int           // Default 3; at least 1.
+	FailureRate         int           // percent, 1 to 100; 0 (default) turns the rate rule off.
+	MinCalls            int           // calls within Window before the rate applies. Default 10.
+	Window              time.Duration // Default 1m.
+	OpenFor             time.Duration // first open period. Default 30s.
+	MaxOpenFor          time.Duration // cap of the doubled open period. Default 10m; at least OpenFor.
+	HalfOpenProbes      int           // Default 1; at least 1.
+	FailureStatuses     []int         // HTTP statuses that count as failures, sorted. Default 429 and 500–599.
+	SlowCall            time.Duration // a call slower than this is a failure; 0 (default) is off.
+}
+
+// Load balancing policies of an upstream.
+const (
+	BalanceRoundRobin       = "round_robin"       // each instance in turn
+	BalanceLeastOutstanding = "least_outstanding" // the instance with the fewest calls in flight
+)
+
+// Upstream is a target of /call/{upstream}/…: a Consul service or a static
+// URL, with a breaker per instance and a fallback chain.
+type Upstream struct {
+	Name     string
+	Service  string        // Consul service name; "" when URL is set. Default: Name.
+	URL      string        // static base URL; "" when Service is set.
+	Tags     []string      // only instances with all these tags (Consul only).
+	Filter   string        // a Consul filter expression (Consul only).
+	Breaker  string        // name of a breaker. Default "default".
+	Timeout  time.Duration // the whole call. Default 60s.
+	Retries  int           // retries on another instance, when safe. Default 1.
+	Fallback []string      // upstreams tried in order when none of this one can answer.
+	Balance  string        // BalanceRoundRobin (default) | BalanceLeastOutstanding.
+}
+
+// Ingress is the address callers send the agent's tasks to: the sidecar
+// passes them to the agent (agent.port), else to a healthy peer, else to
+// the fallback upstreams.
+type Ingress struct {
+	Address  string        // host:port; required.
+	Breaker  string        // name of a breaker. Default "default".
+	Timeout  time.Duration // whole call. Default 2m.
+	Fallback []string      // upstreams tried after the agent and its peers.
 }

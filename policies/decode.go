@@ -204,6 +204,17 @@ func convertValue(val cty.Value, f *field) (any, string) {
 			return nil, mustBe()
 		}
 		want = cty.List(cty.String)
+	case kindNumberOrStringList:
+		if !t.IsListType() && !t.IsTupleType() && !t.IsSetType() {
+			if t == cty.String && !f.secret {
+				return nil, mustBe() + fmt.Sprintf(": write [%q]", val.AsString())
+			}
+			if t == cty.Number && !f.secret {
+				return nil, mustBe() + fmt.Sprintf(": write [%s]", val.AsBigFloat().Text('g', -1))
+			}
+			return nil, mustBe()
+		}
+		return numbersOrStrings(val, f.secret)
 	case kindStringMap:
 		if !t.IsMapType() && !t.IsObjectType() {
 			return nil, mustBe()
@@ -237,6 +248,31 @@ func convertValue(val cty.Value, f *field) (any, string) {
 		}
 	}
 	return ctyToGo(conv), ""
+}
+
+// numbersOrStrings converts a list whose elements may each be a whole
+// number or a string (a tuple such as [429, "5xx"]) to []any of int and
+// string, keeping every element's own type.
+func numbersOrStrings(val cty.Value, secret bool) (any, string) {
+	out := make([]any, 0, val.LengthInt())
+	for i, e := range val.AsValueSlice() {
+		switch {
+		case e.IsNull():
+			return nil, fmt.Sprintf("must be a list of numbers or strings, but element %d is null", i+1)
+		case e.Type() == cty.String:
+			out = append(out, e.AsString())
+		case e.Type() == cty.Number:
+			n, ok := ctyToGo(e).(int)
+			if !ok {
+				return nil, fmt.Sprintf("must be a list of whole numbers or strings, but element %d is %s",
+					i+1, describe(e, secret))
+			}
+			out = append(out, n)
+		default:
+			return nil, fmt.Sprintf("must be a list of numbers or strings, but element %d is %s", i+1, describe(e, secret))
+		}
+	}
+	return out, ""
 }
 
 // describe names a value for an error message, e.g. `string "abc"`. The

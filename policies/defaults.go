@@ -23,8 +23,24 @@ const (
 	defaultMaxRestartBackoff       = "1m"
 	defaultNotifyTimeout           = "10s"
 	defaultNotifyRetries           = 5
+	defaultConsecutiveFailures     = 3
+	defaultFailureRate             = 0
+	defaultMinCalls                = 10
+	defaultWindow                  = "1m"
+	defaultOpenFor                 = "30s"
+	defaultMaxOpenFor              = "10m"
+	defaultHalfOpenProbes          = 1
+	defaultSlowCall                = "0s"
+	defaultUpstreamTimeout         = "60s"
+	defaultUpstreamRetries         = 1
+	defaultBalance                 = BalanceRoundRobin
+	defaultIngressTimeout          = "2m"
 	devAgentName                   = "agent"
 )
+
+// defaultFailureStatuses is failure_statuses when unset: 429 Too Many
+// Requests and every server error.
+func defaultFailureStatuses() []any { return []any{429, "5xx"} }
 
 // Environment variables honoured when the files set no value.
 const (
@@ -51,8 +67,9 @@ func setDefault[T any](p **T, v T) {
 }
 
 // applyDefaults fills every unset value of fc with its default, reading the
-// environment through getenv. Blocks that are optional (exec, probe) stay
-// nil when absent. It returns, for each key whose value came from the
+// environment through getenv. Blocks that are optional (exec, probe,
+// ingress) stay nil when absent; the "default" breaker is added when no
+// block defines it. It returns, for each key whose value came from the
 // environment, the variable's name.
 func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string {
 	fromEnv := map[string]string{}
@@ -112,6 +129,44 @@ func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string
 		setDefault(&n.Timeout, defaultNotifyTimeout)
 		setDefault(&n.Retries, defaultNotifyRetries)
 	}
+
+	if fc.Breaker == nil {
+		fc.Breaker = map[string]*breakerFile{}
+	}
+	if fc.Breaker[DefaultBreaker] == nil {
+		fc.Breaker[DefaultBreaker] = &breakerFile{}
+	}
+	for _, b := range fc.Breaker {
+		setDefault(&b.ConsecutiveFailures, defaultConsecutiveFailures)
+		setDefault(&b.FailureRate, defaultFailureRate)
+		setDefault(&b.MinCalls, defaultMinCalls)
+		setDefault(&b.Window, defaultWindow)
+		setDefault(&b.OpenFor, defaultOpenFor)
+		setDefault(&b.MaxOpenFor, defaultMaxOpenFor)
+		setDefault(&b.HalfOpenProbes, defaultHalfOpenProbes)
+		if b.FailureStatuses == nil {
+			b.FailureStatuses = defaultFailureStatuses()
+		}
+		setDefault(&b.SlowCall, defaultSlowCall)
+	}
+
+	if fc.Upstream == nil {
+		fc.Upstream = map[string]*upstreamFile{}
+	}
+	for name, u := range fc.Upstream {
+		if u.URL == nil {
+			setDefault(&u.Service, name)
+		}
+		setDefault(&u.Breaker, DefaultBreaker)
+		setDefault(&u.Timeout, defaultUpstreamTimeout)
+		setDefault(&u.Retries, defaultUpstreamRetries)
+		setDefault(&u.Balance, defaultBalance)
+	}
+
+	if in := fc.Ingress; in != nil {
+		setDefault(&in.Breaker, DefaultBreaker)
+		setDefault(&in.Timeout, defaultIngressTimeout)
+	}
 	return fromEnv
 }
 
@@ -145,7 +200,9 @@ func resolve(fc *fileConfig) *Config {
 			StallAfter:        duration(h.StallAfter),
 			Notify:            h.Notify,
 		},
-		Notify: make(map[string]Notify, len(fc.Notify)),
+		Notify:    make(map[string]Notify, len(fc.Notify)),
+		Breakers:  make(map[string]Breaker, len(fc.Breaker)),
+		Upstreams: make(map[string]Upstream, len(fc.Upstream)),
 	}
 	if e := a.Exec; e != nil {
 		cfg.Agent.Exec = &Exec{
@@ -173,6 +230,43 @@ func resolve(fc *fileConfig) *Config {
 			Headers: n.Headers,
 			Timeout: duration(n.Timeout),
 			Retries: deref(n.Retries),
+		}
+	}
+	for name, b := range fc.Breaker {
+		statuses, _ := expandStatuses(b.FailureStatuses)
+		cfg.Breakers[name] = Breaker{
+			Name:                name,
+			ConsecutiveFailures: deref(b.ConsecutiveFailures),
+			FailureRate:         deref(b.FailureRate),
+			MinCalls:            deref(b.MinCalls),
+			Window:              duration(b.Window),
+			OpenFor:             duration(b.OpenFor),
+			MaxOpenFor:          duration(b.MaxOpenFor),
+			HalfOpenProbes:      deref(b.HalfOpenProbes),
+			FailureStatuses:     statuses,
+			SlowCall:            duration(b.SlowCall),
+		}
+	}
+	for name, u := range fc.Upstream {
+		cfg.Upstreams[name] = Upstream{
+			Name:     name,
+			Service:  deref(u.Service),
+			URL:      deref(u.URL),
+			Tags:     u.Tags,
+			Filter:   deref(u.Filter),
+			Breaker:  deref(u.Breaker),
+			Timeout:  duration(u.Timeout),
+			Retries:  deref(u.Retries),
+			Fallback: u.Fallback,
+			Balance:  deref(u.Balance),
+		}
+	}
+	if in := fc.Ingress; in != nil {
+		cfg.Ingress = &Ingress{
+			Address:  deref(in.Address),
+			Breaker:  deref(in.Breaker),
+			Timeout:  duration(in.Timeout),
+			Fallback: in.Fallback,
 		}
 	}
 	return cfg

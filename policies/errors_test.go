@@ -92,7 +92,7 @@ func TestLoadErrors(t *testing.T) {
 			name:  "unknown block type",
 			paths: []string{dir + "unknown_block.hcl"},
 			want: dir + `unknown_block.hcl:5:1: breakr: unknown block type "breakr"; valid block types: ` +
-				`agent, consul, health, listen, notify`,
+				`agent, breaker, consul, health, ingress, listen, notify, upstream; did you mean "breaker"?`,
 		},
 		{
 			name:  "deregister_critical_after below Consul's minimum",

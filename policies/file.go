@@ -6,6 +6,8 @@ package policies
 //
 //	*string, *int, *bool   an attribute holding one value; nil means unset
 //	[]string               an attribute holding a list of strings
+//	[]any                  an attribute holding a list of whole numbers and
+//	                       strings (each element an int or a string)
 //	map[string]string      an attribute holding a map of strings
 //	*struct                a block that appears at most once
 //	map[string]*struct     blocks with one label, unique by label
@@ -25,6 +27,10 @@ type fileConfig struct {
 	Consul *consulFile            `mapstructure:"consul"`
 	Health *healthFile            `mapstructure:"health"`
 	Notify map[string]*notifyFile `mapstructure:"notify"`
+
+	Breaker  map[string]*breakerFile  `mapstructure:"breaker"`
+	Upstream map[string]*upstreamFile `mapstructure:"upstream"`
+	Ingress  *ingressFile             `mapstructure:"ingress"`
 }
 
 type agentFile struct {
@@ -80,4 +86,35 @@ type notifyFile struct {
 	Headers map[string]string `mapstructure:"headers" secret:"true"`
 	Timeout *string           `mapstructure:"timeout"`
 	Retries *int              `mapstructure:"retries"`
+}
+
+type breakerFile struct {
+	ConsecutiveFailures *int    `mapstructure:"consecutive_failures"`
+	FailureRate         *int    `mapstructure:"failure_rate"`
+	MinCalls            *int    `mapstructure:"min_calls"`
+	Window              *string `mapstructure:"window"`
+	OpenFor             *string `mapstructure:"open_for"`
+	MaxOpenFor          *string `mapstructure:"max_open_for"`
+	HalfOpenProbes      *int    `mapstructure:"half_open_probes"`
+	FailureStatuses     []any   `mapstructure:"failure_statuses"`
+	SlowCall            *string `mapstructure:"slow_call"`
+}
+
+type upstreamFile struct {
+	Service  *string  `mapstructure:"service"`
+	URL      *string  `mapstructure:"url"`
+	Tags     []string `mapstructure:"tags"`
+	Filter   *string  `mapstructure:"filter"`
+	Breaker  *string  `mapstructure:"breaker"`
+	Timeout  *string  `mapstructure:"timeout"`
+	Retries  *int     `mapstructure:"retries"`
+	Fallback []string `mapstructure:"fallback"`
+	Balance  *string  `mapstructure:"balance"`
+}
+
+type ingressFile struct {
+	Address  *string  `mapstructure:"address"`
+	Breaker  *string  `mapstructure:"breaker"`
+	Timeout  *string  `mapstructure:"timeout"`
+	Fallback []string `mapstructure:"fallback"`
 }

@@ -33,8 +33,10 @@ func defaultConfig(name string, sources ...string) *Config {
 			MissedHeartbeats:  2,
 			Grace:             30 * time.Second,
 		},
-		Notify:  map[string]Notify{},
-		Sources: sources,
+		Notify:    map[string]Notify{},
+		Breakers:  map[string]Breaker{"default": defaultBreaker("default")},
+		Upstreams: map[string]Upstream{},
+		Sources:   sources,
 	}
 }
 
@@ -102,6 +104,14 @@ func TestLoadFullFile(t *testing.T) {
 				Retries: 0,
 			},
 		},
+		Breakers:  fullBreakers(),
+		Upstreams: fullUpstreams(),
+		Ingress: &Ingress{
+			Address:  "0.0.0.0:7080",
+			Breaker:  "strict",
+			Timeout:  90 * time.Second,
+			Fallback: []string{"researcher-lite"},
+		},
 		Sources: []string{"testdata/full.hcl"},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -137,6 +147,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"only the agent name", "testdata/minimal.hcl", defaultConfig("writer", "testdata/minimal.hcl")},
 		{"commented example spelling out every default", "testdata/sidecar.hcl", defaultConfig("writer", "testdata/sidecar.hcl")},
 		{"optional blocks with only their required keys", "testdata/exec_probe_defaults.hcl", withOptionalBlocks},
+		{"breaker, upstream and ingress with only their required keys", "testdata/upstream_defaults.hcl", policyDefaults()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -338,7 +349,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		path string
 		want string
 	}{
-		{"", "agent consul health listen notify"},
+		{"", "agent breaker consul health ingress listen notify upstream"},
 		{"agent", "address exec id meta name port tags"},
 		{"agent.exec", "command dir env max_restart_backoff restart restart_backoff restart_on_isolation stop_timeout"},
 		{"listen", "address allow_remote"},
@@ -346,6 +357,10 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		{"health", "grace heartbeat_interval missed_heartbeats notify probe stall_after"},
 		{"health.probe", "interval timeout url"},
 		{"notify", "headers retries timeout webhook"},
+		{"breaker", "consecutive_failures failure_rate failure_statuses half_open_probes max_open_for min_calls " +
+			"open_for slow_call window"},
+		{"upstream", "balance breaker fallback filter retries service tags timeout url"},
+		{"ingress", "address breaker fallback timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

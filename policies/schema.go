@@ -11,13 +11,14 @@ import (
 type fieldKind int
 
 const (
-	kindString        fieldKind = iota // attribute: a string
-	kindInt                            // attribute: a whole number
-	kindBool                           // attribute: true or false
-	kindStringList                     // attribute: a list of strings
-	kindStringMap                      // attribute: a map of strings
-	kindBlock                          // block without labels, at most once
-	kindLabeledBlocks                  // blocks with one label, unique by label
+	kindString             fieldKind = iota // attribute: a string
+	kindInt                                 // attribute: a whole number
+	kindBool                                // attribute: true or false
+	kindStringList                          // attribute: a list of strings
+	kindNumberOrStringList                  // attribute: a list of whole numbers and strings
+	kindStringMap                           // attribute: a map of strings
+	kindBlock                               // block without labels, at most once
+	kindLabeledBlocks                       // blocks with one label, unique by label
 )
 
 // isBlock reports whether the key is written as a block rather than as an
@@ -35,6 +36,8 @@ func (k fieldKind) expected() string {
 		return "true or false"
 	case kindStringList:
 		return "a list of strings"
+	case kindNumberOrStringList:
+		return "a list of numbers or strings"
 	case kindStringMap:
 		return "a map of strings"
 	}
@@ -80,6 +83,8 @@ func schemaOf(t reflect.Type) *schema {
 			f.kind = kindBool
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.String:
 			f.kind = kindStringList
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Interface:
+			f.kind = kindNumberOrStringList
 		case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.String:
 			f.kind = kindStringMap
 		case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct:

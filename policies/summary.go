@@ -7,7 +7,9 @@ const redacted = "<redacted>"
 // `GET /v1/status`, keyed like the file format. Secrets are redacted: the
 // Consul token (shown as "<redacted>" when set, "" when not), every notify
 // header value, every exec environment value, and the user information,
-// query and fragment of URLs. Durations are strings such as "5m0s".
+// query and fragment of URLs. Durations are strings such as "5m0s";
+// failure statuses are written as in the file, e.g. [429, "5xx"]; ingress is
+// null when not configured.
 func (c *Config) Summary() map[string]any {
 	agent := map[string]any{
 		"name":    c.Agent.Name,
@@ -63,6 +65,46 @@ func (c *Config) Summary() map[string]any {
 		}
 	}
 
+	breakers := make(map[string]any, len(c.Breakers))
+	for name, b := range c.Breakers {
+		breakers[name] = map[string]any{
+			"consecutive_failures": b.ConsecutiveFailures,
+			"failure_rate":         b.FailureRate,
+			"min_calls":            b.MinCalls,
+			"window":               b.Window.String(),
+			"open_for":             b.OpenFor.String(),
+			"max_open_for":         b.MaxOpenFor.String(),
+			"half_open_probes":     b.HalfOpenProbes,
+			"failure_statuses":     compactStatuses(b.FailureStatuses),
+			"slow_call":            b.SlowCall.String(),
+		}
+	}
+
+	upstreams := make(map[string]any, len(c.Upstreams))
+	for name, u := range c.Upstreams {
+		upstreams[name] = map[string]any{
+			"service":  u.Service,
+			"url":      redactURL(u.URL),
+			"tags":     nonNil(u.Tags),
+			"filter":   u.Filter,
+			"breaker":  u.Breaker,
+			"timeout":  u.Timeout.String(),
+			"retries":  u.Retries,
+			"fallback": nonNil(u.Fallback),
+			"balance":  u.Balance,
+		}
+	}
+
+	var ingress any // nil when not configured
+	if in := c.Ingress; in != nil {
+		ingress = map[string]any{
+			"address":  in.Address,
+			"breaker":  in.Breaker,
+			"timeout":  in.Timeout.String(),
+			"fallback": nonNil(in.Fallback),
+		}
+	}
+
 	return map[string]any{
 		"agent": agent,
 		"listen": map[string]any{
@@ -75,9 +117,12 @@ func (c *Config) Summary() map[string]any {
 			"deregister_critical_after": c.Consul.DeregisterCriticalAfter.String(),
 			"sync_interval":             c.Consul.SyncInterval.String(),
 		},
-		"health":  health,
-		"notify":  notify,
-		"sources": nonNil(c.Sources),
+		"health":    health,
+		"notify":    notify,
+		"breakers":  breakers,
+		"upstreams": upstreams,
+		"ingress":   ingress,
+		"sources":   nonNil(c.Sources),
 	}
 }
 

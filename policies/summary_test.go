@@ -89,6 +89,19 @@ func TestSummary(t *testing.T) {
 		{"health.probe.url", "http://127.0.0.1:8081/healthz"},
 		{"notify.pager.retries", float64(0)},
 		{"notify.pager.timeout", "10s"},
+		{"breakers.default.failure_statuses", []any{float64(429), "5xx"}}, // as written, duplicates merged
+		{"breakers.default.window", "2m0s"},
+		{"breakers.strict.failure_statuses", []any{"4xx", float64(503)}},
+		{"breakers.strict.slow_call", "0s"},
+		{"upstreams.researcher.filter", `Service.Meta.tier == "full"`},
+		{"upstreams.researcher.fallback", []any{"researcher-lite", "static"}},
+		{"upstreams.researcher.url", ""},
+		{"upstreams.static.url", "http://127.0.0.1:9200/api"},
+		{"upstreams.static.service", ""},
+		{"upstreams.static.tags", []any{}},
+		{"upstreams.static.timeout", "5s"},
+		{"ingress.address", "0.0.0.0:7080"},
+		{"ingress.timeout", "1m30s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
@@ -123,6 +136,11 @@ func TestErrorsNeverContainSecrets(t *testing.T) {
 			name:    "bad webhook URL with user information and query",
 			path:    "testdata/invalid/secret_url.hcl",
 			secrets: []string{"url-s3cret", "hook-user"},
+		},
+		{
+			name:    "upstream URLs with user information, query and fragment",
+			path:    "testdata/invalid/secret_upstream_url.hcl",
+			secrets: []string{"up-user", "up-s3cret", "query-s3cret", "frag-s3cret", "ftp-user", "ftp-s3cret", "ftp-query"},
 		},
 		{
 			name:    "header value with a line break",

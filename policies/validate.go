@@ -53,6 +53,16 @@ func validate(fc *fileConfig, pos positions) Diagnostics {
 	for _, name := range names {
 		v.notify(name, fc.Notify[name])
 	}
+	for _, name := range sortedKeys(fc.Breaker) {
+		v.breaker(name, fc.Breaker[name])
+	}
+	for _, name := range sortedKeys(fc.Upstream) {
+		v.upstream(name, fc.Upstream[name], fc)
+	}
+	v.fallbackCycles(fc.Upstream)
+	if fc.Ingress != nil {
+		v.ingress(fc.Ingress, fc)
+	}
 	return v.diags
 }
 
@@ -100,6 +110,17 @@ func (v *validator) duration(key string, s *string, zeroOK bool) (time.Duration,
 		return d, true
 	}
 	return 0, false
+}
+
+// atLeast checks that a whole number, when set, is at least least.
+func (v *validator) atLeast(key string, n *int, least int) {
+	switch {
+	case n == nil || *n >= least:
+	case least == 0:
+		v.errorf(key, "must be 0 or more, got %d", *n)
+	default:
+		v.errorf(key, "must be at least %d, got %d", least, *n)
+	}
 }
 
 // Example values used in messages.

@@ -60,3 +60,48 @@ notify "pager" {
   webhook = "https://pager.example.com/v1/alert"
   retries = 0
 }
+
+breaker "default" {
+  consecutive_failures = 5
+  failure_rate         = 50
+  min_calls            = 20
+  window               = "2m"
+  open_for             = "10s"
+  max_open_for         = "5m"
+  half_open_probes     = 2
+  failure_statuses     = [429, 502, "503", "5xx"]
+  slow_call            = "45s"
+}
+
+breaker "strict" {
+  consecutive_failures = 1
+  failure_statuses     = ["4xx", 503]
+}
+
+upstream "researcher" {
+  service  = "research-svc"
+  tags     = ["capability:summarize", "eu"]
+  filter   = "Service.Meta.tier == \"full\""
+  breaker  = "strict"
+  timeout  = "2m"
+  retries  = 2
+  fallback = ["researcher-lite", "static"]
+  balance  = "least_outstanding"
+}
+
+upstream "researcher-lite" {
+  filter  = "Service.Meta.tier == \"lite\""
+  retries = 0
+}
+
+upstream "static" {
+  url     = "http://127.0.0.1:9200/api"
+  timeout = "5s"
+}
+
+ingress {
+  address  = "0.0.0.0:7080"
+  breaker  = "strict"
+  timeout  = "90s"
+  fallback = ["researcher-lite"]
+}

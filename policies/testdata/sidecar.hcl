@@ -77,3 +77,41 @@ health {
 #   timeout = "10s"                                       # per attempt
 #   retries = 5                                           # attempts after the first
 # }
+
+# Circuit breakers. Every call through the sidecar passes one; an open
+# breaker sends calls straight to their fallback. The "default" breaker
+# always exists (these are its built-in values); other breakers take the
+# same defaults for the keys they leave out.
+breaker "default" {
+  consecutive_failures = 3      # failures in a row that open the breaker
+  failure_rate         = 0      # 1-100: also open when this percent of calls failed; 0: off
+  min_calls            = 10     # calls within window before failure_rate applies
+  window               = "1m"   # the period failure_rate looks at
+  open_for             = "30s"  # open this long, then let probe calls through
+  max_open_for         = "10m"  # each re-opening doubles open_for, up to this
+  half_open_probes     = 1      # probe calls that must succeed to close it
+  failure_statuses     = [429, "5xx"] # status numbers or the classes "4xx", "5xx"
+  slow_call            = "0s"   # "0s": off; else a slower call counts as a failure
+}
+
+# A target the agent calls as http://127.0.0.1:7070/call/researcher/...
+# upstream "researcher" {
+#   service  = "researcher"             # Consul service; default: the block's name
+#   # url    = "http://127.0.0.1:9200"  # or a static base URL instead of Consul
+#   tags     = ["capability:summarize"] # Consul only: instances with all these tags
+#   filter   = "Service.Meta.tier == \"full\"" # Consul only: a Consul filter expression
+#   breaker  = "default"                # a breaker block, one breaker per instance
+#   timeout  = "60s"                    # the whole call, retries included
+#   retries  = 1                        # on another instance, only when safe to repeat
+#   fallback = ["researcher-lite"]      # upstreams tried in order when none can answer
+#   balance  = "round_robin"            # round_robin | least_outstanding
+# }
+
+# Optional: a task port in front of the agent (needs agent.port). Tasks go
+# to the agent, else to a healthy peer found in Consul, else to fallback.
+# ingress {
+#   address  = "0.0.0.0:7080"   # required
+#   breaker  = "default"
+#   timeout  = "2m"
+#   fallback = ["writer-lite"]  # upstream names
+# }

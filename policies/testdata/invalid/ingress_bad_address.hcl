@@ -1,0 +1,8 @@
+agent {
+  name = "writer"
+  port = 8081
+}
+
+ingress {
+  address = "7080"
+}

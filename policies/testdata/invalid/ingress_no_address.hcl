@@ -1,0 +1,10 @@
+agent {
+  name = "writer"
+  port = 8081
+}
+
+ingress {
+  breaker  = "fats"
+  timeout  = "1x"
+  fallback = ["writer-lite"]
+}

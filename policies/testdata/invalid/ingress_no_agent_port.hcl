@@ -1,0 +1,7 @@
+agent {
+  name = "writer"
+}
+
+ingress {
+  address = "0.0.0.0:7080"
+}

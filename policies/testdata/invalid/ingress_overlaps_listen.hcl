@@ -1,0 +1,8 @@
+agent {
+  name = "writer"
+  port = 8081
+}
+
+ingress {
+  address = "0.0.0.0:7070"
+}

@@ -1,0 +1,106 @@
+package breaker
+
+import (
+	"time"
+)
+
+// ForceOpen opens the breaker and holds it open until Close or Reset: no
+// call is admitted meanwhile, whatever the open period.
+func (b *Breaker) ForceOpen() {
+	b.mu.Lock()
+	b.forced = true
+	if b.state != Open {
+		b.cause = causeForce
+		b.fs.Open()
+	}
+	b.unlock()
+}
+
+// Close closes the breaker and forgets the failures counted so far. The open
+// period goes back to OpenFor. Results of calls admitted before Close do not
+// count.
+func (b *Breaker) Close() {
+	b.mu.Lock()
+	b.closeLocked(causeClose)
+	b.unlock()
+}
+
+// Reset closes the breaker like Close, and also forgets the trip count and
+// the last failure. The totals of calls, failures and rejections are kept.
+func (b *Breaker) Reset() {
+	b.mu.Lock()
+	b.closeLocked(causeReset)
+	b.trips = 0
+	b.lastFailure, b.lastReason = time.Time{}, ""
+	b.unlock()
+}
+
+// closeLocked closes the engine and clears its counts. Requires mu.
+func (b *Breaker) closeLocked(c cause) {
+	b.forced = false
+	b.cause = c
+	b.fs.Reset() // closes (through onEngineChange when not closed) and clears the window
+	b.gen++
+	b.consecutive = 0
+	b.probes = 0
+	b.openFor = b.cfg.OpenFor
+}
+
+// State returns the current state. An open breaker whose open period has
+// passed is half-open.
+func (b *Breaker) State() State {
+	b.mu.Lock()
+	b.advance(time.Now())
+	s := b.state
+	b.unlock()
+	return s
+}
+
+// RemainingOpen returns how long the breaker stays open: 0 unless it is
+// open, and 0 when an operator opened it (there is no end to announce). It
+// suits a Retry-After header.
+func (b *Breaker) RemainingOpen() time.Duration {
+	now := time.Now()
+	b.mu.Lock()
+	b.advance(now)
+	d := b.remainingLocked(now)
+	b.unlock()
+	return d
+}
+
+// remainingLocked requires mu.
+func (b *Breaker) remainingLocked(now time.Time) time.Duration {
+	if b.state != Open || b.forced {
+		return 0
+	}
+	return max(b.openUntil.Sub(now), 0)
+}
+
+// Snapshot returns the breaker's state for status output.
+func (b *Breaker) Snapshot() Snapshot {
+	now := time.Now()
+	b.mu.Lock()
+	b.advance(now)
+	s := Snapshot{
+		Name:                b.name,
+		State:               b.state.String(),
+		Forced:              b.forced,
+		ConsecutiveFailures: b.consecutive,
+		LastFailure:         b.lastFailure,
+		LastFailureReason:   b.lastReason,
+		OpenedAt:            b.openedAt,
+		HalfOpenIn:          b.remainingLocked(now),
+		Trips:               b.trips,
+		Calls:               b.calls,
+		Failures:            b.failures,
+		Rejected:            b.rejected,
+	}
+	if b.state != Closed && !b.forced {
+		s.OpenFor = roundDur(b.openFor).String()
+	}
+	b.unlock()
+	if s.HalfOpenIn > 0 {
+		s.HalfOpenInText = max(roundDur(s.HalfOpenIn), time.Millisecond).String()
+	}
+	return s
+}

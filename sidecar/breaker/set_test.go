@@ -1,0 +1,156 @@
+package breaker
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agent-sidecar/sidecar/policies"
+)
+
+func TestSetGet(t *testing.T) {
+	tests := []struct {
+		name      string
+		change    func(*policies.Breaker)
+		wantSame  bool
+		wantState State
+	}{
+		{"unchanged settings keep the breaker and its state", func(*policies.Breaker) {}, true, Open},
+		{"changed settings start afresh", func(c *policies.Breaker) { c.ConsecutiveFailures = 5 }, false, Closed},
+		{"changed statuses start afresh", func(c *policies.Breaker) { c.FailureStatuses = []int{502} }, false, Closed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Given a set with an open breaker
+			s := NewSet()
+			var rec recorder
+			s.OnChange(rec.listen)
+			cfg := testConfig(func(c *policies.Breaker) { c.OpenFor = time.Minute })
+			b := s.Get("researcher@10.0.0.5:8081", cfg)
+			trip(t, b)
+
+			// When it is asked for again
+			tt.change(&cfg)
+			got := s.Get("researcher@10.0.0.5:8081", cfg)
+
+			// Then it is the same breaker, or a fresh one
+			if (got == b) != tt.wantSame {
+				t.Fatalf("same breaker = %v, want %v", got == b, tt.wantSame)
+			}
+			if st := got.State(); st != tt.wantState {
+				t.Fatalf("state = %s, want %s", st, tt.wantState)
+			}
+			if l, _ := s.Lookup("researcher@10.0.0.5:8081"); l != got {
+				t.Fatal("Lookup does not return the current breaker")
+			}
+			want := []string{"closed>open"}
+			if !tt.wantSame {
+				want = append(want, "open>closed")
+			}
+			if got := rec.transitions(); !slices.Equal(got, want) {
+				t.Errorf("changes = %v, want %v", got, want)
+			}
+
+			// And the replaced breaker no longer speaks for the name
+			if !tt.wantSame {
+				b.Reset()
+				if got := rec.transitions(); len(got) != len(want) {
+					t.Errorf("the replaced breaker still notifies: %v", got)
+				}
+			}
+		})
+	}
+}
+
+func TestSetDefaultsCompareEqual(t *testing.T) {
+	// A zero config and the same config with its defaults spelled out keep
+	// the same breaker.
+	s := NewSet()
+	b := s.Get("agent:writer", policies.Breaker{})
+	explicit := b.Config()
+	if got := s.Get("agent:writer", explicit); got != b {
+		t.Fatal("defaults spelled out replaced the breaker")
+	}
+	if got := s.Get("agent:writer", policies.Breaker{}); got != b {
+		t.Fatal("the same zero config replaced the breaker")
+	}
+}
+
+func TestSetSnapshotsRetainAndListeners(t *testing.T) {
+	// Given a set with a listener and three breakers, one created later
+	s := NewSet()
+	var rec recorder
+	s.OnChange(rec.listen)
+	s.Get("peer:b", testConfig(nil))
+	s.Get("agent:a", testConfig(nil))
+	late := s.Get("researcher@c", testConfig(nil))
+
+	// When the late one trips, the set's listener hears of it
+	trip(t, late)
+	if got := rec.transitions(); !slices.Equal(got, []string{"closed>open"}) || rec.all()[0].Name != "researcher@c" {
+		t.Fatalf("changes = %+v", rec.all())
+	}
+
+	// Snapshots are sorted by name
+	var names []string
+	for _, sn := range s.Snapshots() {
+		names = append(names, sn.Name)
+	}
+	if want := []string{"agent:a", "peer:b", "researcher@c"}; !slices.Equal(names, want) {
+		t.Fatalf("names = %v, want %v", names, want)
+	}
+
+	// Retain drops the others
+	s.Retain(map[string]bool{"agent:a": true})
+	if _, ok := s.Lookup("peer:b"); ok {
+		t.Fatal("peer:b kept")
+	}
+	if _, ok := s.Lookup("agent:a"); !ok {
+		t.Fatal("agent:a dropped")
+	}
+	if got := len(s.Snapshots()); got != 1 {
+		t.Fatalf("%d snapshots, want 1", got)
+	}
+}
+
+func TestSnapshotJSON(t *testing.T) {
+	b := New("agent:writer", testConfig(func(c *policies.Breaker) { c.OpenFor = 20 * time.Second }))
+	closed, _ := json.Marshal(b.Snapshot())
+	for _, absent := range []string{"last_failure", "opened_at", "half_open_in", "open_for", "forced"} {
+		if strings.Contains(string(closed), absent) {
+			t.Errorf("closed snapshot has %q: %s", absent, closed)
+		}
+	}
+	trip(t, b)
+	open, _ := json.Marshal(b.Snapshot())
+	var m map[string]any
+	if err := json.Unmarshal(open, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["state"] != "open" || m["open_for"] != "20s" || m["last_failure_reason"] != "503" || m["opened_at"] == nil {
+		t.Errorf("open snapshot = %s", open)
+	}
+	s, _ := m["half_open_in"].(string)
+	if d, err := time.ParseDuration(s); err != nil || d < 19*time.Second || d > 20*time.Second {
+		t.Errorf("half_open_in = %v, want about 20s", m["half_open_in"])
+	}
+}
+
+func TestRoundDur(t *testing.T) {
+	tests := []struct {
+		in   time.Duration
+		want string
+	}{
+		{12345 * ms, "12.3s"},
+		{46 * time.Second, "46s"},
+		{40*ms + 400*time.Microsecond, "40ms"},
+		{90*time.Second + 400*ms, "1m30s"},
+	}
+	for _, tt := range tests {
+		if got := roundDur(tt.in).String(); got != tt.want {
+			t.Errorf("roundDur(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}

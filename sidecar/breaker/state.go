@@ -1,0 +1,89 @@
+// Package breaker is the sidecar's circuit breaker: one per call target
+// (an upstream instance, the agent, a model). After too many failures the
+// target gets no calls for a while, so callers go straight to a fallback.
+//
+// The state machine runs on failsafe-go's circuit breaker; this package adds
+// what the sidecar needs on top of it: a consecutive-failure rule next to the
+// failure-rate rule, an open period that doubles on each re-trip, a fixed
+// number of half-open probes that a cancelled call gives back, generations
+// (a result of a call admitted before the state changed does not move the new
+// state), manual open/close, and listeners called without locks held.
+package breaker
+
+import (
+	"time"
+)
+
+// State is the state of a breaker.
+type State int
+
+// The states of a breaker.
+const (
+	// Closed lets every call through and counts failures.
+	Closed State = iota
+	// Open lets no call through until its open period has passed.
+	Open
+	// HalfOpen lets a fixed number of probe calls through: their success
+	// closes the breaker, any failure opens it again.
+	HalfOpen
+)
+
+// String returns "closed", "open" or "half-open".
+func (s State) String() string {
+	switch s {
+	case Closed:
+		return "closed"
+	case Open:
+		return "open"
+	case HalfOpen:
+		return "half-open"
+	default:
+		return "unknown"
+	}
+}
+
+// Change describes one state change of a breaker, as given to listeners.
+type Change struct {
+	Name   string
+	From   State
+	To     State
+	Reason string // for people, e.g. "3 consecutive failures (last: 503)"
+	At     time.Time
+	// ConsecutiveFailures is the number of failures in a row when the change
+	// happened (0 after a close).
+	ConsecutiveFailures int
+	// OpenFor is how long the breaker stays open, when To is Open; 0 when an
+	// operator opened it (it stays open until closed).
+	OpenFor time.Duration
+}
+
+// Snapshot is the state of a breaker at one moment, for status output.
+type Snapshot struct {
+	Name                string        `json:"name"`
+	State               string        `json:"state"`
+	Forced              bool          `json:"forced,omitempty"`
+	ConsecutiveFailures int           `json:"consecutive_failures"`
+	LastFailure         time.Time     `json:"last_failure,omitzero"`
+	LastFailureReason   string        `json:"last_failure_reason,omitempty"`
+	OpenedAt            time.Time     `json:"opened_at,omitzero"`
+	HalfOpenIn          time.Duration `json:"-"`                      // remaining open time (0 unless open)
+	HalfOpenInText      string        `json:"half_open_in,omitempty"` // e.g. "12.3s"
+	OpenFor             string        `json:"open_for,omitempty"`     // current (doubled) open duration
+	Trips               int           `json:"trips"`
+	Calls               uint64        `json:"calls"`
+	Failures            uint64        `json:"failures"`
+	Rejected            uint64        `json:"rejected"`
+}
+
+// roundDur rounds a duration for people: to the millisecond below a second,
+// to a tenth of a second below a minute, to the second above.
+func roundDur(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Minute:
+		return d.Round(time.Second)
+	case d >= time.Second:
+		return d.Round(100 * time.Millisecond)
+	default:
+		return d.Round(time.Millisecond)
+	}
+}

@@ -30,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for port in 18500 18300 18301 18302 17070 18081 19090; do
+for port in 18500 18300 18301 18302 17070 18081 19090 19101 19102; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "demo: port $port is in use; stop what uses it (an earlier demo?) and try again" >&2
     exit 1
@@ -68,6 +68,12 @@ say "starting a webhook that prints the sidecar's notifications"
 python3 examples/python/webhook.py 19090 &
 pids+=($!)
 
+say "starting two services the agent calls through its sidecar: search and its fallback search-lite"
+python3 examples/python/upstream.py search 19101 &
+pids+=($!)
+python3 examples/python/upstream.py search-lite 19102 &
+pids+=($!)
+
 say "starting the sidecar, which starts the example agent (examples/demo/sidecar.hcl)"
 info "heartbeat every 2s; isolated after 2 missed + 1s grace, or 6s without progress"
 CONSUL_HTTP_ADDR=$CONSUL_HTTP "$SIDECAR" agent -config examples/demo/sidecar.hcl >"$logs/sidecar.log" 2>&1 &
@@ -95,6 +101,26 @@ for _ in $(seq 1 60); do [[ "$(restarts)" -gt "$before" ]] && break; sleep 0.5; 
 wait_for passing 30
 info "restarts so far: $(restarts)"
 
+say "calls through the sidecar: GET $CONTROL/call/search/query"
+call() { # one call through the sidecar; prints the status and who answered
+  curl -s -o /dev/null -D - "$CONTROL/call/search/query" | python3 -c '
+import sys
+lines = sys.stdin.read().splitlines()
+h = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:] if ":" in l)}
+print(lines[0].split(" ", 2)[1], "from", h.get("x-sidecar-upstream", "the sidecar itself"), "(fallback)" if h.get("x-sidecar-fallback") else "")'
+}
+searchcalls() { curl -fsS http://127.0.0.1:19101/_calls | json "d['calls']"; }
+info "$(call)"
+say "search starts failing (every call answers 503)"
+curl -fsS -X POST http://127.0.0.1:19101/_fail >/dev/null
+for i in 1 2 3 4 5 6; do info "call $i: $(call)"; done
+info "calls that reached search: $(searchcalls) (3 failures opened its breaker; the rest went straight to search-lite)"
+curl -fsS "$CONTROL/v1/breakers" | json "'\n'.join('   breaker %s: %s, %d consecutive failures, half-open in %s' % (b['name'], b['state'], b['consecutive_failures'], b.get('half_open_in','-')) for b in d['breakers'])"
+say "search recovers; after open_for (5s) one probe call closes the breaker"
+curl -fsS -X POST http://127.0.0.1:19101/_heal >/dev/null
+sleep 5.5
+for i in 1 2; do info "call $i: $(call)"; done
+
 say "what the sidecar says (GET $CONTROL/v1/status)"
 curl -fsS "$CONTROL/v1/status" | json "'   agent %s: %s, %d heartbeats, process restarts %d, registrations %d' % (d['agent']['id'], d['health']['state'], d['health']['heartbeats'], d['process']['restarts'], d['registration']['registrations'])"
 
@@ -108,4 +134,4 @@ if [[ "${KEEP:-}" == "1" ]]; then
   info "logs:          $logs"
   wait "${pids[0]}"
 fi
-say "done: the agent hung and stalled, was isolated, notified about and restarted, with no person involved"
+say "done: the agent hung and stalled, was isolated, notified about and restarted; a failing service was cut off by its breaker while its fallback answered; no person involved"

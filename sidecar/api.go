@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 )
 
 // Limits on what an agent may send in a heartbeat.
@@ -90,6 +91,10 @@ func newControlAPI(s *Sidecar) *echo.Echo {
 	e.GET("/v1/status", s.handleStatus)
 	e.GET("/v1/health", s.handleHealth)
 	e.POST("/v1/reload", s.handleReload)
+	e.GET("/v1/breakers", s.handleBreakers)
+	e.POST("/v1/breakers/:name/:action", s.handleBreakerAction)
+	e.Any("/call/:upstream", s.handleCall)
+	e.Any("/call/:upstream/*", s.handleCall)
 	return e
 }
 
@@ -252,14 +257,17 @@ func (s *Sidecar) handleReload(c echo.Context) error {
 
 // Status is the body of GET /v1/status.
 type Status struct {
-	Sidecar       SidecarInfo                 `json:"sidecar"`
-	Agent         AgentInfo                   `json:"agent"`
-	Health        HealthSnapshot              `json:"health"`
-	Registration  discovery.RegistrationState `json:"registration"`
-	Process       *SupervisorState            `json:"process,omitempty"`
-	Notifications NotifierStats               `json:"notifications"`
-	LastReload    *ReloadInfo                 `json:"last_reload,omitempty"`
-	Config        map[string]any              `json:"config"`
+	Sidecar       SidecarInfo                      `json:"sidecar"`
+	Agent         AgentInfo                        `json:"agent"`
+	Health        HealthSnapshot                   `json:"health"`
+	Registration  discovery.RegistrationState      `json:"registration"`
+	Process       *SupervisorState                 `json:"process,omitempty"`
+	Notifications NotifierStats                    `json:"notifications"`
+	Breakers      []breaker.Snapshot               `json:"breakers"`
+	Discovery     map[string]discovery.InstanceSet `json:"discovery,omitempty"`
+	Ingress       string                           `json:"ingress,omitempty"`
+	LastReload    *ReloadInfo                      `json:"last_reload,omitempty"`
+	Config        map[string]any                   `json:"config"`
 }
 
 // SidecarInfo describes the sidecar process.
@@ -286,7 +294,7 @@ func (s *Sidecar) Status() Status {
 	s.mu.RLock()
 	cfg, last := s.cfg, s.lastReload
 	s.mu.RUnlock()
-	svc := serviceFor(cfg)
+	svc := s.service(cfg)
 	st := Status{
 		Sidecar: SidecarInfo{Version: Version, PID: os.Getpid(), Host: hostname(), StartedAt: s.started.UTC(),
 			Uptime: roundDur(s.now().Sub(s.started)).String(), ControlAPI: s.Addr()},
@@ -294,8 +302,13 @@ func (s *Sidecar) Status() Status {
 		Health:        s.tracker.Snapshot(),
 		Registration:  s.registry.State(),
 		Notifications: s.notifier.Stats(),
+		Breakers:      s.breakers.Snapshots(),
+		Ingress:       s.IngressAddr(),
 		LastReload:    last,
 		Config:        cfg.Summary(),
+	}
+	if s.watcher != nil {
+		st.Discovery = s.watcher.Sets()
 	}
 	if s.supervisor != nil {
 		ps := s.supervisor.State()

@@ -2,6 +2,8 @@ package sidecar
 
 import (
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,8 +20,10 @@ const (
 // heartbeatCheckID is the agent-local Consul check ID of the heartbeat check.
 func heartbeatCheckID(agentID string) string { return agentID + ":" + heartbeatCheckName }
 
-// serviceFor builds the Consul service definition of the agent.
-func serviceFor(cfg *policies.Config) discovery.Service {
+// serviceFor builds the Consul service definition of the agent. With the
+// ingress enabled, the registered address is the ingress (ingressAddr, the
+// bound address), so callers reach the agent through its sidecar.
+func serviceFor(cfg *policies.Config, ingressAddr string) discovery.Service {
 	tags := []string{agentTag}
 	for _, t := range cfg.Agent.Tags {
 		if t != agentTag {
@@ -37,11 +41,22 @@ func serviceFor(cfg *policies.Config) discovery.Service {
 		notes = fmt.Sprintf("The sidecar probes %s every %s; each answer counts as a heartbeat. Critical after %d missed (+%s grace).",
 			h.Probe.URL, h.Probe.Interval, h.MissedHeartbeats, h.Grace)
 	}
+	address, port := cfg.Agent.Address, cfg.Agent.Port
+	if ingressAddr != "" {
+		if host, p, err := net.SplitHostPort(ingressAddr); err == nil {
+			if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+				host = cfg.Agent.Address
+			}
+			address = host
+			port, _ = strconv.Atoi(p)
+			meta["agent_port"] = strconv.Itoa(cfg.Agent.Port)
+		}
+	}
 	return discovery.Service{
 		ID:      cfg.Agent.ID,
 		Name:    cfg.Agent.Name,
-		Address: cfg.Agent.Address,
-		Port:    cfg.Agent.Port,
+		Address: address,
+		Port:    port,
 		Tags:    tags,
 		Meta:    meta,
 		Checks: []discovery.Check{{
@@ -49,6 +64,13 @@ func serviceFor(cfg *policies.Config) discovery.Service {
 			Name:                    heartbeatCheckName,
 			Notes:                   notes,
 			TTL:                     h.TTL(),
+			DeregisterCriticalAfter: cfg.Consul.DeregisterCriticalAfter,
+		}, {
+			ID:   sidecarCheckID(cfg.Agent.ID),
+			Name: sidecarCheckName,
+			Notes: "Fed by the sidecar itself: passing while every circuit breaker is closed, warning with the list of open ones. " +
+				"Critical when the sidecar stopped refreshing it (the sidecar is down).",
+			TTL:                     sidecarCheckTTL,
 			DeregisterCriticalAfter: cfg.Consul.DeregisterCriticalAfter,
 		}},
 	}

@@ -28,6 +28,7 @@ type Event struct {
 	Type          string    `json:"type"`
 	Agent         string    `json:"agent"`
 	AgentID       string    `json:"agent_id"`
+	Breaker       string    `json:"breaker,omitempty"` // breaker.open / breaker.closed
 	Reason        string    `json:"reason,omitempty"`
 	Detail        string    `json:"detail,omitempty"`
 	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`

@@ -3,6 +3,7 @@ package sidecar
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/agent-sidecar/sidecar/policies"
@@ -51,7 +52,9 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 	s.mu.Unlock()
 
 	s.notifier.SetTargets(notifyTargets(merged))
-	s.registry.Update(serviceFor(merged))
+	s.registry.Update(s.service(merged))
+	s.watchQueries(merged)
+	s.rebindBreakers(merged)
 	if s.supervisor != nil && merged.Agent.Exec != nil {
 		s.supervisor.SetExec(*merged.Agent.Exec)
 	}
@@ -84,8 +87,51 @@ func mergeReload(prev, next *policies.Config) (*policies.Config, []string) {
 	keep("agent.id", prev.Agent.ID != next.Agent.ID, func() { out.Agent.ID = prev.Agent.ID })
 	keep("agent.exec", (prev.Agent.Exec == nil) != (next.Agent.Exec == nil), func() { out.Agent.Exec = prev.Agent.Exec })
 	keep("listen", prev.Listen != next.Listen, func() { out.Listen = prev.Listen })
+	keep("ingress.address", ingressAddrOf(prev) != ingressAddrOf(next), func() {
+		if next.Ingress != nil && prev.Ingress != nil {
+			in := *next.Ingress
+			in.Address = prev.Ingress.Address
+			out.Ingress = &in
+		} else {
+			out.Ingress = prev.Ingress
+		}
+	})
 	keep("consul.address", prev.Consul.Address != next.Consul.Address, func() { out.Consul.Address = prev.Consul.Address })
 	keep("consul.token", prev.Consul.Token != next.Consul.Token, func() { out.Consul.Token = prev.Consul.Token })
 	keep("consul.sync_interval", prev.Consul.SyncInterval != next.Consul.SyncInterval, func() { out.Consul.SyncInterval = prev.Consul.SyncInterval })
 	return &out, restart
+}
+
+func ingressAddrOf(c *policies.Config) string {
+	if c.Ingress == nil {
+		return ""
+	}
+	return c.Ingress.Address
+}
+
+// rebindBreakers gives existing breakers their new settings. A breaker whose
+// settings did not change keeps its state; one whose settings changed starts
+// afresh; breakers of upstreams that are gone are dropped.
+func (s *Sidecar) rebindBreakers(cfg *policies.Config) {
+	keep := map[string]bool{}
+	for _, sn := range s.breakers.Snapshots() {
+		stage, _, _ := strings.Cut(sn.Name, "@")
+		var bname string
+		switch {
+		case strings.HasPrefix(sn.Name, "agent:"), strings.HasPrefix(sn.Name, "peer:"):
+			if cfg.Ingress == nil {
+				continue
+			}
+			bname = cfg.Ingress.Breaker
+		default:
+			u, ok := cfg.Upstreams[stage]
+			if !ok {
+				continue
+			}
+			bname = u.Breaker
+		}
+		keep[sn.Name] = true
+		s.breakers.Get(sn.Name, cfg.Breakers[bname])
+	}
+	s.breakers.Retain(keep)
 }

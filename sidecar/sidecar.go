@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"os"
 	"sync"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 )
 
 // Version is the sidecar's version, set at build time with
@@ -46,6 +49,8 @@ type Options struct {
 	Registry Registry
 	// Now replaces the clock (tests).
 	Now func() time.Time
+	// Discovery replaces the Consul watcher of healthy instances (tests).
+	Discovery Discovery
 	// AgentOutput receives the supervised agent's stdout and stderr.
 	// Default: the sidecar's own.
 	AgentOutput io.Writer
@@ -59,6 +64,18 @@ type Sidecar struct {
 	started  time.Time
 	listener net.Listener
 	server   *http.Server
+	httpLog  *stdlog.Logger
+
+	// The ingress (nil unless configured) takes tasks for the agent.
+	ingressLn  net.Listener
+	ingressSrv *http.Server
+
+	breakers  *breaker.Set
+	notices   breakerNotices
+	discovery Discovery
+	watcher   *discovery.Watcher // nil when Options.Discovery is set
+	router    *router
+	proxy     *httputil.ReverseProxy
 
 	tracker    *HeartbeatTracker
 	registry   Registry
@@ -86,27 +103,52 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	}
 	s := &Sidecar{log: log, opts: opts, now: opts.Now, cfg: cfg, wake: make(chan struct{}, 1)}
 	s.started = s.now()
+	s.httpLog = log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	s.tracker = NewHeartbeatTracker(cfg.Health, s.started)
 	s.notifier = NewNotifier(log.Named("notify"), notifyTargets(cfg))
+	s.notices = breakerNotices{lastOpen: map[string]time.Time{}, notified: map[string]bool{}}
+	s.breakers = breaker.NewSet()
+	s.breakers.OnChange(s.onBreakerChange)
+	consulCfg := discovery.Config{Address: cfg.Consul.Address, Token: cfg.Consul.Token, SyncInterval: cfg.Consul.SyncInterval}
 
-	s.registry = opts.Registry
-	if s.registry == nil {
-		reg, err := discovery.NewRegistrar(discovery.Config{
-			Address: cfg.Consul.Address, Token: cfg.Consul.Token, SyncInterval: cfg.Consul.SyncInterval,
-		}, serviceFor(cfg), log.Named("discovery"))
+	s.discovery = opts.Discovery
+	if s.discovery == nil {
+		w, err := discovery.NewWatcher(consulCfg, log.Named("discovery"))
 		if err != nil {
 			return nil, fmt.Errorf("consul: %w", err)
 		}
-		s.registry = reg
+		s.watcher, s.discovery = w, w
+		s.watchQueries(cfg)
 	}
-
-	s.pushCheck() // Consul gets the first state with the registration
+	s.router = newRouter(s, s.discovery, s.breakers)
+	s.proxy = newReverseProxy(&callTransport{rt: newUpstreamTransport(), log: log.Named("proxy")}, s)
 
 	ln, err := net.Listen("tcp", cfg.Listen.Address)
 	if err != nil {
 		return nil, fmt.Errorf("control API: cannot listen on %s: %w (set listen.address to a free address)", cfg.Listen.Address, err)
 	}
 	s.listener = ln
+	if cfg.Ingress != nil {
+		iln, err := net.Listen("tcp", cfg.Ingress.Address)
+		if err != nil {
+			_ = ln.Close()
+			return nil, fmt.Errorf("ingress: cannot listen on %s: %w (set ingress.address to a free address)", cfg.Ingress.Address, err)
+		}
+		s.ingressLn = iln
+		s.ingressSrv = &http.Server{Handler: s.ingressHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.httpLog}
+	}
+
+	s.registry = opts.Registry
+	if s.registry == nil {
+		reg, err := discovery.NewRegistrar(consulCfg, s.service(cfg), log.Named("discovery"))
+		if err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("consul: %w", err)
+		}
+		s.registry = reg
+	}
+	s.pushCheck() // Consul gets the first state with the registration
+	s.pushSidecarCheck()
 
 	if cfg.Agent.Exec != nil {
 		base := "http://" + loopbackURLHost(ln.Addr())
@@ -126,19 +168,64 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	}
 
 	e := newControlAPI(s)
-	s.server = &http.Server{
-		Handler:           e,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-	}
+	s.server = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.httpLog}
 	return s, nil
+}
+
+// service is the Consul service definition for cfg, with the bound ingress
+// address when the ingress is enabled.
+func (s *Sidecar) service(cfg *policies.Config) discovery.Service {
+	var ingress string
+	if s.ingressLn != nil {
+		ingress = s.ingressLn.Addr().String()
+	}
+	return serviceFor(cfg, ingress)
+}
+
+// IngressAddr is the ingress's bound address, "" when it is not enabled.
+func (s *Sidecar) IngressAddr() string {
+	if s.ingressLn == nil {
+		return ""
+	}
+	return s.ingressLn.Addr().String()
+}
+
+// watchQueries makes the watcher follow every Consul upstream (and the
+// agent's own service, for ingress peers), so no call waits for Consul.
+func (s *Sidecar) watchQueries(cfg *policies.Config) {
+	if s.watcher == nil {
+		return
+	}
+	var qs []discovery.Query
+	for _, u := range cfg.Upstreams {
+		if u.Service != "" {
+			qs = append(qs, queryOf(u))
+		}
+	}
+	if cfg.Ingress != nil {
+		qs = append(qs, discovery.Query{Service: cfg.Agent.Name})
+	}
+	for _, q := range qs {
+		s.watcher.Watch(q)
+	}
+	s.watcher.Retain(qs)
+}
+
+func (s *Sidecar) closeListeners() {
+	_ = s.listener.Close()
+	if s.ingressLn != nil {
+		_ = s.ingressLn.Close()
+	}
 }
 
 // Addr is the control API's bound address.
 func (s *Sidecar) Addr() string { return s.listener.Addr().String() }
 
-// Close releases the listener of a sidecar whose Run was never called.
-func (s *Sidecar) Close() error { return s.listener.Close() }
+// Close releases the listeners of a sidecar whose Run was never called.
+func (s *Sidecar) Close() error {
+	s.closeListeners()
+	return nil
+}
 
 // Config returns the configuration in force.
 func (s *Sidecar) Config() *policies.Config {
@@ -154,7 +241,7 @@ func (s *Sidecar) Config() *policies.Config {
 func (s *Sidecar) Run(ctx context.Context) error {
 	cfg := s.Config()
 	s.log.Info("sidecar starting", "version", Version, "agent", cfg.Agent.Name, "agent_id", cfg.Agent.ID,
-		"control_api", s.Addr(), "consul", cfg.Consul.Address)
+		"control_api", s.Addr(), "ingress", s.IngressAddr(), "consul", cfg.Consul.Address)
 
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
@@ -169,8 +256,15 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	defer stopDrain()
 	notifyDone := make(chan struct{})
 	go func() { defer close(notifyDone); s.notifier.Run(notifyCtx, drainCtx) }()
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); s.watch(bg) }()
+	go func() { defer wg.Done(); s.refreshSidecarCheck(bg) }()
+	watchDone := make(chan struct{})
+	if s.watcher != nil {
+		go func() { defer close(watchDone); s.watcher.Run(bg) }()
+	} else {
+		close(watchDone)
+	}
 	s.startProbe(cfg.Health.Probe)
 	agentDone := make(chan struct{})
 	if s.supervisor != nil {
@@ -179,8 +273,15 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		close(agentDone)
 	}
 
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- s.server.Serve(s.listener) }()
+	if s.ingressSrv != nil {
+		go func() {
+			if err := s.ingressSrv.Serve(s.ingressLn); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("ingress: %w", err)
+			}
+		}()
+	}
 
 	var runErr error
 	select {
@@ -193,9 +294,20 @@ func (s *Sidecar) Run(ctx context.Context) error {
 
 	deadline, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
-	if err := s.server.Shutdown(deadline); err != nil {
-		s.log.Warn("in-flight requests did not finish in time", "error", err)
+	var shutdowns sync.WaitGroup
+	for _, srv := range []*http.Server{s.server, s.ingressSrv} {
+		if srv == nil {
+			continue
+		}
+		shutdowns.Add(1)
+		go func() {
+			defer shutdowns.Done()
+			if err := srv.Shutdown(deadline); err != nil {
+				s.log.Warn("in-flight requests did not finish in time", "error", err)
+			}
+		}()
 	}
+	shutdowns.Wait()
 	stopAgent()
 	<-agentDone
 	s.stopProbe()
@@ -211,6 +323,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	<-notifyDone
 	stopBG()
 	wg.Wait()
+	<-watchDone
 	s.log.Info("sidecar stopped")
 	return runErr
 }
@@ -223,6 +336,20 @@ func (s *Sidecar) Beat(hb Heartbeat) HealthSnapshot {
 	s.pushCheck()
 	s.nudge()
 	return s.tracker.Snapshot()
+}
+
+// refreshSidecarCheck keeps the sidecar check's TTL fresh.
+func (s *Sidecar) refreshSidecarCheck(ctx context.Context) {
+	t := time.NewTicker(sidecarCheckRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.pushSidecarCheck()
+		}
+	}
 }
 
 // watch evaluates the tracker's deadlines as they come due.

@@ -30,3 +30,20 @@ notify "ops" {
   webhook = "http://127.0.0.1:19090/events"
   retries = 2
 }
+
+# Calls through the sidecar: GET/POST $SIDECAR_ADDR/call/search/... goes to
+# the search service; after 3 consecutive failures its breaker opens for 5s
+# and calls go straight to search-lite.
+breaker "default" {
+  consecutive_failures = 3
+  open_for             = "5s"
+}
+
+upstream "search" {
+  url      = "http://127.0.0.1:19101"
+  fallback = ["search-lite"]
+}
+
+upstream "search-lite" {
+  url = "http://127.0.0.1:19102"
+}

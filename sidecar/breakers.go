@@ -1,0 +1,148 @@
+package sidecar
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+)
+
+// Event types of breaker notifications.
+const (
+	EventBreakerOpen   = "breaker.open"
+	EventBreakerClosed = "breaker.closed"
+)
+
+// The sidecar's own Consul check: passing while every breaker is closed,
+// warning with a readable list when any is open. The sidecar refreshes it;
+// when the sidecar dies, Consul marks it critical after the TTL.
+const (
+	sidecarCheckName    = "sidecar"
+	sidecarCheckTTL     = 30 * time.Second
+	sidecarCheckRefresh = sidecarCheckTTL / 3
+)
+
+func sidecarCheckID(agentID string) string { return agentID + ":" + sidecarCheckName }
+
+// breakerNotices limits breaker notifications to one per breaker per
+// open_for, and sends "closed" only after an "open" was sent.
+type breakerNotices struct {
+	mu       sync.Mutex
+	lastOpen map[string]time.Time
+	notified map[string]bool
+}
+
+// onBreakerChange runs (without locks held) on every breaker transition.
+func (s *Sidecar) onBreakerChange(ch breaker.Change) {
+	switch ch.To {
+	case breaker.Open:
+		s.log.Warn("breaker opened", "breaker", ch.Name, "reason", ch.Reason,
+			"consecutive_failures", ch.ConsecutiveFailures, "open_for", ch.OpenFor)
+	case breaker.HalfOpen:
+		s.log.Info("breaker half-open: letting a probe through", "breaker", ch.Name)
+	case breaker.Closed:
+		s.log.Info("breaker closed", "breaker", ch.Name)
+	}
+	s.pushSidecarCheck()
+
+	cfg := s.Config()
+	n := &s.notices
+	n.mu.Lock()
+	var ev *Event
+	now := s.now()
+	switch ch.To {
+	case breaker.Open:
+		if last, ok := n.lastOpen[ch.Name]; !ok || now.Sub(last) >= ch.OpenFor {
+			n.lastOpen[ch.Name] = now
+			n.notified[ch.Name] = true
+			ev = &Event{Type: EventBreakerOpen, Reason: ch.Reason,
+				Detail: fmt.Sprintf("%d consecutive failures, last: %s; calls go to the fallback for %s", ch.ConsecutiveFailures, ch.Reason, ch.OpenFor),
+				Text:   fmt.Sprintf("Breaker %s on agent %s opened (%s): calls go to the fallback.", ch.Name, cfg.Agent.ID, ch.Reason)}
+		}
+	case breaker.Closed:
+		if n.notified[ch.Name] {
+			delete(n.notified, ch.Name)
+			ev = &Event{Type: EventBreakerClosed, Detail: "a probe call succeeded",
+				Text: fmt.Sprintf("Breaker %s on agent %s closed: the target answers again.", ch.Name, cfg.Agent.ID)}
+		}
+	}
+	n.mu.Unlock()
+	if ev != nil {
+		ev.Agent, ev.AgentID, ev.Breaker, ev.Time = cfg.Agent.Name, cfg.Agent.ID, ch.Name, ch.At.UTC()
+		s.notifier.Send(*ev)
+	}
+}
+
+// pushSidecarCheck hands the sidecar check's state to the registry.
+func (s *Sidecar) pushSidecarCheck() {
+	status, out := sidecarCheck(s.breakers.Snapshots(), s.now())
+	s.registry.SetCheck(sidecarCheckID(s.Config().Agent.ID), status, truncate(out, maxCheckOutput))
+}
+
+// sidecarCheck writes the sidecar check for people reading the Consul UI.
+func sidecarCheck(snaps []breaker.Snapshot, now time.Time) (discovery.CheckStatus, string) {
+	var open []string
+	for _, sn := range snaps {
+		if sn.State == breaker.Closed.String() {
+			continue
+		}
+		line := fmt.Sprintf("%s %s", sn.Name, sn.State)
+		if !sn.OpenedAt.IsZero() {
+			line += " since " + sn.OpenedAt.UTC().Format("15:04:05")
+		}
+		if sn.Forced {
+			line += " (opened by an operator)"
+		} else if sn.ConsecutiveFailures > 0 {
+			line += fmt.Sprintf(", %d consecutive failures", sn.ConsecutiveFailures)
+			if sn.LastFailureReason != "" {
+				line += " (last: " + sn.LastFailureReason + ")"
+			}
+		}
+		if sn.HalfOpenInText != "" {
+			line += ", half-open in " + sn.HalfOpenInText
+		}
+		open = append(open, line)
+	}
+	if len(open) == 0 {
+		if len(snaps) == 0 {
+			return discovery.Passing, fmt.Sprintf("Sidecar running; no calls through it yet. Checked %s.", stamp(now))
+		}
+		return discovery.Passing, fmt.Sprintf("All %d breakers closed. Checked %s.", len(snaps), stamp(now))
+	}
+	return discovery.Warning, fmt.Sprintf("%d of %d breakers not closed: calls go to fallbacks.\n- %s\nChecked %s.",
+		len(open), len(snaps), strings.Join(open, "\n- "), stamp(now))
+}
+
+// handleBreakers serves GET /v1/breakers.
+func (s *Sidecar) handleBreakers(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"breakers": s.breakers.Snapshots()})
+}
+
+// handleBreakerAction serves POST /v1/breakers/{name}/{open|close|reset}.
+func (s *Sidecar) handleBreakerAction(c echo.Context) error {
+	name, action := c.Param("name"), c.Param("action")
+	b, ok := s.breakers.Lookup(name)
+	if !ok {
+		return &httpError{status: http.StatusNotFound, typ: errNotFound,
+			msg: fmt.Sprintf("no breaker named %q; GET /v1/breakers lists them (a breaker exists once a call went through it)", name)}
+	}
+	switch action {
+	case "open":
+		b.ForceOpen()
+	case "close":
+		b.Close()
+	case "reset":
+		b.Reset()
+	default:
+		return badRequest("unknown action %q: use open, close or reset", action)
+	}
+	s.log.Warn("breaker changed by an operator", "breaker", name, "action", action)
+	s.pushSidecarCheck()
+	return c.JSON(http.StatusOK, b.Snapshot())
+}

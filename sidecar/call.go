@@ -1,0 +1,198 @@
+package sidecar
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/policies"
+)
+
+// newReverseProxy returns the proxy shared by /call/ and the ingress: the
+// standard library handles hop-by-hop headers, streaming and trailers; the
+// transport chooses where each request goes.
+func newReverseProxy(t http.RoundTripper, s *Sidecar) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:       func(*httputil.ProxyRequest) {}, // the transport sets the destination per attempt
+		Transport:     t,
+		FlushInterval: -1, // flush at once: streamed answers (SSE) reach the caller event by event
+		ErrorLog:      s.httpLog,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
+				return // the caller went away
+			}
+			s.log.Warn("proxied call failed", "path", r.URL.Path, "error", err)
+			writeJSONError(w, http.StatusBadGateway, errUpstreamBroke, "the call could not be completed: "+shortError(err))
+		},
+	}
+}
+
+func writeJSONError(w http.ResponseWriter, status int, typ, msg string) {
+	body, _ := json.Marshal(APIError{Error: APIErrorBody{Type: typ, Message: msg}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func joinHostPort(host string, port int) string {
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// handleCall serves /call/{upstream}/{path...}.
+func (s *Sidecar) handleCall(c echo.Context) error {
+	cfg := s.Config()
+	name := c.Param("upstream")
+	if _, ok := cfg.Upstreams[name]; !ok {
+		return &httpError{status: http.StatusNotFound, typ: errNotFound,
+			msg: fmt.Sprintf("no upstream named %q; configured: %s (add an upstream block)", name, upstreamNames(cfg))}
+	}
+	req := c.Request()
+	path, rawPath := callPath(req, name)
+	body, err := readReplayBody(req)
+	if err != nil {
+		return badRequest("could not read the request body: %v", err)
+	}
+	plan := &callPlan{
+		stages:     s.router.upstreamStages(cfg, upstreamChain(cfg, name), false),
+		path:       path,
+		rawPath:    rawPath,
+		body:       body,
+		idempotent: isIdempotent(req.Method),
+	}
+	s.proxy.ServeHTTP(c.Response(), req.WithContext(context.WithValue(req.Context(), planKey{}, plan)))
+	return nil
+}
+
+// callPath is the part of the request path after /call/{upstream}, with its
+// escaped form when it differs.
+func callPath(req *http.Request, name string) (string, string) {
+	prefix := "/call/" + name
+	path := strings.TrimPrefix(req.URL.Path, prefix)
+	if path == "" {
+		path = "/"
+	}
+	var raw string
+	if req.URL.RawPath != "" {
+		raw = strings.TrimPrefix(req.URL.RawPath, prefix)
+		if raw == "" {
+			raw = "/"
+		}
+	}
+	return path, raw
+}
+
+func upstreamNames(cfg *policies.Config) string {
+	if len(cfg.Upstreams) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(cfg.Upstreams))
+	for n := range cfg.Upstreams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// ingressHandler takes tasks for the local agent: to the agent through its
+// breaker; when the agent is isolated or its breaker is open, to a passing
+// peer of the same service (never this one), then to the fallback
+// upstreams. A request another sidecar forwarded goes to the local agent
+// only, so two sidecars never bounce a task between them.
+func (s *Sidecar) ingressHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		cfg := s.Config()
+		in := cfg.Ingress
+		body, err := readReplayBody(req)
+		if err != nil {
+			writeJSONError(w, http.StatusBadRequest, errInvalidRequest, "could not read the request body: "+err.Error())
+			return
+		}
+		forwarded := req.Header.Get(headerForwarded) != ""
+		req.Header.Del(headerForwarded)
+		bcfg := cfg.Breakers[in.Breaker]
+		stages := []stage{{
+			name: "agent", retries: 0, timeout: in.Timeout,
+			targets: func(context.Context) ([]target, string) { return s.localAgentTarget(cfg, bcfg) },
+		}}
+		if !forwarded {
+			stages = append(stages, stage{
+				name: "peer", fallback: true, retries: 1, timeout: in.Timeout, forwarded: true,
+				targets: func(ctx context.Context) ([]target, string) { return s.peerTargets(ctx, cfg, bcfg) },
+			})
+			var chain []string
+			for _, f := range in.Fallback {
+				for _, n := range upstreamChain(cfg, f) {
+					if !contains(chain, n) {
+						chain = append(chain, n)
+					}
+				}
+			}
+			for _, st := range s.router.upstreamStages(cfg, chain, true) {
+				st.forwarded = true
+				stages = append(stages, st)
+			}
+		}
+		plan := &callPlan{stages: stages, path: req.URL.Path, rawPath: req.URL.RawPath, body: body,
+			idempotent: isIdempotent(req.Method), forwardTag: cfg.Agent.ID}
+		s.proxy.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), planKey{}, plan)))
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// localAgentTarget is the local agent, unless it is isolated.
+func (s *Sidecar) localAgentTarget(cfg *policies.Config, bcfg policies.Breaker) ([]target, string) {
+	if snap := s.tracker.Snapshot(); snap.IsolatedNow() {
+		return nil, fmt.Sprintf("agent %s is isolated (%s)", cfg.Agent.ID, strings.ReplaceAll(snap.Reason, "_", " "))
+	}
+	hp := joinHostPort(cfg.Agent.Address, cfg.Agent.Port)
+	name := "agent:" + cfg.Agent.ID
+	return []target{{stage: "agent", instance: cfg.Agent.ID, scheme: "http", hostPort: hp,
+		breaker: s.router.breakerFor(name, bcfg), outstanding: s.router.inFlight(name)}}, ""
+}
+
+// peerTargets are the other passing instances of the agent's own service,
+// reached through their sidecars' ingress.
+func (s *Sidecar) peerTargets(ctx context.Context, cfg *policies.Config, bcfg policies.Breaker) ([]target, string) {
+	if s.discovery == nil {
+		return nil, "no Consul discovery"
+	}
+	q := discovery.Query{Service: cfg.Agent.Name}
+	set := s.discovery.Instances(q)
+	if !set.Known {
+		wctx, cancel := context.WithTimeout(ctx, firstDiscoveryWait)
+		set = s.discovery.Wait(wctx, q)
+		cancel()
+	}
+	ts := make([]target, 0, len(set.Instances))
+	for _, in := range set.Instances {
+		if in.ID == cfg.Agent.ID {
+			continue
+		}
+		hp := in.HostPort()
+		name := "peer:" + in.ID + "@" + hp
+		ts = append(ts, target{stage: "peer", instance: in.ID, scheme: "http", hostPort: hp,
+			breaker: s.router.breakerFor(name, bcfg), outstanding: s.router.inFlight(name)})
+	}
+	if len(ts) == 0 {
+		return nil, fmt.Sprintf("no passing peer of service %q", cfg.Agent.Name)
+	}
+	return s.router.order("peer", policies.BalanceRoundRobin, ts), ""
+}

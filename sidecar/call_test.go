@@ -1,0 +1,236 @@
+package sidecar
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gavv/httpexpect/v2"
+
+	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/policies"
+)
+
+// scripted is an upstream whose answer can be changed while it runs, and
+// which counts the calls it received.
+type scripted struct {
+	name   string
+	status atomic.Int32
+	delay  atomic.Int64 // nanoseconds
+	calls  atomic.Int32
+	mu     sync.Mutex
+	bodies []string
+	srv    *httptest.Server
+}
+
+func newScripted(t *testing.T, name string, status int) *scripted {
+	u := &scripted{name: name}
+	u.status.Store(int32(status))
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.calls.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.bodies = append(u.bodies, r.Method+" "+r.URL.RequestURI()+" "+string(b))
+		u.mu.Unlock()
+		if d := time.Duration(u.delay.Load()); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("X-Answered-By", u.name)
+		w.WriteHeader(int(u.status.Load()))
+		_, _ = io.WriteString(w, `{"from":"`+u.name+`"}`)
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *scripted) lastBody() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.bodies) == 0 {
+		return ""
+	}
+	return u.bodies[len(u.bodies)-1]
+}
+
+// fakeDiscovery serves a fixed, changeable set of instances per service.
+type fakeDiscovery struct {
+	mu   sync.Mutex
+	sets map[string][]discovery.Instance
+}
+
+func (f *fakeDiscovery) set(service string, ins ...discovery.Instance) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sets == nil {
+		f.sets = map[string][]discovery.Instance{}
+	}
+	f.sets[service] = ins
+}
+
+func (f *fakeDiscovery) Instances(q discovery.Query) discovery.InstanceSet {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ins, ok := f.sets[q.Service]
+	return discovery.InstanceSet{Instances: ins, Known: ok}
+}
+
+func (f *fakeDiscovery) Wait(_ context.Context, q discovery.Query) discovery.InstanceSet {
+	return f.Instances(q)
+}
+
+func instanceOf(t *testing.T, id string, u *scripted) discovery.Instance {
+	host, port, _ := strings.Cut(strings.TrimPrefix(u.srv.URL, "http://"), ":")
+	p, _ := strconv.Atoi(port)
+	return discovery.Instance{ID: id, Service: "svc", Address: host, Port: p}
+}
+
+func testBreaker(openFor time.Duration) policies.Breaker {
+	b := benchBreaker()
+	b.OpenFor, b.MaxOpenFor = openFor, 8*openFor
+	return b
+}
+
+// callSidecar runs a sidecar with the given upstreams and a fake discovery.
+func callSidecar(t *testing.T, ups map[string]policies.Upstream, d Discovery, openFor time.Duration) (*Sidecar, *httpexpect.Expect) {
+	t.Helper()
+	cfg := testConfig()
+	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(openFor)}
+	for name, u := range ups {
+		u.Name = name
+		if u.Breaker == "" {
+			u.Breaker = "default"
+		}
+		if u.Timeout == 0 {
+			u.Timeout = 5 * time.Second
+		}
+		if u.Balance == "" {
+			u.Balance = policies.BalanceRoundRobin
+		}
+		ups[name] = u
+	}
+	cfg.Upstreams = ups
+	s, _, e := startSidecar(t, cfg, Options{Discovery: d})
+	return s, e
+}
+
+func TestBreakerTripsAfterThreeFailuresAndFallbackServes(t *testing.T) {
+	flaky := newScripted(t, "flaky", http.StatusServiceUnavailable)
+	backup := newScripted(t, "backup", http.StatusOK)
+	_, e := callSidecar(t, map[string]policies.Upstream{
+		"primary": {URL: flaky.srv.URL, Fallback: []string{"backup"}},
+		"backup":  {URL: backup.srv.URL},
+	}, &fakeDiscovery{}, 300*time.Millisecond)
+
+	// When 10 tasks are sent while the primary fails
+	for i := 0; i < 10; i++ {
+		r := e.POST("/call/primary/task").WithQuery("n", i).WithText(`{"task":` + strconv.Itoa(i) + `}`).Expect()
+		// Then every task is handled by the fallback, marked as such
+		r.Status(http.StatusOK).Header(headerUpstream).IsEqual("backup")
+		r.Header(headerFallback).IsEqual("true")
+	}
+	// And the primary received exactly 3 calls: then its breaker opened
+	if got := flaky.calls.Load(); got != 3 {
+		t.Fatalf("primary received %d calls, want exactly 3 before the breaker opened", got)
+	}
+	if got := backup.lastBody(); got != `POST /task?n=9 {"task":9}` {
+		t.Fatalf("fallback received %q, want the task forwarded intact", got)
+	}
+	e.GET("/v1/breakers").Expect().JSON().Object().Value("breakers").Array().
+		Find(func(_ int, v *httpexpect.Value) bool {
+			return v.Object().Value("name").String().Raw() == "primary@"+hostOf(flaky)
+		}).
+		Object().HasValue("state", "open").HasValue("trips", 1)
+
+	// When the primary recovers and open_for has passed, one probe closes the breaker
+	flaky.status.Store(http.StatusOK)
+	time.Sleep(350 * time.Millisecond)
+	e.POST("/call/primary/task").Expect().Status(http.StatusOK).Header(headerUpstream).IsEqual("primary")
+	e.POST("/call/primary/task").Expect().Status(http.StatusOK).Header(headerUpstream).IsEqual("primary")
+	if got := flaky.calls.Load(); got != 5 {
+		t.Fatalf("primary received %d calls, want 5 (3 failures, a probe, a normal call)", got)
+	}
+}
+
+func hostOf(u *scripted) string { return strings.TrimPrefix(u.srv.URL, "http://") }
+
+func TestClientErrorsDoNotTrip(t *testing.T) {
+	up := newScripted(t, "up", http.StatusNotFound)
+	_, e := callSidecar(t, map[string]policies.Upstream{"up": {URL: up.srv.URL}}, &fakeDiscovery{}, time.Second)
+	for i := 0; i < 10; i++ {
+		e.GET("/call/up/missing").Expect().Status(http.StatusNotFound).Header(headerUpstream).IsEqual("up")
+	}
+	if got := up.calls.Load(); got != 10 {
+		t.Fatalf("upstream received %d calls, want all 10 (4xx is the caller's fault)", got)
+	}
+}
+
+func TestNothingLeftAnswers503WithRetryAfter(t *testing.T) {
+	down := newScripted(t, "down", http.StatusBadGateway)
+	_, e := callSidecar(t, map[string]policies.Upstream{"up": {URL: down.srv.URL}}, &fakeDiscovery{}, 20*time.Second)
+	// The first three answers are the upstream's own 502s.
+	for i := 0; i < 3; i++ {
+		e.GET("/call/up/x").Expect().Status(http.StatusBadGateway).Header(headerUpstream).IsEqual("up")
+	}
+	r := e.GET("/call/up/x").Expect().Status(http.StatusServiceUnavailable)
+	r.Header("Retry-After").AsNumber().InRange(15, 20)
+	r.JSON().Object().Value("error").Object().HasValue("type", "unavailable").
+		Value("message").String().Contains("open")
+	if got := down.calls.Load(); got != 3 {
+		t.Fatalf("the open upstream received %d calls, want 3", got)
+	}
+	e.GET("/call/nope/x").Expect().Status(http.StatusNotFound).JSON().Object().
+		Value("error").Object().Value("message").String().Contains(`no upstream named "nope"`)
+}
+
+func TestBadInstanceEjectedWhileOthersServe(t *testing.T) {
+	good1, good2 := newScripted(t, "good1", http.StatusOK), newScripted(t, "good2", http.StatusOK)
+	bad := newScripted(t, "bad", http.StatusInternalServerError)
+	d := &fakeDiscovery{}
+	d.set("svc", instanceOf(t, "bad", bad), instanceOf(t, "good1", good1), instanceOf(t, "good2", good2))
+	_, e := callSidecar(t, map[string]policies.Upstream{"svc": {Service: "svc", Retries: 1}}, d, time.Minute)
+
+	// Every GET is answered (a failure on the bad instance is retried on another)
+	for i := 0; i < 30; i++ {
+		e.GET("/call/svc/item").Expect().Status(http.StatusOK).Header("X-Answered-By").NotEqual("bad")
+	}
+	// And the bad instance saw exactly 3 calls before its breaker ejected it
+	if got := bad.calls.Load(); got != 3 {
+		t.Fatalf("bad instance received %d calls, want 3", got)
+	}
+	if good1.calls.Load() == 0 || good2.calls.Load() == 0 {
+		t.Fatalf("calls not spread: good1 %d, good2 %d", good1.calls.Load(), good2.calls.Load())
+	}
+}
+
+func TestTimeoutAnswers504AndCounts(t *testing.T) {
+	slow := newScripted(t, "slow", http.StatusOK)
+	slow.delay.Store(int64(2 * time.Second))
+	_, e := callSidecar(t, map[string]policies.Upstream{"slow": {URL: slow.srv.URL, Timeout: 100 * time.Millisecond}}, &fakeDiscovery{}, time.Minute)
+	e.POST("/call/slow/x").Expect().Status(http.StatusGatewayTimeout).JSON().Object().
+		Value("error").Object().HasValue("type", "timeout")
+}
+
+func TestConnectionRefusedGoesToNextInstance(t *testing.T) {
+	good := newScripted(t, "good", http.StatusOK)
+	gone := newScripted(t, "gone", http.StatusOK)
+	goneInst := instanceOf(t, "gone", gone)
+	gone.srv.Close()
+	d := &fakeDiscovery{}
+	d.set("svc", goneInst, instanceOf(t, "good", good))
+	_, e := callSidecar(t, map[string]policies.Upstream{"svc": {Service: "svc", Retries: 1}}, d, time.Minute)
+	// A POST is retried elsewhere when nothing was sent.
+	for i := 0; i < 4; i++ {
+		e.POST("/call/svc/task").WithText("t").Expect().Status(http.StatusOK).Header("X-Answered-By").IsEqual("good")
+	}
+}

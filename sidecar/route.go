@@ -1,0 +1,237 @@
+package sidecar
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+)
+
+// Headers the sidecar sets or reads on proxied calls.
+const (
+	headerUpstream  = "X-Sidecar-Upstream"  // which upstream answered
+	headerFallback  = "X-Sidecar-Fallback"  // "true" when it was not the first choice
+	headerInstance  = "X-Sidecar-Instance"  // which instance answered
+	headerForwarded = "X-Sidecar-Forwarded" // set on requests one sidecar forwards to another's ingress
+)
+
+// firstDiscoveryWait bounds how long the first call of an upstream waits for
+// Consul's first answer about its instances.
+const firstDiscoveryWait = 3 * time.Second
+
+// Discovery is what the call proxy needs from Consul: the passing instances
+// of a service, from memory. discovery.Watcher implements it.
+type Discovery interface {
+	Instances(q discovery.Query) discovery.InstanceSet
+	Wait(ctx context.Context, q discovery.Query) discovery.InstanceSet
+}
+
+// target is one place a call may go: an instance of an upstream, the local
+// agent, or a peer, each behind its own breaker.
+type target struct {
+	stage    string // the upstream (or "agent", "peer") name, for headers and errors
+	instance string // instance ID or host:port, for headers
+	scheme   string
+	hostPort string
+	basePath string // a static URL's path prefix
+	breaker  *breaker.Breaker
+	// outstanding counts calls in flight (least_outstanding balancing).
+	outstanding *atomic.Int64
+}
+
+// stage is one upstream of a call's chain: the first one, then its
+// fallbacks in order.
+type stage struct {
+	name     string
+	fallback bool // not the first choice
+	retries  int
+	timeout  time.Duration
+	// targets lists the candidates in the order to try them; when there are
+	// none, why says so for the error message.
+	targets func(ctx context.Context) (ts []target, why string)
+	// forwarded marks requests to this stage as forwarded by a sidecar.
+	forwarded bool
+}
+
+// router builds call plans from the configuration and discovery.
+type router struct {
+	s         *Sidecar
+	discovery Discovery
+	breakers  *breaker.Set
+
+	mu          sync.Mutex
+	rr          map[string]*atomic.Uint64 // round-robin counters by stage
+	outstanding map[string]*atomic.Int64  // in-flight calls by breaker name
+}
+
+func newRouter(s *Sidecar, d Discovery, set *breaker.Set) *router {
+	return &router{s: s, discovery: d, breakers: set,
+		rr: map[string]*atomic.Uint64{}, outstanding: map[string]*atomic.Int64{}}
+}
+
+func (r *router) counter(name string) *atomic.Uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.rr[name]
+	if !ok {
+		c = new(atomic.Uint64)
+		r.rr[name] = c
+	}
+	return c
+}
+
+func (r *router) inFlight(name string) *atomic.Int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.outstanding[name]
+	if !ok {
+		c = new(atomic.Int64)
+		r.outstanding[name] = c
+	}
+	return c
+}
+
+// breakerFor returns the breaker of a target, created on first use.
+func (r *router) breakerFor(name string, cfg policies.Breaker) *breaker.Breaker {
+	if b, ok := r.breakers.Lookup(name); ok {
+		return b
+	}
+	return r.breakers.Get(name, cfg)
+}
+
+// upstreamChain returns the upstream and its fallbacks, depth first, each
+// once.
+func upstreamChain(cfg *policies.Config, first string) []string {
+	var out []string
+	seen := map[string]bool{}
+	var walk func(name string)
+	walk = func(name string) {
+		if seen[name] {
+			return
+		}
+		seen[name] = true
+		u, ok := cfg.Upstreams[name]
+		if !ok {
+			return
+		}
+		out = append(out, name)
+		for _, f := range u.Fallback {
+			walk(f)
+		}
+	}
+	walk(first)
+	return out
+}
+
+// upstreamStages builds the stages of a call to the named upstreams (the
+// first, then fallbacks).
+func (r *router) upstreamStages(cfg *policies.Config, names []string, firstIsFallback bool) []stage {
+	stages := make([]stage, 0, len(names))
+	for i, name := range names {
+		u := cfg.Upstreams[name]
+		bcfg := cfg.Breakers[u.Breaker]
+		stages = append(stages, stage{
+			name: name, fallback: firstIsFallback || i > 0, retries: u.Retries, timeout: u.Timeout,
+			targets: func(ctx context.Context) ([]target, string) { return r.upstreamTargets(ctx, u, bcfg) },
+		})
+	}
+	return stages
+}
+
+// queryOf is the discovery query of a Consul upstream.
+func queryOf(u policies.Upstream) discovery.Query {
+	return discovery.Query{Service: u.Service, Tags: u.Tags, Filter: u.Filter}
+}
+
+// upstreamTargets lists an upstream's candidates in balancing order.
+func (r *router) upstreamTargets(ctx context.Context, u policies.Upstream, bcfg policies.Breaker) ([]target, string) {
+	if u.URL != "" {
+		base, err := url.Parse(u.URL)
+		if err != nil {
+			return nil, "invalid url"
+		}
+		name := u.Name + "@" + base.Host
+		return []target{{stage: u.Name, instance: base.Host, scheme: base.Scheme, hostPort: base.Host,
+			basePath: strings.TrimSuffix(base.Path, "/"), breaker: r.breakerFor(name, bcfg), outstanding: r.inFlight(name)}}, ""
+	}
+	q := queryOf(u)
+	set := r.discovery.Instances(q)
+	if !set.Known {
+		wctx, cancel := context.WithTimeout(ctx, firstDiscoveryWait)
+		set = r.discovery.Wait(wctx, q)
+		cancel()
+		if !set.Known {
+			return nil, fmt.Sprintf("Consul has not answered about service %q yet", u.Service)
+		}
+	}
+	if len(set.Instances) == 0 {
+		return nil, fmt.Sprintf("no passing instance of service %q%s", u.Service, describeSelector(u))
+	}
+	ts := make([]target, len(set.Instances))
+	for i, in := range set.Instances {
+		hp := in.HostPort()
+		name := u.Name + "@" + hp
+		ts[i] = target{stage: u.Name, instance: in.ID, scheme: "http", hostPort: hp,
+			breaker: r.breakerFor(name, bcfg), outstanding: r.inFlight(name)}
+	}
+	return r.order(u.Name, u.Balance, ts), ""
+}
+
+func describeSelector(u policies.Upstream) string {
+	var parts []string
+	if len(u.Tags) > 0 {
+		parts = append(parts, "tags "+strings.Join(u.Tags, ","))
+	}
+	if u.Filter != "" {
+		parts = append(parts, "filter "+u.Filter)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " with " + strings.Join(parts, " and ")
+}
+
+// order puts targets in the order to try them: rotated round robin, or by
+// fewest calls in flight.
+func (r *router) order(name, balance string, ts []target) []target {
+	if len(ts) < 2 {
+		return ts
+	}
+	start := int(r.counter(name).Add(1) % uint64(len(ts)))
+	rotated := append(ts[start:len(ts):len(ts)], ts[:start]...)
+	if balance == policies.BalanceLeastOutstanding {
+		sort.SliceStable(rotated, func(i, j int) bool {
+			return rotated[i].outstanding.Load() < rotated[j].outstanding.Load()
+		})
+	}
+	return rotated
+}
+
+// ingressAddress returns the address and port Consul should register when
+// the ingress is enabled: callers reach the agent through its sidecar.
+func ingressAddress(cfg *policies.Config) (string, int, bool) {
+	if cfg.Ingress == nil {
+		return "", 0, false
+	}
+	host, port, err := net.SplitHostPort(cfg.Ingress.Address)
+	if err != nil {
+		return "", 0, false
+	}
+	var p int
+	if _, err := fmt.Sscanf(port, "%d", &p); err != nil {
+		return "", 0, false
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = cfg.Agent.Address
+	}
+	return host, p, true
+}

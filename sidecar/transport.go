@@ -1,0 +1,358 @@
+package sidecar
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+)
+
+// maxReplayBody is the largest request body kept in memory so that a call
+// can be retried on another instance or sent to a fallback. A larger body is
+// streamed once, without retries.
+const maxReplayBody = 2 << 20
+
+// Error types of the call proxy's own answers.
+const (
+	errUnavailable   = "unavailable"    // 503: nothing healthy could take the call
+	errTimeout       = "timeout"        // 504
+	errUpstreamBroke = "upstream_error" // 502
+)
+
+// callPlan is what the transport needs to route one proxied request; it
+// travels in the request's context.
+type callPlan struct {
+	stages     []stage
+	path       string // path below the upstream, e.g. "/v1/search"
+	rawPath    string
+	body       *replayBody
+	idempotent bool
+	forwardTag string // value of X-Sidecar-Forwarded on forwarded stages
+}
+
+type planKey struct{}
+
+// replayBody holds a request body: whole when it fits in maxReplayBody
+// (then it can be sent again), else a stream that can be sent once.
+type replayBody struct {
+	buf    []byte
+	stream io.Reader // nil when buf holds the whole body
+	mu     sync.Mutex
+	read   bool // the stream has been (partly) consumed
+}
+
+// readReplayBody reads a request body up to the replay limit.
+func readReplayBody(r *http.Request) (*replayBody, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil, nil
+	}
+	if r.ContentLength > maxReplayBody {
+		return &replayBody{stream: r.Body}, nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, maxReplayBody+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(buf) > maxReplayBody {
+		return &replayBody{stream: io.MultiReader(bytes.NewReader(buf), r.Body)}, nil
+	}
+	return &replayBody{buf: buf}, nil
+}
+
+// replayable reports whether the body can be sent more than once.
+func (b *replayBody) replayable() bool {
+	if b == nil || b.stream == nil {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.read
+}
+
+// attach sets the body of an outgoing request.
+func (b *replayBody) attach(out *http.Request) {
+	if b == nil {
+		out.Body, out.ContentLength, out.GetBody = http.NoBody, 0, nil
+		return
+	}
+	if b.stream == nil {
+		out.ContentLength = int64(len(b.buf))
+		out.Body = io.NopCloser(bytes.NewReader(b.buf))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b.buf)), nil }
+		return
+	}
+	out.Body, out.GetBody = &onceReader{b: b}, nil
+}
+
+// onceReader reads the stream of a large body and notes that it did; its
+// Close does not close the stream, so a body nobody read can still be sent
+// elsewhere.
+type onceReader struct{ b *replayBody }
+
+func (o *onceReader) Read(p []byte) (int, error) {
+	o.b.mu.Lock()
+	o.b.read = true
+	o.b.mu.Unlock()
+	return o.b.stream.Read(p)
+}
+func (o *onceReader) Close() error { return nil }
+
+// outcome classifies one attempt.
+type outcome int
+
+const (
+	outcomeOK         outcome = iota // an answer that is not a failure (2xx, 3xx, most 4xx)
+	outcomeFailStatus                // an answer with a failure status (5xx, 429, …)
+	outcomeNotSent                   // the connection failed before the request was sent
+	outcomeTimeout                   // no answer within the timeout
+	outcomeBroken                    // the connection broke after the request was sent
+	outcomeCanceled                  // the caller went away
+)
+
+// callTransport is the proxy's RoundTripper: it walks the plan's stages and
+// targets through their breakers, with retries and fallbacks, and returns
+// the first good answer, else the best error.
+type callTransport struct {
+	rt  http.RoundTripper
+	log hclog.Logger
+}
+
+func newUpstreamTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	plan, _ := req.Context().Value(planKey{}).(*callPlan)
+	if plan == nil {
+		return nil, errors.New("sidecar: request without a call plan")
+	}
+	var (
+		held       *http.Response // the last failure answer, returned when nothing does better
+		lastHard   outcome        // the last timeout or broken connection
+		hardDetail string
+		reasons    []string
+		minOpen    = time.Duration(-1)
+	)
+	release := func() {
+		if held != nil {
+			_ = held.Body.Close()
+			held = nil
+		}
+	}
+
+stages:
+	for _, st := range plan.stages {
+		if !plan.body.replayable() {
+			break
+		}
+		ts, why := st.targets(req.Context())
+		if len(ts) == 0 {
+			reasons = append(reasons, st.name+": "+why)
+			continue
+		}
+		retries, attempts, open := st.retries, 0, 0
+		for _, tg := range ts {
+			permit, ok := tg.breaker.Allow()
+			if !ok {
+				open++
+				if rem := tg.breaker.RemainingOpen(); minOpen < 0 || rem < minOpen {
+					minOpen = rem
+				}
+				continue
+			}
+			if attempts > 0 {
+				if retries == 0 {
+					permit.Cancel()
+					break
+				}
+				retries--
+			}
+			attempts++
+			resp, oc, detail := t.attempt(req, plan, st, tg, permit)
+			switch oc {
+			case outcomeOK:
+				release()
+				annotate(resp, st, tg)
+				return resp, nil
+			case outcomeCanceled:
+				release()
+				return nil, req.Context().Err()
+			case outcomeFailStatus:
+				release()
+				annotate(resp, st, tg)
+				held = resp
+				if !plan.idempotent || !plan.body.replayable() {
+					continue stages
+				}
+			case outcomeNotSent:
+				reasons = append(reasons, fmt.Sprintf("%s: %s", tg.breaker.Name(), detail))
+			case outcomeTimeout, outcomeBroken:
+				lastHard, hardDetail = oc, fmt.Sprintf("%s: %s", tg.breaker.Name(), detail)
+				if !plan.idempotent || !plan.body.replayable() {
+					break stages
+				}
+			}
+		}
+		if open > 0 && attempts == 0 {
+			reasons = append(reasons, fmt.Sprintf("%s: %d of %d instance(s) open (half-open in %s)", st.name, open, len(ts), roundDur(max(minOpen, 0))))
+		}
+	}
+
+	switch {
+	case held != nil:
+		return held, nil
+	case lastHard == outcomeTimeout:
+		return errorResponse(req, http.StatusGatewayTimeout, errTimeout, "the upstream did not answer in time: "+hardDetail, 0), nil
+	case lastHard == outcomeBroken:
+		return errorResponse(req, http.StatusBadGateway, errUpstreamBroke, "the upstream broke the connection: "+hardDetail, 0), nil
+	}
+	retry := time.Second
+	if minOpen > 0 {
+		retry = minOpen
+	}
+	msg := "nothing healthy could take the call"
+	if len(reasons) > 0 {
+		msg += ": " + strings.Join(reasons, "; ")
+	}
+	return errorResponse(req, http.StatusServiceUnavailable, errUnavailable, msg, retry), nil
+}
+
+// attempt sends the request to one target and classifies the result. On
+// outcomeOK and outcomeFailStatus the response is returned and its body
+// must be closed by the caller.
+func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg target, permit breaker.Permit) (*http.Response, outcome, string) {
+	ctx, cancel := context.WithTimeout(req.Context(), st.timeout)
+	out := req.Clone(ctx)
+	out.URL.Scheme, out.URL.Host = tg.scheme, tg.hostPort
+	out.URL.Path = tg.basePath + plan.path
+	out.URL.RawPath = ""
+	if plan.rawPath != "" {
+		out.URL.RawPath = tg.basePath + plan.rawPath
+	}
+	out.Host = tg.hostPort
+	if st.forwarded {
+		out.Header.Set(headerForwarded, plan.forwardTag)
+	}
+	plan.body.attach(out)
+
+	tg.outstanding.Add(1)
+	resp, err := t.rt.RoundTrip(out)
+	if err != nil {
+		tg.outstanding.Add(-1)
+		cancel()
+		switch {
+		case req.Context().Err() != nil:
+			permit.Cancel()
+			return nil, outcomeCanceled, ""
+		case errors.Is(err, context.DeadlineExceeded):
+			permit.DoneFailure("timeout")
+			return nil, outcomeTimeout, fmt.Sprintf("no answer within %s", st.timeout)
+		case notSent(err):
+			permit.Done(0, err)
+			return nil, outcomeNotSent, shortError(err)
+		default:
+			permit.Done(0, err)
+			return nil, outcomeBroken, shortError(err)
+		}
+	}
+	failure, _ := tg.breaker.Classify(resp.StatusCode, nil, time.Since(permit.Started()))
+	permit.Done(resp.StatusCode, nil)
+	resp.Body = &releasingBody{ReadCloser: resp.Body, release: func() { cancel(); tg.outstanding.Add(-1) }}
+	if failure {
+		return resp, outcomeFailStatus, resp.Status
+	}
+	return resp, outcomeOK, ""
+}
+
+// releasingBody runs release once when the body is closed.
+type releasingBody struct {
+	io.ReadCloser
+	once    sync.Once
+	release func()
+}
+
+func (b *releasingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.release)
+	return err
+}
+
+func annotate(resp *http.Response, st stage, tg target) {
+	resp.Header.Set(headerUpstream, st.name)
+	resp.Header.Set(headerInstance, tg.instance)
+	if st.fallback {
+		resp.Header.Set(headerFallback, "true")
+	}
+}
+
+// notSent reports whether the request certainly did not leave: the
+// connection could not be made.
+func notSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// shortError turns a transport error into a short reason without URLs.
+func shortError(err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed before an answer"
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Op + ": " + op.Err.Error()
+	}
+	return redactURLError(err)
+}
+
+// errorResponse builds the sidecar's own JSON error answer.
+func errorResponse(req *http.Request, status int, typ, msg string, retryAfter time.Duration) *http.Response {
+	body, _ := json.Marshal(APIError{Error: APIErrorBody{Type: typ, Message: msg}})
+	h := http.Header{"Content-Type": {"application/json"}}
+	if retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
+	}
+	return &http.Response{
+		StatusCode: status, Status: fmt.Sprintf("%d %s", status, http.StatusText(status)),
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: req,
+	}
+}
+
+func isIdempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+		return true
+	}
+	return false
+}

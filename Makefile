@@ -5,7 +5,7 @@ PKG     := github.com/agent-sidecar/sidecar
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X $(PKG)/sidecar.Version=$(VERSION)
 
-.PHONY: all build test test-race test-short lint consul demo clean help
+.PHONY: all build test test-race lint consul demo bench clean help
 
 all: build
 
@@ -15,6 +15,7 @@ help:
 	@echo "make test-race  the tests with the race detector (no lint)"
 	@echo "make lint       gofmt and go vet"
 	@echo "make consul     build Consul v1.14.11 once and cache it (prints its path)"
+	@echo "make bench      the call-path benchmark (direct vs httputil.ReverseProxy vs /call/) and the breaker micro-benchmarks"
 	@echo "make demo       run the example agent under the sidecar and watch it recover (KEEP=1 keeps it running)"
 
 build:
@@ -38,6 +39,13 @@ lint:
 
 demo: build consul
 	CONSUL_BIN="$$(scripts/consul.sh)" KEEP="$(KEEP)" scripts/demo.sh
+
+# One run, interleaved rounds: direct calls, a plain httputil.ReverseProxy,
+# and the sidecar's /call/; then breaker admission and instance lookup.
+bench:
+	$(GO) test -run '^$$' -bench 'CallPath' -benchtime 5000x -count 3 ./sidecar/
+	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/breaker/ ./policies/
+	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -run '^$$' -bench 'Instances' -benchmem ./discovery/
 
 clean:
 	rm -rf bin

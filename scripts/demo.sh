@@ -113,8 +113,9 @@ searchcalls() { curl -fsS http://127.0.0.1:19101/_calls | json "d['calls']"; }
 info "$(call)"
 say "search starts failing (every call answers 503)"
 curl -fsS -X POST http://127.0.0.1:19101/_fail >/dev/null
+before=$(searchcalls)
 for i in 1 2 3 4 5 6; do info "call $i: $(call)"; done
-info "calls that reached search: $(searchcalls) (3 failures opened its breaker; the rest went straight to search-lite)"
+info "of these 6 calls, $(( $(searchcalls) - before )) reached search (3 failures opened its breaker; the rest went straight to search-lite)"
 curl -fsS "$CONTROL/v1/breakers" | json "'\n'.join('   breaker %s: %s, %d consecutive failures, half-open in %s' % (b['name'], b['state'], b['consecutive_failures'], b.get('half_open_in','-')) for b in d['breakers'])"
 say "search recovers; after open_for (5s) one probe call closes the breaker"
 curl -fsS -X POST http://127.0.0.1:19101/_heal >/dev/null

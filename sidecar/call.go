@@ -23,9 +23,11 @@ import (
 // transport chooses where each request goes.
 func newReverseProxy(t http.RoundTripper, s *Sidecar) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:       func(*httputil.ProxyRequest) {}, // the transport sets the destination per attempt
-		Transport:     t,
-		FlushInterval: -1, // flush at once: streamed answers (SSE) reach the caller event by event
+		Rewrite:   func(*httputil.ProxyRequest) {}, // the transport sets the destination per attempt
+		Transport: t,
+		// FlushInterval 0: answers of known length are written in one go;
+		// streamed ones (SSE, unknown length) are flushed after every write.
+		FlushInterval: 0,
 		ErrorLog:      s.httpLog,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) || r.Context().Err() != nil {

@@ -55,5 +55,10 @@ class Handler(BaseHTTPRequestHandler):
     do_POST = handle_any
 
 
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a caller closing a kept-alive connection is not an error here
+
+
 if __name__ == "__main__":
-    ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+    Server(("127.0.0.1", PORT), Handler).serve_forever()

@@ -1,0 +1,161 @@
+package sidecar
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gavv/httpexpect/v2"
+	"github.com/hashicorp/consul/api"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/policies"
+)
+
+// runConsulSidecar runs a sidecar with the real registrar and watcher.
+func runConsulSidecar(t *testing.T, cfg *policies.Config) *Sidecar {
+	t.Helper()
+	s, err := New(cfg, hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s
+}
+
+func registerInstance(t *testing.T, c *api.Client, id string, u *scripted) {
+	t.Helper()
+	host, port, _ := strings.Cut(hostOf(u), ":")
+	p, _ := strconv.Atoi(port)
+	err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: id, Name: "svc", Address: host, Port: p,
+		Check: &api.AgentServiceCheck{CheckID: id + ":ttl", TTL: "1h", Status: api.HealthPassing}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCallsFollowConsulHealth(t *testing.T) {
+	consul := consultest.Start(t)
+	c := consul.Client(t)
+	a, b := newScripted(t, "a", http.StatusOK), newScripted(t, "b", http.StatusOK)
+	registerInstance(t, c, "svc-a", a)
+	registerInstance(t, c, "svc-b", b)
+
+	cfg := testConfig()
+	cfg.Consul.Address, cfg.Consul.Token = consul.HTTPAddr, ""
+	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+	cfg.Upstreams = map[string]policies.Upstream{"svc": {Name: "svc", Service: "svc", Breaker: "default",
+		Timeout: 5 * time.Second, Retries: 1, Balance: policies.BalanceRoundRobin}}
+	s := runConsulSidecar(t, cfg)
+	e := httpexpect.Default(t, "http://"+s.Addr())
+
+	// Given two passing instances, calls go to both
+	for i := 0; i < 10; i++ {
+		e.GET("/call/svc/x").Expect().Status(http.StatusOK)
+	}
+	if a.calls.Load() == 0 || b.calls.Load() == 0 {
+		t.Fatalf("calls a=%d b=%d, want both used", a.calls.Load(), b.calls.Load())
+	}
+
+	// When instance a turns critical in Consul, then it leaves the rotation
+	if err := c.Agent().UpdateTTL("svc-a:ttl", "made critical by the test", api.HealthCritical); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a out of rotation", 5*time.Second, func() bool {
+		for i := 0; i < 6; i++ {
+			if e.GET("/call/svc/x").Expect().Status(http.StatusOK).Raw().Header.Get("X-Answered-By") != "b" {
+				return false
+			}
+		}
+		return true
+	})
+
+	// When Consul stops, then calls keep working on the last known set
+	consul.Stop()
+	before := b.calls.Load()
+	for i := 0; i < 5; i++ {
+		e.GET("/call/svc/x").Expect().Status(http.StatusOK).Header("X-Answered-By").IsEqual("b")
+	}
+	if got := b.calls.Load() - before; got != 5 {
+		t.Fatalf("b answered %d of 5 calls with Consul down", got)
+	}
+	waitFor(t, "status says stale", 10*time.Second, func() bool {
+		st := s.Status()
+		for _, set := range st.Discovery {
+			if set.Stale {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func TestIngressReroutesToPeerAndNeverLoops(t *testing.T) {
+	consul := consultest.Start(t)
+	agentA, agentB := newScripted(t, "agent-a", http.StatusOK), newScripted(t, "agent-b", http.StatusOK)
+	mk := func(id string, agent *scripted) *Sidecar {
+		cfg := testConfig()
+		cfg.Agent.ID = id
+		_, port, _ := strings.Cut(hostOf(agent), ":")
+		cfg.Agent.Port, _ = strconv.Atoi(port)
+		cfg.Consul.Address, cfg.Consul.Token = consul.HTTPAddr, ""
+		cfg.Consul.DeregisterCriticalAfter = time.Minute
+		cfg.Health = policies.Health{HeartbeatInterval: 300 * time.Millisecond, MissedHeartbeats: 1, Grace: 200 * time.Millisecond}
+		cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+		cfg.Ingress = &policies.Ingress{Address: "127.0.0.1:0", Breaker: "default", Timeout: 5 * time.Second}
+		return runConsulSidecar(t, cfg)
+	}
+	sa, sb := mk("writer-1", agentA), mk("writer-2", agentB)
+
+	// Agent b heartbeats all along; agent a only at first
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tk := time.NewTicker(100 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+				sb.Beat(Heartbeat{})
+			}
+		}
+	}()
+	sa.Beat(Heartbeat{})
+	ia := httpexpect.Default(t, "http://"+sa.IngressAddr())
+	ib := httpexpect.Default(t, "http://"+sb.IngressAddr())
+	ia.POST("/task").WithText("t1").Expect().Status(http.StatusOK).Header(headerUpstream).IsEqual("agent")
+
+	// When agent a misses its heartbeats, then its tasks go to the peer b
+	waitFor(t, "a isolated", 5*time.Second, func() bool { return sa.tracker.Snapshot().IsolatedNow() })
+	var r *httpexpect.Response
+	waitFor(t, "b known as a passing peer", 10*time.Second, func() bool {
+		r = ia.POST("/task").WithText("t2").Expect()
+		return r.Raw().StatusCode == http.StatusOK
+	})
+	r.Header(headerUpstream).IsEqual("peer")
+	r.Header(headerFallback).IsEqual("true")
+	r.Header("X-Answered-By").IsEqual("agent-b")
+	if got := agentB.lastBody(); got != "POST /task t2" {
+		t.Fatalf("peer agent received %q", got)
+	}
+
+	// And a task that another sidecar already forwarded is never forwarded again
+	aCalls := agentA.calls.Load()
+	ia.POST("/task").WithHeader(headerForwarded, "writer-2").WithText("t3").Expect().
+		Status(http.StatusServiceUnavailable).JSON().Object().Value("error").Object().
+		Value("message").String().Contains("isolated")
+	if agentA.calls.Load() != aCalls || agentB.lastBody() != "POST /task t2" {
+		t.Fatal("a forwarded task was sent on")
+	}
+	// b's own ingress serves its agent directly
+	ib.POST("/task").WithText("t4").Expect().Status(http.StatusOK).Header(headerUpstream).IsEqual("agent")
+}

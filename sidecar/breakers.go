@@ -62,8 +62,8 @@ func (s *Sidecar) onBreakerChange(ch breaker.Change) {
 			n.lastOpen[ch.Name] = now
 			n.notified[ch.Name] = true
 			ev = &Event{Type: EventBreakerOpen, Reason: ch.Reason,
-				Detail: fmt.Sprintf("%d consecutive failures, last: %s; calls go to the fallback for %s", ch.ConsecutiveFailures, ch.Reason, ch.OpenFor),
-				Text:   fmt.Sprintf("Breaker %s on agent %s opened (%s): calls go to the fallback.", ch.Name, cfg.Agent.ID, ch.Reason)}
+				Detail: fmt.Sprintf("%s; calls go to the fallback for %s", ch.Reason, ch.OpenFor),
+				Text:   fmt.Sprintf("Breaker %s on agent %s opened: %s. Calls go to the fallback for %s.", ch.Name, cfg.Agent.ID, ch.Reason, ch.OpenFor)}
 		}
 	case breaker.Closed:
 		if n.notified[ch.Name] {

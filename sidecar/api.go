@@ -93,8 +93,6 @@ func newControlAPI(s *Sidecar) *echo.Echo {
 	e.POST("/v1/reload", s.handleReload)
 	e.GET("/v1/breakers", s.handleBreakers)
 	e.POST("/v1/breakers/:name/:action", s.handleBreakerAction)
-	e.Any("/call/:upstream", s.handleCall)
-	e.Any("/call/:upstream/*", s.handleCall)
 	return e
 }
 

@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/labstack/echo/v4"
-
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
 )
@@ -50,19 +48,21 @@ func joinHostPort(host string, port int) string {
 	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
-// handleCall serves /call/{upstream}/{path...}.
-func (s *Sidecar) handleCall(c echo.Context) error {
+// serveCall serves /call/{upstream}/{path...}. It is routed before the
+// control API's router: it is the hot path of every call an agent makes.
+func (s *Sidecar) serveCall(w http.ResponseWriter, req *http.Request) {
 	cfg := s.Config()
-	name := c.Param("upstream")
+	name, _, _ := strings.Cut(strings.TrimPrefix(req.URL.Path, "/call/"), "/")
 	if _, ok := cfg.Upstreams[name]; !ok {
-		return &httpError{status: http.StatusNotFound, typ: errNotFound,
-			msg: fmt.Sprintf("no upstream named %q; configured: %s (add an upstream block)", name, upstreamNames(cfg))}
+		writeJSONError(w, http.StatusNotFound, errNotFound,
+			fmt.Sprintf("no upstream named %q; configured: %s (add an upstream block)", name, upstreamNames(cfg)))
+		return
 	}
-	req := c.Request()
 	path, rawPath := callPath(req, name)
 	body, err := readReplayBody(req)
 	if err != nil {
-		return badRequest("could not read the request body: %v", err)
+		writeJSONError(w, http.StatusBadRequest, errInvalidRequest, "could not read the request body: "+err.Error())
+		return
 	}
 	plan := &callPlan{
 		stages:     s.router.upstreamStages(cfg, upstreamChain(cfg, name), false),
@@ -71,8 +71,7 @@ func (s *Sidecar) handleCall(c echo.Context) error {
 		body:       body,
 		idempotent: isIdempotent(req.Method),
 	}
-	s.proxy.ServeHTTP(c.Response(), req.WithContext(context.WithValue(req.Context(), planKey{}, plan)))
-	return nil
+	s.proxy.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), planKey{}, plan)))
 }
 
 // callPath is the part of the request path after /call/{upstream}, with its

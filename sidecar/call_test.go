@@ -234,3 +234,49 @@ func TestConnectionRefusedGoesToNextInstance(t *testing.T) {
 		e.POST("/call/svc/task").WithText("t").Expect().Status(http.StatusOK).Header("X-Answered-By").IsEqual("good")
 	}
 }
+
+func TestBreakerAPIAndSidecarCheck(t *testing.T) {
+	flaky := newScripted(t, "flaky", http.StatusServiceUnavailable)
+	cfg := testConfig()
+	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: flaky.srv.URL, Breaker: "default",
+		Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}}
+	h := &hook{}
+	hookSrv := httptest.NewServer(h)
+	defer hookSrv.Close()
+	cfg.Notify = map[string]policies.Notify{"ops": {Webhook: hookSrv.URL, Timeout: time.Second}}
+	cfg.Health.Notify = []string{"ops"}
+	_, reg, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
+	name := "up@" + hostOf(flaky)
+
+	// Given no call yet, the sidecar check passes and the breaker is unknown
+	if c := reg.check("writer-1:sidecar"); c.status != discovery.Passing {
+		t.Fatalf("sidecar check %s %q, want passing", c.status, c.output)
+	}
+	e.POST("/v1/breakers/" + name + "/open").Expect().Status(http.StatusNotFound)
+
+	// When three calls fail, the breaker opens: listed, in the check, notified once
+	for i := 0; i < 5; i++ {
+		e.GET("/call/up/x").Expect()
+	}
+	e.GET("/v1/breakers").Expect().Status(http.StatusOK).JSON().Object().Value("breakers").Array().Value(0).Object().
+		HasValue("name", name).HasValue("state", "open").HasValue("consecutive_failures", 3).HasValue("last_failure_reason", "503")
+	waitFor(t, "sidecar check warning", 2*time.Second, func() bool { return reg.check("writer-1:sidecar").status == discovery.Warning })
+	if out := reg.check("writer-1:sidecar").output; !strings.Contains(out, name+" open since") || !strings.Contains(out, "3 consecutive failures") {
+		t.Fatalf("sidecar check output %q", out)
+	}
+	waitFor(t, "breaker.open notification", 5*time.Second, func() bool { return len(h.events()) == 1 })
+	if ev := h.events()[0]; ev.Type != EventBreakerOpen || ev.Breaker != name {
+		t.Fatalf("notification %+v", ev)
+	}
+
+	// When an operator closes it, calls reach the upstream again
+	flaky.status.Store(http.StatusOK)
+	e.POST("/v1/breakers/"+name+"/close").Expect().Status(http.StatusOK).JSON().Object().HasValue("state", "closed")
+	e.GET("/call/up/x").Expect().Status(http.StatusOK).Header(headerUpstream).IsEqual("up")
+	waitFor(t, "sidecar check passing", 2*time.Second, func() bool { return reg.check("writer-1:sidecar").status == discovery.Passing })
+	// And an operator can hold it open
+	e.POST("/v1/breakers/"+name+"/open").Expect().Status(http.StatusOK).JSON().Object().HasValue("forced", true)
+	e.GET("/call/up/x").Expect().Status(http.StatusServiceUnavailable)
+	e.POST("/v1/breakers/" + name + "/explode").Expect().Status(http.StatusBadRequest)
+}

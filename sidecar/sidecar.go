@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -168,7 +169,14 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	}
 
 	e := newControlAPI(s)
-	s.server = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.httpLog}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/call/") {
+			s.serveCall(w, r)
+			return
+		}
+		e.ServeHTTP(w, r)
+	})
+	s.server = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.httpLog}
 	return s, nil
 }
 

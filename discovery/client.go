@@ -108,20 +108,8 @@ func (c *Client) ServiceHealth(ctx context.Context, service string) ([]ServiceEn
 		if e.Service == nil {
 			continue
 		}
-		se := ServiceEntry{
-			ID:      e.Service.ID,
-			Name:    e.Service.Service,
-			Address: e.Service.Address,
-			Port:    e.Service.Port,
-			Tags:    e.Service.Tags,
-			Meta:    e.Service.Meta,
-		}
-		if e.Node != nil {
-			se.Node = e.Node.Node
-			if se.Address == "" {
-				se.Address = e.Node.Address
-			}
-		}
+		in := instanceFrom(e)
+		se := ServiceEntry{ID: in.ID, Name: in.Service, Node: in.Node, Address: in.Address, Port: in.Port, Tags: in.Tags, Meta: in.Meta}
 		for _, ch := range e.Checks {
 			se.Checks = append(se.Checks, CheckInfo{
 				ServiceID:   ch.ServiceID,

@@ -157,6 +157,26 @@ func (w *Watcher) notify(qw *queryWatch, set InstanceSet) {
 	}
 }
 
+// instanceFrom converts one Consul entry (with a service) to an Instance:
+// the service address, else the node's.
+func instanceFrom(e *api.ServiceEntry) Instance {
+	in := Instance{
+		ID:      e.Service.ID,
+		Service: e.Service.Service,
+		Address: e.Service.Address,
+		Port:    e.Service.Port,
+		Tags:    e.Service.Tags,
+		Meta:    e.Service.Meta,
+	}
+	if e.Node != nil {
+		in.Node = e.Node.Node
+		if in.Address == "" {
+			in.Address = e.Node.Address
+		}
+	}
+	return in
+}
+
 // instancesOf converts Consul's entries to the instances that may receive
 // traffic (see follow), sorted by ID and then node.
 func instancesOf(entries []*api.ServiceEntry) []Instance {
@@ -165,21 +185,7 @@ func instancesOf(entries []*api.ServiceEntry) []Instance {
 		if e.Service == nil || hasCritical(e.Checks) {
 			continue
 		}
-		in := Instance{
-			ID:      e.Service.ID,
-			Service: e.Service.Service,
-			Address: e.Service.Address,
-			Port:    e.Service.Port,
-			Tags:    e.Service.Tags,
-			Meta:    e.Service.Meta,
-		}
-		if e.Node != nil {
-			in.Node = e.Node.Node
-			if in.Address == "" {
-				in.Address = e.Node.Address
-			}
-		}
-		out = append(out, in)
+		out = append(out, instanceFrom(e))
 	}
 	slices.SortFunc(out, func(a, b Instance) int {
 		if c := strings.Compare(a.ID, b.ID); c != 0 {

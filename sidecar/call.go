@@ -130,15 +130,7 @@ func (s *Sidecar) ingressHandler() http.Handler {
 				name: "peer", fallback: true, retries: 1, timeout: in.Timeout, forwarded: true,
 				targets: func(ctx context.Context) ([]target, string) { return s.peerTargets(ctx, cfg, bcfg) },
 			})
-			var chain []string
-			for _, f := range in.Fallback {
-				for _, n := range upstreamChain(cfg, f) {
-					if !contains(chain, n) {
-						chain = append(chain, n)
-					}
-				}
-			}
-			for _, st := range s.router.upstreamStages(cfg, chain, true) {
+			for _, st := range s.router.upstreamStages(cfg, upstreamChain(cfg, in.Fallback...), true) {
 				st.forwarded = true
 				stages = append(stages, st)
 			}
@@ -149,24 +141,13 @@ func (s *Sidecar) ingressHandler() http.Handler {
 	})
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 // localAgentTarget is the local agent, unless it is isolated.
 func (s *Sidecar) localAgentTarget(cfg *policies.Config, bcfg policies.Breaker) ([]target, string) {
 	if snap := s.tracker.Snapshot(); snap.IsolatedNow() {
 		return nil, fmt.Sprintf("agent %s is isolated (%s)", cfg.Agent.ID, strings.ReplaceAll(snap.Reason, "_", " "))
 	}
 	hp := joinHostPort(cfg.Agent.Address, cfg.Agent.Port)
-	name := "agent:" + cfg.Agent.ID
-	return []target{{stage: "agent", instance: cfg.Agent.ID, scheme: "http", hostPort: hp,
-		breaker: s.router.breakerFor(name, bcfg), outstanding: s.router.inFlight(name)}}, ""
+	return []target{s.router.newTarget(ingressOwner, "agent:"+cfg.Agent.ID, "agent", cfg.Agent.ID, "http", hp, bcfg)}, ""
 }
 
 // peerTargets are the other passing instances of the agent's own service,
@@ -188,9 +169,7 @@ func (s *Sidecar) peerTargets(ctx context.Context, cfg *policies.Config, bcfg po
 			continue
 		}
 		hp := in.HostPort()
-		name := "peer:" + in.ID + "@" + hp
-		ts = append(ts, target{stage: "peer", instance: in.ID, scheme: "http", hostPort: hp,
-			breaker: s.router.breakerFor(name, bcfg), outstanding: s.router.inFlight(name)})
+		ts = append(ts, s.router.newTarget(ingressOwner, "peer:"+in.ID+"@"+hp, "peer", in.ID, "http", hp, bcfg))
 	}
 	if len(ts) == 0 {
 		return nil, fmt.Sprintf("no passing peer of service %q", cfg.Agent.Name)

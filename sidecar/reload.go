@@ -3,7 +3,6 @@ package sidecar
 import (
 	"errors"
 	"reflect"
-	"strings"
 	"time"
 
 	"github.com/agent-sidecar/sidecar/policies"
@@ -54,7 +53,7 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 	s.notifier.SetTargets(notifyTargets(merged))
 	s.registry.Update(s.service(merged))
 	s.watchQueries(merged)
-	s.rebindBreakers(merged)
+	s.router.rebind(merged)
 	if s.supervisor != nil && merged.Agent.Exec != nil {
 		s.supervisor.SetExec(*merged.Agent.Exec)
 	}
@@ -107,31 +106,4 @@ func ingressAddrOf(c *policies.Config) string {
 		return ""
 	}
 	return c.Ingress.Address
-}
-
-// rebindBreakers gives existing breakers their new settings. A breaker whose
-// settings did not change keeps its state; one whose settings changed starts
-// afresh; breakers of upstreams that are gone are dropped.
-func (s *Sidecar) rebindBreakers(cfg *policies.Config) {
-	keep := map[string]bool{}
-	for _, sn := range s.breakers.Snapshots() {
-		stage, _, _ := strings.Cut(sn.Name, "@")
-		var bname string
-		switch {
-		case strings.HasPrefix(sn.Name, "agent:"), strings.HasPrefix(sn.Name, "peer:"):
-			if cfg.Ingress == nil {
-				continue
-			}
-			bname = cfg.Ingress.Breaker
-		default:
-			u, ok := cfg.Upstreams[stage]
-			if !ok {
-				continue
-			}
-			bname = u.Breaker
-		}
-		keep[sn.Name] = true
-		s.breakers.Get(sn.Name, cfg.Breakers[bname])
-	}
-	s.breakers.Retain(keep)
 }

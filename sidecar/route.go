@@ -3,7 +3,6 @@ package sidecar
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"sort"
 	"strings"
@@ -71,11 +70,17 @@ type router struct {
 	mu          sync.Mutex
 	rr          map[string]*atomic.Uint64 // round-robin counters by stage
 	outstanding map[string]*atomic.Int64  // in-flight calls by breaker name
+	// owners maps each breaker name to the upstream whose breaker setting it
+	// follows ("" for the ingress's agent and peer breakers), for reloads.
+	owners map[string]string
 }
+
+// ingressOwner is the owner of the agent's and peers' breakers.
+const ingressOwner = ""
 
 func newRouter(s *Sidecar, d Discovery, set *breaker.Set) *router {
 	return &router{s: s, discovery: d, breakers: set,
-		rr: map[string]*atomic.Uint64{}, outstanding: map[string]*atomic.Int64{}}
+		rr: map[string]*atomic.Uint64{}, outstanding: map[string]*atomic.Int64{}, owners: map[string]string{}}
 }
 
 func (r *router) counter(name string) *atomic.Uint64 {
@@ -89,28 +94,67 @@ func (r *router) counter(name string) *atomic.Uint64 {
 	return c
 }
 
-func (r *router) inFlight(name string) *atomic.Int64 {
+// newTarget returns a target whose breaker (created on first use) and
+// in-flight counter are named name; owner is the upstream whose breaker
+// setting it follows (ingressOwner for the agent and peers).
+func (r *router) newTarget(owner, name, stage, instance, scheme, hostPort string, cfg policies.Breaker) target {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	c, ok := r.outstanding[name]
 	if !ok {
 		c = new(atomic.Int64)
 		r.outstanding[name] = c
+		r.owners[name] = owner
 	}
-	return c
+	r.mu.Unlock()
+	b, ok := r.breakers.Lookup(name)
+	if !ok {
+		b = r.breakers.Get(name, cfg)
+	}
+	return target{stage: stage, instance: instance, scheme: scheme, hostPort: hostPort, breaker: b, outstanding: c}
 }
 
-// breakerFor returns the breaker of a target, created on first use.
-func (r *router) breakerFor(name string, cfg policies.Breaker) *breaker.Breaker {
-	if b, ok := r.breakers.Lookup(name); ok {
-		return b
+// rebind gives existing breakers the settings cfg assigns to their owner. A
+// breaker whose settings did not change keeps its state; one whose settings
+// changed starts afresh; breakers whose owner is gone are dropped.
+func (r *router) rebind(cfg *policies.Config) {
+	r.mu.Lock()
+	owners := make(map[string]string, len(r.owners))
+	for name, owner := range r.owners {
+		owners[name] = owner
 	}
-	return r.breakers.Get(name, cfg)
+	r.mu.Unlock()
+	keep := map[string]bool{}
+	for name, owner := range owners {
+		var bname string
+		if owner == ingressOwner {
+			if cfg.Ingress == nil {
+				continue
+			}
+			bname = cfg.Ingress.Breaker
+		} else {
+			u, ok := cfg.Upstreams[owner]
+			if !ok {
+				continue
+			}
+			bname = u.Breaker
+		}
+		keep[name] = true
+		r.breakers.Get(name, cfg.Breakers[bname])
+	}
+	r.breakers.Retain(keep)
+	r.mu.Lock()
+	for name := range owners {
+		if !keep[name] {
+			delete(r.owners, name)
+			delete(r.outstanding, name)
+		}
+	}
+	r.mu.Unlock()
 }
 
-// upstreamChain returns the upstream and its fallbacks, depth first, each
-// once.
-func upstreamChain(cfg *policies.Config, first string) []string {
+// upstreamChain returns the named upstreams and their fallbacks, depth
+// first, each once.
+func upstreamChain(cfg *policies.Config, first ...string) []string {
 	var out []string
 	seen := map[string]bool{}
 	var walk func(name string)
@@ -128,7 +172,9 @@ func upstreamChain(cfg *policies.Config, first string) []string {
 			walk(f)
 		}
 	}
-	walk(first)
+	for _, name := range first {
+		walk(name)
+	}
 	return out
 }
 
@@ -159,9 +205,9 @@ func (r *router) upstreamTargets(ctx context.Context, u policies.Upstream, bcfg 
 		if err != nil {
 			return nil, "invalid url"
 		}
-		name := u.Name + "@" + base.Host
-		return []target{{stage: u.Name, instance: base.Host, scheme: base.Scheme, hostPort: base.Host,
-			basePath: strings.TrimSuffix(base.Path, "/"), breaker: r.breakerFor(name, bcfg), outstanding: r.inFlight(name)}}, ""
+		t := r.newTarget(u.Name, u.Name+"@"+base.Host, u.Name, base.Host, base.Scheme, base.Host, bcfg)
+		t.basePath = strings.TrimSuffix(base.Path, "/")
+		return []target{t}, ""
 	}
 	q := queryOf(u)
 	set := r.discovery.Instances(q)
@@ -179,9 +225,7 @@ func (r *router) upstreamTargets(ctx context.Context, u policies.Upstream, bcfg 
 	ts := make([]target, len(set.Instances))
 	for i, in := range set.Instances {
 		hp := in.HostPort()
-		name := u.Name + "@" + hp
-		ts[i] = target{stage: u.Name, instance: in.ID, scheme: "http", hostPort: hp,
-			breaker: r.breakerFor(name, bcfg), outstanding: r.inFlight(name)}
+		ts[i] = r.newTarget(u.Name, u.Name+"@"+hp, u.Name, in.ID, "http", hp, bcfg)
 	}
 	return r.order(u.Name, u.Balance, ts), ""
 }
@@ -214,24 +258,4 @@ func (r *router) order(name, balance string, ts []target) []target {
 		})
 	}
 	return rotated
-}
-
-// ingressAddress returns the address and port Consul should register when
-// the ingress is enabled: callers reach the agent through its sidecar.
-func ingressAddress(cfg *policies.Config) (string, int, bool) {
-	if cfg.Ingress == nil {
-		return "", 0, false
-	}
-	host, port, err := net.SplitHostPort(cfg.Ingress.Address)
-	if err != nil {
-		return "", 0, false
-	}
-	var p int
-	if _, err := fmt.Sscanf(port, "%d", &p); err != nil {
-		return "", 0, false
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = cfg.Agent.Address
-	}
-	return host, p, true
 }

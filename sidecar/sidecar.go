@@ -122,7 +122,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		s.watchQueries(cfg)
 	}
 	s.router = newRouter(s, s.discovery, s.breakers)
-	s.proxy = newReverseProxy(&callTransport{rt: newUpstreamTransport(), log: log.Named("proxy")}, s)
+	s.proxy = newReverseProxy(&callTransport{rt: newUpstreamTransport()}, s)
 
 	ln, err := net.Listen("tcp", cfg.Listen.Address)
 	if err != nil {

@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 )
 
@@ -127,8 +125,7 @@ const (
 // targets through their breakers, with retries and fallbacks, and returns
 // the first good answer, else the best error.
 type callTransport struct {
-	rt  http.RoundTripper
-	log hclog.Logger
+	rt http.RoundTripper
 }
 
 func newUpstreamTransport() *http.Transport {

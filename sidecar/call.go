@@ -65,7 +65,7 @@ func (s *Sidecar) serveCall(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	plan := &callPlan{
-		stages:     s.router.upstreamStages(cfg, upstreamChain(cfg, name), false),
+		stages:     s.router.callStages(cfg, name),
 		path:       path,
 		rawPath:    rawPath,
 		body:       body,
@@ -77,19 +77,25 @@ func (s *Sidecar) serveCall(w http.ResponseWriter, req *http.Request) {
 // callPath is the part of the request path after /call/{upstream}, with its
 // escaped form when it differs.
 func callPath(req *http.Request, name string) (string, string) {
-	prefix := "/call/" + name
-	path := strings.TrimPrefix(req.URL.Path, prefix)
-	if path == "" {
-		path = "/"
+	below := func(p string) string {
+		rest, ok := strings.CutPrefix(p, "/call/")
+		if !ok {
+			return p
+		}
+		rest, ok = strings.CutPrefix(rest, name)
+		if !ok {
+			return p
+		}
+		if rest == "" {
+			return "/"
+		}
+		return rest
 	}
 	var raw string
 	if req.URL.RawPath != "" {
-		raw = strings.TrimPrefix(req.URL.RawPath, prefix)
-		if raw == "" {
-			raw = "/"
-		}
+		raw = below(req.URL.RawPath)
 	}
-	return path, raw
+	return below(req.URL.Path), raw
 }
 
 func upstreamNames(cfg *policies.Config) string {

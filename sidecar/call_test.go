@@ -280,3 +280,50 @@ func TestBreakerAPIAndSidecarCheck(t *testing.T) {
 	e.GET("/call/up/x").Expect().Status(http.StatusServiceUnavailable)
 	e.POST("/v1/breakers/" + name + "/explode").Expect().Status(http.StatusBadRequest)
 }
+
+func TestReloadMovesUpstreamAndKeepsUnchangedBreakers(t *testing.T) {
+	old := newScripted(t, "old", http.StatusOK)
+	moved := newScripted(t, "moved", http.StatusOK)
+	down := newScripted(t, "down", http.StatusServiceUnavailable)
+	build := func(searchURL string) *policies.Config {
+		cfg := testConfig()
+		cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+		cfg.Upstreams = map[string]policies.Upstream{}
+		for name, u := range map[string]string{"search": searchURL, "tools": down.srv.URL} {
+			cfg.Upstreams[name] = policies.Upstream{Name: name, URL: u, Breaker: "default",
+				Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}
+		}
+		return cfg
+	}
+	var mu sync.Mutex
+	next := build(moved.srv.URL)
+	_, _, e := startSidecar(t, build(old.srv.URL), Options{Reload: func() (*policies.Config, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return next, nil
+	}})
+
+	// Given calls to search (answered by old) and a tools breaker tripped open
+	e.GET("/call/search/q").Expect().Status(http.StatusOK).Header("X-Answered-By").IsEqual("old")
+	for i := 0; i < 3; i++ {
+		e.GET("/call/tools/x").Expect().Status(http.StatusServiceUnavailable)
+	}
+	e.GET("/call/tools/x").Expect().Status(http.StatusServiceUnavailable).Header("Retry-After").NotEmpty()
+	if got := down.calls.Load(); got != 3 {
+		t.Fatalf("tools got %d calls, want 3 before its breaker opened", got)
+	}
+
+	// When the configuration is reloaded with search moved to a new URL
+	e.POST("/v1/reload").Expect().Status(http.StatusOK)
+
+	// Then search calls go to the new URL at once, and the tools breaker,
+	// whose settings did not change, is still open
+	e.GET("/call/search/q").Expect().Status(http.StatusOK).Header("X-Answered-By").IsEqual("moved")
+	e.GET("/call/tools/x").Expect().Status(http.StatusServiceUnavailable)
+	if got := down.calls.Load(); got != 3 {
+		t.Fatalf("tools got %d calls after the reload, want still 3 (breaker kept open)", got)
+	}
+	if got := old.calls.Load(); got != 1 {
+		t.Fatalf("the old search URL got %d calls, want 1", got)
+	}
+}

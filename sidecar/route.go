@@ -67,6 +67,10 @@ type router struct {
 	discovery Discovery
 	breakers  *breaker.Set
 
+	// plans caches, for the configuration in force, the stages of a call
+	// to each upstream, so the hot path builds nothing per request.
+	plans atomic.Pointer[planCache]
+
 	mu          sync.Mutex
 	rr          map[string]*atomic.Uint64 // round-robin counters by stage
 	outstanding map[string]*atomic.Int64  // in-flight calls by breaker name
@@ -178,6 +182,40 @@ func upstreamChain(cfg *policies.Config, first ...string) []string {
 	return out
 }
 
+// planCache holds the stages of a call to each upstream for one
+// configuration.
+type planCache struct {
+	cfg    *policies.Config
+	stages map[string][]stage
+}
+
+// callStages returns the stages of a call to the named upstream (it, then
+// its fallbacks), built once per configuration.
+func (r *router) callStages(cfg *policies.Config, name string) []stage {
+	if pc := r.plans.Load(); pc != nil && pc.cfg == cfg {
+		if st, ok := pc.stages[name]; ok {
+			return st
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pc := r.plans.Load()
+	if pc == nil || pc.cfg != cfg {
+		pc = &planCache{cfg: cfg, stages: map[string][]stage{}}
+	}
+	if st, ok := pc.stages[name]; ok {
+		return st
+	}
+	next := &planCache{cfg: cfg, stages: make(map[string][]stage, len(pc.stages)+1)}
+	for k, v := range pc.stages {
+		next.stages[k] = v
+	}
+	st := r.upstreamStages(cfg, upstreamChain(cfg, name), false)
+	next.stages[name] = st
+	r.plans.Store(next)
+	return st
+}
+
 // upstreamStages builds the stages of a call to the named upstreams (the
 // first, then fallbacks).
 func (r *router) upstreamStages(cfg *policies.Config, names []string, firstIsFallback bool) []stage {
@@ -185,12 +223,31 @@ func (r *router) upstreamStages(cfg *policies.Config, names []string, firstIsFal
 	for i, name := range names {
 		u := cfg.Upstreams[name]
 		bcfg := cfg.Breakers[u.Breaker]
+		targets := func(ctx context.Context) ([]target, string) { return r.upstreamTargets(ctx, u, bcfg) }
+		if u.URL != "" {
+			targets = r.staticTargets(u, bcfg)
+		}
 		stages = append(stages, stage{
 			name: name, fallback: firstIsFallback || i > 0, retries: u.Retries, timeout: u.Timeout,
-			targets: func(ctx context.Context) ([]target, string) { return r.upstreamTargets(ctx, u, bcfg) },
+			targets: targets,
 		})
 	}
 	return stages
+}
+
+// staticTargets returns the target function of an upstream with a static
+// URL, parsed once.
+func (r *router) staticTargets(u policies.Upstream, bcfg policies.Breaker) func(context.Context) ([]target, string) {
+	base, err := url.Parse(u.URL)
+	if err != nil {
+		return func(context.Context) ([]target, string) { return nil, "invalid url" }
+	}
+	name, basePath := u.Name+"@"+base.Host, strings.TrimSuffix(base.Path, "/")
+	return func(context.Context) ([]target, string) {
+		t := r.newTarget(u.Name, name, u.Name, base.Host, base.Scheme, base.Host, bcfg)
+		t.basePath = basePath
+		return []target{t}, ""
+	}
 }
 
 // queryOf is the discovery query of a Consul upstream.
@@ -201,13 +258,7 @@ func queryOf(u policies.Upstream) discovery.Query {
 // upstreamTargets lists an upstream's candidates in balancing order.
 func (r *router) upstreamTargets(ctx context.Context, u policies.Upstream, bcfg policies.Breaker) ([]target, string) {
 	if u.URL != "" {
-		base, err := url.Parse(u.URL)
-		if err != nil {
-			return nil, "invalid url"
-		}
-		t := r.newTarget(u.Name, u.Name+"@"+base.Host, u.Name, base.Host, base.Scheme, base.Host, bcfg)
-		t.basePath = strings.TrimSuffix(base.Path, "/")
-		return []target{t}, ""
+		return r.staticTargets(u, bcfg)(ctx)
 	}
 	q := queryOf(u)
 	set := r.discovery.Instances(q)

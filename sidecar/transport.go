@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -242,7 +243,12 @@ stages:
 // must be closed by the caller.
 func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg target, permit breaker.Permit) (*http.Response, outcome, string) {
 	ctx, cancel := context.WithTimeout(req.Context(), st.timeout)
-	out := req.Clone(ctx)
+	// req is the proxy's own copy of the caller's request; each attempt
+	// gets a shallow copy with its own URL, and its own headers only when
+	// it changes them.
+	out := req.WithContext(ctx)
+	u := *req.URL
+	out.URL = &u
 	out.URL.Scheme, out.URL.Host = tg.scheme, tg.hostPort
 	out.URL.Path = tg.basePath + plan.path
 	out.URL.RawPath = ""
@@ -251,6 +257,7 @@ func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg 
 	}
 	out.Host = tg.hostPort
 	if st.forwarded {
+		out.Header = req.Header.Clone()
 		out.Header.Set(headerForwarded, plan.forwardTag)
 	}
 	plan.body.attach(out)
@@ -277,31 +284,40 @@ func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg 
 	}
 	failure, _ := tg.breaker.Classify(resp.StatusCode, nil, time.Since(permit.Started()))
 	permit.Done(resp.StatusCode, nil)
-	resp.Body = &releasingBody{ReadCloser: resp.Body, release: func() { cancel(); tg.outstanding.Add(-1) }}
+	resp.Body = &releasingBody{ReadCloser: resp.Body, cancel: cancel, outstanding: tg.outstanding}
 	if failure {
 		return resp, outcomeFailStatus, resp.Status
 	}
 	return resp, outcomeOK, ""
 }
 
-// releasingBody runs release once when the body is closed.
+// releasingBody ends the attempt (its timeout, its in-flight count) once
+// when the body is closed.
 type releasingBody struct {
 	io.ReadCloser
-	once    sync.Once
-	release func()
+	cancel      context.CancelFunc
+	outstanding *atomic.Int64
+	closed      atomic.Bool
 }
 
 func (b *releasingBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(b.release)
+	if b.closed.CompareAndSwap(false, true) {
+		b.cancel()
+		b.outstanding.Add(-1)
+	}
 	return err
 }
 
+// trueValue is the shared value of X-Sidecar-Fallback; header values
+// shared between responses are never modified.
+var trueValue = []string{"true"}
+
 func annotate(resp *http.Response, st stage, tg target) {
-	resp.Header.Set(headerUpstream, st.name)
-	resp.Header.Set(headerInstance, tg.instance)
+	resp.Header[headerUpstream] = []string{st.name}
+	resp.Header[headerInstance] = []string{tg.instance}
 	if st.fallback {
-		resp.Header.Set(headerFallback, "true")
+		resp.Header[headerFallback] = trueValue
 	}
 }
 

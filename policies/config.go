@@ -25,6 +25,11 @@ type Config struct {
 	// Ingress is the task port in front of the agent; nil when not
 	// configured.
 	Ingress *Ingress
+	// Models holds the model gateway's models by label (the label of each
+	// `model "LABEL" { ... }` block).
+	Models map[string]Model
+	// Gateway holds the model gateway's own settings.
+	Gateway Gateway
 
 	// Sources lists the files the configuration was read from, in load order.
 	// Empty for the built-in -dev configuration.
@@ -158,4 +163,48 @@ type Ingress struct {
 	Breaker  string        // name of a breaker. Default "default".
 	Timeout  time.Duration // whole call. Default 2m.
 	Fallback []string      // upstreams tried after the agent and its peers.
+}
+
+// Model providers: the wire format a model speaks.
+const (
+	ProviderOpenAI    = "openai"    // POST {base_url}/chat/completions, …; Authorization: Bearer
+	ProviderAnthropic = "anthropic" // POST {base_url}/v1/messages; x-api-key
+)
+
+// Answers that count as a failure of a model when listed in DegradeOn.
+const (
+	DegradeEmpty       = "empty"        // a completion with no content
+	DegradeInvalidJSON = "invalid_json" // not JSON although the request asked for JSON
+)
+
+// Model is one model of the gateway: where it is, how to reach it, and the
+// lighter model to fall back to.
+type Model struct {
+	Label    string // the block's label: what agents put in "model".
+	Provider string // ProviderOpenAI | ProviderAnthropic; required.
+	// BaseURL is the provider's base URL as its SDKs take it. Default
+	// "https://api.openai.com/v1" (openai), "https://api.anthropic.com"
+	// (anthropic).
+	BaseURL string
+	APIKey  string            // secret; "" forwards the agent's own credentials.
+	Headers map[string]string // extra headers sent upstream; values are secrets.
+	Name    string            // model name sent upstream. Default: Label.
+	Breaker string            // name of a breaker. Default "default".
+	// Timeout bounds the whole call (a stream included). Default 2m.
+	Timeout time.Duration
+	// FirstByteTimeout bounds the wait for the first byte of the answer
+	// (the first event of a stream). Default 30s.
+	FirstByteTimeout time.Duration
+	// StreamIdleTimeout bounds the silence between two events of a started
+	// stream. Default 60s.
+	StreamIdleTimeout time.Duration
+	Fallback          string   // label of the next model down the chain; "" ends it.
+	MaxTokens         int      // cap on the answer's tokens; 0 (default) is no cap.
+	DropFields        []string // top-level request fields removed before sending.
+	DegradeOn         []string // DegradeEmpty, DegradeInvalidJSON.
+}
+
+// Gateway holds the model gateway's settings.
+type Gateway struct {
+	MaxRequestBytes int64 // request bodies above this get 413. Default 10 MiB.
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+	"github.com/agent-sidecar/sidecar/sidecar/gateway"
 )
 
 // Limits on what an agent may send in a heartbeat.
@@ -262,6 +263,8 @@ type Status struct {
 	Process       *SupervisorState                 `json:"process,omitempty"`
 	Notifications NotifierStats                    `json:"notifications"`
 	Breakers      []breaker.Snapshot               `json:"breakers"`
+	Models        []gateway.ModelStatus            `json:"models"`
+	Degraded      []gateway.Degradation            `json:"degraded,omitempty"`
 	Discovery     map[string]discovery.InstanceSet `json:"discovery,omitempty"`
 	Ingress       string                           `json:"ingress,omitempty"`
 	LastReload    *ReloadInfo                      `json:"last_reload,omitempty"`
@@ -301,6 +304,8 @@ func (s *Sidecar) Status() Status {
 		Registration:  s.registry.State(),
 		Notifications: s.notifier.Stats(),
 		Breakers:      s.breakers.Snapshots(),
+		Models:        s.gateway.Models(),
+		Degraded:      s.gateway.Degraded(),
 		Ingress:       s.IngressAddr(),
 		LastReload:    last,
 		Config:        cfg.Summary(),

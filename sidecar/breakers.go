@@ -11,6 +11,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+	"github.com/agent-sidecar/sidecar/sidecar/gateway"
 )
 
 // Event types of breaker notifications.
@@ -81,12 +82,17 @@ func (s *Sidecar) onBreakerChange(ch breaker.Change) {
 
 // pushSidecarCheck hands the sidecar check's state to the registry.
 func (s *Sidecar) pushSidecarCheck() {
-	status, out := sidecarCheck(s.breakers.Snapshots(), s.now())
+	status, out := sidecarCheck(s.breakers.Snapshots(), s.gateway.Degraded(), s.now())
 	s.registry.SetCheck(sidecarCheckID(s.Config().Agent.ID), status, truncate(out, maxCheckOutput))
 }
 
 // sidecarCheck writes the sidecar check for people reading the Consul UI.
-func sidecarCheck(snaps []breaker.Snapshot, now time.Time) (discovery.CheckStatus, string) {
+func sidecarCheck(snaps []breaker.Snapshot, degraded []gateway.Degradation, now time.Time) (discovery.CheckStatus, string) {
+	var models []string
+	for _, d := range degraded {
+		models = append(models, fmt.Sprintf("model %s answered by %s since %s (%s)",
+			d.Model, d.ServedBy, d.Since.UTC().Format("15:04:05"), d.Reason))
+	}
 	var open []string
 	for _, sn := range snaps {
 		if sn.State == breaker.Closed.String() {
@@ -109,14 +115,22 @@ func sidecarCheck(snaps []breaker.Snapshot, now time.Time) (discovery.CheckStatu
 		}
 		open = append(open, line)
 	}
-	if len(open) == 0 {
-		if len(snaps) == 0 {
-			return discovery.Passing, fmt.Sprintf("Sidecar running; no calls through it yet. Checked %s.", stamp(now))
-		}
-		return discovery.Passing, fmt.Sprintf("All %d breakers closed. Checked %s.", len(snaps), stamp(now))
+	var parts []string
+	if len(models) > 0 {
+		parts = append(parts, fmt.Sprintf("Degraded: %d model(s) served by a fallback model.\n- %s",
+			len(models), strings.Join(models, "\n- ")))
 	}
-	return discovery.Warning, fmt.Sprintf("%d of %d breakers not closed: calls go to fallbacks.\n- %s\nChecked %s.",
-		len(open), len(snaps), strings.Join(open, "\n- "), stamp(now))
+	if len(open) > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d breakers not closed: calls go to fallbacks.\n- %s",
+			len(open), len(snaps), strings.Join(open, "\n- ")))
+	}
+	if len(parts) > 0 {
+		return discovery.Warning, strings.Join(parts, "\n") + fmt.Sprintf("\nChecked %s.", stamp(now))
+	}
+	if len(snaps) == 0 {
+		return discovery.Passing, fmt.Sprintf("Sidecar running; no calls through it yet. Checked %s.", stamp(now))
+	}
+	return discovery.Passing, fmt.Sprintf("All %d breakers closed. Checked %s.", len(snaps), stamp(now))
 }
 
 // handleBreakers serves GET /v1/breakers.

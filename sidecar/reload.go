@@ -54,6 +54,7 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 	s.registry.Update(s.service(merged))
 	s.watchQueries(merged)
 	s.router.rebind(merged)
+	s.gateway.SetConfig(merged)
 	if s.supervisor != nil && merged.Agent.Exec != nil {
 		s.supervisor.SetExec(*merged.Agent.Exec)
 	}

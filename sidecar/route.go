@@ -13,6 +13,7 @@ import (
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+	"github.com/agent-sidecar/sidecar/sidecar/gateway"
 )
 
 // Headers the sidecar sets or reads on proxied calls.
@@ -144,6 +145,12 @@ func (r *router) rebind(cfg *policies.Config) {
 		}
 		keep[name] = true
 		r.breakers.Get(name, cfg.Breakers[bname])
+	}
+	for name, bcfg := range gateway.BreakerConfigs(cfg) {
+		if _, ok := r.breakers.Lookup(name); ok {
+			keep[name] = true
+			r.breakers.Get(name, bcfg)
+		}
 	}
 	r.breakers.Retain(keep)
 	r.mu.Lock()

@@ -21,6 +21,7 @@ import (
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+	"github.com/agent-sidecar/sidecar/sidecar/gateway"
 )
 
 // Version is the sidecar's version, set at build time with
@@ -77,6 +78,7 @@ type Sidecar struct {
 	watcher   *discovery.Watcher // nil when Options.Discovery is set
 	router    *router
 	proxy     *httputil.ReverseProxy
+	gateway   *gateway.Gateway
 
 	tracker    *HeartbeatTracker
 	registry   Registry
@@ -123,6 +125,8 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	}
 	s.router = newRouter(s, s.discovery, s.breakers)
 	s.proxy = newReverseProxy(&callTransport{rt: newUpstreamTransport()}, s)
+	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log,
+		OnDegradedChange: s.pushSidecarCheck})
 
 	ln, err := net.Listen("tcp", cfg.Listen.Address)
 	if err != nil {
@@ -170,8 +174,12 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 
 	e := newControlAPI(s)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/call/") {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/call/"):
 			s.serveCall(w, r)
+			return
+		case strings.HasPrefix(r.URL.Path, "/llm/"):
+			s.gateway.ServeHTTP(w, r)
 			return
 		}
 		e.ServeHTTP(w, r)

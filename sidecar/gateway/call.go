@@ -1,0 +1,287 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+)
+
+// maxAnswer is the largest non-streaming answer held in memory before it
+// is passed on; a larger one is relayed as it comes, without fallback.
+const maxAnswer = 64 << 20
+
+// call is one request through the gateway: the chain from the model it
+// names down to the last fallback.
+type call struct {
+	g     *Gateway
+	st    *state
+	ep    endpoint
+	req   request
+	in    *http.Request
+	w     http.ResponseWriter
+	start time.Time
+	first *policies.Model
+
+	attempts int
+	waited   time.Duration // time spent waiting on upstreams
+	reasons  []string      // why each model did not answer
+	minOpen  time.Duration // shortest remaining open time of a skipped model
+}
+
+// result is how one attempt ended.
+type result int
+
+const (
+	resultFailed   result = iota // the model failed before anything reached the agent: try the next
+	resultAnswered               // an answer (or a non-retriable error) reached the agent
+	resultCanceled               // the agent went away
+)
+
+func (c *call) run() {
+	c.minOpen = -1
+	for _, m := range c.st.chain(c.first) {
+		b := c.g.breaker(c.st, m)
+		permit, ok := b.Allow()
+		if !ok {
+			rem := b.RemainingOpen()
+			if c.minOpen < 0 || rem < c.minOpen {
+				c.minOpen = rem
+			}
+			c.reasons = append(c.reasons, fmt.Sprintf("%s: breaker open (half-open in %s)", m.Label, roundDur(rem)))
+			c.g.count(m.Label, func(s *modelStats) { s.skipped++ })
+			continue
+		}
+		switch c.attempt(m, b, permit) {
+		case resultAnswered, resultCanceled:
+			return
+		}
+	}
+	retry := time.Second
+	if c.minOpen > 0 {
+		retry = c.minOpen
+	}
+	msg := "no model could answer: " + strings.Join(c.reasons, "; ")
+	c.g.log.Warn("no model could answer", "model", c.first.Label, "reasons", strings.Join(c.reasons, "; "))
+	c.setHeaders(c.w.Header(), c.first, false)
+	writeError(c.w, c.ep.provider, http.StatusServiceUnavailable, msg, retry)
+}
+
+// fail records a failure of model m for the reason given.
+func (c *call) fail(m *policies.Model, permit breaker.Permit, reason string) result {
+	permit.DoneFailure(reason)
+	c.reasons = append(c.reasons, m.Label+": "+reason)
+	c.g.count(m.Label, func(s *modelStats) { s.failures++; s.lastFailure = reason; s.lastFailureAt = time.Now() })
+	return resultFailed
+}
+
+// attempt sends the request to model m and, when it answers, passes the
+// answer to the agent.
+func (c *call) attempt(m *policies.Model, b *breaker.Breaker, permit breaker.Permit) result {
+	body, err := rewrite(c.req.body, m, c.ep)
+	if err != nil {
+		permit.Cancel()
+		c.reasons = append(c.reasons, m.Label+": the request could not be rewritten: "+err.Error())
+		return resultFailed
+	}
+	ctx, cancel := context.WithTimeout(c.in.Context(), m.Timeout)
+	defer cancel()
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, m.BaseURL+c.ep.upstream, bytes.NewReader(body))
+	if err != nil {
+		permit.Cancel()
+		c.reasons = append(c.reasons, m.Label+": invalid base_url")
+		return resultFailed
+	}
+	c.outHeaders(out.Header, m)
+
+	c.attempts++
+	c.g.count(m.Label, func(s *modelStats) { s.calls++ })
+	// A stream's first event must come within first_byte_timeout. A
+	// non-streaming answer arrives whole when it is ready, so only timeout
+	// bounds it: a long answer is not mistaken for a stalled model.
+	var firstByteExpired atomic.Bool
+	fbTimeout := m.FirstByteTimeout
+	if !c.req.stream || fbTimeout <= 0 {
+		fbTimeout = m.Timeout + time.Hour // never before timeout
+	}
+	fb := time.AfterFunc(fbTimeout, func() { firstByteExpired.Store(true); cancel() })
+	defer fb.Stop()
+
+	sent := time.Now()
+	resp, err := c.g.rt.RoundTrip(out)
+	if err != nil {
+		c.waited += time.Since(sent)
+		return c.transportFailure(m, permit, err, &firstByteExpired, ctx)
+	}
+	defer resp.Body.Close()
+
+	if failure, reason := b.Classify(resp.StatusCode, nil, 0); failure {
+		c.waited += time.Since(sent)
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return c.fail(m, permit, reason)
+	}
+	if resp.StatusCode >= 300 || !isEventStream(resp) {
+		fb.Stop()
+		return c.relayWhole(m, permit, resp, sent, &firstByteExpired, ctx)
+	}
+	return c.relayStream(m, permit, resp, sent, fb, &firstByteExpired, ctx, cancel)
+}
+
+// transportFailure classifies a call that got no answer.
+func (c *call) transportFailure(m *policies.Model, permit breaker.Permit, err error, firstByte *atomic.Bool, ctx context.Context) result {
+	switch {
+	case c.in.Context().Err() != nil:
+		permit.Cancel()
+		c.g.count(m.Label, func(s *modelStats) { s.canceled++ })
+		return resultCanceled
+	case firstByte.Load():
+		return c.fail(m, permit, "no first byte within "+roundDur(m.FirstByteTimeout))
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return c.fail(m, permit, "no answer within "+roundDur(m.Timeout))
+	}
+	return c.fail(m, permit, describe(err))
+}
+
+func isEventStream(resp *http.Response) bool {
+	ct := resp.Header.Get("Content-Type")
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "text/event-stream")
+}
+
+// relayWhole reads a whole answer, checks it and passes it on. An answer
+// that the agent would not be able to use (degrade_on) fails over.
+func (c *call) relayWhole(m *policies.Model, permit breaker.Permit, resp *http.Response, sent time.Time, firstByte *atomic.Bool, ctx context.Context) result {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	c.waited += time.Since(sent)
+	if err != nil {
+		if c.in.Context().Err() != nil {
+			permit.Cancel()
+			return resultCanceled
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return c.fail(m, permit, "answer not complete within "+roundDur(m.Timeout))
+		}
+		return c.fail(m, permit, "answer cut: "+describe(err))
+	}
+	if resp.StatusCode < 300 && len(m.DegradeOn) > 0 && !c.req.stream {
+		if why := unusable(c.ep, c.req, m, body); why != "" {
+			return c.fail(m, permit, why)
+		}
+	}
+	permit.Done(resp.StatusCode, nil)
+	h := c.w.Header()
+	copyHeaders(h, resp.Header)
+	if len(body) <= maxAnswer {
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	c.setHeaders(h, m, true)
+	c.answered(m, resp.StatusCode)
+	c.w.WriteHeader(resp.StatusCode)
+	_, _ = c.w.Write(body)
+	if len(body) > maxAnswer {
+		_, _ = io.Copy(c.w, resp.Body)
+	}
+	return resultAnswered
+}
+
+// answered records who answered and logs a degraded answer.
+func (c *call) answered(m *policies.Model, status int) {
+	degraded := m != c.first
+	c.g.count(m.Label, func(s *modelStats) {
+		s.answers++
+		if degraded {
+			s.fallbackAnswers++
+		}
+	})
+	if status < 300 {
+		c.g.noteAnswer(c.first.Label, m.Label, degraded, strings.Join(c.reasons, "; "))
+	}
+	if degraded {
+		c.g.log.Info("degraded answer", "model", c.first.Label, "answered_by", m.Label,
+			"attempts", c.attempts, "reason", strings.Join(c.reasons, "; "))
+	}
+}
+
+// setHeaders sets the gateway's own response headers.
+func (c *call) setHeaders(h http.Header, m *policies.Model, served bool) {
+	overhead := time.Since(c.start) - c.waited
+	if served {
+		h.Set(HeaderModel, m.Label)
+		h.Set(HeaderDegraded, strconv.FormatBool(m != c.first))
+	}
+	h.Set(HeaderAttempts, strconv.Itoa(c.attempts))
+	h.Set(HeaderOverhead, strconv.FormatFloat(float64(overhead.Microseconds())/1000, 'f', 3, 64))
+}
+
+// Request headers not forwarded upstream: hop-by-hop headers, those the
+// transport sets, and (when the model has its own key) the agent's
+// credentials.
+var (
+	hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length",
+		"Accept-Encoding"}
+	credentialHeaders = []string{"Authorization", "X-Api-Key", "Api-Key"}
+)
+
+// outHeaders sets the headers of the upstream request: the agent's, with
+// the model's credentials and headers.
+func (c *call) outHeaders(h http.Header, m *policies.Model) {
+	for k, v := range c.in.Header {
+		h[k] = v
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+	if conn := c.in.Header.Get("Connection"); conn != "" {
+		for _, k := range strings.Split(conn, ",") {
+			h.Del(strings.TrimSpace(k))
+		}
+	}
+	if m.APIKey != "" {
+		for _, k := range credentialHeaders {
+			h.Del(k)
+		}
+		if m.Provider == policies.ProviderAnthropic {
+			h.Set("X-Api-Key", m.APIKey)
+		} else {
+			h.Set("Authorization", "Bearer "+m.APIKey)
+		}
+	}
+	if m.Provider == policies.ProviderAnthropic && h.Get("Anthropic-Version") == "" {
+		h.Set("Anthropic-Version", "2023-06-01")
+	}
+	for k, v := range m.Headers {
+		h.Set(k, v)
+	}
+	h.Set("Content-Type", "application/json")
+}
+
+// copyHeaders copies an upstream answer's end-to-end headers.
+func copyHeaders(dst, src http.Header) {
+	for k, v := range src {
+		switch k {
+		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Trailer", "Content-Length":
+			continue
+		}
+		dst[k] = v
+	}
+}
+
+// roundDur prints a duration the way people read it: 1.5s, 250ms, 2m0s.
+func roundDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return d.Round(100 * time.Millisecond).String()
+	case d >= time.Millisecond:
+		return d.Round(time.Millisecond).String()
+	}
+	return d.String()
+}

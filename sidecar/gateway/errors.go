@@ -1,0 +1,117 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/agent-sidecar/sidecar/policies"
+)
+
+// errorTypes are the error types each provider's SDKs know, by status.
+func errorType(provider string, status int) string {
+	if provider == policies.ProviderAnthropic {
+		switch status {
+		case http.StatusBadRequest, http.StatusMethodNotAllowed:
+			return "invalid_request_error"
+		case http.StatusNotFound:
+			return "not_found_error"
+		case http.StatusRequestEntityTooLarge:
+			return "request_too_large"
+		case http.StatusServiceUnavailable:
+			return "overloaded_error"
+		}
+		return "api_error"
+	}
+	if status >= 500 {
+		return "server_error"
+	}
+	return "invalid_request_error"
+}
+
+// errorCode is OpenAI's machine-readable code for a status.
+func errorCode(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return "model_not_found"
+	case http.StatusRequestEntityTooLarge:
+		return "request_too_large"
+	case http.StatusServiceUnavailable:
+		return "models_unavailable"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	}
+	return "invalid_request"
+}
+
+// errorBody is the provider's own error shape, so SDKs show the message.
+func errorBody(provider string, status int, msg string) []byte {
+	var v any
+	if provider == policies.ProviderAnthropic {
+		v = map[string]any{"type": "error", "error": map[string]string{"type": errorType(provider, status), "message": msg}}
+	} else {
+		v = map[string]any{"error": map[string]any{"message": msg, "type": errorType(provider, status), "param": nil, "code": errorCode(status)}}
+	}
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// writeError answers with the provider's error shape; retryAfter > 0 sets
+// Retry-After (whole seconds, rounded up).
+func writeError(w http.ResponseWriter, provider string, status int, msg string, retryAfter time.Duration) {
+	if retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(errorBody(provider, status, msg))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// streamErrorEvent is a server-sent event that ends a broken stream in the
+// provider's shape: the OpenAI SDKs throw on a data object with "error",
+// the Anthropic SDKs on an "error" event.
+func streamErrorEvent(provider, msg string) []byte {
+	var data []byte
+	if provider == policies.ProviderAnthropic {
+		data, _ = json.Marshal(map[string]any{"type": "error", "error": map[string]string{"type": "api_error", "message": msg}})
+	} else {
+		data, _ = json.Marshal(map[string]any{"type": "error", "error": map[string]any{
+			"message": msg, "type": "server_error", "param": nil, "code": "stream_interrupted"}})
+	}
+	return append(append([]byte("event: error\ndata: "), data...), '\n', '\n')
+}
+
+// describe turns a transport error into a few words, without the URL.
+func describe(err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed before the answer was complete"
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Op + ": " + op.Err.Error()
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}

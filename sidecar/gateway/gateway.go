@@ -1,0 +1,323 @@
+// Package gateway is the sidecar's model gateway: OpenAI- and
+// Anthropic-compatible endpoints under /llm/ that send each request to the
+// model it names and, when that model fails or its breaker is open, the
+// same request to the next model of its degradation chain. Only the fields
+// that must change are rewritten (model, a capped max_tokens, dropped
+// fields); the rest of the body goes upstream byte for byte.
+package gateway
+
+import (
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+)
+
+// Response headers the gateway sets on every answer.
+const (
+	HeaderModel    = "X-Sidecar-Model"       // the label of the model that answered
+	HeaderDegraded = "X-Sidecar-Degraded"    // "true" when it was not the requested model
+	HeaderAttempts = "X-Sidecar-Attempts"    // upstream calls made for this request
+	HeaderOverhead = "X-Sidecar-Overhead-Ms" // time spent in the sidecar itself
+)
+
+// BreakerPrefix starts the name of every model's breaker: "model:gpt-4o".
+const BreakerPrefix = "model:"
+
+// BreakerName is the name of a model's breaker.
+func BreakerName(label string) string { return BreakerPrefix + label }
+
+// degradedHold is how long a degradation is reported after the last
+// degraded answer when no answer has come since.
+const degradedHold = 5 * time.Minute
+
+// Options are the gateway's collaborators.
+type Options struct {
+	Breakers  *breaker.Set
+	Log       hclog.Logger
+	Transport http.RoundTripper // default: NewTransport()
+	// OnDegradedChange is called (without locks held) when a chain starts
+	// or stops being served by a fallback model.
+	OnDegradedChange func()
+}
+
+// Gateway serves /llm/. It is safe for concurrent use.
+type Gateway struct {
+	opts  Options
+	log   hclog.Logger
+	rt    http.RoundTripper
+	state atomic.Pointer[state]
+
+	mu       sync.Mutex
+	stats    map[string]*modelStats // by label
+	degraded map[string]*Degradation
+}
+
+// state is what one configuration gives the gateway.
+type state struct {
+	models   map[string]*policies.Model // by label
+	byName   map[string]*policies.Model // by upstream name, when unambiguous
+	labels   []string
+	breakers map[string]policies.Breaker
+	maxBody  int64
+}
+
+// New returns a gateway serving the models of cfg.
+func New(cfg *policies.Config, opts Options) *Gateway {
+	if opts.Log == nil {
+		opts.Log = hclog.NewNullLogger()
+	}
+	if opts.Breakers == nil {
+		opts.Breakers = breaker.NewSet()
+	}
+	g := &Gateway{opts: opts, log: opts.Log.Named("gateway"), rt: opts.Transport,
+		stats: map[string]*modelStats{}, degraded: map[string]*Degradation{}}
+	if g.rt == nil {
+		g.rt = NewTransport()
+	}
+	g.SetConfig(cfg)
+	return g
+}
+
+// NewTransport returns the transport used for model calls: proxies from the
+// environment (HTTPS_PROXY), HTTP/2 where offered, no transparent
+// decompression (streams are relayed as they come).
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		DisableCompression:    true,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// SetConfig applies a (re)loaded configuration. Requests in flight finish
+// with the models they started with.
+func (g *Gateway) SetConfig(cfg *policies.Config) {
+	st := &state{models: map[string]*policies.Model{}, byName: map[string]*policies.Model{},
+		breakers: cfg.Breakers, maxBody: cfg.Gateway.MaxRequestBytes}
+	if st.maxBody <= 0 {
+		st.maxBody = 10 << 20
+	}
+	for label, m := range cfg.Models {
+		m := m
+		if m.Label == "" {
+			m.Label = label
+		}
+		if m.Name == "" {
+			m.Name = label
+		}
+		st.models[label] = &m
+		st.labels = append(st.labels, label)
+	}
+	sort.Strings(st.labels)
+	// A request may name a model by its upstream name. When several models
+	// share a name, the one no other model falls back to (a chain's head)
+	// wins, then the alphabetically first.
+	isFallback := map[string]bool{}
+	for _, m := range st.models {
+		if m.Fallback != "" {
+			isFallback[m.Fallback] = true
+		}
+	}
+	for _, label := range st.labels {
+		m := st.models[label]
+		if _, taken := st.models[m.Name]; taken {
+			continue
+		}
+		if prev, ok := st.byName[m.Name]; ok && (!isFallback[prev.Label] || isFallback[label]) {
+			continue
+		}
+		st.byName[m.Name] = m
+	}
+	g.state.Store(st)
+
+	g.mu.Lock()
+	for label := range g.degraded {
+		if _, ok := st.models[label]; !ok {
+			delete(g.degraded, label)
+		}
+	}
+	g.mu.Unlock()
+}
+
+// lookup finds the model a request names: by label, else by upstream name.
+func (st *state) lookup(name string) *policies.Model {
+	if m, ok := st.models[name]; ok {
+		return m
+	}
+	return st.byName[name]
+}
+
+// chain returns the model and the models it falls back to, in order.
+func (st *state) chain(first *policies.Model) []*policies.Model {
+	var out []*policies.Model
+	for m := first; m != nil && !slices.Contains(out, m); m = st.models[m.Fallback] {
+		out = append(out, m)
+	}
+	return out
+}
+
+// breaker returns the breaker of a model, created on first use.
+func (g *Gateway) breaker(st *state, m *policies.Model) *breaker.Breaker {
+	name := BreakerName(m.Label)
+	if b, ok := g.opts.Breakers.Lookup(name); ok {
+		return b
+	}
+	return g.opts.Breakers.Get(name, st.breakers[m.Breaker])
+}
+
+// BreakerConfigs returns the breaker settings of every model of cfg by
+// breaker name, so a reload can rebind them.
+func BreakerConfigs(cfg *policies.Config) map[string]policies.Breaker {
+	out := make(map[string]policies.Breaker, len(cfg.Models))
+	for label, m := range cfg.Models {
+		out[BreakerName(label)] = cfg.Breakers[m.Breaker]
+	}
+	return out
+}
+
+// endpoint is one API the gateway serves.
+type endpoint struct {
+	provider string
+	upstream string // path appended to the model's base_url
+	kind     string
+	// tokens are the fields that bound the answer's length, in the order
+	// they are looked for; a cap is written to the first one present, else
+	// to the first one.
+	tokens []string
+}
+
+const (
+	kindChat       = "chat"
+	kindCompletion = "completion"
+	kindEmbedding  = "embedding"
+	kindResponse   = "response"
+	kindMessage    = "message"
+)
+
+// endpoints by request path below /llm.
+var endpoints = map[string]endpoint{
+	"/v1/chat/completions": {policies.ProviderOpenAI, "/chat/completions", kindChat, []string{"max_tokens", "max_completion_tokens"}},
+	"/v1/completions":      {policies.ProviderOpenAI, "/completions", kindCompletion, []string{"max_tokens"}},
+	"/v1/embeddings":       {policies.ProviderOpenAI, "/embeddings", kindEmbedding, nil},
+	"/v1/responses":        {policies.ProviderOpenAI, "/responses", kindResponse, []string{"max_output_tokens"}},
+	"/v1/messages":         {policies.ProviderAnthropic, "/v1/messages", kindMessage, []string{"max_tokens"}},
+}
+
+// endpointFor is the endpoint a model of this provider serves a kind of
+// request on, for error messages.
+func endpointFor(provider string) string {
+	if provider == policies.ProviderAnthropic {
+		return "/llm/v1/messages"
+	}
+	return "/llm/v1/chat/completions (or completions, embeddings, responses)"
+}
+
+// ServeHTTP serves a request below /llm/.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	st := g.state.Load()
+	path := strings.TrimPrefix(r.URL.Path, "/llm")
+	provider := policies.ProviderOpenAI
+	if path == "/v1/messages" || r.Header.Get("Anthropic-Version") != "" {
+		provider = policies.ProviderAnthropic
+	}
+	if path == "/v1/models" {
+		if r.Method != http.MethodGet {
+			writeError(w, provider, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here: use GET", 0)
+			return
+		}
+		g.serveModels(w, st, provider)
+		return
+	}
+	ep, ok := endpoints[path]
+	if !ok {
+		writeError(w, provider, http.StatusNotFound, "the model gateway has no endpoint "+r.URL.Path+
+			": it serves POST /llm/v1/chat/completions, /llm/v1/completions, /llm/v1/embeddings, /llm/v1/responses, "+
+			"/llm/v1/messages and GET /llm/v1/models", 0)
+		return
+	}
+	if r.Method != http.MethodPost {
+		writeError(w, provider, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here: use POST", 0)
+		return
+	}
+	body, status, msg := readBody(r, st.maxBody)
+	if status != 0 {
+		writeError(w, provider, status, msg, 0)
+		return
+	}
+	req, msg := parseRequest(body, ep)
+	if msg != "" {
+		writeError(w, provider, http.StatusBadRequest, msg, 0)
+		return
+	}
+	first := st.lookup(req.model)
+	if first == nil {
+		writeError(w, provider, http.StatusNotFound, modelNotFound(req.model, st.labels), 0)
+		return
+	}
+	if first.Provider != ep.provider {
+		writeError(w, provider, http.StatusBadRequest, "model "+strconv.Quote(req.model)+" speaks the "+first.Provider+
+			" API: send it to "+endpointFor(first.Provider), 0)
+		return
+	}
+	c := &call{g: g, st: st, ep: ep, req: req, in: r, w: w, start: start, first: first}
+	c.run()
+}
+
+func modelNotFound(name string, labels []string) string {
+	list := "none (add a model block)"
+	if len(labels) > 0 {
+		list = strings.Join(labels, ", ")
+	}
+	return "the model " + strconv.Quote(name) + " is not configured in the sidecar; configured models: " + list
+}
+
+// serveModels lists the configured labels in the provider's list format.
+func (g *Gateway) serveModels(w http.ResponseWriter, st *state, provider string) {
+	if provider == policies.ProviderAnthropic {
+		type model struct {
+			Type        string `json:"type"`
+			ID          string `json:"id"`
+			DisplayName string `json:"display_name"`
+			CreatedAt   string `json:"created_at"`
+		}
+		data := []model{}
+		for _, label := range st.labels {
+			data = append(data, model{Type: "model", ID: label, DisplayName: label, CreatedAt: "1970-01-01T00:00:00Z"})
+		}
+		var firstID, lastID *string
+		if len(st.labels) > 0 {
+			firstID, lastID = &st.labels[0], &st.labels[len(st.labels)-1]
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"data": data, "has_more": false, "first_id": firstID, "last_id": lastID})
+		return
+	}
+	type model struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		OwnedBy string `json:"owned_by"`
+	}
+	data := []model{}
+	for _, label := range st.labels {
+		data = append(data, model{ID: label, Object: "model", OwnedBy: st.models[label].Provider})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}

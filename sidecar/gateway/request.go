@@ -1,0 +1,136 @@
+package gateway
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/agent-sidecar/sidecar/policies"
+)
+
+// request is what the gateway reads of an agent's request body.
+type request struct {
+	body      []byte // as the agent sent it
+	model     string
+	stream    bool
+	wantsJSON bool // a JSON response format was asked for
+}
+
+// readBody reads a request body up to max bytes. A non-zero status says
+// why it could not.
+func readBody(r *http.Request, max int64) ([]byte, int, string) {
+	tooLarge := "the request body is larger than the gateway's limit of " + strconv.FormatInt(max, 10) +
+		" bytes (gateway.max_request_bytes)"
+	if r.ContentLength > max {
+		return nil, http.StatusRequestEntityTooLarge, tooLarge
+	}
+	if r.Body == nil {
+		return nil, http.StatusBadRequest, "the request has no body: send the request as JSON"
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	switch {
+	case err != nil:
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, http.StatusRequestEntityTooLarge, tooLarge
+		}
+		return nil, http.StatusBadRequest, "could not read the request body: " + err.Error()
+	case int64(len(body)) > max:
+		return nil, http.StatusRequestEntityTooLarge, tooLarge
+	}
+	return body, 0, ""
+}
+
+// parseRequest checks that body is a JSON object with a model, and reads
+// what the gateway needs. A non-empty message says what is wrong.
+func parseRequest(body []byte, ep endpoint) (request, string) {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return request{}, "the request body is empty: send the request as a JSON object"
+	}
+	if !gjson.ValidBytes(body) {
+		return request{}, "the request body is not valid JSON"
+	}
+	if !utf8.Valid(body) {
+		return request{}, "the request body is not valid JSON: it is not valid UTF-8"
+	}
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return request{}, "the request body must be a JSON object"
+	}
+	model := root.Get("model")
+	if model.Type != gjson.String || model.Str == "" {
+		return request{}, `the request has no "model": set "model" to one of the gateway's models (GET /llm/v1/models lists them)`
+	}
+	req := request{body: body, model: model.Str, stream: root.Get("stream").Type == gjson.True}
+	switch ep.kind {
+	case kindChat:
+		req.wantsJSON = jsonFormat(root.Get("response_format.type").Str)
+	case kindResponse:
+		req.wantsJSON = jsonFormat(root.Get("text.format.type").Str)
+	}
+	return req, ""
+}
+
+func jsonFormat(t string) bool { return t == "json_object" || t == "json_schema" }
+
+// gjsonKey escapes a top-level field name for a gjson/sjson path.
+func gjsonKey(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		switch r {
+		case '.', '*', '?', '|', '#', '@', '\\', '!', '=', '<', '>', '%', ':':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// rewrite returns the body to send to model m: the model name replaced,
+// m's fields dropped and its max_tokens cap applied. Every other byte stays
+// as the agent sent it; body itself is not modified.
+func rewrite(body []byte, m *policies.Model, ep endpoint) ([]byte, error) {
+	out := body
+	var err error
+	if gjson.GetBytes(out, "model").Str != m.Name {
+		if out, err = sjson.SetBytes(out, "model", m.Name); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range m.DropFields {
+		key := gjsonKey(f)
+		if gjson.GetBytes(out, key).Exists() {
+			if out, err = sjson.DeleteBytes(out, key); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if m.MaxTokens > 0 && len(ep.tokens) > 0 {
+		present := false
+		for _, f := range ep.tokens {
+			v := gjson.GetBytes(out, f)
+			if !v.Exists() {
+				continue
+			}
+			present = true
+			if v.Type == gjson.Number && v.Int() > 0 && v.Int() <= int64(m.MaxTokens) {
+				continue // within the cap
+			}
+			if out, err = sjson.SetBytes(out, f, m.MaxTokens); err != nil {
+				return nil, err
+			}
+		}
+		if !present {
+			if out, err = sjson.SetBytes(out, ep.tokens[0], m.MaxTokens); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}

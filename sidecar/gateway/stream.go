@@ -1,0 +1,238 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+)
+
+// event is one server-sent event as it came from upstream.
+type event struct {
+	raw   []byte // the event's lines and the blank line after them, verbatim
+	name  string // the "event:" field
+	data  []byte // the "data:" lines joined by "\n"
+	empty bool   // only comments (e.g. ": keep-alive")
+}
+
+// eventReader splits a text/event-stream into events.
+type eventReader struct {
+	r *bufio.Reader
+}
+
+func newEventReader(r io.Reader) *eventReader {
+	return &eventReader{r: bufio.NewReaderSize(r, 32<<10)}
+}
+
+// maxEvent bounds one event, so a stream without blank lines cannot grow
+// without end.
+const maxEvent = 16 << 20
+
+// next returns the next event. At the end of the stream it returns io.EOF,
+// or io.ErrUnexpectedEOF when the stream ended inside an event.
+func (er *eventReader) next() (event, error) {
+	var ev event
+	empty := true
+	for {
+		line, err := er.r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			ev.raw = append(ev.raw, line...)
+			if len(ev.raw) > maxEvent {
+				return ev, errors.New("an event larger than 16 MiB")
+			}
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) && (len(ev.raw) > 0 || len(line) > 0) {
+				return ev, io.ErrUnexpectedEOF
+			}
+			return ev, err
+		}
+		start := len(ev.raw)
+		ev.raw = append(ev.raw, line...)
+		full := ev.raw[start:]
+		text := bytes.TrimRight(full, "\r\n")
+		if len(text) == 0 {
+			if empty && start == 0 {
+				ev.raw = ev.raw[:0] // a stray blank line
+				continue
+			}
+			ev.empty = empty
+			return ev, nil
+		}
+		if len(ev.raw) > maxEvent {
+			return ev, errors.New("an event larger than 16 MiB")
+		}
+		field, value, _ := bytes.Cut(text, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
+		case "event":
+			ev.name = string(value)
+			empty = false
+		case "data":
+			if ev.data != nil {
+				ev.data = append(ev.data, '\n')
+			} else {
+				ev.data = []byte{}
+			}
+			ev.data = append(ev.data, value...)
+			empty = false
+		case "":
+			// a comment
+		default:
+			empty = false
+		}
+	}
+}
+
+// isError reports whether the event tells of an error: Anthropic's and the
+// Responses API's "error" event, or an OpenAI data object with "error".
+func (ev event) isError() bool {
+	if ev.name == "error" {
+		return true
+	}
+	if len(ev.data) > 0 && ev.data[0] == '{' {
+		e := gjson.GetBytes(ev.data, "error")
+		return e.Exists() && e.Type != gjson.Null
+	}
+	return false
+}
+
+// terminal reports whether the event is the last of a complete stream of
+// this kind of request.
+func (ev event) terminal(kind string) bool {
+	switch kind {
+	case kindChat, kindCompletion:
+		return bytes.Equal(bytes.TrimSpace(ev.data), []byte("[DONE]"))
+	case kindResponse:
+		t := ev.name
+		if t == "" {
+			t = gjson.GetBytes(ev.data, "type").Str
+		}
+		return t == "response.completed" || t == "response.failed" || t == "response.incomplete"
+	case kindMessage:
+		return ev.name == "message_stop" || (ev.name == "" && gjson.GetBytes(ev.data, "type").Str == "message_stop")
+	}
+	return false
+}
+
+// relayStream passes a streamed answer on, event by event. Until its first
+// event arrives nothing reaches the agent, so a model that fails before
+// then is failed over like any other; after that, a stream that breaks,
+// stalls for stream_idle_timeout or overruns timeout ends with an error
+// event in the provider's shape, never with a clean end.
+func (c *call) relayStream(m *policies.Model, permit breaker.Permit, resp *http.Response, sent time.Time,
+	fb *time.Timer, firstByte *atomic.Bool, ctx context.Context, cancel context.CancelFunc) result {
+	rd := newEventReader(resp.Body)
+	ev, err := rd.next()
+	for err == nil && ev.empty { // comments before the first event
+		ev, err = rd.next()
+	}
+	c.waited += time.Since(sent)
+	stopped := fb.Stop()
+	switch {
+	case c.in.Context().Err() != nil:
+		permit.Cancel()
+		c.g.count(m.Label, func(s *modelStats) { s.canceled++ })
+		return resultCanceled
+	case firstByte.Load() || !stopped && err != nil:
+		return c.fail(m, permit, "no first event within "+roundDur(m.FirstByteTimeout))
+	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return c.fail(m, permit, "no answer within "+roundDur(m.Timeout))
+	case errors.Is(err, io.EOF):
+		return c.fail(m, permit, "the stream ended before its first event")
+	case err != nil:
+		return c.fail(m, permit, "the stream broke before its first event: "+describe(err))
+	case ev.isError():
+		return c.fail(m, permit, "the stream began with an error event: "+errorSummary(ev.data))
+	}
+
+	// Committed: from here on the agent receives this model's answer.
+	h := c.w.Header()
+	copyHeaders(h, resp.Header)
+	c.setHeaders(h, m, true)
+	c.answered(m, resp.StatusCode)
+	c.w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(c.w)
+	write := func(b []byte) bool {
+		if _, err := c.w.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	var idleExpired atomic.Bool
+	idle := time.AfterFunc(m.StreamIdleTimeout, func() { idleExpired.Store(true); cancel() })
+	defer idle.Stop()
+
+	clientGone := !write(ev.raw)
+	done, sawError := ev.terminal(c.ep.kind), ev.isError()
+	for !clientGone && !done && !sawError {
+		ev, err = rd.next()
+		if err != nil {
+			break
+		}
+		idle.Reset(m.StreamIdleTimeout)
+		clientGone = !write(ev.raw)
+		done, sawError = ev.terminal(c.ep.kind), ev.isError()
+	}
+	switch {
+	case clientGone || c.in.Context().Err() != nil:
+		cancel()
+		permit.Cancel()
+		c.g.count(m.Label, func(s *modelStats) { s.canceled++ })
+		return resultCanceled
+	case sawError:
+		c.g.log.Warn("the model's stream ended with an error event", "model", m.Label, "error", errorSummary(ev.data))
+		c.g.count(m.Label, func(s *modelStats) {
+			s.failures++
+			s.lastFailure = "error event in stream"
+			s.lastFailureAt = time.Now()
+		})
+		permit.DoneFailure("error event in stream")
+		return resultAnswered
+	case done:
+		permit.Done(resp.StatusCode, nil)
+		return resultAnswered
+	}
+	var reason string
+	switch {
+	case idleExpired.Load():
+		reason = "the stream was silent for longer than " + roundDur(m.StreamIdleTimeout)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		reason = "the stream did not complete within " + roundDur(m.Timeout)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		reason = "the stream ended before its last event"
+	default:
+		reason = "the stream broke: " + describe(err)
+	}
+	c.g.log.Warn("the model's stream was interrupted", "model", m.Label, "reason", reason)
+	c.g.count(m.Label, func(s *modelStats) { s.failures++; s.lastFailure = reason; s.lastFailureAt = time.Now() })
+	permit.DoneFailure(reason)
+	write(streamErrorEvent(c.ep.provider, "model "+m.Label+": "+reason+"; the answer is incomplete"))
+	return resultAnswered
+}
+
+// errorSummary is the type and message of an error event's data, short.
+func errorSummary(data []byte) string {
+	e := gjson.GetBytes(data, "error")
+	s := e.Get("type").Str
+	if msg := e.Get("message").Str; msg != "" {
+		if len(msg) > 200 {
+			msg = msg[:200] + "…"
+		}
+		s += ": " + msg
+	}
+	if s == "" {
+		s = "error"
+	}
+	return s
+}

@@ -51,15 +51,41 @@ func errorCode(status int) string {
 	return "invalid_request"
 }
 
+// Error bodies in each provider's shape, fields in the providers' order.
+type (
+	openAIError struct {
+		Error openAIErrorBody `json:"error"`
+	}
+	openAIErrorBody struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    string  `json:"code"`
+	}
+	anthropicError struct {
+		Type  string             `json:"type"`
+		Error anthropicErrorBody `json:"error"`
+	}
+	anthropicErrorBody struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	}
+	// openAIStreamError is an error event's data: the SDKs throw on a data
+	// object with "error"; "type" is what the Responses API sends.
+	openAIStreamError struct {
+		Type  string          `json:"type"`
+		Error openAIErrorBody `json:"error"`
+	}
+)
+
 // errorBody is the provider's own error shape, so SDKs show the message.
 func errorBody(provider string, status int, msg string) []byte {
-	var v any
+	var b []byte
 	if provider == policies.ProviderAnthropic {
-		v = map[string]any{"type": "error", "error": map[string]string{"type": errorType(provider, status), "message": msg}}
+		b, _ = json.Marshal(anthropicError{Type: "error", Error: anthropicErrorBody{Type: errorType(provider, status), Message: msg}})
 	} else {
-		v = map[string]any{"error": map[string]any{"message": msg, "type": errorType(provider, status), "param": nil, "code": errorCode(status)}}
+		b, _ = json.Marshal(openAIError{Error: openAIErrorBody{Message: msg, Type: errorType(provider, status), Code: errorCode(status)}})
 	}
-	b, _ := json.Marshal(v)
 	return b
 }
 
@@ -87,10 +113,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func streamErrorEvent(provider, msg string) []byte {
 	var data []byte
 	if provider == policies.ProviderAnthropic {
-		data, _ = json.Marshal(map[string]any{"type": "error", "error": map[string]string{"type": "api_error", "message": msg}})
+		data, _ = json.Marshal(anthropicError{Type: "error", Error: anthropicErrorBody{Type: "api_error", Message: msg}})
 	} else {
-		data, _ = json.Marshal(map[string]any{"type": "error", "error": map[string]any{
-			"message": msg, "type": "server_error", "param": nil, "code": "stream_interrupted"}})
+		data, _ = json.Marshal(openAIStreamError{Type: "error", Error: openAIErrorBody{Message: msg, Type: "server_error", Code: "stream_interrupted"}})
 	}
 	return append(append([]byte("event: error\ndata: "), data...), '\n', '\n')
 }

@@ -146,6 +146,11 @@ func (g *Gateway) SetConfig(cfg *policies.Config) {
 		st.byName[m.Name] = m
 	}
 	g.state.Store(st)
+	// Each model's breaker exists from the start, so status and
+	// /v1/breakers show it before the first call.
+	for _, label := range st.labels {
+		g.breaker(st, st.models[label])
+	}
 
 	g.mu.Lock()
 	for label := range g.degraded {

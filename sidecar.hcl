@@ -53,3 +53,25 @@ notify "ops" {
   webhook = "https://hooks.example.com/agents"
   headers = { Authorization = env("HOOK_TOKEN") }
 }
+
+# Model calls: point the agent's SDK at the sidecar
+#   OPENAI_BASE_URL=http://127.0.0.1:7070/llm/v1   ANTHROPIC_BASE_URL=http://127.0.0.1:7070/llm
+# and ask for "gpt-4o". When it fails (or its breaker is open) the same
+# request goes to "gpt-4o-mini"; the answer says so in X-Sidecar-Degraded.
+model "gpt-4o" {
+  provider = "openai"                         # openai | anthropic (wire format)
+  base_url = "https://api.openai.com/v1"      # the default for openai
+  api_key  = env("OPENAI_API_KEY")            # injected by the sidecar; the agent needs no key
+  breaker  = "default"
+  timeout  = "120s"                           # the whole call (default 2m)
+  first_byte_timeout = "20s"                  # a stream's first event (default 30s)
+  fallback = "gpt-4o-mini"
+}
+
+model "gpt-4o-mini" {
+  provider    = "openai"
+  api_key     = env("OPENAI_API_KEY")
+  max_tokens  = 1024                          # caps the answer's length
+  drop_fields = ["parallel_tool_calls"]       # fields this model does not take
+  degrade_on  = ["empty"]                     # an empty answer counts as a failure
+}

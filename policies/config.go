@@ -26,7 +26,7 @@ type Config struct {
 	// configured.
 	Ingress *Ingress
 	// Models holds the model gateway's models by label (the label of each
-	// `model "LABEL" { ... }` block).
+	// `model "LABEL" { ... }` block). Empty, never nil, without models.
 	Models map[string]Model
 	// Gateway holds the model gateway's own settings.
 	Gateway Gateway
@@ -182,29 +182,37 @@ const (
 type Model struct {
 	Label    string // the block's label: what agents put in "model".
 	Provider string // ProviderOpenAI | ProviderAnthropic; required.
-	// BaseURL is the provider's base URL as its SDKs take it. Default
+	// BaseURL is the provider's base URL as its SDKs take it, without a
+	// trailing "/": the endpoint's path is appended to it. Default
 	// "https://api.openai.com/v1" (openai), "https://api.anthropic.com"
 	// (anthropic).
 	BaseURL string
-	APIKey  string            // secret; "" forwards the agent's own credentials.
-	Headers map[string]string // extra headers sent upstream; values are secrets.
-	Name    string            // model name sent upstream. Default: Label.
-	Breaker string            // name of a breaker. Default "default".
+	// APIKey is sent instead of the agent's own credentials; "" forwards
+	// the agent's. Secret: never logged.
+	APIKey string
+	// Headers are extra headers sent upstream (never Host or
+	// Content-Length); values are secrets.
+	Headers map[string]string
+	Name    string // model name sent upstream; no whitespace. Default: Label.
+	Breaker string // name of a breaker. Default "default".
 	// Timeout bounds the whole call (a stream included). Default 2m.
 	Timeout time.Duration
 	// FirstByteTimeout bounds the wait for the first byte of the answer
-	// (the first event of a stream). Default 30s.
+	// (the first event of a stream). Default 30s; at most Timeout.
 	FirstByteTimeout time.Duration
 	// StreamIdleTimeout bounds the silence between two events of a started
 	// stream. Default 60s.
 	StreamIdleTimeout time.Duration
-	Fallback          string   // label of the next model down the chain; "" ends it.
-	MaxTokens         int      // cap on the answer's tokens; 0 (default) is no cap.
-	DropFields        []string // top-level request fields removed before sending.
-	DegradeOn         []string // DegradeEmpty, DegradeInvalidJSON.
+	// Fallback is the label of the next model down the chain, of the same
+	// provider; "" ends it. Chains never loop.
+	Fallback   string
+	MaxTokens  int      // cap on the answer's tokens; 0 (default) is no cap.
+	DropFields []string // top-level request fields removed before sending.
+	DegradeOn  []string // DegradeEmpty, DegradeInvalidJSON; each at most once.
 }
 
-// Gateway holds the model gateway's settings.
+// Gateway holds the model gateway's settings. It is filled with its
+// defaults when the files have no gateway block.
 type Gateway struct {
-	MaxRequestBytes int64 // request bodies above this get 413. Default 10 MiB.
+	MaxRequestBytes int64 // request bodies above this get 413. Default 10 MiB; at least 1024.
 }

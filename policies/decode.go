@@ -136,22 +136,24 @@ func (w *walker) block(path string, b *hclsyntax.Block, s *schema, out map[strin
 		sub = map[string]any{}
 		out[b.Type] = sub
 	case kindLabeledBlocks:
+		noun, role, example := labelWords(b.Type)
 		if len(b.Labels) != 1 {
-			w.errorf(b.TypeRange, key, "a %s block takes exactly one label, its name, e.g. %s \"ops\" { ... }; got %d",
-				b.Type, b.Type, len(b.Labels))
+			w.errorf(b.TypeRange, key, "a %s block takes exactly one label, %s, e.g. %s %q { ... }; got %d",
+				b.Type, role, b.Type, example, len(b.Labels))
 			w.discard(key, b, f)
 			return
 		}
 		label := b.Labels[0]
-		if label == "" || strings.IndexFunc(label, unicode.IsSpace) >= 0 {
-			w.errorf(b.LabelRanges[0], key, "invalid %s name %q: use a non-empty name without spaces", b.Type, label)
+		if label == "" || strings.IndexFunc(label, badLabelRune) >= 0 {
+			w.errorf(b.LabelRanges[0], key, "invalid %s %s %q: use a non-empty %s without spaces or control characters",
+				b.Type, noun, label, noun)
 			w.discard(key, b, f)
 			return
 		}
 		key = joinKey(key, label)
 		if prev, dup := w.ranges[key]; dup {
-			w.errorf(b.TypeRange, key, "duplicate %s block %q; also defined at %s: %s names must be unique across all files",
-				b.Type, label, rangeString(prev), b.Type)
+			w.errorf(b.TypeRange, key, "duplicate %s block %q; also defined at %s: %s %ss must be unique across all files",
+				b.Type, label, rangeString(prev), b.Type, noun)
 			w.discard(key, b, f)
 			return
 		}
@@ -166,6 +168,19 @@ func (w *walker) block(path string, b *hclsyntax.Block, s *schema, out map[strin
 	w.ranges[key] = b.DefRange()
 	w.body(key, b.Body, f.block, sub)
 }
+
+// labelWords says how messages speak of the label of a block type: the
+// word for it, what it is, and an example. A model's label is not called
+// its name, since a model has a name key of its own.
+func labelWords(typ string) (noun, role, example string) {
+	if typ == "model" {
+		return "label", "the name agents ask for", "gpt-4o"
+	}
+	return "name", "its name", "ops"
+}
+
+// badLabelRune reports whether r may not appear in a block's label.
+func badLabelRune(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
 
 // discard checks the contents of a block that cannot be used (a duplicate,
 // or one with wrong labels), so its own problems are reported too, without

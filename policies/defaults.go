@@ -2,6 +2,7 @@ package policies
 
 import (
 	"os"
+	"strings"
 	"time"
 )
 
@@ -35,8 +36,20 @@ const (
 	defaultUpstreamRetries         = 1
 	defaultBalance                 = BalanceRoundRobin
 	defaultIngressTimeout          = "2m"
+	defaultModelTimeout            = "2m"
+	defaultFirstByteTimeout        = "30s"
+	defaultStreamIdleTimeout       = "60s"
+	defaultMaxRequestBytes         = 10 << 20 // 10 MiB
 	devAgentName                   = "agent"
 )
+
+// defaultBaseURLs is each provider's base_url when unset, written the way
+// the provider's own SDKs take it: OpenAI's includes /v1, Anthropic's does
+// not.
+var defaultBaseURLs = map[string]string{
+	ProviderOpenAI:    "https://api.openai.com/v1",
+	ProviderAnthropic: "https://api.anthropic.com",
+}
 
 // defaultFailureStatuses is failure_statuses when unset: 429 Too Many
 // Requests and every server error.
@@ -69,7 +82,7 @@ func setDefault[T any](p **T, v T) {
 // applyDefaults fills every unset value of fc with its default, reading the
 // environment through getenv. Blocks that are optional (exec, probe,
 // ingress) stay nil when absent; the "default" breaker is added when no
-// block defines it. It returns, for each key whose value came from the
+// block defines it, and the gateway block always gets its defaults. It returns, for each key whose value came from the
 // environment, the variable's name.
 func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string {
 	fromEnv := map[string]string{}
@@ -167,6 +180,26 @@ func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string
 		setDefault(&in.Breaker, DefaultBreaker)
 		setDefault(&in.Timeout, defaultIngressTimeout)
 	}
+
+	if fc.Model == nil {
+		fc.Model = map[string]*modelFile{}
+	}
+	for label, m := range fc.Model {
+		// A provider that is not known gets no base URL: validation
+		// reports the provider, and nothing more about the URL.
+		if url, ok := defaultBaseURLs[deref(m.Provider)]; ok {
+			setDefault(&m.BaseURL, url)
+		}
+		setDefault(&m.Name, label)
+		setDefault(&m.Breaker, DefaultBreaker)
+		setDefault(&m.Timeout, defaultModelTimeout)
+		setDefault(&m.FirstByteTimeout, defaultFirstByteTimeout)
+		setDefault(&m.StreamIdleTimeout, defaultStreamIdleTimeout)
+		setDefault(&m.MaxTokens, 0)
+	}
+
+	setDefault(&fc.Gateway, gatewayFile{})
+	setDefault(&fc.Gateway.MaxRequestBytes, defaultMaxRequestBytes)
 	return fromEnv
 }
 
@@ -203,6 +236,8 @@ func resolve(fc *fileConfig) *Config {
 		Notify:    make(map[string]Notify, len(fc.Notify)),
 		Breakers:  make(map[string]Breaker, len(fc.Breaker)),
 		Upstreams: make(map[string]Upstream, len(fc.Upstream)),
+		Models:    make(map[string]Model, len(fc.Model)),
+		Gateway:   Gateway{MaxRequestBytes: int64(deref(fc.Gateway.MaxRequestBytes))},
 	}
 	if e := a.Exec; e != nil {
 		cfg.Agent.Exec = &Exec{
@@ -267,6 +302,24 @@ func resolve(fc *fileConfig) *Config {
 			Breaker:  deref(in.Breaker),
 			Timeout:  duration(in.Timeout),
 			Fallback: in.Fallback,
+		}
+	}
+	for label, m := range fc.Model {
+		cfg.Models[label] = Model{
+			Label:             label,
+			Provider:          deref(m.Provider),
+			BaseURL:           strings.TrimRight(deref(m.BaseURL), "/"),
+			APIKey:            deref(m.APIKey),
+			Headers:           m.Headers,
+			Name:              deref(m.Name),
+			Breaker:           deref(m.Breaker),
+			Timeout:           duration(m.Timeout),
+			FirstByteTimeout:  duration(m.FirstByteTimeout),
+			StreamIdleTimeout: duration(m.StreamIdleTimeout),
+			Fallback:          deref(m.Fallback),
+			MaxTokens:         deref(m.MaxTokens),
+			DropFields:        m.DropFields,
+			DegradeOn:         m.DegradeOn,
 		}
 	}
 	return cfg

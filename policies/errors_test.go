@@ -53,6 +53,18 @@ func TestLoadErrors(t *testing.T) {
 				dir + `duplicate_notify/a.hcl:5:1`,
 		},
 		{
+			name:  "duplicate model label across files",
+			paths: []string{dir + "duplicate_model"},
+			want: dir + `duplicate_model/b.hcl:3:1: model.gpt-4o: duplicate model block "gpt-4o"; also defined at ` +
+				dir + `duplicate_model/a.hcl:5:1: model labels must be unique across all files`,
+		},
+		{
+			name:  "duplicate gateway block across files",
+			paths: []string{dir + "duplicate_model"},
+			want: dir + `duplicate_model/c.hcl:1:1: gateway: duplicate gateway block; also defined at ` +
+				dir + `duplicate_model/b.hcl:1:1: only one is allowed, merge them`,
+		},
+		{
 			name:  "unknown notify reference",
 			paths: []string{dir + "unknown_notify.hcl"},
 			want:  dir + `unknown_notify.hcl:6:3: health.notify: no notify block named "opz"; defined: ops`,
@@ -92,7 +104,7 @@ func TestLoadErrors(t *testing.T) {
 			name:  "unknown block type",
 			paths: []string{dir + "unknown_block.hcl"},
 			want: dir + `unknown_block.hcl:5:1: breakr: unknown block type "breakr"; valid block types: ` +
-				`agent, breaker, consul, health, ingress, listen, notify, upstream; did you mean "breaker"?`,
+				`agent, breaker, consul, gateway, health, ingress, listen, model, notify, upstream; did you mean "breaker"?`,
 		},
 		{
 			name:  "deregister_critical_after below Consul's minimum",

@@ -31,6 +31,9 @@ type fileConfig struct {
 	Breaker  map[string]*breakerFile  `mapstructure:"breaker"`
 	Upstream map[string]*upstreamFile `mapstructure:"upstream"`
 	Ingress  *ingressFile             `mapstructure:"ingress"`
+
+	Model   map[string]*modelFile `mapstructure:"model"`
+	Gateway *gatewayFile          `mapstructure:"gateway"`
 }
 
 type agentFile struct {
@@ -117,4 +120,24 @@ type ingressFile struct {
 	Breaker  *string  `mapstructure:"breaker"`
 	Timeout  *string  `mapstructure:"timeout"`
 	Fallback []string `mapstructure:"fallback"`
+}
+
+type modelFile struct {
+	Provider          *string           `mapstructure:"provider"`
+	BaseURL           *string           `mapstructure:"base_url"`
+	APIKey            *string           `mapstructure:"api_key" secret:"true"`
+	Headers           map[string]string `mapstructure:"headers" secret:"true"`
+	Name              *string           `mapstructure:"name"`
+	Breaker           *string           `mapstructure:"breaker"`
+	Timeout           *string           `mapstructure:"timeout"`
+	FirstByteTimeout  *string           `mapstructure:"first_byte_timeout"`
+	StreamIdleTimeout *string           `mapstructure:"stream_idle_timeout"`
+	Fallback          *string           `mapstructure:"fallback"`
+	MaxTokens         *int              `mapstructure:"max_tokens"`
+	DropFields        []string          `mapstructure:"drop_fields"`
+	DegradeOn         []string          `mapstructure:"degrade_on"`
+}
+
+type gatewayFile struct {
+	MaxRequestBytes *int `mapstructure:"max_request_bytes"`
 }

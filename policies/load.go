@@ -16,9 +16,10 @@ import (
 // the resolved configuration.
 //
 // Blocks may be split across files, but each singleton block (agent,
-// listen, consul, health, ingress) may appear once across all of them, and
-// each notify, breaker and upstream name once. On failure Load returns a nil Config and a Diagnostics
-// error listing every problem found, each with its file:line:col and key.
+// listen, consul, health, ingress, gateway) may appear once across all of
+// them, and each notify, breaker, upstream and model label once. On failure
+// Load returns a nil Config and a Diagnostics error listing every problem
+// found, each with its file:line:col and key.
 func Load(paths ...string) (*Config, error) {
 	cfg, diags := load(paths, os.Getenv)
 	if len(diags) > 0 {

@@ -36,6 +36,8 @@ func defaultConfig(name string, sources ...string) *Config {
 		Notify:    map[string]Notify{},
 		Breakers:  map[string]Breaker{"default": defaultBreaker("default")},
 		Upstreams: map[string]Upstream{},
+		Models:    map[string]Model{},
+		Gateway:   Gateway{MaxRequestBytes: 10 << 20},
 		Sources:   sources,
 	}
 }
@@ -45,6 +47,7 @@ func TestLoadFullFile(t *testing.T) {
 	t.Setenv("SIDECAR_TEST_API_KEY", "sk-test")
 	t.Setenv("SIDECAR_TEST_CONSUL_TOKEN", "consul-token")
 	t.Setenv("SIDECAR_TEST_HOOK_TOKEN", "Bearer hook-token")
+	t.Setenv("SIDECAR_TEST_MODEL_KEY", "sk-model")
 
 	got, err := Load("testdata/full.hcl")
 	if err != nil {
@@ -112,6 +115,8 @@ func TestLoadFullFile(t *testing.T) {
 			Timeout:  90 * time.Second,
 			Fallback: []string{"researcher-lite"},
 		},
+		Models:  fullModels(),
+		Gateway: Gateway{MaxRequestBytes: 2 << 20},
 		Sources: []string{"testdata/full.hcl"},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -148,6 +153,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"commented example spelling out every default", "testdata/sidecar.hcl", defaultConfig("writer", "testdata/sidecar.hcl")},
 		{"optional blocks with only their required keys", "testdata/exec_probe_defaults.hcl", withOptionalBlocks},
 		{"breaker, upstream and ingress with only their required keys", "testdata/upstream_defaults.hcl", policyDefaults()},
+		{"models with only their required keys", "testdata/model_defaults.hcl", modelDefaults()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -349,7 +355,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		path string
 		want string
 	}{
-		{"", "agent breaker consul health ingress listen notify upstream"},
+		{"", "agent breaker consul gateway health ingress listen model notify upstream"},
 		{"agent", "address exec id meta name port tags"},
 		{"agent.exec", "command dir env max_restart_backoff restart restart_backoff restart_on_isolation stop_timeout"},
 		{"listen", "address allow_remote"},
@@ -361,6 +367,9 @@ func TestSchemaListsEveryKey(t *testing.T) {
 			"open_for slow_call window"},
 		{"upstream", "balance breaker fallback filter retries service tags timeout url"},
 		{"ingress", "address breaker fallback timeout"},
+		{"model", "api_key base_url breaker degrade_on drop_fields fallback first_byte_timeout headers max_tokens " +
+			"name provider stream_idle_timeout timeout"},
+		{"gateway", "max_request_bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

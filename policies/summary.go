@@ -5,11 +5,12 @@ const redacted = "<redacted>"
 
 // Summary returns the configuration as a JSON-friendly map for
 // `GET /v1/status`, keyed like the file format. Secrets are redacted: the
-// Consul token (shown as "<redacted>" when set, "" when not), every notify
-// header value, every exec environment value, and the user information,
-// query and fragment of URLs. Durations are strings such as "5m0s";
-// failure statuses are written as in the file, e.g. [429, "5xx"]; ingress is
-// null when not configured.
+// Consul token (shown as "<redacted>" when set, "" when not), a model's
+// api_key (shown as "<redacted>" when set, left out when not), every notify
+// and model header value, every exec environment value, and the user
+// information, query and fragment of URLs. Durations are strings such as
+// "5m0s"; failure statuses are written as in the file, e.g. [429, "5xx"];
+// ingress is null when not configured.
 func (c *Config) Summary() map[string]any {
 	agent := map[string]any{
 		"name":    c.Agent.Name,
@@ -105,6 +106,29 @@ func (c *Config) Summary() map[string]any {
 		}
 	}
 
+	models := make(map[string]any, len(c.Models))
+	for label, m := range c.Models {
+		model := map[string]any{
+			"provider":            m.Provider,
+			"base_url":            redactURL(m.BaseURL),
+			"headers":             redactValues(m.Headers),
+			"name":                m.Name,
+			"breaker":             m.Breaker,
+			"timeout":             m.Timeout.String(),
+			"first_byte_timeout":  m.FirstByteTimeout.String(),
+			"stream_idle_timeout": m.StreamIdleTimeout.String(),
+			"fallback":            m.Fallback,
+			"max_tokens":          m.MaxTokens,
+			"drop_fields":         nonNil(m.DropFields),
+			"degrade_on":          nonNil(m.DegradeOn),
+		}
+		if m.APIKey != "" {
+			model["api_key"] = redacted
+		}
+		models[label] = model
+	}
+	gateway := map[string]any{"max_request_bytes": c.Gateway.MaxRequestBytes}
+
 	return map[string]any{
 		"agent": agent,
 		"listen": map[string]any{
@@ -122,6 +146,8 @@ func (c *Config) Summary() map[string]any {
 		"breakers":  breakers,
 		"upstreams": upstreams,
 		"ingress":   ingress,
+		"models":    models,
+		"gateway":   gateway,
 		"sources":   nonNil(c.Sources),
 	}
 }

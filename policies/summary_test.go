@@ -11,6 +11,8 @@ func TestSummaryRedactsSecrets(t *testing.T) {
 	clearConsulEnv(t)
 	t.Setenv("SIDECAR_TEST_CONSUL_TOKEN", "consul-token-secret")
 	t.Setenv("SIDECAR_TEST_HOOK_TOKEN", "Bearer hook-token-secret")
+	t.Setenv("SIDECAR_TEST_MODEL_KEY", "sk-model-key-secret")
+	t.Setenv("SIDECAR_TEST_GATEWAY_TOKEN", "gateway-token-secret")
 	cfg, err := Load("testdata/secrets.hcl")
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -24,6 +26,7 @@ func TestSummaryRedactsSecrets(t *testing.T) {
 	for _, secret := range []string{
 		"consul-token-secret", "hook-token-secret", "literal-header-secret",
 		"hook-user", "hook-pass", "query-secret", "frag-secret",
+		"sk-model-key-secret", "gateway-token-secret", "org-header-secret", "sk-ant-literal-secret",
 	} {
 		if strings.Contains(string(out), secret) {
 			t.Errorf("summary contains %q:\n%s", secret, out)
@@ -38,6 +41,7 @@ func TestSummaryRedactsSecrets(t *testing.T) {
 			Webhook string            `json:"webhook"`
 			Headers map[string]string `json:"headers"`
 		} `json:"notify"`
+		Models map[string]map[string]any `json:"models"`
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("unmarshal summary: %v", err)
@@ -51,6 +55,20 @@ func TestSummaryRedactsSecrets(t *testing.T) {
 	}
 	if w := got.Notify["ops"].Webhook; w != "https://hooks.example.com/<redacted>" {
 		t.Errorf("webhook: got %q, want the path redacted (it may be the secret)", w)
+	}
+	// A model's api_key shows whether it is set, never what it is; header
+	// names stay, their values do not.
+	for label, want := range map[string]any{"gpt-4o": "<redacted>", "claude": "<redacted>", "local": nil} {
+		if k := got.Models[label]["api_key"]; k != want {
+			t.Errorf("models.%s.api_key: got %#v, want %#v", label, k, want)
+		}
+	}
+	wantModelHeaders := map[string]any{"OpenAI-Organization": "<redacted>", "X-Gateway-Token": "<redacted>"}
+	if h := got.Models["gpt-4o"]["headers"]; !reflect.DeepEqual(h, wantModelHeaders) {
+		t.Errorf("models.gpt-4o.headers: got %v, want %v", h, wantModelHeaders)
+	}
+	if _, ok := got.Models["local"]["api_key"]; ok {
+		t.Errorf("models.local: api_key present without a key: %v", got.Models["local"])
 	}
 }
 
@@ -141,6 +159,21 @@ func TestErrorsNeverContainSecrets(t *testing.T) {
 			name:    "upstream URLs with user information, query and fragment",
 			path:    "testdata/invalid/secret_upstream_url.hcl",
 			secrets: []string{"up-user", "up-s3cret", "query-s3cret", "frag-s3cret", "ftp-user", "ftp-s3cret", "ftp-query"},
+		},
+		{
+			name: "model api_key and header of the wrong type, base URLs with credentials",
+			path: "testdata/invalid/secret_model.hcl",
+			secrets: []string{"sk-list-s3cret", "hdr-list-s3cret", "key-user", "key-s3cret", "query-s3cret",
+				"frag-s3cret", "ftp-user", "ftp-s3cret", "ftp-query"},
+		},
+		{
+			name: "model api_key and header value with line breaks",
+			path: "testdata/invalid/secret_model.hcl",
+			env: map[string]string{
+				"SIDECAR_TEST_MODEL_KEY":     "sk-nl-s3cret\n",
+				"SIDECAR_TEST_GATEWAY_TOKEN": "hdr-nl-s3cret\r\nInjected: yes",
+			},
+			secrets: []string{"sk-nl-s3cret", "hdr-nl-s3cret", "Injected"},
 		},
 		{
 			name:    "header value with a line break",

@@ -67,8 +67,13 @@ func (v *validator) upstream(name string, u *upstreamFile, fc *fileConfig) {
 
 // checkUpstreamURL returns a problem description unless s is an http or
 // https base URL: a host, an optional port and an optional path.
-func checkUpstreamURL(s string) string {
-	if problem := checkHTTPURL(s, exampleUpstreamURL); problem != "" {
+func checkUpstreamURL(s string) string { return checkBaseURL(s, exampleUpstreamURL) }
+
+// checkBaseURL returns a problem description unless s is an http or https
+// base URL: a host, an optional port and an optional path. example is a
+// good value for the key.
+func checkBaseURL(s, example string) string {
+	if problem := checkHTTPURL(s, example); problem != "" {
 		return problem
 	}
 	u, _ := url.Parse(s)
@@ -104,11 +109,13 @@ func (v *validator) fallbackRefs(key string, fallback []string, upstreams map[st
 }
 
 // fallbackCycles reports fallback chains that lead back to where they
-// started (a → b → a, or a → a): such a chain would never end. A depth-first
-// walk finds at least one cycle among any upstreams that fall back to each
-// other; each cycle found is reported once, at the fallback of its
-// alphabetically first upstream.
-func (v *validator) fallbackCycles(upstreams map[string]*upstreamFile) {
+// started (a → b → a, or a → a): such a chain would never end. fallbacks
+// holds, for each block of the type (upstream or model), the names it falls
+// back to; names that are not defined are left out of the walk (they are
+// reported elsewhere). A depth-first walk finds at least one cycle among any
+// blocks that fall back to each other; each cycle found is reported once, at
+// the fallback of its alphabetically first block.
+func (v *validator) fallbackCycles(blockType string, fallbacks map[string][]string) {
 	const (
 		unvisited = iota
 		onPath
@@ -121,9 +128,9 @@ func (v *validator) fallbackCycles(upstreams map[string]*upstreamFile) {
 	visit = func(name string) {
 		state[name] = onPath
 		path = append(path, name)
-		for _, next := range upstreams[name].Fallback {
-			if upstreams[next] == nil {
-				continue // reported by fallbackRefs
+		for _, next := range fallbacks[name] {
+			if _, ok := fallbacks[next]; !ok {
+				continue // not defined: reported with the reference
 			}
 			switch state[next] {
 			case unvisited:
@@ -137,7 +144,7 @@ func (v *validator) fallbackCycles(upstreams map[string]*upstreamFile) {
 				text := strings.Join(cycle, " → ")
 				if !seen[text] {
 					seen[text] = true
-					v.errorf("upstream."+cycle[0]+".fallback",
+					v.errorf(blockType+"."+cycle[0]+".fallback",
 						"fallback cycle %s: a fallback chain must end; remove one of these fallbacks", text)
 				}
 			}
@@ -145,7 +152,7 @@ func (v *validator) fallbackCycles(upstreams map[string]*upstreamFile) {
 		path = path[:len(path)-1]
 		state[name] = done
 	}
-	for _, name := range sortedKeys(upstreams) {
+	for _, name := range sortedKeys(fallbacks) {
 		if state[name] == unvisited {
 			visit(name)
 		}

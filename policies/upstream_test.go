@@ -245,6 +245,8 @@ func TestSummaryOfDefaultPolicies(t *testing.T) {
 		Breakers  map[string]map[string]any `json:"breakers"`
 		Upstreams map[string]any            `json:"upstreams"`
 		Ingress   map[string]any            `json:"ingress"`
+		Models    map[string]any            `json:"models"`
+		Gateway   map[string]any            `json:"gateway"`
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("unmarshal summary: %v", err)
@@ -269,5 +271,11 @@ func TestSummaryOfDefaultPolicies(t *testing.T) {
 	}
 	if got.Ingress != nil {
 		t.Errorf("ingress: got %v, want null", got.Ingress)
+	}
+	if got.Models == nil || len(got.Models) != 0 {
+		t.Errorf("models: got %#v, want {}", got.Models)
+	}
+	if want := map[string]any{"max_request_bytes": float64(10 << 20)}; !reflect.DeepEqual(got.Gateway, want) {
+		t.Errorf("gateway: got %v, want %v", got.Gateway, want)
 	}
 }

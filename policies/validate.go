@@ -59,10 +59,26 @@ func validate(fc *fileConfig, pos positions) Diagnostics {
 	for _, name := range sortedKeys(fc.Upstream) {
 		v.upstream(name, fc.Upstream[name], fc)
 	}
-	v.fallbackCycles(fc.Upstream)
+	upstreamFallbacks := make(map[string][]string, len(fc.Upstream))
+	for name, u := range fc.Upstream {
+		upstreamFallbacks[name] = u.Fallback
+	}
+	v.fallbackCycles("upstream", upstreamFallbacks)
 	if fc.Ingress != nil {
 		v.ingress(fc.Ingress, fc)
 	}
+	for _, label := range sortedKeys(fc.Model) {
+		v.model(label, fc.Model[label], fc)
+	}
+	modelFallbacks := make(map[string][]string, len(fc.Model))
+	for label, m := range fc.Model {
+		modelFallbacks[label] = nil
+		if m.Fallback != nil {
+			modelFallbacks[label] = []string{*m.Fallback}
+		}
+	}
+	v.fallbackCycles("model", modelFallbacks)
+	v.gateway(fc.Gateway)
 	return v.diags
 }
 

@@ -105,3 +105,37 @@ ingress {
   timeout  = "90s"
   fallback = ["researcher-lite"]
 }
+
+model "gpt-4o" {
+  provider            = "openai"
+  base_url            = "https://llm.internal.example.com/openai/v1/"
+  api_key             = env("SIDECAR_TEST_MODEL_KEY")
+  headers             = { OpenAI-Organization = "org-research" }
+  name                = "gpt-4o-2024-08-06"
+  breaker             = "strict"
+  timeout             = "90s"
+  first_byte_timeout  = "15s"
+  stream_idle_timeout = "20s"
+  fallback            = "gpt-4o-mini"
+  max_tokens          = 4096
+  drop_fields         = ["parallel_tool_calls", "service_tier"]
+  degrade_on          = ["empty", "invalid_json"]
+}
+
+model "gpt-4o-mini" {
+  provider            = "openai"
+  timeout             = "30s"
+  first_byte_timeout  = "30s"
+  stream_idle_timeout = "10s"
+}
+
+model "claude-3-5-haiku-latest" {
+  provider = "anthropic"
+  base_url = "https://anthropic-proxy.example.com/"
+  name     = "claude-3-5-haiku-20241022"
+  breaker  = "default"
+}
+
+gateway {
+  max_request_bytes = 2097152
+}

@@ -115,3 +115,26 @@ breaker "default" {
 #   timeout  = "2m"
 #   fallback = ["writer-lite"]  # upstream names
 # }
+
+# A model the agent calls through the model gateway (OPENAI_BASE_URL or
+# ANTHROPIC_BASE_URL pointing at the sidecar), by its label.
+# model "gpt-4o" {
+#   provider            = "openai"                    # required: openai | anthropic
+#   base_url            = "https://api.openai.com/v1" # default per provider; anthropic: "https://api.anthropic.com"
+#   api_key             = env("OPENAI_API_KEY")       # sent instead of the agent's own credentials; "": the agent's
+#   headers             = { OpenAI-Organization = "org-…" } # extra headers; values are secrets
+#   name                = "gpt-4o"                    # model name sent upstream; default: the label
+#   breaker             = "default"
+#   timeout             = "2m"                        # the whole call
+#   first_byte_timeout  = "30s"                       # a stream's first event; at most timeout
+#   stream_idle_timeout = "60s"                       # silence between two events of a stream
+#   fallback            = "gpt-4o-mini"               # a model of the same provider
+#   max_tokens          = 0                           # cap on the answer; 0: none
+#   drop_fields         = ["parallel_tool_calls"]     # request fields removed for this model
+#   degrade_on          = ["empty", "invalid_json"]   # answers that count as failures
+# }
+
+# The model gateway.
+gateway {
+  max_request_bytes = 10485760 # 10 MiB; at least 1024
+}

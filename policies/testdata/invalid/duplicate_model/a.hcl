@@ -1,0 +1,7 @@
+agent {
+  name = "writer"
+}
+
+model "gpt-4o" {
+  provider = "openai"
+}

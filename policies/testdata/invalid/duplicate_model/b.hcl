@@ -1,0 +1,5 @@
+gateway {}
+
+model "gpt-4o" {
+  provider = "anthropic"
+}

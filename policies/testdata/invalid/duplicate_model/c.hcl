@@ -1,0 +1,3 @@
+gateway {
+  max_request_bytes = 2048
+}

@@ -93,6 +93,7 @@ func newControlAPI(s *Sidecar) *echo.Echo {
 	e.GET("/v1/health", s.handleHealth)
 	e.POST("/v1/reload", s.handleReload)
 	e.GET("/v1/breakers", s.handleBreakers)
+	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
 	e.POST("/v1/breakers/:name/:action", s.handleBreakerAction)
 	return e
 }
@@ -265,6 +266,7 @@ type Status struct {
 	Breakers      []breaker.Snapshot               `json:"breakers"`
 	Models        []gateway.ModelStatus            `json:"models"`
 	Degraded      []gateway.Degradation            `json:"degraded,omitempty"`
+	Availability  []AvailabilityWindow             `json:"availability"`
 	Discovery     map[string]discovery.InstanceSet `json:"discovery,omitempty"`
 	Ingress       string                           `json:"ingress,omitempty"`
 	LastReload    *ReloadInfo                      `json:"last_reload,omitempty"`
@@ -306,6 +308,7 @@ func (s *Sidecar) Status() Status {
 		Breakers:      s.breakers.Snapshots(),
 		Models:        s.gateway.Models(),
 		Degraded:      s.gateway.Degraded(),
+		Availability:  s.metrics.avail.Windows(s.now()),
 		Ingress:       s.IngressAddr(),
 		LastReload:    last,
 		Config:        cfg.Summary(),

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -41,6 +42,7 @@ type breakerNotices struct {
 
 // onBreakerChange runs (without locks held) on every breaker transition.
 func (s *Sidecar) onBreakerChange(ch breaker.Change) {
+	s.metrics.transitions.WithLabelValues(ch.Name, ch.To.String()).Inc()
 	switch ch.To {
 	case breaker.Open:
 		s.log.Warn("breaker opened", "breaker", ch.Name, "reason", ch.Reason,
@@ -82,12 +84,13 @@ func (s *Sidecar) onBreakerChange(ch breaker.Change) {
 
 // pushSidecarCheck hands the sidecar check's state to the registry.
 func (s *Sidecar) pushSidecarCheck() {
-	status, out := sidecarCheck(s.breakers.Snapshots(), s.gateway.Degraded(), s.now())
+	status, out := sidecarCheck(s.breakers.Snapshots(), s.gateway.Degraded(), s.metrics.avail.Windows(s.now()), s.now())
 	s.registry.SetCheck(sidecarCheckID(s.Config().Agent.ID), status, truncate(out, maxCheckOutput))
 }
 
 // sidecarCheck writes the sidecar check for people reading the Consul UI.
-func sidecarCheck(snaps []breaker.Snapshot, degraded []gateway.Degradation, now time.Time) (discovery.CheckStatus, string) {
+func sidecarCheck(snaps []breaker.Snapshot, degraded []gateway.Degradation, avail []AvailabilityWindow, now time.Time) (discovery.CheckStatus, string) {
+	footer := availabilityLine(avail) + fmt.Sprintf("Checked %s.", stamp(now))
 	var models []string
 	for _, d := range degraded {
 		models = append(models, fmt.Sprintf("model %s answered by %s since %s (%s)",
@@ -125,12 +128,37 @@ func sidecarCheck(snaps []breaker.Snapshot, degraded []gateway.Degradation, now 
 			len(open), len(snaps), strings.Join(open, "\n- ")))
 	}
 	if len(parts) > 0 {
-		return discovery.Warning, strings.Join(parts, "\n") + fmt.Sprintf("\nChecked %s.", stamp(now))
+		return discovery.Warning, strings.Join(parts, "\n") + "\n" + footer
 	}
 	if len(snaps) == 0 {
-		return discovery.Passing, fmt.Sprintf("Sidecar running; no calls through it yet. Checked %s.", stamp(now))
+		return discovery.Passing, "Sidecar running; no calls through it yet. " + footer
 	}
-	return discovery.Passing, fmt.Sprintf("All %d breakers closed. Checked %s.", len(snaps), stamp(now))
+	return discovery.Passing, fmt.Sprintf("All %d breakers closed. ", len(snaps)) + footer
+}
+
+// availabilityLine says what share of calls and tasks were answered, as a
+// sentence ending in a space or a line break; "" without traffic.
+func availabilityLine(avail []AvailabilityWindow) string {
+	var parts []string
+	for _, w := range avail {
+		if w.Ratio == nil {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %s of %d", w.Window, percent(*w.Ratio), w.Answered+w.Errors))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Answered (first choice or fallback): " + strings.Join(parts, ", ") + ".\n"
+}
+
+// percent prints a ratio as a percentage that never rounds up to 100%.
+func percent(r float64) string {
+	p := math.Floor(r*1000) / 10
+	if p == math.Trunc(p) {
+		return fmt.Sprintf("%.0f%%", p)
+	}
+	return fmt.Sprintf("%.1f%%", p)
 }
 
 // handleBreakers serves GET /v1/breakers.

@@ -70,6 +70,8 @@ func (s *Sidecar) serveCall(w http.ResponseWriter, req *http.Request) {
 		rawPath:    rawPath,
 		body:       body,
 		idempotent: isIdempotent(req.Method),
+		kind:       kindUpstream,
+		target:     name,
 	}
 	s.proxy.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), planKey{}, plan)))
 }
@@ -142,7 +144,7 @@ func (s *Sidecar) ingressHandler() http.Handler {
 			}
 		}
 		plan := &callPlan{stages: stages, path: req.URL.Path, rawPath: req.URL.RawPath, body: body,
-			idempotent: isIdempotent(req.Method), forwardTag: cfg.Agent.ID}
+			idempotent: isIdempotent(req.Method), forwardTag: cfg.Agent.ID, kind: kindTask, target: cfg.Agent.Name}
 		s.proxy.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), planKey{}, plan)))
 	})
 }

@@ -79,6 +79,7 @@ type Sidecar struct {
 	router    *router
 	proxy     *httputil.ReverseProxy
 	gateway   *gateway.Gateway
+	metrics   *metrics
 
 	tracker    *HeartbeatTracker
 	registry   Registry
@@ -124,9 +125,10 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		s.watchQueries(cfg)
 	}
 	s.router = newRouter(s, s.discovery, s.breakers)
-	s.proxy = newReverseProxy(&callTransport{rt: newUpstreamTransport()}, s)
+	s.metrics = newMetrics(s)
+	s.proxy = newReverseProxy(&callTransport{rt: newUpstreamTransport(), metrics: s.metrics}, s)
 	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log,
-		OnDegradedChange: s.pushSidecarCheck})
+		OnDegradedChange: s.pushSidecarCheck, Observe: s.observeModel})
 
 	ln, err := net.Listen("tcp", cfg.Listen.Address)
 	if err != nil {
@@ -417,6 +419,7 @@ func (s *Sidecar) dispatch(trs []Transition) {
 			LastHeartbeat: tr.LastHeartbeat, Time: tr.At.UTC()}
 		switch tr.Kind {
 		case Isolated:
+			s.metrics.isolations.WithLabelValues(tr.Reason).Inc()
 			s.log.Warn("agent isolated", "reason", tr.Reason, "detail", tr.Detail, "last_heartbeat", stamp(tr.LastHeartbeat))
 			ev.Type = EventAgentIsolated
 			ev.Text = fmt.Sprintf("Agent %s (%s) is isolated: %s.", cfg.Agent.ID, cfg.Agent.Name, tr.Detail)
@@ -428,6 +431,7 @@ func (s *Sidecar) dispatch(trs []Transition) {
 				s.supervisor.Restart("isolated: " + tr.Reason)
 			}
 		case Recovered:
+			s.metrics.recoveries.Inc()
 			s.log.Info("agent recovered", "detail", tr.Detail)
 			ev.Type = EventAgentRecovered
 			ev.Text = fmt.Sprintf("Agent %s (%s) recovered: %s.", cfg.Agent.ID, cfg.Agent.Name, tr.Detail)

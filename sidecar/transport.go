@@ -41,6 +41,8 @@ type callPlan struct {
 	body       *replayBody
 	idempotent bool
 	forwardTag string // value of X-Sidecar-Forwarded on forwarded stages
+	kind       string // kindUpstream or kindTask, for metrics
+	target     string // the upstream called, or the agent's service
 }
 
 type planKey struct{}
@@ -126,7 +128,8 @@ const (
 // targets through their breakers, with retries and fallbacks, and returns
 // the first good answer, else the best error.
 type callTransport struct {
-	rt http.RoundTripper
+	rt      http.RoundTripper
+	metrics *metrics
 }
 
 func newUpstreamTransport() *http.Transport {
@@ -147,6 +150,17 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if plan == nil {
 		return nil, errors.New("sidecar: request without a call plan")
 	}
+	start := time.Now()
+	resp, outcome, err := t.route(req, plan)
+	if outcome != "" && t.metrics != nil {
+		t.metrics.observe(plan.kind, plan.target, outcome, time.Since(start))
+	}
+	return resp, err
+}
+
+// route walks the plan and returns the answer and its outcome for metrics
+// ("" when the caller went away).
+func (t *callTransport) route(req *http.Request, plan *callPlan) (*http.Response, string, error) {
 	var (
 		held       *http.Response // the last failure answer, returned when nothing does better
 		lastHard   outcome        // the last timeout or broken connection
@@ -194,10 +208,13 @@ stages:
 			case outcomeOK:
 				release()
 				annotate(resp, st, tg)
-				return resp, nil
+				if st.fallback {
+					return resp, resultFallback, nil
+				}
+				return resp, resultSuccess, nil
 			case outcomeCanceled:
 				release()
-				return nil, req.Context().Err()
+				return nil, "", req.Context().Err()
 			case outcomeFailStatus:
 				release()
 				annotate(resp, st, tg)
@@ -221,11 +238,11 @@ stages:
 
 	switch {
 	case held != nil:
-		return held, nil
+		return held, resultFailure, nil
 	case lastHard == outcomeTimeout:
-		return errorResponse(req, http.StatusGatewayTimeout, errTimeout, "the upstream did not answer in time: "+hardDetail, 0), nil
+		return errorResponse(req, http.StatusGatewayTimeout, errTimeout, "the upstream did not answer in time: "+hardDetail, 0), resultFailure, nil
 	case lastHard == outcomeBroken:
-		return errorResponse(req, http.StatusBadGateway, errUpstreamBroke, "the upstream broke the connection: "+hardDetail, 0), nil
+		return errorResponse(req, http.StatusBadGateway, errUpstreamBroke, "the upstream broke the connection: "+hardDetail, 0), resultFailure, nil
 	}
 	retry := time.Second
 	if minOpen > 0 {
@@ -235,7 +252,7 @@ stages:
 	if len(reasons) > 0 {
 		msg += ": " + strings.Join(reasons, "; ")
 	}
-	return errorResponse(req, http.StatusServiceUnavailable, errUnavailable, msg, retry), nil
+	return errorResponse(req, http.StatusServiceUnavailable, errUnavailable, msg, retry), resultRejected, nil
 }
 
 // attempt sends the request to one target and classifies the result. On

@@ -36,6 +36,7 @@ type call struct {
 	waited   time.Duration // time spent waiting on upstreams
 	reasons  []string      // why each model did not answer
 	minOpen  time.Duration // shortest remaining open time of a skipped model
+	headers  time.Time     // when the answer's headers went to the agent
 }
 
 // result is how one attempt ended.
@@ -70,6 +71,11 @@ func (c *call) run() {
 	if c.minOpen > 0 {
 		retry = c.minOpen
 	}
+	outcome := "failure"
+	if c.attempts == 0 {
+		outcome = "rejected" // every model's breaker was open
+	}
+	c.observe("", outcome)
 	msg := "no model could answer: " + strings.Join(c.reasons, "; ")
 	c.g.log.Warn("no model could answer", "model", c.first.Label, "reasons", strings.Join(c.reasons, "; "))
 	c.setHeaders(c.w.Header(), c.first, false)
@@ -184,6 +190,7 @@ func (c *call) relayWhole(m *policies.Model, permit breaker.Permit, resp *http.R
 	}
 	c.setHeaders(h, m, true)
 	c.answered(m, resp.StatusCode)
+	c.observe(m.Label, c.servedOutcome(m))
 	c.w.WriteHeader(resp.StatusCode)
 	_, _ = c.w.Write(body)
 	if len(body) > maxAnswer {
@@ -192,8 +199,28 @@ func (c *call) relayWhole(m *policies.Model, permit breaker.Permit, resp *http.R
 	return resultAnswered
 }
 
+// observe reports a finished request.
+func (c *call) observe(servedBy, outcome string) {
+	if c.g.opts.Observe != nil {
+		end := c.headers
+		if end.IsZero() {
+			end = time.Now()
+		}
+		c.g.opts.Observe(c.first.Label, servedBy, outcome, end.Sub(c.start))
+	}
+}
+
+// servedOutcome is the outcome of an answer from m.
+func (c *call) servedOutcome(m *policies.Model) string {
+	if m != c.first {
+		return "fallback"
+	}
+	return "success"
+}
+
 // answered records who answered and logs a degraded answer.
 func (c *call) answered(m *policies.Model, status int) {
+	c.headers = time.Now()
 	degraded := m != c.first
 	c.g.count(m.Label, func(s *modelStats) {
 		s.answers++

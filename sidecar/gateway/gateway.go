@@ -49,6 +49,11 @@ type Options struct {
 	// OnDegradedChange is called (without locks held) when a chain starts
 	// or stops being served by a fallback model.
 	OnDegradedChange func()
+	// Observe is called once per finished request (not for requests the
+	// agent abandoned, nor for bad requests): the model asked for, the one
+	// that answered ("" when none did), the outcome (success, fallback,
+	// failure, rejected) and the time to the answer's headers.
+	Observe func(model, servedBy, outcome string, d time.Duration)
 }
 
 // Gateway serves /llm/. It is safe for concurrent use.

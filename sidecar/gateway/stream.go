@@ -191,6 +191,7 @@ func (c *call) relayStream(m *policies.Model, permit breaker.Permit, resp *http.
 		c.g.count(m.Label, func(s *modelStats) { s.canceled++ })
 		return resultCanceled
 	case sawError:
+		c.observe(m.Label, "failure")
 		c.g.log.Warn("the model's stream ended with an error event", "model", m.Label, "error", errorSummary(ev.data))
 		c.g.count(m.Label, func(s *modelStats) {
 			s.failures++
@@ -200,9 +201,11 @@ func (c *call) relayStream(m *policies.Model, permit breaker.Permit, resp *http.
 		permit.DoneFailure("error event in stream")
 		return resultAnswered
 	case done:
+		c.observe(m.Label, c.servedOutcome(m))
 		permit.Done(resp.StatusCode, nil)
 		return resultAnswered
 	}
+	c.observe(m.Label, "failure")
 	var reason string
 	switch {
 	case idleExpired.Load():

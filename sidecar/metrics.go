@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +40,16 @@ type metrics struct {
 	seconds     *prometheus.HistogramVec
 	degraded    *prometheus.CounterVec
 	avail       availability
+
+	mu      sync.RWMutex
+	targets map[[2]string]*targetMetrics // by kind and target
+}
+
+// targetMetrics are the request metrics of one kind and target, resolved
+// once so the request path does not look labels up.
+type targetMetrics struct {
+	outcomes map[string]prometheus.Counter
+	seconds  prometheus.Observer
 }
 
 // latencyBuckets span tool calls (milliseconds) to long model answers
@@ -46,7 +57,7 @@ type metrics struct {
 var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 
 func newMetrics(s *Sidecar) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry()}
+	m := &metrics{reg: prometheus.NewRegistry(), targets: map[[2]string]*targetMetrics{}}
 	m.isolations = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sidecar_agent_isolations_total",
 		Help: "Times the agent was isolated, by reason (missed_heartbeats, stalled)."}, []string{"reason"})
 	m.recoveries = prometheus.NewCounter(prometheus.CounterOpts{Name: "sidecar_agent_recoveries_total",
@@ -73,8 +84,21 @@ func newMetrics(s *Sidecar) *metrics {
 
 // observe counts one finished request.
 func (m *metrics) observe(kind, target, outcome string, d time.Duration) {
-	m.requests.WithLabelValues(kind, target, outcome).Inc()
-	m.seconds.WithLabelValues(kind, target).Observe(d.Seconds())
+	key := [2]string{kind, target}
+	m.mu.RLock()
+	tm, ok := m.targets[key]
+	m.mu.RUnlock()
+	if !ok {
+		tm = &targetMetrics{outcomes: map[string]prometheus.Counter{}, seconds: m.seconds.WithLabelValues(kind, target)}
+		for _, o := range []string{resultSuccess, resultFallback, resultFailure, resultRejected} {
+			tm.outcomes[o] = m.requests.WithLabelValues(kind, target, o)
+		}
+		m.mu.Lock()
+		m.targets[key] = tm
+		m.mu.Unlock()
+	}
+	tm.outcomes[outcome].Inc()
+	tm.seconds.Observe(d.Seconds())
 	m.avail.Record(outcome == resultSuccess || outcome == resultFallback, time.Now())
 }
 

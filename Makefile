@@ -10,16 +10,17 @@ LDFLAGS := -s -w -X $(PKG)/sidecar.Version=$(VERSION)
 all: build
 
 help:
-	@echo "make build      build bin/sidecar"
+	@echo "make build      build bin/sidecar and bin/fakellm (the fake model server)"
 	@echo "make test       lint, then every test with the race detector, against a real Consul"
 	@echo "make test-race  the tests with the race detector (no lint)"
 	@echo "make lint       gofmt and go vet"
 	@echo "make consul     build Consul v1.14.11 once and cache it (prints its path)"
-	@echo "make bench      the call-path benchmark (direct vs httputil.ReverseProxy vs /call/) and the breaker micro-benchmarks"
+	@echo "make bench      the call and model-gateway benchmarks (direct vs httputil.ReverseProxy vs the sidecar) and the micro-benchmarks"
 	@echo "make demo       run the example agent under the sidecar and watch it recover (KEEP=1 keeps it running)"
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sidecar
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/fakellm ./examples/fakellm/cmd/fakellm
 
 consul:
 	@scripts/consul.sh
@@ -41,10 +42,11 @@ demo: build consul
 	CONSUL_BIN="$$(scripts/consul.sh)" KEEP="$(KEEP)" scripts/demo.sh
 
 # One run, interleaved rounds: direct calls, a plain httputil.ReverseProxy,
-# and the sidecar's /call/; then breaker admission and instance lookup.
+# and the sidecar's /call/ and /llm/; then breaker admission, the model
+# request rewrite and instance lookup.
 bench:
-	$(GO) test -run '^$$' -bench 'CallPath' -benchtime 5000x -count 3 ./sidecar/
-	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/breaker/ ./policies/
+	$(GO) test -run '^$$' -bench 'CallPath|ModelPath' -benchtime 5000x -count 3 ./sidecar/
+	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/breaker/ ./sidecar/gateway/ ./policies/
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -run '^$$' -bench 'Instances' -benchmem ./discovery/
 
 clean:

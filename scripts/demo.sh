@@ -30,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for port in 18500 18300 18301 18302 17070 18081 19090 19101 19102; do
+for port in 18500 18300 18301 18302 17070 18081 19090 19101 19102 19201 19202; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "demo: port $port is in use; stop what uses it (an earlier demo?) and try again" >&2
     exit 1
@@ -74,14 +74,26 @@ pids+=($!)
 python3 examples/python/upstream.py search-lite 19102 &
 pids+=($!)
 
+say "starting two fake models the agent asks through its sidecar: gpt-4o and its lighter fallback gpt-4o-mini"
+bin/fakellm -addr 127.0.0.1:19201 -name gpt-4o -reply "A crisp haiku from the primary model." 2>"$logs/gpt-4o.log" &
+pids+=($!)
+bin/fakellm -addr 127.0.0.1:19202 -name gpt-4o-mini -reply "A plainer haiku from the lighter model." 2>"$logs/gpt-4o-mini.log" &
+pids+=($!)
+
 say "starting the sidecar, which starts the example agent (examples/demo/sidecar.hcl)"
 info "heartbeat every 2s; isolated after 2 missed + 1s grace, or 6s without progress"
-CONSUL_HTTP_ADDR=$CONSUL_HTTP "$SIDECAR" agent -config examples/demo/sidecar.hcl >"$logs/sidecar.log" 2>&1 &
+DEMO_MODEL_KEY=demo-key-not-secret CONSUL_HTTP_ADDR=$CONSUL_HTTP "$SIDECAR" agent -config examples/demo/sidecar.hcl >"$logs/sidecar.log" 2>&1 &
 pids+=($!)
 wait_for passing 30
 
-say "the agent takes a task"
-info "$(curl -fsS -X POST -d '{"input":"write a haiku"}' "$AGENT/task")"
+task() { # one task; prints the answer and the model that gave it
+  curl -fsS -X POST -d "{\"input\":\"$1\"}" "$AGENT/task" |
+    json "'%s (model %s%s)' % (d.get('output', d.get('error')), d.get('model', '?'), ', degraded' if d.get('degraded') else '')"
+}
+modelcalls() { curl -fsS "http://127.0.0.1:$1/_stats" | json "d['calls']"; }
+
+say "the agent takes a task, asking gpt-4o through its sidecar"
+info "$(task 'write a haiku')"
 
 say "the agent hangs (POST /hang): no heartbeats, no answers"
 curl -fsS -m 2 -X POST "$AGENT/hang" >/dev/null || true
@@ -122,6 +134,18 @@ curl -fsS -X POST http://127.0.0.1:19101/_heal >/dev/null
 sleep 5.5
 for i in 1 2; do info "call $i: $(call)"; done
 
+say "the primary model fails (every call answers 503): the agent carries on with gpt-4o-mini"
+curl -fsS -X POST -d '{"fail_next":1000000,"fail_status":503}' http://127.0.0.1:19201/_control >/dev/null
+before=$(modelcalls 19201)
+for i in 1 2 3 4 5 6; do info "task $i: $(task "haiku $i")"; done
+info "of these 6 tasks, $(( $(modelcalls 19201) - before )) reached gpt-4o (3 failures opened its breaker; the rest went straight to gpt-4o-mini)"
+curl -fsS "$CONTROL/v1/status" | json "'\n'.join('   model %s: %d calls, %d failures, %d skipped (breaker open), %d answers as a fallback' % (m['label'], m['calls'], m['failures'], m['skipped'], m['fallback_answers']) for m in d['models'])"
+info "Consul's sidecar check: $(curl -fsS "http://$CONSUL_HTTP/v1/agent/checks" | json "next(c['Status'] + ' — ' + c['Output'].splitlines()[1] for c in d.values() if c['Name']=='sidecar')")"
+say "gpt-4o recovers; after open_for (5s) one probe goes through and it serves again"
+curl -fsS -X POST http://127.0.0.1:19201/_heal >/dev/null
+sleep 5.5
+for i in 1 2; do info "task $i: $(task "haiku $i")"; done
+
 say "what the sidecar says (GET $CONTROL/v1/status)"
 curl -fsS "$CONTROL/v1/status" | json "'   agent %s: %s, %d heartbeats, process restarts %d, registrations %d' % (d['agent']['id'], d['health']['state'], d['health']['heartbeats'], d['process']['restarts'], d['registration']['registrations'])"
 
@@ -135,4 +159,4 @@ if [[ "${KEEP:-}" == "1" ]]; then
   info "logs:          $logs"
   wait "${pids[0]}"
 fi
-say "done: the agent hung and stalled, was isolated, notified about and restarted; a failing service was cut off by its breaker while its fallback answered; no person involved"
+say "done: the agent hung and stalled, was isolated, notified about and restarted; a failing service and a failing model were cut off by their breakers while their fallbacks answered; no person involved"

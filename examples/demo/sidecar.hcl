@@ -8,7 +8,7 @@ agent {
   meta = { example = "examples/python/agent.py" }
   exec {
     command = ["python3", "examples/python/agent.py"]
-    env     = { AGENT_PORT = "18081", HEARTBEAT_EVERY = "2" }
+    env     = { AGENT_PORT = "18081", HEARTBEAT_EVERY = "2", MODEL = "gpt-4o" }
     restart_on_isolation = true
     stop_timeout = "3s"
   }
@@ -46,4 +46,24 @@ upstream "search" {
 
 upstream "search-lite" {
   url = "http://127.0.0.1:19102"
+}
+
+# Model calls: the agent sends OpenAI chat completions to
+# $SIDECAR_ADDR/llm/v1 for "gpt-4o". When it fails (or its breaker is open)
+# the same request goes to the lighter "gpt-4o-mini", with max_tokens capped
+# and tools dropped. Both are fake models here (examples/fakellm).
+model "gpt-4o" {
+  provider           = "openai"
+  base_url           = "http://127.0.0.1:19201/v1"
+  api_key            = env("DEMO_MODEL_KEY")   # injected by the sidecar; the agent has no key
+  first_byte_timeout = "5s"
+  fallback           = "gpt-4o-mini"
+}
+
+model "gpt-4o-mini" {
+  provider    = "openai"
+  base_url    = "http://127.0.0.1:19202/v1"
+  api_key     = env("DEMO_MODEL_KEY")
+  max_tokens  = 1024
+  drop_fields = ["tools", "parallel_tool_calls"]
 }

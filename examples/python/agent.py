@@ -2,14 +2,17 @@
 """A minimal AI agent that runs beside its sidecar (standard library only).
 
 It takes tasks over HTTP, heartbeats to its sidecar with a note, metrics and a
-progress counter, and can be told to hang so you can watch the sidecar isolate
-and restart it.
+progress counter, asks a model through the sidecar's OpenAI-compatible
+endpoint (when MODEL is set), and can be told to hang so you can watch the
+sidecar isolate and restart it.
 
 Environment (the sidecar sets the first two when it supervises the agent):
   SIDECAR_HEARTBEAT_URL  where to send heartbeats (default http://127.0.0.1:7070/v1/heartbeat)
   SIDECAR_AGENT_ID       the agent's id, used in answers
   AGENT_PORT             where to take tasks (default 8081)
   HEARTBEAT_EVERY        seconds between heartbeats (default 5)
+  SIDECAR_ADDR           the sidecar's control API (set by the sidecar; default http://127.0.0.1:7070)
+  MODEL                  a model of the sidecar's gateway to ask for each task (default: none)
 
 Endpoints:
   POST /task    {"input": "..."} -> {"agent": ..., "output": ...}
@@ -27,6 +30,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -34,6 +38,8 @@ HEARTBEAT_URL = os.environ.get("SIDECAR_HEARTBEAT_URL", "http://127.0.0.1:7070/v
 AGENT_ID = os.environ.get("SIDECAR_AGENT_ID", "python-agent")
 PORT = int(os.environ.get("AGENT_PORT", "8081"))
 EVERY = float(os.environ.get("HEARTBEAT_EVERY", "5"))
+SIDECAR_ADDR = os.environ.get("SIDECAR_ADDR", "http://127.0.0.1:7070")
+MODEL = os.environ.get("MODEL", "")
 
 state = {"tasks": 0, "loops": 0, "started": time.time()}
 lock = threading.Lock()
@@ -60,6 +66,27 @@ def heartbeat():
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=5) as resp:
         resp.read()
+
+
+def ask_model(text):
+    """One chat completion through the sidecar's gateway, as any OpenAI client
+    would send it with OPENAI_BASE_URL=$SIDECAR_ADDR/llm/v1. The sidecar adds
+    the provider key and falls back to a lighter model when this one fails."""
+    body = json.dumps({
+        "model": MODEL,
+        "messages": [{"role": "system", "content": "You are a concise writer."},
+                     {"role": "user", "content": text}],
+        "max_tokens": 4000,
+    }).encode()
+    req = urllib.request.Request(SIDECAR_ADDR + "/llm/v1/chat/completions", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        answer = json.loads(resp.read())
+        return {
+            "output": answer["choices"][0]["message"]["content"],
+            "model": resp.headers.get("X-Sidecar-Model", MODEL),
+            "degraded": resp.headers.get("X-Sidecar-Degraded") == "true",
+        }
 
 
 def work_loop():
@@ -117,7 +144,18 @@ class Handler(BaseHTTPRequestHandler):
                 return
             with lock:
                 state["tasks"] += 1
-            self.reply(200, {"agent": AGENT_ID, "output": f"done: {task.get('input', '')}"})
+            answer = {"agent": AGENT_ID, "output": f"done: {task.get('input', '')}"}
+            if MODEL:
+                try:
+                    answer.update(ask_model(str(task.get("input", ""))))
+                except urllib.error.HTTPError as exc:
+                    # The sidecar answers in OpenAI's error shape.
+                    self.reply(502, {"agent": AGENT_ID, "error": json.loads(exc.read() or b"{}")})
+                    return
+                except OSError as exc:
+                    self.reply(502, {"agent": AGENT_ID, "error": str(exc)})
+                    return
+            self.reply(200, answer)
         elif self.path == "/hang":
             log("told to hang: no more heartbeats")
             self.reply(200, {"hanging": True})

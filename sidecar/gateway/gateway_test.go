@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 )
@@ -630,3 +632,38 @@ func TestAnthropicStreamCutEndsWithAnthropicErrorEvent(t *testing.T) {
 		t.Fatalf("events %q", events)
 	}
 }
+
+func TestKeysNeverAppearInLogsOrErrors(t *testing.T) {
+	primary := newScriptedModel(t, status(500))
+	lite := newScriptedModel(t, status(401))
+	cfg := chainConfig(primary, lite, time.Minute)
+	var logs strings.Builder
+	var mu sync.Mutex
+	g := New(cfg, Options{Breakers: breaker.NewSet(), Log: hclog.New(&hclog.LoggerOptions{
+		Output: writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logs.Write(p) }), Level: hclog.Trace})})
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	var bodies []string
+	for i := 0; i < 5; i++ {
+		_, body := post(t, srv.URL+"/llm/v1/chat/completions", chatBody, "Authorization", "Bearer agent-secret-key", "X-Api-Key", "agent-secret-key")
+		bodies = append(bodies, body)
+	}
+	lite.set(status(503))
+	_, body := post(t, srv.URL+"/llm/v1/chat/completions", chatBody, "Authorization", "Bearer agent-secret-key")
+	bodies = append(bodies, body)
+	mu.Lock()
+	out := logs.String() + strings.Join(bodies, "\n")
+	mu.Unlock()
+	if !strings.Contains(out, "no model could answer") {
+		t.Fatalf("expected the chain failure in the logs or answers:\n%s", out)
+	}
+	for _, secret := range []string{"sk-primary-secret", "sk-lite-secret", "agent-secret-key"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("%s appears in logs or answers:\n%s", secret, out)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -75,13 +75,13 @@ func TestRewriteDoesNotModifyTheOriginal(t *testing.T) {
 func TestParseRequestRejectsBadBodies(t *testing.T) {
 	chat := endpoints["/v1/chat/completions"]
 	for body, want := range map[string]string{
-		``:                     "empty",
-		`{"model":"a",`:        "not valid JSON",
-		`[1,2]`:                "must be a JSON object",
-		`{"messages":[]}`:      `no "model"`,
-		`{"model":42}`:         `no "model"`,
-		`{"model":""}`:         `no "model"`,
-		`{"model":"a"} trail`:  "not valid JSON",
+		``:                      "empty",
+		`{"model":"a",`:         "not valid JSON",
+		`[1,2]`:                 "must be a JSON object",
+		`{"messages":[]}`:       `no "model"`,
+		`{"model":42}`:          `no "model"`,
+		`{"model":""}`:          `no "model"`,
+		`{"model":"a"} trail`:   "not valid JSON",
 		"{\"model\":\"a\xff\"}": "not valid JSON",
 	} {
 		if _, msg := parseRequest([]byte(body), chat); !strings.Contains(msg, want) {

@@ -93,6 +93,7 @@ func newControlAPI(s *Sidecar) *echo.Echo {
 	e.GET("/v1/health", s.handleHealth)
 	e.POST("/v1/reload", s.handleReload)
 	e.GET("/v1/breakers", s.handleBreakers)
+	e.GET("/v1/events", s.handleEvents)
 	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
 	e.POST("/v1/breakers/:name/:action", s.handleBreakerAction)
 	return e
@@ -267,6 +268,7 @@ type Status struct {
 	Models        []gateway.ModelStatus            `json:"models"`
 	Degraded      []gateway.Degradation            `json:"degraded,omitempty"`
 	Availability  []AvailabilityWindow             `json:"availability"`
+	Events        []StreamedEvent                  `json:"events"` // the latest 20, oldest first
 	Discovery     map[string]discovery.InstanceSet `json:"discovery,omitempty"`
 	Ingress       string                           `json:"ingress,omitempty"`
 	LastReload    *ReloadInfo                      `json:"last_reload,omitempty"`
@@ -309,6 +311,7 @@ func (s *Sidecar) Status() Status {
 		Models:        s.gateway.Models(),
 		Degraded:      s.gateway.Degraded(),
 		Availability:  s.metrics.avail.Windows(s.now()),
+		Events:        s.RecentEvents(20),
 		Ingress:       s.IngressAddr(),
 		LastReload:    last,
 		Config:        cfg.Summary(),

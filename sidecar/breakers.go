@@ -47,10 +47,14 @@ func (s *Sidecar) onBreakerChange(ch breaker.Change) {
 	case breaker.Open:
 		s.log.Warn("breaker opened", "breaker", ch.Name, "reason", ch.Reason,
 			"consecutive_failures", ch.ConsecutiveFailures, "open_for", ch.OpenFor)
+		s.publish(Event{Type: EventBreakerOpen, Breaker: ch.Name, Reason: ch.Reason, Time: ch.At.UTC(),
+			Text: fmt.Sprintf("Breaker %s opened: %s; calls go to the fallback for %s.", ch.Name, ch.Reason, ch.OpenFor)})
 	case breaker.HalfOpen:
 		s.log.Info("breaker half-open: letting a probe through", "breaker", ch.Name)
 	case breaker.Closed:
 		s.log.Info("breaker closed", "breaker", ch.Name)
+		s.publish(Event{Type: EventBreakerClosed, Breaker: ch.Name, Reason: ch.Reason, Time: ch.At.UTC(),
+			Text: fmt.Sprintf("Breaker %s closed: %s.", ch.Name, firstNonEmpty(ch.Reason, "the target answers again"))})
 	}
 	s.pushSidecarCheck()
 

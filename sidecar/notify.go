@@ -29,6 +29,7 @@ type Event struct {
 	Agent         string    `json:"agent"`
 	AgentID       string    `json:"agent_id"`
 	Breaker       string    `json:"breaker,omitempty"` // breaker.open / breaker.closed
+	Model         string    `json:"model,omitempty"`   // model.degraded / model.restored
 	Reason        string    `json:"reason,omitempty"`
 	Detail        string    `json:"detail,omitempty"`
 	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`

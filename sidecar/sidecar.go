@@ -80,6 +80,8 @@ type Sidecar struct {
 	proxy     *httputil.ReverseProxy
 	gateway   *gateway.Gateway
 	metrics   *metrics
+	events    *eventHub
+	stopping  chan struct{} // closed when shutdown starts: ends event streams
 
 	tracker    *HeartbeatTracker
 	registry   Registry
@@ -92,8 +94,10 @@ type Sidecar struct {
 	mu         sync.RWMutex // guards cfg, lastReload, probeStop
 	cfg        *policies.Config
 	lastReload *ReloadInfo
-	probeStop  context.CancelFunc
-	probeWG    sync.WaitGroup
+	// The Consul state last seen, for consul.lost and consul.regained.
+	consulWasOK, consulSeen bool
+	probeStop               context.CancelFunc
+	probeWG                 sync.WaitGroup
 }
 
 // New builds a sidecar and binds its control listener, so a port in use is
@@ -105,7 +109,8 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Sidecar{log: log, opts: opts, now: opts.Now, cfg: cfg, wake: make(chan struct{}, 1)}
+	s := &Sidecar{log: log, opts: opts, now: opts.Now, cfg: cfg, wake: make(chan struct{}, 1),
+		events: newEventHub(), stopping: make(chan struct{})}
 	s.started = s.now()
 	s.httpLog = log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	s.tracker = NewHeartbeatTracker(cfg.Health, s.started)
@@ -128,7 +133,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	s.metrics = newMetrics(s)
 	s.proxy = newReverseProxy(&callTransport{rt: newUpstreamTransport(), metrics: s.metrics}, s)
 	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log,
-		OnDegradedChange: s.pushSidecarCheck, Observe: s.observeModel})
+		OnDegradedChange: s.onDegradedChange, Observe: s.observeModel})
 
 	ln, err := net.Listen("tcp", cfg.Listen.Address)
 	if err != nil {
@@ -165,9 +170,14 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 			"SIDECAR_AGENT_NAME=" + cfg.Agent.Name,
 			"SIDECAR_AGENT_ID=" + cfg.Agent.ID,
 		}
-		s.supervisor = NewSupervisor(log.Named("supervisor"), *cfg.Agent.Exec, env, func(int) {
+		s.supervisor = NewSupervisor(log.Named("supervisor"), *cfg.Agent.Exec, env, func(pid int) {
 			s.tracker.Restarted(s.now())
 			s.nudge()
+			if st := s.supervisor.State(); st.Restarts > 0 {
+				s.publish(Event{Type: EventAgentRestarted, Reason: st.LastRestartReason, Detail: st.LastExit,
+					Text: fmt.Sprintf("Agent process restarted (pid %d, restart %d): %s.", pid, st.Restarts,
+						firstNonEmpty(st.LastRestartReason, st.LastExit, "it exited"))})
+			}
 		})
 		if opts.AgentOutput != nil {
 			s.supervisor.stdout, s.supervisor.stderr = opts.AgentOutput, opts.AgentOutput
@@ -310,6 +320,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		s.log.Error("control API stopped", "error", err)
 	}
 
+	close(s.stopping)
 	deadline, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	var shutdowns sync.WaitGroup
@@ -366,6 +377,7 @@ func (s *Sidecar) refreshSidecarCheck(ctx context.Context) {
 			return
 		case <-t.C:
 			s.pushSidecarCheck()
+			s.watchRegistration()
 		}
 	}
 }
@@ -427,6 +439,7 @@ func (s *Sidecar) dispatch(trs []Transition) {
 				ev.Text += " Restarting it."
 			}
 			s.notifier.Send(ev)
+			s.publish(ev)
 			if restartOnIsolation {
 				s.supervisor.Restart("isolated: " + tr.Reason)
 			}
@@ -436,6 +449,7 @@ func (s *Sidecar) dispatch(trs []Transition) {
 			ev.Type = EventAgentRecovered
 			ev.Text = fmt.Sprintf("Agent %s (%s) recovered: %s.", cfg.Agent.ID, cfg.Agent.Name, tr.Detail)
 			s.notifier.Send(ev)
+			s.publish(ev)
 		case StillIsolated:
 			s.log.Warn("agent still isolated", "reason", tr.Reason)
 			if restartOnIsolation {

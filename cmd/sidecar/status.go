@@ -28,7 +28,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 
 Prints what the local sidecar knows: the agent's health and last heartbeat,
 its Consul registration, the supervised process, breakers, models and which
-one is serving, and the share of calls answered.
+one is serving, the latest events, and the share of calls answered.
 
 Exit status: 0 when the agent is healthy or waiting for its first heartbeat,
 1 when it is isolated, 3 when the sidecar does not answer.
@@ -233,6 +233,17 @@ func printStatus(w io.Writer, st sidecar.Status, now time.Time, p palette) {
 				s += "; " + d
 			}
 			fmt.Fprintf(w, "%-10s %s\n", label, s)
+		}
+	}
+
+	if n := len(st.Events); n > 0 {
+		recent := st.Events[max(0, n-5):]
+		for i, ev := range recent {
+			label := ""
+			if i == 0 {
+				label = "events"
+			}
+			fmt.Fprintf(w, "%-10s %s %s\n", label, p.dim(ev.Time.Local().Format("15:04:05")), ev.Text)
 		}
 	}
 

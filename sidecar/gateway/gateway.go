@@ -47,8 +47,8 @@ type Options struct {
 	Log       hclog.Logger
 	Transport http.RoundTripper // default: NewTransport()
 	// OnDegradedChange is called (without locks held) when a chain starts
-	// or stops being served by a fallback model.
-	OnDegradedChange func()
+	// (degraded true) or stops being served by a fallback model.
+	OnDegradedChange func(d Degradation, degraded bool)
 	// Observe is called once per finished request (not for requests the
 	// agent abandoned, nor for bad requests): the model asked for, the one
 	// that answered ("" when none did), the outcome (success, fallback,

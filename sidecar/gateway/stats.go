@@ -56,6 +56,7 @@ func (g *Gateway) count(label string, fn func(*modelStats)) {
 func (g *Gateway) noteAnswer(model, servedBy string, degraded bool, reason string) {
 	now := time.Now()
 	changed := false
+	var ch Degradation
 	g.mu.Lock()
 	d, was := g.degraded[model]
 	if was && now.Sub(d.LastAnswer) > degradedHold {
@@ -65,15 +66,16 @@ func (g *Gateway) noteAnswer(model, servedBy string, degraded bool, reason strin
 	case degraded && was:
 		d.ServedBy, d.LastAnswer, d.Reason = servedBy, now, reason
 	case degraded:
-		g.degraded[model] = &Degradation{Model: model, ServedBy: servedBy, Since: now, LastAnswer: now, Reason: reason}
-		changed = true
+		d = &Degradation{Model: model, ServedBy: servedBy, Since: now, LastAnswer: now, Reason: reason}
+		g.degraded[model] = d
+		ch, changed = *d, true
 	case was:
 		delete(g.degraded, model)
-		changed = true
+		ch, changed = *d, true
 	}
 	g.mu.Unlock()
 	if changed && g.opts.OnDegradedChange != nil {
-		g.opts.OnDegradedChange()
+		g.opts.OnDegradedChange(ch, degraded)
 	}
 }
 

@@ -5,7 +5,7 @@ PKG     := github.com/agent-sidecar/sidecar
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X $(PKG)/sidecar.Version=$(VERSION)
 
-.PHONY: all build test test-race lint consul demo bench clean help
+.PHONY: all build test test-race lint consul sdk-deps demo bench clean help
 
 all: build
 
@@ -15,6 +15,7 @@ help:
 	@echo "make test-race  the tests with the race detector (no lint)"
 	@echo "make lint       gofmt and go vet"
 	@echo "make consul     build Consul v1.14.11 once and cache it (prints its path)"
+	@echo "make sdk-deps   install the OpenAI and Anthropic Node SDKs the SDK end-to-end test drives (npm ci)"
 	@echo "make bench      the call and model-gateway benchmarks (direct vs httputil.ReverseProxy vs the sidecar) and the micro-benchmarks"
 	@echo "make demo       run the example agent under the sidecar and watch it recover (KEEP=1 keeps it running)"
 
@@ -27,11 +28,16 @@ consul:
 
 # The tests start their own Consul agents from the cached binary; under
 # CI=true a missing binary fails the run instead of skipping.
-test: lint consul
+test: lint consul sdk-deps
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -race -count=1 -timeout 20m ./...
 
-test-race: consul
+test-race: consul sdk-deps
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -race -count=1 -timeout 20m ./...
+
+# The official SDKs at the versions pinned in package-lock.json, for
+# TestModelGatewayWithOfficialSDKs (cmd/sidecar/sdk_test.go); needs Node.js 20+.
+sdk-deps:
+	npm ci --prefix cmd/sidecar/testdata/sdk --no-audit --no-fund
 
 lint:
 	@out="$$(gofmt -l .)"; \

@@ -117,6 +117,9 @@ func TestConsulHeartbeatIsolationRecovery(t *testing.T) {
 	if got.ID != "writer-1" || got.Port != 8081 || got.Meta["team"] != "a" || strings.Join(got.Tags, ",") != "ai-agent,python" {
 		t.Fatalf("registered %+v", got)
 	}
+	if got.Meta["sidecar_control"] != c.s.Addr() || got.Meta["sidecar_version"] == "" {
+		t.Fatalf("meta %v lacks the sidecar's version and control address %s", got.Meta, c.s.Addr())
+	}
 
 	// And it stays passing while heartbeats arrive
 	for i := 0; i < 4; i++ {

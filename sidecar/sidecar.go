@@ -207,7 +207,11 @@ func (s *Sidecar) service(cfg *policies.Config) discovery.Service {
 	if s.ingressLn != nil {
 		ingress = s.ingressLn.Addr().String()
 	}
-	return serviceFor(cfg, ingress)
+	svc := serviceFor(cfg, ingress)
+	if s.listener != nil {
+		svc.Meta["sidecar_control"] = s.listener.Addr().String()
+	}
+	return svc
 }
 
 // IngressAddr is the ingress's bound address, "" when it is not enabled.

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agent-sidecar/sidecar/examples/fakellm"
+	"github.com/agent-sidecar/sidecar/internal/consultest"
+)
+
+// sdkOpenFor is open_for of breaker "default" in the SDK test: short, so
+// the breaker test waits little, long enough for the calls it makes while
+// the breaker is open.
+const sdkOpenFor = 2 * time.Second
+
+// needSDKs returns node and the directory of the SDK tests, or ends the
+// test when node (20 or later) or the installed SDKs are missing: a skip,
+// a failure under CI=true.
+func needSDKs(t *testing.T) (node, dir string) {
+	t.Helper()
+	dir = filepath.Join(repoRoot(t), "cmd", "sidecar", "testdata", "sdk")
+	missing := func(what string) {
+		msg := what + ": run make sdk-deps (needs Node.js 20+ and npm) to install the OpenAI and Anthropic SDKs for this test"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing("node is not installed")
+	}
+	out, err := exec.Command(node, "--version").Output()
+	if err != nil {
+		missing("node --version failed: " + err.Error())
+	}
+	version := strings.TrimSpace(string(out))
+	major, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(version, "v"), ".", 2)[0])
+	if major < 20 {
+		missing("node " + version + " is too old")
+	}
+	for _, pkg := range []string{"openai", "@anthropic-ai/sdk"} {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
+			missing(filepath.Join(dir, "node_modules", pkg) + " is missing")
+		}
+	}
+	return node, dir
+}
+
+// sdkEnviron is the environment without the SDKs' own settings
+// (OPENAI_*, ANTHROPIC_*), so a developer's keys or base URLs cannot change
+// what the tests see.
+func sdkEnviron() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OPENAI_") && !strings.HasPrefix(kv, "ANTHROPIC_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// fakeModel is a fake model server on a loopback port.
+func fakeModel(t *testing.T, name, reply string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(fakellm.New(fakellm.Options{Name: name, Reply: reply}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// modelBlock is one model block of the SDK test's configuration.
+func modelBlock(label, provider, baseURL, key, name, breaker, fallback string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "model %q {\n", label)
+	fmt.Fprintf(&b, "  provider            = %q\n", provider)
+	fmt.Fprintf(&b, "  base_url            = %q\n", baseURL)
+	fmt.Fprintf(&b, "  api_key             = %q\n", key)
+	fmt.Fprintf(&b, "  name                = %q\n", name)
+	fmt.Fprintf(&b, "  breaker             = %q\n", breaker)
+	b.WriteString("  timeout             = \"10s\"\n")
+	b.WriteString("  first_byte_timeout  = \"2s\"\n")
+	b.WriteString("  stream_idle_timeout = \"2s\"\n")
+	if fallback != "" {
+		fmt.Fprintf(&b, "  fallback            = %q\n", fallback)
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// TestModelGatewayWithOfficialSDKs drives the model gateway of the real
+// binary with the official OpenAI and Anthropic Node SDKs
+// (testdata/sdk/sdk.test.mjs): steady answers, fallback to the lite model,
+// the breaker cutting off a failing primary and probing it, a stream cut
+// midway, a whole chain down, and the model list.
+func TestModelGatewayWithOfficialSDKs(t *testing.T) {
+	node, sdkDir := needSDKs(t)
+	consul := consultest.Start(t)
+
+	// Given a primary and a lite fake model per provider (the replies and
+	// keys are those sdk.test.mjs expects)
+	oaPrimary := fakeModel(t, "openai-primary", "Hello from the primary GPT.")
+	oaLite := fakeModel(t, "openai-lite", "Hello from the lite GPT.")
+	anPrimary := fakeModel(t, "anthropic-primary", "Hello from the primary Claude.")
+	anLite := fakeModel(t, "anthropic-lite", "Hello from the lite Claude.")
+
+	// And a sidecar with a chain primary → lite per provider and scenario:
+	// the breaker scenario uses breaker "default", the others one that does
+	// not open, so no scenario changes what the next one sees.
+	var models strings.Builder
+	for _, p := range []struct {
+		provider, prefix, primaryURL, liteURL, primaryKey, liteKey, name, liteName string
+	}{
+		{"openai", "gpt", oaPrimary.URL + "/v1", oaLite.URL + "/v1", "sk-openai-primary", "sk-openai-lite", "gpt-4o", "gpt-4o-mini"},
+		{"anthropic", "claude", anPrimary.URL, anLite.URL, "sk-ant-primary", "sk-ant-lite", "claude-sonnet-4-5", "claude-haiku-4-5"},
+	} {
+		lite := p.prefix + "-lite"
+		models.WriteString(modelBlock(p.prefix+"-main", p.provider, p.primaryURL, p.primaryKey, p.name, "tolerant", lite))
+		models.WriteString(modelBlock(lite, p.provider, p.liteURL, p.liteKey, p.liteName, "tolerant", ""))
+		models.WriteString(modelBlock(p.prefix+"-breaker", p.provider, p.primaryURL, p.primaryKey, p.name, "default", lite))
+		models.WriteString(modelBlock(p.prefix+"-cut", p.provider, p.primaryURL, p.primaryKey, p.name, "tolerant", lite))
+		models.WriteString(modelBlock(p.prefix+"-down", p.provider, p.primaryURL, p.primaryKey, p.name, "tolerant", p.prefix+"-down-lite"))
+		models.WriteString(modelBlock(p.prefix+"-down-lite", p.provider, p.liteURL, p.liteKey, p.liteName, "tolerant", ""))
+	}
+	controlPort := freePort(t)
+	cfgFile := writeFile(t, t.TempDir(), "sidecar.hcl", fmt.Sprintf(`
+agent {
+  name = "sdk-e2e"
+  id   = "sdk-e2e-1"
+}
+listen { address = "127.0.0.1:%d" }
+consul {
+  address = %q
+  deregister_critical_after = "1m"
+}
+health { heartbeat_interval = "1h" }
+
+breaker "default" {
+  consecutive_failures = 3
+  open_for             = %q
+  max_open_for         = "1m"
+  half_open_probes     = 1
+}
+breaker "tolerant" {
+  consecutive_failures = 1000
+}
+
+%s`, controlPort, consul.HTTPAddr, sdkOpenFor.String(), models.String()))
+
+	var logs syncBuffer
+	cmd := exec.Command(sidecarBin, "agent", "-config", cfgFile)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	defer func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("sidecar logs:\n%s", logs.String())
+		}
+	}()
+	control := fmt.Sprintf("http://127.0.0.1:%d", controlPort)
+	waitFor(t, "the model gateway", 20*time.Second, func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("the sidecar exited:\n%s", logs.String())
+		default:
+		}
+		resp, err := http.Get(control + "/llm/v1/models")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	// When the SDK tests run against it
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	nodeCmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "sdk.test.mjs")
+	nodeCmd.Dir = sdkDir
+	nodeCmd.Env = append(sdkEnviron(),
+		"SIDECAR_URL="+control,
+		"FAKE_OPENAI_PRIMARY_URL="+oaPrimary.URL,
+		"FAKE_OPENAI_LITE_URL="+oaLite.URL,
+		"FAKE_ANTHROPIC_PRIMARY_URL="+anPrimary.URL,
+		"FAKE_ANTHROPIC_LITE_URL="+anLite.URL,
+		"BREAKER_OPEN_FOR_MS="+strconv.FormatInt(sdkOpenFor.Milliseconds(), 10),
+		"NO_COLOR=1",
+	)
+	out, err := nodeCmd.CombinedOutput()
+
+	// Then every one of them passes
+	if ctx.Err() != nil {
+		t.Fatalf("node --test did not finish within 90s:\n%s", out)
+	}
+	if err != nil {
+		t.Fatalf("node --test sdk.test.mjs failed (%v):\n%s", err, out)
+	}
+	t.Logf("node --test sdk.test.mjs:\n%s", out)
+}

@@ -20,6 +20,9 @@ func unusable(ep endpoint, req request, m *policies.Model, body []byte) string {
 			invalidJSON = true
 		}
 	}
+	if ep.kind == kindCount {
+		return "" // a token count has no answer text
+	}
 	if !gjson.ValidBytes(body) {
 		return "the answer is not valid JSON"
 	}

@@ -219,15 +219,17 @@ const (
 	kindEmbedding  = "embedding"
 	kindResponse   = "response"
 	kindMessage    = "message"
+	kindCount      = "count" // Anthropic's token count: the request of a message, no answer text
 )
 
 // endpoints by request path below /llm.
 var endpoints = map[string]endpoint{
-	"/v1/chat/completions": {policies.ProviderOpenAI, "/chat/completions", kindChat, []string{"max_tokens", "max_completion_tokens"}},
-	"/v1/completions":      {policies.ProviderOpenAI, "/completions", kindCompletion, []string{"max_tokens"}},
-	"/v1/embeddings":       {policies.ProviderOpenAI, "/embeddings", kindEmbedding, nil},
-	"/v1/responses":        {policies.ProviderOpenAI, "/responses", kindResponse, []string{"max_output_tokens"}},
-	"/v1/messages":         {policies.ProviderAnthropic, "/v1/messages", kindMessage, []string{"max_tokens"}},
+	"/v1/chat/completions":      {policies.ProviderOpenAI, "/chat/completions", kindChat, []string{"max_tokens", "max_completion_tokens"}},
+	"/v1/completions":           {policies.ProviderOpenAI, "/completions", kindCompletion, []string{"max_tokens"}},
+	"/v1/embeddings":            {policies.ProviderOpenAI, "/embeddings", kindEmbedding, nil},
+	"/v1/responses":             {policies.ProviderOpenAI, "/responses", kindResponse, []string{"max_output_tokens"}},
+	"/v1/messages":              {policies.ProviderAnthropic, "/v1/messages", kindMessage, []string{"max_tokens"}},
+	"/v1/messages/count_tokens": {policies.ProviderAnthropic, "/v1/messages/count_tokens", kindCount, nil},
 }
 
 // endpointFor is the endpoint a model of this provider serves a kind of
@@ -248,9 +250,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if path == "/v1/messages" || r.Header.Get("Anthropic-Version") != "" {
 		provider = policies.ProviderAnthropic
 	}
-	if path == "/v1/models" {
+	if path == "/v1/models" || strings.HasPrefix(path, "/v1/models/") {
 		if r.Method != http.MethodGet {
 			writeError(w, provider, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here: use GET", 0)
+			return
+		}
+		if id, ok := strings.CutPrefix(path, "/v1/models/"); ok {
+			g.serveModel(w, st, provider, id)
 			return
 		}
 		g.serveModels(w, st, provider)
@@ -260,7 +266,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		writeError(w, provider, http.StatusNotFound, "the model gateway has no endpoint "+r.URL.Path+
 			": it serves POST /llm/v1/chat/completions, /llm/v1/completions, /llm/v1/embeddings, /llm/v1/responses, "+
-			"/llm/v1/messages and GET /llm/v1/models", 0)
+			"/llm/v1/messages, /llm/v1/messages/count_tokens and GET /llm/v1/models[/{model}]", 0)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -299,19 +305,36 @@ func modelNotFound(name string, labels []string) string {
 	return "the model " + strconv.Quote(name) + " is not configured in the sidecar; configured models: " + list
 }
 
+// Model list items in each provider's shape.
+type (
+	anthropicModel struct {
+		Type        string `json:"type"`
+		ID          string `json:"id"`
+		DisplayName string `json:"display_name"`
+		CreatedAt   string `json:"created_at"`
+	}
+	openAIModel struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		OwnedBy string `json:"owned_by"`
+	}
+)
+
+func modelItem(st *state, provider, label string) any {
+	if provider == policies.ProviderAnthropic {
+		return anthropicModel{Type: "model", ID: label, DisplayName: label, CreatedAt: "1970-01-01T00:00:00Z"}
+	}
+	return openAIModel{ID: label, Object: "model", OwnedBy: st.models[label].Provider}
+}
+
 // serveModels lists the configured labels in the provider's list format.
 func (g *Gateway) serveModels(w http.ResponseWriter, st *state, provider string) {
+	data := []any{}
+	for _, label := range st.labels {
+		data = append(data, modelItem(st, provider, label))
+	}
 	if provider == policies.ProviderAnthropic {
-		type model struct {
-			Type        string `json:"type"`
-			ID          string `json:"id"`
-			DisplayName string `json:"display_name"`
-			CreatedAt   string `json:"created_at"`
-		}
-		data := []model{}
-		for _, label := range st.labels {
-			data = append(data, model{Type: "model", ID: label, DisplayName: label, CreatedAt: "1970-01-01T00:00:00Z"})
-		}
 		var firstID, lastID *string
 		if len(st.labels) > 0 {
 			firstID, lastID = &st.labels[0], &st.labels[len(st.labels)-1]
@@ -319,15 +342,14 @@ func (g *Gateway) serveModels(w http.ResponseWriter, st *state, provider string)
 		writeJSON(w, http.StatusOK, map[string]any{"data": data, "has_more": false, "first_id": firstID, "last_id": lastID})
 		return
 	}
-	type model struct {
-		ID      string `json:"id"`
-		Object  string `json:"object"`
-		Created int64  `json:"created"`
-		OwnedBy string `json:"owned_by"`
-	}
-	data := []model{}
-	for _, label := range st.labels {
-		data = append(data, model{ID: label, Object: "model", OwnedBy: st.models[label].Provider})
-	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+// serveModel answers one model of the list, by label.
+func (g *Gateway) serveModel(w http.ResponseWriter, st *state, provider, id string) {
+	if _, ok := st.models[id]; !ok {
+		writeError(w, provider, http.StatusNotFound, modelNotFound(id, st.labels), 0)
+		return
+	}
+	writeJSON(w, http.StatusOK, modelItem(st, provider, id))
 }

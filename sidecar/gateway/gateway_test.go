@@ -667,3 +667,39 @@ func TestKeysNeverAppearInLogsOrErrors(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestModelByIDAndAnthropicTokenCount(t *testing.T) {
+	primary := newScriptedModel(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"input_tokens":12}`)
+	})
+	cfg := anthropicChain(primary, primary)
+	m := cfg.Models["claude-big"]
+	m.DegradeOn = []string{policies.DegradeEmpty}
+	cfg.Models["claude-big"] = m
+	base, _ := gw(t, cfg)
+
+	resp, body := post(t, base+"/v1/messages/count_tokens", `{"model":"claude-big","messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != 200 || body != `{"input_tokens":12}` || resp.Header.Get(HeaderModel) != "claude-big" {
+		t.Fatalf("count_tokens: %s %s %v", resp.Status, body, resp.Header)
+	}
+	for id, want := range map[string]int{"claude-small": 200, "nope": 404} {
+		req, _ := http.NewRequest(http.MethodGet, base+"/v1/models/"+id, nil)
+		req.Header.Set("Anthropic-Version", "2023-06-01")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("GET /v1/models/%s: %d %s", id, resp.StatusCode, b)
+		}
+		if want == 200 && !strings.Contains(string(b), `"type":"model","id":"claude-small"`) {
+			t.Fatalf("model item %s", b)
+		}
+		if want == 404 && !strings.Contains(string(b), `"not_found_error"`) {
+			t.Fatalf("unknown model %s", b)
+		}
+	}
+}

@@ -226,3 +226,46 @@ func requestTimeout(cfg Config) time.Duration {
 	}
 	return DefaultRequestTimeout
 }
+
+// Fleet returns every instance of the services tagged tag, with their
+// checks, and the Consul index of the health state it read. With waitIndex
+// > 0 it first waits (a blocking query, up to wait) until any check in the
+// datacenter changes after that index, so a caller can redraw on change.
+func (c *Client) Fleet(ctx context.Context, tag string, waitIndex uint64, wait time.Duration) ([]ServiceEntry, uint64, error) {
+	_, meta, err := c.api.Health().State(api.HealthAny, (&api.QueryOptions{WaitIndex: waitIndex, WaitTime: wait}).WithContext(ctx))
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the health state: %w", err)
+	}
+	qctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	services, _, err := c.api.Catalog().Services((&api.QueryOptions{}).WithContext(qctx))
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing services: %w", err)
+	}
+	var names []string
+	for name, tags := range services {
+		for _, t := range tags {
+			if t == tag {
+				names = append(names, name)
+				break
+			}
+		}
+	}
+	sort.Strings(names)
+	var out []ServiceEntry
+	for _, name := range names {
+		entries, err := c.ServiceHealth(ctx, name)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, e := range entries {
+			for _, t := range e.Tags {
+				if t == tag {
+					out = append(out, e)
+					break
+				}
+			}
+		}
+	}
+	return out, meta.LastIndex, nil
+}

@@ -14,7 +14,7 @@ const (
 	exitOK          = 0   // success; a clean shutdown; a valid configuration
 	exitError       = 1   // invalid configuration, a failed run, a rejected heartbeat
 	exitUsage       = 2   // unknown command, bad flags or arguments
-	exitUnreachable = 3   // heartbeat, status: the sidecar did not answer
+	exitUnreachable = 3   // heartbeat, status: the sidecar did not answer; fleet: Consul did not answer
 	exitForced      = 130 // a second SIGINT/SIGTERM during a graceful shutdown
 )
 
@@ -25,6 +25,7 @@ Commands:
   validate   check configuration files and exit 0 (valid) or 1 (invalid)
   heartbeat  send one heartbeat to the local sidecar (for shell agents and cron)
   status     print the local sidecar's state (exit 1 when the agent is isolated)
+  fleet      print every agent instance in Consul with its checks (exit 1 when one is unhealthy)
   version    print the version
 
 Run "sidecar <command> -h" for the flags of a command.
@@ -48,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runHeartbeat(args[1:], stdout, stderr)
 	case "status":
 		return runStatus(args[1:], stdout, stderr)
+	case "fleet":
+		return runFleet(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		return runVersion(stdout)
 	case "-h", "-help", "--help", "help":

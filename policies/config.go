@@ -30,6 +30,9 @@ type Config struct {
 	Models map[string]Model
 	// Gateway holds the model gateway's own settings.
 	Gateway Gateway
+	// Log is how the sidecar logs; the -log-level and -log-json flags and
+	// $SIDECAR_LOG_LEVEL / $SIDECAR_LOG_JSON take precedence.
+	Log Log
 
 	// Sources lists the files the configuration was read from, in load order.
 	// Empty for the built-in -dev configuration.
@@ -209,6 +212,12 @@ type Model struct {
 	MaxTokens  int      // cap on the answer's tokens; 0 (default) is no cap.
 	DropFields []string // top-level request fields removed before sending.
 	DegradeOn  []string // DegradeEmpty, DegradeInvalidJSON; each at most once.
+}
+
+// Log holds the logging settings.
+type Log struct {
+	Level string // trace | debug | info (default) | warn | error
+	JSON  bool   // JSON lines instead of text. Default false.
 }
 
 // Gateway holds the model gateway's settings. It is filled with its

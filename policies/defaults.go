@@ -198,6 +198,9 @@ func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string
 		setDefault(&m.MaxTokens, 0)
 	}
 
+	setDefault(&fc.Log, logFile{})
+	setDefault(&fc.Log.Level, "info")
+	setDefault(&fc.Log.JSON, false)
 	setDefault(&fc.Gateway, gatewayFile{})
 	setDefault(&fc.Gateway.MaxRequestBytes, defaultMaxRequestBytes)
 	return fromEnv
@@ -238,6 +241,7 @@ func resolve(fc *fileConfig) *Config {
 		Upstreams: make(map[string]Upstream, len(fc.Upstream)),
 		Models:    make(map[string]Model, len(fc.Model)),
 		Gateway:   Gateway{MaxRequestBytes: int64(deref(fc.Gateway.MaxRequestBytes))},
+		Log:       Log{Level: deref(fc.Log.Level), JSON: deref(fc.Log.JSON)},
 	}
 	if e := a.Exec; e != nil {
 		cfg.Agent.Exec = &Exec{

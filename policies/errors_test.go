@@ -101,10 +101,15 @@ func TestLoadErrors(t *testing.T) {
 			want:  dir + `duplicate_key.hcl:3:3: Attribute redefined: The argument "name" was already set`,
 		},
 		{
+			name:  "unknown log level",
+			paths: []string{dir + "log_level.hcl"},
+			want:  dir + `log_level.hcl:5:3: log.level: must be trace, debug, info, warn or error, got "loud"`,
+		},
+		{
 			name:  "unknown block type",
 			paths: []string{dir + "unknown_block.hcl"},
 			want: dir + `unknown_block.hcl:5:1: breakr: unknown block type "breakr"; valid block types: ` +
-				`agent, breaker, consul, gateway, health, ingress, listen, model, notify, upstream; did you mean "breaker"?`,
+				`agent, breaker, consul, gateway, health, ingress, listen, log, model, notify, upstream; did you mean "breaker"?`,
 		},
 		{
 			name:  "deregister_critical_after below Consul's minimum",

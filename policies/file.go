@@ -34,6 +34,12 @@ type fileConfig struct {
 
 	Model   map[string]*modelFile `mapstructure:"model"`
 	Gateway *gatewayFile          `mapstructure:"gateway"`
+	Log     *logFile              `mapstructure:"log"`
+}
+
+type logFile struct {
+	Level *string `mapstructure:"level"`
+	JSON  *bool   `mapstructure:"json"`
 }
 
 type agentFile struct {

@@ -38,6 +38,7 @@ func defaultConfig(name string, sources ...string) *Config {
 		Upstreams: map[string]Upstream{},
 		Models:    map[string]Model{},
 		Gateway:   Gateway{MaxRequestBytes: 10 << 20},
+		Log:       Log{Level: "info"},
 		Sources:   sources,
 	}
 }
@@ -117,6 +118,7 @@ func TestLoadFullFile(t *testing.T) {
 		},
 		Models:  fullModels(),
 		Gateway: Gateway{MaxRequestBytes: 2 << 20},
+		Log:     Log{Level: "debug", JSON: true},
 		Sources: []string{"testdata/full.hcl"},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -355,7 +357,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		path string
 		want string
 	}{
-		{"", "agent breaker consul gateway health ingress listen model notify upstream"},
+		{"", "agent breaker consul gateway health ingress listen log model notify upstream"},
 		{"agent", "address exec id meta name port tags"},
 		{"agent.exec", "command dir env max_restart_backoff restart restart_backoff restart_on_isolation stop_timeout"},
 		{"listen", "address allow_remote"},

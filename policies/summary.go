@@ -128,9 +128,11 @@ func (c *Config) Summary() map[string]any {
 		models[label] = model
 	}
 	gateway := map[string]any{"max_request_bytes": c.Gateway.MaxRequestBytes}
+	logging := map[string]any{"level": c.Log.Level, "json": c.Log.JSON}
 
 	return map[string]any{
 		"agent": agent,
+		"log":   logging,
 		"listen": map[string]any{
 			"address":      c.Listen.Address,
 			"allow_remote": c.Listen.AllowRemote,

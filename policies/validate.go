@@ -79,6 +79,13 @@ func validate(fc *fileConfig, pos positions) Diagnostics {
 	}
 	v.fallbackCycles("model", modelFallbacks)
 	v.gateway(fc.Gateway)
+	if l := fc.Log; l != nil && l.Level != nil {
+		switch strings.ToLower(*l.Level) {
+		case "trace", "debug", "info", "warn", "error":
+		default:
+			v.errorf("log.level", "must be trace, debug, info, warn or error, got %q", *l.Level)
+		}
+	}
 	return v.diags
 }
 

@@ -86,18 +86,10 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 		fmt.Fprintln(stderr, "sidecar agent: no configuration: give -config FILE, -config-dir DIR, or -dev")
 		return exitUsage
 	}
-	lvl := hclog.LevelFromString(*level)
-	if lvl == hclog.NoLevel {
-		fmt.Fprintf(stderr, "sidecar agent: unknown -log-level %q: use trace, debug, info, warn or error\n", *level)
-		return exitUsage
-	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "sidecar", Level: lvl, JSONFormat: *jsonLogs, Output: stderr})
-
 	var cfg *policies.Config
 	var opts sidecar.Options
 	if *dev {
 		cfg = policies.Dev()
-		log.Warn("running with the built-in -dev configuration")
 	} else {
 		load := func() (*policies.Config, error) { return policies.Load(paths...) }
 		var err error
@@ -106,6 +98,25 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 			return exitError
 		}
 		opts.Reload = load
+	}
+	// The log block of the configuration, unless a flag or the environment
+	// says otherwise.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["log-level"] && os.Getenv("SIDECAR_LOG_LEVEL") == "" && cfg.Log.Level != "" {
+		*level = cfg.Log.Level
+	}
+	if !set["log-json"] && os.Getenv("SIDECAR_LOG_JSON") == "" {
+		*jsonLogs = cfg.Log.JSON
+	}
+	lvl := hclog.LevelFromString(*level)
+	if lvl == hclog.NoLevel {
+		fmt.Fprintf(stderr, "sidecar agent: unknown -log-level %q: use trace, debug, info, warn or error\n", *level)
+		return exitUsage
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "sidecar", Level: lvl, JSONFormat: *jsonLogs, Output: stderr})
+	if *dev {
+		log.Warn("running with the built-in -dev configuration")
 	}
 
 	s, err := sidecar.New(cfg, log, opts)

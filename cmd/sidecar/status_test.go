@@ -21,6 +21,10 @@ agent {
 }
 listen { address = "127.0.0.1:%d" }
 consul { address = %q }
+log {
+  level = "debug"
+  json  = true
+}
 health {
   heartbeat_interval = "1s"
   missed_heartbeats  = 1
@@ -95,6 +99,16 @@ model "gpt-4o-mini" {
 	}
 	if err := json.Unmarshal([]byte(out), &st); err != nil || code != exitError || st.Health.State != "isolated" || len(st.Models) != 2 {
 		t.Fatalf("status -json: exit %d, %v, %+v\n%s", code, err, st, out)
+	}
+
+	// The log block applies: debug lines, as JSON
+	first := strings.SplitN(logs.String(), "\n", 2)[0]
+	var line map[string]any
+	if err := json.Unmarshal([]byte(first), &line); err != nil || line["@message"] == nil {
+		t.Errorf("log line %q is not JSON: %v", first, err)
+	}
+	if !strings.Contains(logs.String(), `"@level":"debug"`) {
+		t.Errorf("no debug line in the logs")
 	}
 
 	// A sidecar that does not answer: exit 3

@@ -139,3 +139,8 @@ model "claude-3-5-haiku-latest" {
 gateway {
   max_request_bytes = 2097152
 }
+
+log {
+  level = "debug"
+  json  = true
+}

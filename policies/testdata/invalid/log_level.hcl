@@ -1,0 +1,6 @@
+agent {
+  name = "writer"
+}
+log {
+  level = "loud"
+}

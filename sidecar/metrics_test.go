@@ -1,7 +1,9 @@
 package sidecar
 
 import (
+	"encoding/json"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -130,5 +132,45 @@ func TestMetricsAfterATripAFallbackAndAnIsolation(t *testing.T) {
 	s.Beat(Heartbeat{})
 	if v := metricValue(t, scrape(e), "sidecar_agent_recoveries_total"); v != 1 {
 		t.Errorf("recoveries %v, want 1", v)
+	}
+}
+
+// TestGrafanaDashboardUsesRealMetrics checks that every metric the example
+// dashboard queries is one the sidecar serves.
+func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
+	raw, err := os.ReadFile("../examples/grafana/sidecar-fleet.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil || len(dash.Panels) == 0 {
+		t.Fatalf("dashboard: %v", err)
+	}
+	up := newScripted(t, "up", http.StatusOK)
+	cfg := testConfig()
+	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: up.srv.URL, Breaker: "default",
+		Timeout: time.Second, Balance: policies.BalanceRoundRobin}}
+	cfg.Models = map[string]policies.Model{"m": {Label: "m", Name: "m", Provider: policies.ProviderOpenAI, BaseURL: up.srv.URL,
+		Breaker: "default", Timeout: time.Second, FirstByteTimeout: time.Second, StreamIdleTimeout: time.Second}}
+	s, _, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
+	s.Beat(Heartbeat{})
+	e.GET("/call/up/x").Expect().Status(http.StatusOK)
+	s.metrics.degraded.WithLabelValues("m", "n") // a series that exists once a model degrades
+	text := scrape(e)
+	name := regexp.MustCompile(`sidecar_[a-z0-9_]+`)
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllString(tg.Expr, -1) {
+				if !regexp.MustCompile(`(?m)^` + m + `[{ ]`).MatchString(text) {
+					t.Errorf("panel %q queries %s, which /metrics does not serve", p.Title, m)
+				}
+			}
+		}
 	}
 }

@@ -15,7 +15,7 @@ help:
 	@echo "make test-race  the tests with the race detector (no lint)"
 	@echo "make lint       gofmt and go vet"
 	@echo "make consul     build Consul v1.14.11 once and cache it (prints its path)"
-	@echo "make sdk-deps   install the OpenAI and Anthropic Node SDKs the SDK end-to-end test drives (npm ci)"
+	@echo "make sdk-deps   install the Node packages the end-to-end tests drive: the OpenAI and Anthropic SDKs, playwright-core (npm ci)"
 	@echo "make bench      the call and model-gateway benchmarks (direct vs httputil.ReverseProxy vs the sidecar) and the micro-benchmarks"
 	@echo "make demo       run the example agent under the sidecar and watch it recover (KEEP=1 keeps it running)"
 
@@ -38,6 +38,7 @@ test-race: consul sdk-deps
 # TestModelGatewayWithOfficialSDKs (cmd/sidecar/sdk_test.go); needs Node.js 20+.
 sdk-deps:
 	npm ci --prefix cmd/sidecar/testdata/sdk --no-audit --no-fund
+	npm ci --prefix cmd/sidecar/testdata/ui --no-audit --no-fund
 
 lint:
 	@out="$$(gofmt -l .)"; \

@@ -392,6 +392,13 @@ func (s *Sidecar) watch(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		wait := s.tracker.NextDeadline().Sub(s.now())
+		// While the agent is isolated its check is refreshed well within
+		// the TTL, so Consul keeps the sidecar's own words ("ISOLATED
+		// since …") rather than expiring it into "TTL expired".
+		isolated := s.tracker.Snapshot().IsolatedNow()
+		if refresh := s.Config().Health.TTL() / 3; isolated && refresh > 0 && refresh < wait {
+			wait = refresh
+		}
 		if wait < 0 {
 			wait = 0
 		}
@@ -410,6 +417,8 @@ func (s *Sidecar) watch(ctx context.Context) {
 		}
 		if trs := s.tracker.Evaluate(s.now()); len(trs) > 0 {
 			s.dispatch(trs)
+			s.pushCheck()
+		} else if isolated {
 			s.pushCheck()
 		}
 	}

@@ -161,13 +161,18 @@ health {
 			return false
 		}
 		for _, c := range entries[0].Checks {
-			if c.Name == "heartbeat" && strings.Contains(c.Output, "ISOLATED") {
+			// The sidecar's own words, not Consul's "TTL expired": the
+			// sidecar keeps an isolated agent's check fresh.
+			if c.Name == "heartbeat" && strings.HasPrefix(c.Output, "ISOLATED since") {
 				return true
 			}
 		}
 		return false
 	})
 	dom = renderPage(t, browser, page, "ISOLATED since", filepath.Join(dir, "consul-ui-isolated.png"))
+	if strings.Contains(dom, "TTL expired") {
+		t.Errorf("the isolated agent's check shows Consul's TTL expiry instead of the sidecar's output")
+	}
 	for _, want := range []string{"ISOLATED since", "no heartbeat for", "A new heartbeat recovers the agent", "writer-ui:sidecar"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the isolated agent's page lacks %q", want)

@@ -172,6 +172,12 @@ func TestConsulReregistersAfterRestart(t *testing.T) {
 	c.beat("before restart")
 	c.waitCheck(t, discovery.Passing, 15*time.Second)
 
+	waitFor(t, "the sidecar to have seen the registration", 5*time.Second, func() bool {
+		c.s.mu.Lock()
+		defer c.s.mu.Unlock()
+		return c.s.consulSeen && c.s.consulRegistrations == 1
+	})
+
 	// When the Consul agent restarts and loses its state
 	c.consul.Restart(t)
 
@@ -196,4 +202,18 @@ func TestConsulReregistersAfterRestart(t *testing.T) {
 	if st := c.s.Status().Registration; !st.Registered || st.Registrations < 2 {
 		t.Fatalf("registration state %+v, want registered at least twice", st)
 	}
+	// And the event stream says it was registered again
+	defer func() {
+		if t.Failed() {
+			t.Logf("events: %+v; registration %+v", c.s.RecentEvents(20), c.s.Status().Registration)
+		}
+	}()
+	waitFor(t, "a consul.regained event", 5*time.Second, func() bool {
+		for _, ev := range c.s.RecentEvents(20) {
+			if ev.Type == EventConsulRegained && strings.Contains(ev.Text, "had lost the registration") {
+				return true
+			}
+		}
+		return false
+	})
 }

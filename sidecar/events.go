@@ -199,16 +199,20 @@ func (s *Sidecar) watchRegistration() {
 	reg := s.registry.State()
 	ok := consulOK(reg)
 	s.mu.Lock()
-	was, seen := s.consulWasOK, s.consulSeen
-	s.consulWasOK, s.consulSeen = ok, true
+	was, seen, lastN := s.consulWasOK, s.consulSeen, s.consulRegistrations
+	s.consulWasOK, s.consulSeen, s.consulRegistrations = ok, true, reg.Registrations
 	s.mu.Unlock()
 	switch {
-	case !seen:
+	case !seen || (ok && lastN == 0):
+		// the first look, or the first registration
 	case was && !ok:
 		s.publish(Event{Type: EventConsulLost, Detail: reg.LastError,
 			Text: "Consul does not take updates: " + firstNonEmpty(reg.LastError, "no answer") + ". Retrying; the sidecar works on without it."})
 	case !was && ok:
 		s.publish(Event{Type: EventConsulRegained, Text: fmt.Sprintf("Consul at %s takes updates again; the agent is registered.", reg.ConsulAddress)})
+	case ok && lastN > 0 && reg.Registrations > lastN:
+		s.publish(Event{Type: EventConsulRegained, Reason: "reregistered",
+			Text: fmt.Sprintf("Registered in Consul at %s again: Consul had lost the registration (restarted with its state lost?).", reg.ConsulAddress)})
 	}
 }
 

@@ -95,6 +95,15 @@ func TestCallsFollowConsulHealth(t *testing.T) {
 		}
 		return false
 	})
+	// And the event stream tells that Consul is lost
+	waitFor(t, "a consul.lost event", 15*time.Second, func() bool {
+		for _, ev := range s.RecentEvents(20) {
+			if ev.Type == EventConsulLost {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 func TestIngressReroutesToPeerAndNeverLoops(t *testing.T) {

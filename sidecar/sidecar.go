@@ -96,6 +96,7 @@ type Sidecar struct {
 	lastReload *ReloadInfo
 	// The Consul state last seen, for consul.lost and consul.regained.
 	consulWasOK, consulSeen bool
+	consulRegistrations     int
 	probeStop               context.CancelFunc
 	probeWG                 sync.WaitGroup
 }
@@ -375,12 +376,16 @@ func (s *Sidecar) Beat(hb Heartbeat) HealthSnapshot {
 func (s *Sidecar) refreshSidecarCheck(ctx context.Context) {
 	t := time.NewTicker(sidecarCheckRefresh)
 	defer t.Stop()
+	reg := time.NewTicker(time.Second)
+	defer reg.Stop()
+	s.watchRegistration()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			s.pushSidecarCheck()
+		case <-reg.C:
 			s.watchRegistration()
 		}
 	}

@@ -297,6 +297,18 @@ notify "ops" { webhook = "http://%[6]s/hook" }
 	if pid := processField("pid"); pid == firstPID {
 		t.Fatalf("pid %v unchanged after the restart", pid)
 	}
+	// And the events say so: isolated, then restarted
+	waitFor(t, "agent.isolated then agent.restarted in the events", 5*time.Second, func() bool {
+		var types []string
+		if evs, ok := status()["events"].([]any); ok {
+			for _, ev := range evs {
+				if m, ok := ev.(map[string]any); ok {
+					types = append(types, fmt.Sprint(m["type"]))
+				}
+			}
+		}
+		return strings.Contains(strings.Join(types, ","), "agent.isolated,agent.restarted")
+	})
 	// And the new process recovers the agent by itself
 	waitFor(t, "passing again", 30*time.Second, func() bool { return checkStatus() == discovery.Passing })
 	select {

@@ -146,13 +146,18 @@ curl -fsS -X POST http://127.0.0.1:19201/_heal >/dev/null
 sleep 5.5
 for i in 1 2; do info "task $i: $(task "haiku $i")"; done
 
-say "what the sidecar says (GET $CONTROL/v1/status)"
-curl -fsS "$CONTROL/v1/status" | json "'   agent %s: %s, %d heartbeats, process restarts %d, registrations %d' % (d['agent']['id'], d['health']['state'], d['health']['heartbeats'], d['process']['restarts'], d['registration']['registrations'])"
+say "what the sidecar says: sidecar status"
+SIDECAR_ADDR=$CONTROL "$SIDECAR" status | sed 's/^/   /' || true
+say "the fleet as Consul sees it: sidecar fleet"
+CONSUL_HTTP_ADDR=$CONSUL_HTTP "$SIDECAR" fleet | sed 's/^/   /' || true
 
 if [[ "${KEEP:-}" == "1" ]]; then
   say "the demo keeps running: Ctrl-C stops everything"
   info "Consul UI:     http://$CONSUL_HTTP/ui/dc1/services/writer/instances"
-  info "status:        curl $CONTROL/v1/status"
+  info "status:        SIDECAR_ADDR=$CONTROL $SIDECAR status   (raw: curl $CONTROL/v1/status)"
+  info "fleet:         CONSUL_HTTP_ADDR=$CONSUL_HTTP $SIDECAR fleet -watch"
+  info "events:        curl -N $CONTROL/v1/events"
+  info "metrics:       curl $CONTROL/metrics"
   info "hang it:       curl -X POST $AGENT/hang"
   info "stall it:      curl -X POST $AGENT/stall"
   info "a heartbeat:   SIDECAR_ADDR=$CONTROL $SIDECAR heartbeat -note 'from the shell'"

@@ -5,7 +5,7 @@ PKG     := github.com/agent-sidecar/sidecar
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X $(PKG)/sidecar.Version=$(VERSION)
 
-.PHONY: all build test test-race lint consul sdk-deps demo bench clean help
+.PHONY: all build test test-race lint consul sdk-deps demo bench fuzz clean help
 
 all: build
 
@@ -18,6 +18,7 @@ help:
 	@echo "make sdk-deps   install the Node packages the end-to-end tests drive: the OpenAI and Anthropic SDKs, playwright-core (npm ci)"
 	@echo "make bench      the call and model-gateway benchmarks (direct vs httputil.ReverseProxy vs the sidecar) and the micro-benchmarks"
 	@echo "make demo       run the example agent under the sidecar and watch it recover (KEEP=1 keeps it running)"
+	@echo "make fuzz       run every fuzz target for FUZZTIME each (default 30s)"
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sidecar
@@ -55,6 +56,19 @@ bench:
 	$(GO) test -run '^$$' -bench 'CallPath|ModelPath' -benchtime 5000x -count 3 ./sidecar/
 	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/breaker/ ./sidecar/gateway/ ./policies/
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -run '^$$' -bench 'Instances' -benchmem ./discovery/
+
+# Each fuzz target in turn: the configuration loader, heartbeat bodies, the
+# model request rewrite, SSE splitting and /call/ paths. `make test` runs
+# their seed corpora; this explores beyond them.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/:FuzzParseHeartbeat ./sidecar/:FuzzCallPath \
+	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg || exit 1; \
+	done
 
 clean:
 	rm -rf bin

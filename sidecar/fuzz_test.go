@@ -1,0 +1,68 @@
+package sidecar
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzParseHeartbeat feeds arbitrary bodies to the heartbeat parser: no
+// panic; a body it accepts yields a valid status and stays within the
+// limits; a body it rejects gets a message a person can act on.
+func FuzzParseHeartbeat(f *testing.F) {
+	for _, seed := range []string{
+		``, `{}`, `{"status":"degraded","note":"n","metrics":{"q":3,"ok":true,"m":"gpt"},"progress":12}`,
+		`{"status":"great"}`, `{"metrics":{"x":{"y":1}}}`, `{"progress":[1]}`, `{} {}`, `{"note":"\ud800"}`,
+		`{"metrics":{"n":1e999}}`, `null`, `[]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		hb, err := parseHeartbeat(body)
+		if err != nil {
+			msg := err.Error()
+			if msg == "" || !utf8.ValidString(msg) {
+				t.Fatalf("unusable error %q for %q", msg, body)
+			}
+			return
+		}
+		switch hb.Status {
+		case ReportOK, ReportDegraded, ReportFailing:
+		default:
+			t.Fatalf("accepted status %q from %q", hb.Status, body)
+		}
+		if len(hb.Note) > maxNoteLen || len(hb.Metrics) > maxMetrics {
+			t.Fatalf("accepted a heartbeat over the limits from %q", body)
+		}
+	})
+}
+
+// FuzzCallPath feeds arbitrary request paths to /call/'s path handling:
+// no panic, and the path sent upstream is the part below the upstream's
+// name, never one that climbs out of it.
+func FuzzCallPath(f *testing.F) {
+	for _, seed := range []string{"/call/search/v1/q", "/call/search", "/call/search/", "/call/search/a%2Fb",
+		"/call/search/../../etc", "/call/searchx/y", "/call//x"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := url.ParseRequestURI(raw)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(u.Path, "/call/") {
+			return
+		}
+		// The upstream's name, as serveCall reads it
+		name, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/call/"), "/")
+		path, _ := callPath(&http.Request{URL: u}, name)
+		if path == "" || path[0] != '/' {
+			t.Fatalf("path %q below upstream %q from %q", path, name, raw)
+		}
+		if want := strings.TrimPrefix(u.Path, "/call/"+name); want != "" && path != want {
+			t.Fatalf("path %q, want %q, from %q", path, want, raw)
+		}
+	})
+}

@@ -73,7 +73,19 @@ type Exec struct {
 type Listen struct {
 	Address     string // Default "127.0.0.1:7070".
 	AllowRemote bool   // Must be true for a non-loopback Address. Default false.
+	// Token, when set, is required on the control listener: on every
+	// endpoint but /v1/health (TokenScope "all"), or on those that change
+	// the sidecar's state (TokenScope "mutating": breaker actions, reload).
+	// Default: $SIDECAR_TOKEN. Secret. Required with AllowRemote.
+	Token      string
+	TokenScope string // TokenAll (default) | TokenMutating (loopback only).
 }
+
+// Token scopes of the control listener.
+const (
+	TokenAll      = "all"      // every endpoint but /v1/health
+	TokenMutating = "mutating" // breaker open/close/reset and reload
+)
 
 // Consul describes how to reach the local Consul agent.
 type Consul struct {

@@ -59,6 +59,7 @@ func defaultFailureStatuses() []any { return []any{429, "5xx"} }
 const (
 	envConsulAddress = "CONSUL_HTTP_ADDR"
 	envConsulToken   = "CONSUL_HTTP_TOKEN"
+	envSidecarToken  = "SIDECAR_TOKEN"
 )
 
 // Dev returns the built-in configuration used by `sidecar agent -dev`: every
@@ -105,6 +106,10 @@ func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string
 	setDefault(&fc.Listen, listenFile{})
 	setDefault(&fc.Listen.Address, defaultListenAddress)
 	setDefault(&fc.Listen.AllowRemote, false)
+	if fc.Listen.Token == nil || *fc.Listen.Token == "" {
+		fc.Listen.Token = ptr(getenv(envSidecarToken))
+	}
+	setDefault(&fc.Listen.TokenScope, TokenAll)
 
 	setDefault(&fc.Consul, consulFile{})
 	c := fc.Consul
@@ -222,6 +227,8 @@ func resolve(fc *fileConfig) *Config {
 		Listen: Listen{
 			Address:     deref(fc.Listen.Address),
 			AllowRemote: deref(fc.Listen.AllowRemote),
+			Token:       deref(fc.Listen.Token),
+			TokenScope:  deref(fc.Listen.TokenScope),
 		},
 		Consul: Consul{
 			Address:                 deref(fc.Consul.Address),

@@ -2,6 +2,8 @@ package policies
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -72,8 +74,8 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:  "non-loopback listen address without allow_remote",
 			paths: []string{dir + "listen_remote.hcl"},
-			want: dir + `listen_remote.hcl:6:3: listen.address: "0.0.0.0:7070" is not a loopback address: the control API ` +
-				`has no authentication yet; set allow_remote = true in the listen block to expose it`,
+			want: dir + `listen_remote.hcl:6:3: listen.address: "0.0.0.0:7070" is not a loopback address: set allow_remote = ` +
+				`true in the listen block (and a token) to expose the control API beyond this host`,
 		},
 		{
 			name:  "empty listen host means every interface",
@@ -204,8 +206,8 @@ func TestLoadReportsEveryError(t *testing.T) {
 		{File: file, Line: 8, Column: 3, Key: "health.heartbeat_interval",
 			Message: `invalid duration "5x": use a number and a unit, e.g. "30s", "5m"`},
 		{File: file, Line: 12, Column: 3, Key: "listen.address",
-			Message: `"0.0.0.0:7070" is not a loopback address: the control API has no authentication yet; ` +
-				`set allow_remote = true in the listen block to expose it`},
+			Message: `"0.0.0.0:7070" is not a loopback address: set allow_remote = true in the listen block ` +
+				`(and a token) to expose the control API beyond this host`},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
@@ -271,5 +273,40 @@ func TestDidYouMean(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestListenTokenRules(t *testing.T) {
+	for _, tc := range []struct {
+		listen, want string
+	}{
+		{`address = "0.0.0.0:7070"
+  allow_remote = true`, `listen.address: "0.0.0.0:7070" is not a loopback address, so the control API needs a token`},
+		{`token = "short"`, `listen.token: must be at least 16 characters`},
+		{`address = "0.0.0.0:7070"
+  allow_remote = true
+  token = "0123456789abcdef0123"
+  token_scope = "mutating"`, `listen.token_scope: "mutating" is only for a loopback control API`},
+		{`token = "0123456789abcdef0123"
+  token_scope = "some"`, `listen.token_scope: must be "all" or "mutating", got "some"`},
+	} {
+		path := filepath.Join(t.TempDir(), "s.hcl")
+		src := "agent {\n  name = \"w\"\n}\nlisten {\n  " + tc.listen + "\n}\n"
+		if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(path)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.listen, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "0123456789abcdef0123") {
+			t.Errorf("the token appears in an error: %v", err)
+		}
+	}
+	// A remote control API with a token loads
+	path := filepath.Join(t.TempDir(), "ok.hcl")
+	_ = os.WriteFile(path, []byte("agent {\n  name = \"w\"\n}\nlisten {\n  address = \"0.0.0.0:7070\"\n  allow_remote = true\n  token = \"0123456789abcdef0123\"\n}\n"), 0o600)
+	if cfg, err := Load(path); err != nil || cfg.Listen.TokenScope != TokenAll || cfg.Summary()["listen"].(map[string]any)["token"] != redacted {
+		t.Fatalf("%v %+v", err, cfg)
 	}
 }

@@ -66,6 +66,8 @@ type execFile struct {
 type listenFile struct {
 	Address     *string `mapstructure:"address"`
 	AllowRemote *bool   `mapstructure:"allow_remote"`
+	Token       *string `mapstructure:"token" secret:"true"`
+	TokenScope  *string `mapstructure:"token_scope"`
 }
 
 type consulFile struct {

@@ -22,7 +22,7 @@ func clearConsulEnv(t *testing.T) {
 func defaultConfig(name string, sources ...string) *Config {
 	return &Config{
 		Agent:  Agent{Name: name, ID: name, Address: "127.0.0.1"},
-		Listen: Listen{Address: "127.0.0.1:7070"},
+		Listen: Listen{Address: "127.0.0.1:7070", TokenScope: TokenAll},
 		Consul: Consul{
 			Address:                 "127.0.0.1:8500",
 			DeregisterCriticalAfter: 72 * time.Hour,
@@ -74,7 +74,7 @@ func TestLoadFullFile(t *testing.T) {
 				MaxRestartBackoff:  2 * time.Minute,
 			},
 		},
-		Listen: Listen{Address: "0.0.0.0:7171", AllowRemote: true},
+		Listen: Listen{Address: "0.0.0.0:7171", AllowRemote: true, Token: "control-token-0123456789", TokenScope: TokenAll},
 		Consul: Consul{
 			Address:                 "https://consul.internal:8501",
 			Token:                   "consul-token",
@@ -360,7 +360,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		{"", "agent breaker consul gateway health ingress listen log model notify upstream"},
 		{"agent", "address exec id meta name port tags"},
 		{"agent.exec", "command dir env max_restart_backoff restart restart_backoff restart_on_isolation stop_timeout"},
-		{"listen", "address allow_remote"},
+		{"listen", "address allow_remote token token_scope"},
 		{"consul", "address deregister_critical_after sync_interval token"},
 		{"health", "grace heartbeat_interval missed_heartbeats notify probe stall_after"},
 		{"health.probe", "interval timeout url"},

@@ -136,6 +136,8 @@ func (c *Config) Summary() map[string]any {
 		"listen": map[string]any{
 			"address":      c.Listen.Address,
 			"allow_remote": c.Listen.AllowRemote,
+			"token":        redactedIfSet(c.Listen.Token),
+			"token_scope":  c.Listen.TokenScope,
 		},
 		"consul": map[string]any{
 			"address":                   redactURL(c.Consul.Address),
@@ -177,4 +179,12 @@ func copyMap(m map[string]string) map[string]string {
 // null.
 func nonNil(s []string) []string {
 	return append([]string{}, s...)
+}
+
+// redactedIfSet shows whether a secret is set without showing it.
+func redactedIfSet(s string) string {
+	if s == "" {
+		return ""
+	}
+	return redacted
 }

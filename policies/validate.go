@@ -249,9 +249,26 @@ func (v *validator) listen(l *listenFile) {
 		v.errorf("listen.address", "invalid address %q: %s; use host:port, e.g. %q", addr, problem, defaultListenAddress)
 		return
 	}
-	if !isLoopback(host) && !deref(l.AllowRemote) {
-		v.errorf("listen.address", "%q is not a loopback address: the control API has no authentication yet; "+
-			"set allow_remote = true in the listen block to expose it", addr)
+	remote := !isLoopback(host)
+	token := deref(l.Token)
+	switch {
+	case remote && !deref(l.AllowRemote):
+		v.errorf("listen.address", "%q is not a loopback address: set allow_remote = true in the listen block "+
+			"(and a token) to expose the control API beyond this host", addr)
+	case remote && token == "":
+		v.errorf("listen.address", "%q is not a loopback address, so the control API needs a token: set token = "+
+			"env(\"SIDECAR_TOKEN\") in the listen block (or the SIDECAR_TOKEN variable), at least 16 characters", addr)
+	}
+	if token != "" && (len(token) < 16 || strings.ContainsAny(token, " \t\r\n")) {
+		v.errorf("listen.token", "must be at least 16 characters without spaces or line breaks "+
+			"(e.g. the output of openssl rand -hex 16)")
+	}
+	switch scope := deref(l.TokenScope); {
+	case scope != TokenAll && scope != TokenMutating:
+		v.errorf("listen.token_scope", "must be %q or %q, got %q", TokenAll, TokenMutating, scope)
+	case scope == TokenMutating && remote:
+		v.errorf("listen.token_scope", "%q is only for a loopback control API; with a remote one every endpoint "+
+			"but /v1/health needs the token: remove token_scope", TokenMutating)
 	}
 }
 

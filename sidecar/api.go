@@ -33,6 +33,7 @@ const (
 	errMethodNotAllowed = "method_not_allowed"
 	errInvalidConfig    = "invalid_config"
 	errInternal         = "internal_error"
+	errUnauthorized     = "unauthorized"
 )
 
 // APIError is the body of every error the sidecar itself returns:

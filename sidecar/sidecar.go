@@ -171,6 +171,9 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 			"SIDECAR_AGENT_NAME=" + cfg.Agent.Name,
 			"SIDECAR_AGENT_ID=" + cfg.Agent.ID,
 		}
+		if cfg.Listen.Token != "" && cfg.Listen.TokenScope == policies.TokenAll {
+			env = append(env, "SIDECAR_TOKEN="+cfg.Listen.Token) // so the agent can heartbeat
+		}
 		s.supervisor = NewSupervisor(log.Named("supervisor"), *cfg.Agent.Exec, env, func(pid int) {
 			s.tracker.Restarted(s.now())
 			s.nudge()
@@ -187,6 +190,9 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 
 	e := newControlAPI(s)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorize(w, r) {
+			return
+		}
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/call/"):
 			s.serveCall(w, r)

@@ -103,6 +103,7 @@ Exit codes: 0 accepted, 1 rejected by the sidecar, 2 bad flags,
 		return exitUsage
 	}
 	req.Header.Set("Content-Type", "application/json")
+	setToken(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "sidecar heartbeat: the sidecar at %s did not answer: %v\n", *addr, err)

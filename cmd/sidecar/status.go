@@ -51,7 +51,7 @@ Flags:
 	defer cancel()
 	raw, err := fetchStatus(ctx, strings.TrimRight(*addr, "/")+"/v1/status")
 	if err != nil {
-		fmt.Fprintf(stderr, "sidecar status: %v (is the sidecar running? set -addr or SIDECAR_ADDR)\n", err)
+		fmt.Fprintf(stderr, "sidecar status: %v (is the sidecar running there? set -addr or SIDECAR_ADDR)\n", err)
 		return exitUnreachable
 	}
 	var st sidecar.Status
@@ -78,6 +78,7 @@ func fetchStatus(ctx context.Context, url string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	setToken(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("the sidecar did not answer: %w", err)
@@ -87,7 +88,11 @@ func fetchStatus(ctx context.Context, url string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK {
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		return nil, fmt.Errorf("%s needs the sidecar's token: set SIDECAR_TOKEN to its listen.token", url)
+	default:
 		return nil, fmt.Errorf("%s answered %s", url, resp.Status)
 	}
 	return body, nil
@@ -269,6 +274,13 @@ func printStatus(w io.Writer, st sidecar.Status, now time.Time, p palette) {
 		line("answered", "%s", p.dim("no calls or tasks yet"))
 	}
 	line("sidecar", "%s, up %s, control API %s", st.Sidecar.Version, st.Sidecar.Uptime, st.Sidecar.ControlAPI)
+}
+
+// setToken sends $SIDECAR_TOKEN, the control API's token, when it is set.
+func setToken(req *http.Request) {
+	if tok := os.Getenv("SIDECAR_TOKEN"); tok != "" {
+		req.Header.Set("X-Sidecar-Token", tok)
+	}
 }
 
 func orDefault(s, def string) string {

@@ -13,6 +13,7 @@ Environment (the sidecar sets the first two when it supervises the agent):
   HEARTBEAT_EVERY        seconds between heartbeats (default 5)
   SIDECAR_ADDR           the sidecar's control API (set by the sidecar; default http://127.0.0.1:7070)
   MODEL                  a model of the sidecar's gateway to ask for each task (default: none)
+  SIDECAR_TOKEN          the control API's token, when the sidecar requires one (set by the sidecar)
 
 Endpoints:
   POST /task    {"input": "..."} -> {"agent": ..., "output": ...}
@@ -40,6 +41,8 @@ PORT = int(os.environ.get("AGENT_PORT", "8081"))
 EVERY = float(os.environ.get("HEARTBEAT_EVERY", "5"))
 SIDECAR_ADDR = os.environ.get("SIDECAR_ADDR", "http://127.0.0.1:7070")
 MODEL = os.environ.get("MODEL", "")
+# The control API's token, when the sidecar requires one (listen.token).
+TOKEN_HEADERS = {"X-Sidecar-Token": os.environ["SIDECAR_TOKEN"]} if os.environ.get("SIDECAR_TOKEN") else {}
 
 state = {"tasks": 0, "loops": 0, "started": time.time()}
 lock = threading.Lock()
@@ -63,7 +66,7 @@ def heartbeat():
         "progress": state["loops"],
     }).encode()
     req = urllib.request.Request(HEARTBEAT_URL, data=body, method="POST",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", **TOKEN_HEADERS})
     with urllib.request.urlopen(req, timeout=5) as resp:
         resp.read()
 
@@ -79,7 +82,7 @@ def ask_model(text):
         "max_tokens": 4000,
     }).encode()
     req = urllib.request.Request(SIDECAR_ADDR + "/llm/v1/chat/completions", data=body, method="POST",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", **TOKEN_HEADERS})
     with urllib.request.urlopen(req, timeout=60) as resp:
         answer = json.loads(resp.read())
         return {

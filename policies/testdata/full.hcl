@@ -24,6 +24,7 @@ agent {
 listen {
   address      = "0.0.0.0:7171"
   allow_remote = true
+  token        = "control-token-0123456789"
 }
 
 consul {

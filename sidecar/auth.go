@@ -1,0 +1,68 @@
+package sidecar
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/agent-sidecar/sidecar/policies"
+)
+
+// headerToken carries the control listener's token; Authorization: Bearer
+// (what the OpenAI SDKs send with OPENAI_API_KEY) and, under /llm/,
+// x-api-key (the Anthropic SDKs) are taken too.
+const headerToken = "X-Sidecar-Token"
+
+// authorize checks a request against the control listener's token and
+// removes the token from its headers, so it is never forwarded. It answers
+// 401 itself and returns false when the request may not go on.
+func (s *Sidecar) authorize(w http.ResponseWriter, r *http.Request) bool {
+	l := s.Config().Listen
+	if l.Token == "" || r.URL.Path == "/v1/health" {
+		stripToken(r, l.Token)
+		return true
+	}
+	if l.TokenScope == policies.TokenMutating && !mutating(r) {
+		stripToken(r, l.Token)
+		return true
+	}
+	if !stripToken(r, l.Token) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sidecar"`)
+		writeJSONError(w, http.StatusUnauthorized, errUnauthorized,
+			"this endpoint needs the sidecar's token: send it as "+headerToken+": <token> or Authorization: Bearer <token> "+
+				"(listen.token / SIDECAR_TOKEN)")
+		return false
+	}
+	return true
+}
+
+// mutating reports whether a request changes the sidecar's state for
+// everyone: breaker actions and reloads.
+func mutating(r *http.Request) bool {
+	return r.Method == http.MethodPost &&
+		(strings.HasPrefix(r.URL.Path, "/v1/breakers/") || r.URL.Path == "/v1/reload")
+}
+
+// stripToken removes the headers that carry token and reports whether one
+// of them did (compared in constant time).
+func stripToken(r *http.Request, token string) bool {
+	if token == "" {
+		r.Header.Del(headerToken)
+		return false
+	}
+	match := func(v string) bool { return subtle.ConstantTimeCompare([]byte(v), []byte(token)) == 1 }
+	ok := false
+	if v := r.Header.Get(headerToken); v != "" {
+		ok = match(v)
+		r.Header.Del(headerToken)
+	}
+	if v, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found && match(strings.TrimSpace(v)) {
+		ok = true
+		r.Header.Del("Authorization")
+	}
+	if strings.HasPrefix(r.URL.Path, "/llm/") && match(r.Header.Get("X-Api-Key")) {
+		ok = true
+		r.Header.Del("X-Api-Key")
+	}
+	return ok
+}

@@ -1,0 +1,99 @@
+package sidecar
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gavv/httpexpect/v2"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/agent-sidecar/sidecar/policies"
+)
+
+const plantedToken = "planted-token-5f2a9c0d7e"
+
+func TestTokenRequiredOnEveryEndpointButHealth(t *testing.T) {
+	var seen strings.Builder
+	var seenMu sync.Mutex
+	up := newScripted(t, "up", http.StatusOK)
+	inner := up.srv.Config.Handler
+	up.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seenMu.Lock()
+		seen.WriteString(r.Header.Get("Authorization") + r.Header.Get("X-Sidecar-Token") + r.Header.Get("X-Api-Key") + "|")
+		seenMu.Unlock()
+		inner.ServeHTTP(w, r)
+	})
+	cfg := testConfig()
+	cfg.Listen.Token, cfg.Listen.TokenScope = plantedToken, policies.TokenAll
+	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: up.srv.URL, Breaker: "default",
+		Timeout: time.Second, Balance: policies.BalanceRoundRobin}}
+	cfg.Models = map[string]policies.Model{"m": {Label: "m", Name: "m", Provider: policies.ProviderOpenAI, BaseURL: up.srv.URL,
+		Breaker: "default", Timeout: time.Second, FirstByteTimeout: time.Second, StreamIdleTimeout: time.Second}}
+	var logs bytes.Buffer
+	s, err := New(cfg, hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Trace}), Options{Registry: newFakeRegistry(), Discovery: &fakeDiscovery{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	e := httpexpect.Default(t, "http://"+s.Addr())
+
+	// Without the token: 401 everywhere but /v1/health, and nothing is called
+	e.GET("/v1/health").Expect().Status(http.StatusOK)
+	for _, r := range []*httpexpect.Request{
+		e.GET("/v1/status"), e.POST("/v1/heartbeat"), e.GET("/v1/breakers"), e.GET("/metrics"), e.GET("/v1/events"),
+		e.POST("/v1/reload"), e.GET("/call/up/x"), e.POST("/llm/v1/chat/completions").WithBytes([]byte(`{"model":"m"}`)),
+		e.GET("/v1/status").WithHeader("X-Sidecar-Token", "wrong-token-0000000000"),
+		e.GET("/v1/status").WithHeader("Authorization", "Bearer "+plantedToken[:10]),
+	} {
+		r.Expect().Status(http.StatusUnauthorized).Header("WWW-Authenticate").Contains("Bearer").
+			Raw()
+	}
+	if up.calls.Load() != 0 {
+		t.Fatalf("unauthorized requests reached the upstream %d times", up.calls.Load())
+	}
+
+	// With it (either header): answers, and the token is never forwarded
+	e.GET("/v1/status").WithHeader("X-Sidecar-Token", plantedToken).Expect().Status(http.StatusOK)
+	e.GET("/call/up/x").WithHeader("Authorization", "Bearer "+plantedToken).Expect().Status(http.StatusOK)
+	e.POST("/llm/v1/chat/completions").WithHeader("X-Sidecar-Token", plantedToken).
+		WithBytes([]byte(`{"model":"m"}`)).Expect().Status(http.StatusOK)
+	seenMu.Lock()
+	got := seen.String()
+	seenMu.Unlock()
+	if up.calls.Load() != 2 || strings.Contains(got, plantedToken) {
+		t.Fatalf("the upstream got %d calls with credential headers %q", up.calls.Load(), got)
+	}
+
+	// And the token appears nowhere: status, breakers, events, metrics, logs
+	var everything strings.Builder
+	for _, path := range []string{"/v1/status", "/v1/breakers", "/metrics"} {
+		everything.WriteString(e.GET(path).WithHeader("X-Sidecar-Token", plantedToken).Expect().Body().Raw())
+	}
+	everything.WriteString(logs.String())
+	if strings.Contains(everything.String(), plantedToken) {
+		t.Fatal("the token appears in status, metrics or logs")
+	}
+}
+
+func TestTokenForMutatingEndpointsOnly(t *testing.T) {
+	cfg := testConfig()
+	cfg.Listen.Token, cfg.Listen.TokenScope = plantedToken, policies.TokenMutating
+	_, _, e := startSidecar(t, cfg, Options{})
+
+	// Reading and heartbeating need no token; reloading and breaker actions do
+	e.GET("/v1/status").Expect().Status(http.StatusOK)
+	e.POST("/v1/heartbeat").Expect().Status(http.StatusOK)
+	e.POST("/v1/reload").Expect().Status(http.StatusUnauthorized)
+	e.POST("/v1/breakers/x/open").Expect().Status(http.StatusUnauthorized)
+	e.POST("/v1/breakers/x/open").WithHeader("X-Sidecar-Token", plantedToken).Expect().Status(http.StatusNotFound)
+	e.POST("/v1/reload").WithHeader("Authorization", "Bearer "+plantedToken).Expect().Status(http.StatusConflict)
+}

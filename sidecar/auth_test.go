@@ -97,3 +97,10 @@ func TestTokenForMutatingEndpointsOnly(t *testing.T) {
 	e.POST("/v1/breakers/x/open").WithHeader("X-Sidecar-Token", plantedToken).Expect().Status(http.StatusNotFound)
 	e.POST("/v1/reload").WithHeader("Authorization", "Bearer "+plantedToken).Expect().Status(http.StatusConflict)
 }
+
+func TestOversizedHeadersGet431(t *testing.T) {
+	_, _, e := startSidecar(t, testConfig(), Options{})
+	e.GET("/v1/status").WithHeader("X-Big", strings.Repeat("x", MaxHeaderBytes+16<<10)).
+		Expect().Status(http.StatusRequestHeaderFieldsTooLarge)
+	e.GET("/v1/status").WithHeader("X-Fine", strings.Repeat("x", 8<<10)).Expect().Status(http.StatusOK)
+}

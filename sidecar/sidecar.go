@@ -148,7 +148,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 			return nil, fmt.Errorf("ingress: cannot listen on %s: %w (set ingress.address to a free address)", cfg.Ingress.Address, err)
 		}
 		s.ingressLn = iln
-		s.ingressSrv = &http.Server{Handler: s.ingressHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.httpLog}
+		s.ingressSrv = newServer(s.ingressHandler(), s.httpLog)
 	}
 
 	s.registry = opts.Registry
@@ -203,8 +203,26 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		}
 		e.ServeHTTP(w, r)
 	})
-	s.server = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.httpLog}
+	s.server = newServer(handler, s.httpLog)
 	return s, nil
+}
+
+// Limits of the sidecar's HTTP servers.
+const (
+	// MaxHeaderBytes bounds a request's headers; larger ones get 431.
+	MaxHeaderBytes = 64 << 10
+	// ReadHeaderTimeout bounds the wait for a request's headers.
+	ReadHeaderTimeout = 10 * time.Second
+	// IdleTimeout closes keep-alive connections idle this long.
+	IdleTimeout = 2 * time.Minute
+)
+
+// newServer returns an HTTP server with the sidecar's limits. There is no
+// read or write timeout on the whole request: calls and model streams may
+// run for minutes, bounded by their own timeouts.
+func newServer(h http.Handler, errLog *stdlog.Logger) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: ReadHeaderTimeout, IdleTimeout: IdleTimeout,
+		MaxHeaderBytes: MaxHeaderBytes, ErrorLog: errLog}
 }
 
 // service is the Consul service definition for cfg, with the bound ingress

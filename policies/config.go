@@ -168,6 +168,10 @@ type Upstream struct {
 	Retries  int           // retries on another instance, when safe. Default 1.
 	Fallback []string      // upstreams tried in order when none of this one can answer.
 	Balance  string        // BalanceRoundRobin (default) | BalanceLeastOutstanding.
+	// MaxConcurrent caps the calls in flight to the upstream (a bulkhead);
+	// a call beyond it goes to the fallbacks as if the upstream were open.
+	// 0 (default) is no cap.
+	MaxConcurrent int
 }
 
 // Ingress is the address callers send the agent's tasks to: the sidecar

@@ -295,16 +295,17 @@ func resolve(fc *fileConfig) *Config {
 	}
 	for name, u := range fc.Upstream {
 		cfg.Upstreams[name] = Upstream{
-			Name:     name,
-			Service:  deref(u.Service),
-			URL:      deref(u.URL),
-			Tags:     u.Tags,
-			Filter:   deref(u.Filter),
-			Breaker:  deref(u.Breaker),
-			Timeout:  duration(u.Timeout),
-			Retries:  deref(u.Retries),
-			Fallback: u.Fallback,
-			Balance:  deref(u.Balance),
+			Name:          name,
+			Service:       deref(u.Service),
+			URL:           deref(u.URL),
+			Tags:          u.Tags,
+			Filter:        deref(u.Filter),
+			Breaker:       deref(u.Breaker),
+			Timeout:       duration(u.Timeout),
+			Retries:       deref(u.Retries),
+			Fallback:      u.Fallback,
+			Balance:       deref(u.Balance),
+			MaxConcurrent: deref(u.MaxConcurrent),
 		}
 	}
 	if in := fc.Ingress; in != nil {

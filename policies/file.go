@@ -121,6 +121,8 @@ type upstreamFile struct {
 	Retries  *int     `mapstructure:"retries"`
 	Fallback []string `mapstructure:"fallback"`
 	Balance  *string  `mapstructure:"balance"`
+	// MaxConcurrent is the bulkhead: calls in flight at once.
+	MaxConcurrent *int `mapstructure:"max_concurrent"`
 }
 
 type ingressFile struct {

@@ -84,15 +84,16 @@ func (c *Config) Summary() map[string]any {
 	upstreams := make(map[string]any, len(c.Upstreams))
 	for name, u := range c.Upstreams {
 		upstreams[name] = map[string]any{
-			"service":  u.Service,
-			"url":      redactURL(u.URL),
-			"tags":     nonNil(u.Tags),
-			"filter":   u.Filter,
-			"breaker":  u.Breaker,
-			"timeout":  u.Timeout.String(),
-			"retries":  u.Retries,
-			"fallback": nonNil(u.Fallback),
-			"balance":  u.Balance,
+			"service":        u.Service,
+			"url":            redactURL(u.URL),
+			"tags":           nonNil(u.Tags),
+			"filter":         u.Filter,
+			"breaker":        u.Breaker,
+			"timeout":        u.Timeout.String(),
+			"retries":        u.Retries,
+			"fallback":       nonNil(u.Fallback),
+			"balance":        u.Balance,
+			"max_concurrent": u.MaxConcurrent,
 		}
 	}
 

@@ -59,6 +59,7 @@ func (v *validator) upstream(name string, u *upstreamFile, fc *fileConfig) {
 	v.breakerRef(key+".breaker", u.Breaker, fc.Breaker)
 	v.duration(key+".timeout", u.Timeout, false)
 	v.atLeast(key+".retries", u.Retries, 0)
+	v.atLeast(key+".max_concurrent", u.MaxConcurrent, 0)
 	v.fallbackRefs(key+".fallback", u.Fallback, fc.Upstream)
 	if b := u.Balance; b != nil && *b != BalanceRoundRobin && *b != BalanceLeastOutstanding {
 		v.errorf(key+".balance", "must be %q or %q, got %q", BalanceRoundRobin, BalanceLeastOutstanding, *b)

@@ -327,3 +327,41 @@ func TestReloadMovesUpstreamAndKeepsUnchangedBreakers(t *testing.T) {
 		t.Fatalf("the old search URL got %d calls, want 1", got)
 	}
 }
+
+func TestBulkheadSendsOverflowToTheFallback(t *testing.T) {
+	slow := newScripted(t, "slow", http.StatusOK)
+	slow.delay.Store(int64(400 * time.Millisecond))
+	backup := newScripted(t, "backup", http.StatusOK)
+	_, e := callSidecar(t, map[string]policies.Upstream{
+		"primary": {URL: slow.srv.URL, Fallback: []string{"backup"}, MaxConcurrent: 1},
+		"backup":  {URL: backup.srv.URL},
+		"alone":   {URL: slow.srv.URL, MaxConcurrent: 1},
+	}, &fakeDiscovery{}, time.Minute)
+
+	// Given one call in flight to an upstream that takes one at a time
+	first := make(chan string, 1)
+	go func() {
+		first <- e.GET("/call/primary/a").Expect().Raw().Header.Get("X-Answered-By")
+	}()
+	waitFor(t, "the first call at the upstream", 2*time.Second, func() bool { return slow.calls.Load() == 1 })
+
+	// When a second call comes, it goes to the fallback at once
+	e.GET("/call/primary/b").Expect().Status(http.StatusOK).Header("X-Sidecar-Fallback").IsEqual("true")
+	if backup.calls.Load() != 1 || slow.calls.Load() != 1 {
+		t.Fatalf("calls: slow %d, backup %d", slow.calls.Load(), backup.calls.Load())
+	}
+	if got := <-first; got != "slow" {
+		t.Fatalf("the first call was answered by %q", got)
+	}
+	// And once the first is done, the upstream takes calls again
+	e.GET("/call/primary/c").Expect().Status(http.StatusOK).Header("X-Answered-By").IsEqual("slow")
+
+	// Without a fallback, the overflow gets 503 with Retry-After and the reason
+	alone := make(chan struct{})
+	go func() { defer close(alone); e.GET("/call/alone/a").Expect() }()
+	waitFor(t, "a call to alone in flight", 2*time.Second, func() bool { return slow.calls.Load() == 3 })
+	r := e.GET("/call/alone/b").Expect().Status(http.StatusServiceUnavailable)
+	r.Header("Retry-After").IsEqual("1")
+	r.JSON().Object().Value("error").Object().Value("message").String().Contains("max_concurrent")
+	<-alone
+}

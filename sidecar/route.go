@@ -60,6 +60,10 @@ type stage struct {
 	targets func(ctx context.Context) (ts []target, why string)
 	// forwarded marks requests to this stage as forwarded by a sidecar.
 	forwarded bool
+	// limit caps the calls in flight to the stage (max_concurrent; 0: no
+	// cap), counted in inflight.
+	limit    int
+	inflight *atomic.Int64
 }
 
 // router builds call plans from the configuration and discovery.
@@ -74,6 +78,8 @@ type router struct {
 
 	mu          sync.Mutex
 	rr          map[string]*atomic.Uint64 // round-robin counters by stage
+	inflightMu  sync.Mutex                // guards inflight (taken while mu is held)
+	inflight    map[string]*atomic.Int64  // calls in flight by upstream, for max_concurrent
 	outstanding map[string]*atomic.Int64  // in-flight calls by breaker name
 	// owners maps each breaker name to the upstream whose breaker setting it
 	// follows ("" for the ingress's agent and peer breakers), for reloads.
@@ -85,7 +91,8 @@ const ingressOwner = ""
 
 func newRouter(s *Sidecar, d Discovery, set *breaker.Set) *router {
 	return &router{s: s, discovery: d, breakers: set,
-		rr: map[string]*atomic.Uint64{}, outstanding: map[string]*atomic.Int64{}, owners: map[string]string{}}
+		rr: map[string]*atomic.Uint64{}, outstanding: map[string]*atomic.Int64{}, owners: map[string]string{},
+		inflight: map[string]*atomic.Int64{}}
 }
 
 func (r *router) counter(name string) *atomic.Uint64 {
@@ -189,6 +196,18 @@ func upstreamChain(cfg *policies.Config, first ...string) []string {
 	return out
 }
 
+// inflightOf is the in-flight counter of an upstream, kept across reloads.
+func (r *router) inflightOf(name string) *atomic.Int64 {
+	r.inflightMu.Lock()
+	defer r.inflightMu.Unlock()
+	c, ok := r.inflight[name]
+	if !ok {
+		c = new(atomic.Int64)
+		r.inflight[name] = c
+	}
+	return c
+}
+
 // planCache holds the stages of a call to each upstream for one
 // configuration.
 type planCache struct {
@@ -234,10 +253,14 @@ func (r *router) upstreamStages(cfg *policies.Config, names []string, firstIsFal
 		if u.URL != "" {
 			targets = r.staticTargets(u, bcfg)
 		}
-		stages = append(stages, stage{
+		st := stage{
 			name: name, fallback: firstIsFallback || i > 0, retries: u.Retries, timeout: u.Timeout,
 			targets: targets,
-		})
+		}
+		if u.MaxConcurrent > 0 {
+			st.limit, st.inflight = u.MaxConcurrent, r.inflightOf(name)
+		}
+		stages = append(stages, st)
 	}
 	return stages
 }

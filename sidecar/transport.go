@@ -175,10 +175,28 @@ func (t *callTransport) route(req *http.Request, plan *callPlan) (*http.Response
 		}
 	}
 
+	var slot *atomic.Int64 // the bulkhead slot of the stage being tried
+	releaseSlot := func() {
+		if slot != nil {
+			slot.Add(-1)
+			slot = nil
+		}
+	}
+	defer releaseSlot()
+
 stages:
 	for _, st := range plan.stages {
+		releaseSlot()
 		if !plan.body.replayable() {
 			break
+		}
+		if st.limit > 0 {
+			if st.inflight.Add(1) > int64(st.limit) {
+				st.inflight.Add(-1)
+				reasons = append(reasons, fmt.Sprintf("%s: %d calls in flight, the most it takes (max_concurrent)", st.name, st.limit))
+				continue
+			}
+			slot = st.inflight
 		}
 		ts, why := st.targets(req.Context())
 		if len(ts) == 0 {
@@ -208,6 +226,9 @@ stages:
 			case outcomeOK:
 				release()
 				annotate(resp, st, tg)
+				if rb, ok := resp.Body.(*releasingBody); ok && slot != nil {
+					rb.slot, slot = slot, nil // held until the answer is read
+				}
 				if st.fallback {
 					return resp, resultFallback, nil
 				}
@@ -314,6 +335,7 @@ type releasingBody struct {
 	io.ReadCloser
 	cancel      context.CancelFunc
 	outstanding *atomic.Int64
+	slot        *atomic.Int64 // the stage's bulkhead slot, when it has one
 	closed      atomic.Bool
 }
 
@@ -322,6 +344,9 @@ func (b *releasingBody) Close() error {
 	if b.closed.CompareAndSwap(false, true) {
 		b.cancel()
 		b.outstanding.Add(-1)
+		if b.slot != nil {
+			b.slot.Add(-1)
+		}
 	}
 	return err
 }

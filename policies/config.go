@@ -30,6 +30,8 @@ type Config struct {
 	Models map[string]Model
 	// Gateway holds the model gateway's own settings.
 	Gateway Gateway
+	// TLS holds the settings of outgoing TLS (calls, models, webhooks).
+	TLS TLS
 	// Log is how the sidecar logs; the -log-level and -log-json flags and
 	// $SIDECAR_LOG_LEVEL / $SIDECAR_LOG_JSON take precedence.
 	Log Log
@@ -228,6 +230,13 @@ type Model struct {
 	MaxTokens  int      // cap on the answer's tokens; 0 (default) is no cap.
 	DropFields []string // top-level request fields removed before sending.
 	DegradeOn  []string // DegradeEmpty, DegradeInvalidJSON; each at most once.
+}
+
+// TLS holds the settings of the sidecar's outgoing TLS connections.
+type TLS struct {
+	// CAFile is a PEM bundle of extra certificate authorities trusted for
+	// upstreams, models and webhooks, beside the system's. Default: none.
+	CAFile string
 }
 
 // Log holds the logging settings.

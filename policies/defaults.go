@@ -73,6 +73,13 @@ func Dev() *Config {
 
 func ptr[T any](v T) *T { return &v }
 
+func tlsCAFile(t *tlsFile) string {
+	if t == nil {
+		return ""
+	}
+	return deref(t.CAFile)
+}
+
 // setDefault sets *p to v when it is unset.
 func setDefault[T any](p **T, v T) {
 	if *p == nil {
@@ -249,6 +256,7 @@ func resolve(fc *fileConfig) *Config {
 		Models:    make(map[string]Model, len(fc.Model)),
 		Gateway:   Gateway{MaxRequestBytes: int64(deref(fc.Gateway.MaxRequestBytes))},
 		Log:       Log{Level: deref(fc.Log.Level), JSON: deref(fc.Log.JSON)},
+		TLS:       TLS{CAFile: tlsCAFile(fc.TLS)},
 	}
 	if e := a.Exec; e != nil {
 		cfg.Agent.Exec = &Exec{

@@ -111,7 +111,7 @@ func TestLoadErrors(t *testing.T) {
 			name:  "unknown block type",
 			paths: []string{dir + "unknown_block.hcl"},
 			want: dir + `unknown_block.hcl:5:1: breakr: unknown block type "breakr"; valid block types: ` +
-				`agent, breaker, consul, gateway, health, ingress, listen, log, model, notify, upstream; did you mean "breaker"?`,
+				`agent, breaker, consul, gateway, health, ingress, listen, log, model, notify, tls, upstream; did you mean "breaker"?`,
 		},
 		{
 			name:  "deregister_critical_after below Consul's minimum",
@@ -310,3 +310,21 @@ func TestListenTokenRules(t *testing.T) {
 		t.Fatalf("%v %+v", err, cfg)
 	}
 }
+
+func TestTLSCAFileIsChecked(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	_ = os.WriteFile(notPEM, []byte("hello"), 0o600)
+	for file, want := range map[string]string{
+		filepath.Join(dir, "missing.pem"): "tls.ca_file: cannot read",
+		notPEM:                            "tls.ca_file: " + strconvQuote(notPEM) + " holds no PEM certificate",
+	} {
+		path := filepath.Join(dir, "s.hcl")
+		_ = os.WriteFile(path, []byte("agent {\n  name = \"w\"\n}\ntls {\n  ca_file = "+strconvQuote(file)+"\n}\n"), 0o600)
+		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "s.hcl:5:3") {
+			t.Errorf("%s: %v, want %q at s.hcl:5:3", file, err, want)
+		}
+	}
+}
+
+func strconvQuote(s string) string { return `"` + s + `"` }

@@ -35,6 +35,11 @@ type fileConfig struct {
 	Model   map[string]*modelFile `mapstructure:"model"`
 	Gateway *gatewayFile          `mapstructure:"gateway"`
 	Log     *logFile              `mapstructure:"log"`
+	TLS     *tlsFile              `mapstructure:"tls"`
+}
+
+type tlsFile struct {
+	CAFile *string `mapstructure:"ca_file"`
 }
 
 type logFile struct {

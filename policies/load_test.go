@@ -357,7 +357,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		path string
 		want string
 	}{
-		{"", "agent breaker consul gateway health ingress listen log model notify upstream"},
+		{"", "agent breaker consul gateway health ingress listen log model notify tls upstream"},
 		{"agent", "address exec id meta name port tags"},
 		{"agent.exec", "command dir env max_restart_backoff restart restart_backoff restart_on_isolation stop_timeout"},
 		{"listen", "address allow_remote token token_scope"},

@@ -1,7 +1,10 @@
 package policies
 
 import (
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -79,6 +82,11 @@ func validate(fc *fileConfig, pos positions) Diagnostics {
 	}
 	v.fallbackCycles("model", modelFallbacks)
 	v.gateway(fc.Gateway)
+	if t := fc.TLS; t != nil && t.CAFile != nil {
+		if problem := checkCAFile(*t.CAFile); problem != "" {
+			v.errorf("tls.ca_file", "%s", problem)
+		}
+	}
 	if l := fc.Log; l != nil && l.Level != nil {
 		switch strings.ToLower(*l.Level) {
 		case "trace", "debug", "info", "warn", "error":
@@ -354,4 +362,38 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkCAFile returns a problem description unless path is a readable PEM
+// file with at least one certificate.
+func checkCAFile(path string) string {
+	if path == "" {
+		return "must not be empty: remove it to trust the system's certificate authorities only"
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("cannot read %q: %v", path, errors.Unwrap(err))
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		return fmt.Sprintf("%q holds no PEM certificate: give a bundle of CA certificates (-----BEGIN CERTIFICATE-----)", path)
+	}
+	return ""
+}
+
+// CertPool returns the system's certificate authorities plus those of
+// CAFile; nil (the system's) when CAFile is empty or unreadable (Load has
+// checked it).
+func (t TLS) CertPool() *x509.CertPool {
+	if t.CAFile == "" {
+		return nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	pem, err := os.ReadFile(t.CAFile)
+	if err != nil || !pool.AppendCertsFromPEM(pem) {
+		return nil
+	}
+	return pool
 }

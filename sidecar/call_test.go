@@ -2,9 +2,12 @@ package sidecar
 
 import (
 	"context"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -364,4 +367,29 @@ func TestBulkheadSendsOverflowToTheFallback(t *testing.T) {
 	r.Header("Retry-After").IsEqual("1")
 	r.JSON().Object().Value("error").Object().Value("message").String().Contains("max_concurrent")
 	<-alone
+}
+
+func TestTLSUpstreamTrustedOnlyWithItsCA(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"secure":true}`)
+	}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(caFile string) *httpexpect.Expect {
+		cfg := testConfig()
+		cfg.TLS.CAFile = caFile
+		cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+		cfg.Upstreams = map[string]policies.Upstream{"secure": {Name: "secure", URL: srv.URL, Breaker: "default",
+			Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}}
+		_, _, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
+		return e
+	}
+	// Without the CA, the self-signed upstream is not trusted
+	run("").GET("/call/secure/x").Expect().Status(http.StatusBadGateway).
+		JSON().Object().Value("error").Object().Value("message").String().Contains("certificate")
+	// With tls.ca_file naming its CA, it is
+	run(ca).GET("/call/secure/x").Expect().Status(http.StatusOK).Body().IsEqual(`{"secure":true}`)
 }

@@ -88,6 +88,7 @@ func mergeReload(prev, next *policies.Config) (*policies.Config, []string) {
 	keep("agent.exec", (prev.Agent.Exec == nil) != (next.Agent.Exec == nil), func() { out.Agent.Exec = prev.Agent.Exec })
 	keep("listen", prev.Listen != next.Listen, func() { out.Listen = prev.Listen })
 	keep("log", prev.Log != next.Log, func() { out.Log = prev.Log })
+	keep("tls", prev.TLS != next.TLS, func() { out.TLS = prev.TLS })
 	keep("ingress.address", ingressAddrOf(prev) != ingressAddrOf(next), func() {
 		if next.Ingress != nil && prev.Ingress != nil {
 			in := *next.Ingress

@@ -132,8 +132,10 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	}
 	s.router = newRouter(s, s.discovery, s.breakers)
 	s.metrics = newMetrics(s)
-	s.proxy = newReverseProxy(&callTransport{rt: newUpstreamTransport(), metrics: s.metrics}, s)
-	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log,
+	roots := cfg.TLS.CertPool()
+	s.proxy = newReverseProxy(&callTransport{rt: newUpstreamTransport(roots), metrics: s.metrics}, s)
+	s.notifier.client.Transport = newUpstreamTransport(roots)
+	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: gateway.NewTransport(roots),
 		OnDegradedChange: s.onDegradedChange, Observe: s.observeModel})
 
 	ln, err := net.Listen("tcp", cfg.Listen.Address)

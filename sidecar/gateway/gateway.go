@@ -7,6 +7,8 @@
 package gateway
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/http"
 	"slices"
@@ -45,7 +47,7 @@ const degradedHold = 5 * time.Minute
 type Options struct {
 	Breakers  *breaker.Set
 	Log       hclog.Logger
-	Transport http.RoundTripper // default: NewTransport()
+	Transport http.RoundTripper // default: NewTransport(nil)
 	// OnDegradedChange is called (without locks held) when a chain starts
 	// (degraded true) or stops being served by a fallback model.
 	OnDegradedChange func(d Degradation, degraded bool)
@@ -88,7 +90,7 @@ func New(cfg *policies.Config, opts Options) *Gateway {
 	g := &Gateway{opts: opts, log: opts.Log.Named("gateway"), rt: opts.Transport,
 		stats: map[string]*modelStats{}, degraded: map[string]*Degradation{}}
 	if g.rt == nil {
-		g.rt = NewTransport()
+		g.rt = NewTransport(nil)
 	}
 	g.SetConfig(cfg)
 	return g
@@ -96,9 +98,11 @@ func New(cfg *policies.Config, opts Options) *Gateway {
 
 // NewTransport returns the transport used for model calls: proxies from the
 // environment (HTTPS_PROXY), HTTP/2 where offered, no transparent
-// decompression (streams are relayed as they come).
-func NewTransport() *http.Transport {
+// decompression (streams are relayed as they come), certificates verified
+// against roots (nil: the system's).
+func NewTransport(roots *x509.CertPool) *http.Transport {
 	return &http.Transport{
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,

@@ -69,6 +69,10 @@ type Exec struct {
 	StopTimeout        time.Duration     // SIGTERM → SIGKILL grace. Default 10s.
 	RestartBackoff     time.Duration     // first restart delay, doubled per quick exit. Default 1s.
 	MaxRestartBackoff  time.Duration     // cap of the restart delay. Default 1m.
+	// User runs the agent as this user (a name or a numeric uid, with its
+	// primary group); the sidecar must then run as root. Default: the
+	// sidecar's own user.
+	User string
 }
 
 // Listen is the control API listener.

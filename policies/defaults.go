@@ -268,6 +268,7 @@ func resolve(fc *fileConfig) *Config {
 			StopTimeout:        duration(e.StopTimeout),
 			RestartBackoff:     duration(e.RestartBackoff),
 			MaxRestartBackoff:  duration(e.MaxRestartBackoff),
+			User:               deref(e.User),
 		}
 	}
 	if p := h.Probe; p != nil {

@@ -328,3 +328,12 @@ func TestTLSCAFileIsChecked(t *testing.T) {
 }
 
 func strconvQuote(s string) string { return `"` + s + `"` }
+
+func TestExecUserMustExist(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.hcl")
+	_ = os.WriteFile(path, []byte("agent {\n  name = \"w\"\n  exec {\n    command = [\"true\"]\n    user = \"no-such-user-x9\"\n  }\n}\n"), 0o600)
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), `s.hcl:5:5: agent.exec.user: no user "no-such-user-x9" on this host`) {
+		t.Fatalf("%v", err)
+	}
+}

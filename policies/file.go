@@ -66,6 +66,7 @@ type execFile struct {
 	StopTimeout        *string           `mapstructure:"stop_timeout"`
 	RestartBackoff     *string           `mapstructure:"restart_backoff"`
 	MaxRestartBackoff  *string           `mapstructure:"max_restart_backoff"`
+	User               *string           `mapstructure:"user"`
 }
 
 type listenFile struct {

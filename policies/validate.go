@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
+	"strconv"
 	"regexp"
 	"slices"
 	"sort"
@@ -223,6 +225,11 @@ func (v *validator) meta(meta map[string]string) {
 }
 
 func (v *validator) exec(e *execFile) {
+	if e.User != nil {
+		if _, _, problem := LookupUser(*e.User); problem != "" {
+			v.errorf("agent.exec.user", "%s", problem)
+		}
+	}
 	switch {
 	case e.Command == nil:
 		v.required("agent.exec.command", `the program to run and its arguments, e.g. command = ["python3", "agent.py"]`)
@@ -396,4 +403,24 @@ func (t TLS) CertPool() *x509.CertPool {
 		return nil
 	}
 	return pool
+}
+
+// LookupUser resolves a user name or numeric uid to its uid and primary
+// gid; problem says why it cannot.
+func LookupUser(name string) (uid, gid uint32, problem string) {
+	if name == "" {
+		return 0, 0, "must not be empty: remove it to run the agent as the sidecar's own user"
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		if u, err = user.LookupId(name); err != nil {
+			return 0, 0, fmt.Sprintf("no user %q on this host: give an existing user name or numeric uid", name)
+		}
+	}
+	id, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	g, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Sprintf("user %q has a uid or gid that is not a number", name)
+	}
+	return uint32(id), uint32(g), ""
 }

@@ -157,6 +157,13 @@ func (s *Supervisor) start(cfg policies.Exec) (*exec.Cmd, error) {
 	cmd.Dir = cfg.Dir
 	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cfg.User != "" {
+		uid, gid, problem := policies.LookupUser(cfg.User)
+		if problem != "" {
+			return nil, fmt.Errorf("agent.exec.user: %s", problem)
+		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uid, Gid: gid}
+	}
 	env := append(os.Environ(), s.env...)
 	keys := make([]string, 0, len(cfg.Env))
 	for k := range cfg.Env {

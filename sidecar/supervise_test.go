@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -87,5 +88,33 @@ func TestSupervisorRestartsHungProcessWithEnv(t *testing.T) {
 	waitFor(t, "env written twice", 5*time.Second, func() bool {
 		b, _ := os.ReadFile(out)
 		return strings.Count(string(b), "http://127.0.0.1:7/v1/heartbeat x1") == 2
+	})
+}
+
+func TestSupervisorRunsTheAgentAsAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running a process as another user needs root")
+	}
+	uid, _, problem := policies.LookupUser("nobody")
+	if problem != "" {
+		t.Skip(problem)
+	}
+	// A file the other user may write, in a directory it can reach
+	f, err := os.CreateTemp("", "agent-uid-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := f.Name()
+	_ = f.Close()
+	_ = os.Chmod(out, 0o666)
+	t.Cleanup(func() { _ = os.Remove(out) })
+	cfg := execCfg(policies.RestartNever, "id -u > "+out+"; sleep 5")
+	cfg.User = "nobody"
+	var starts atomic.Int32
+	s := NewSupervisor(hclog.NewNullLogger(), cfg, nil, func(int) { starts.Add(1) })
+	runSupervisor(t, s)
+	waitFor(t, "the agent's uid written", 5*time.Second, func() bool {
+		b, _ := os.ReadFile(out)
+		return strings.TrimSpace(string(b)) == strconv.FormatUint(uint64(uid), 10)
 	})
 }

@@ -359,7 +359,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 	}{
 		{"", "agent breaker consul gateway health ingress listen log model notify tls upstream"},
 		{"agent", "address exec id meta name port tags"},
-		{"agent.exec", "command dir env max_restart_backoff restart restart_backoff restart_on_isolation stop_timeout"},
+		{"agent.exec", "command dir env max_restart_backoff restart restart_backoff restart_on_isolation stop_timeout user"},
 		{"listen", "address allow_remote token token_scope"},
 		{"consul", "address deregister_critical_after sync_interval token"},
 		{"health", "grace heartbeat_interval missed_heartbeats notify probe stall_after"},

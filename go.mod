@@ -14,6 +14,7 @@ require (
 	github.com/tidwall/gjson v1.18.0
 	github.com/tidwall/sjson v1.2.5
 	github.com/zclconf/go-cty v1.20.0
+	go.uber.org/goleak v1.3.0
 )
 
 require (

@@ -80,8 +80,11 @@ type Sidecar struct {
 	proxy     *httputil.ReverseProxy
 	gateway   *gateway.Gateway
 	metrics   *metrics
-	events    *eventHub
-	stopping  chan struct{} // closed when shutdown starts: ends event streams
+	// transports are the clients of calls, notifications and models; their
+	// idle connections are closed on shutdown.
+	transports []*http.Transport
+	events     *eventHub
+	stopping   chan struct{} // closed when shutdown starts: ends event streams
 
 	tracker    *HeartbeatTracker
 	registry   Registry
@@ -133,9 +136,11 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	s.router = newRouter(s, s.discovery, s.breakers)
 	s.metrics = newMetrics(s)
 	roots := cfg.TLS.CertPool()
-	s.proxy = newReverseProxy(&callTransport{rt: newUpstreamTransport(roots), metrics: s.metrics}, s)
-	s.notifier.client.Transport = newUpstreamTransport(roots)
-	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: gateway.NewTransport(roots),
+	callRT, notifyRT, modelRT := newUpstreamTransport(roots), newUpstreamTransport(roots), gateway.NewTransport(roots)
+	s.transports = []*http.Transport{callRT, notifyRT, modelRT}
+	s.proxy = newReverseProxy(&callTransport{rt: callRT, metrics: s.metrics}, s)
+	s.notifier.client.Transport = notifyRT
+	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: modelRT,
 		OnDegradedChange: s.onDegradedChange, Observe: s.observeModel})
 
 	ln, err := net.Listen("tcp", cfg.Listen.Address)
@@ -383,6 +388,9 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	<-notifyDone
 	stopBG()
 	wg.Wait()
+	for _, t := range s.transports {
+		t.CloseIdleConnections()
+	}
 	<-watchDone
 	s.log.Info("sidecar stopped")
 	return runErr

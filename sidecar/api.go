@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
 )
@@ -303,7 +304,7 @@ func (s *Sidecar) Status() Status {
 	svc := s.service(cfg)
 	st := Status{
 		Sidecar: SidecarInfo{Version: Version, PID: os.Getpid(), Host: hostname(), StartedAt: s.started.UTC(),
-			Uptime: roundDur(s.now().Sub(s.started)).String(), ControlAPI: s.Addr()},
+			Uptime: readable.Duration(s.now().Sub(s.started)).String(), ControlAPI: s.Addr()},
 		Agent:         AgentInfo{Name: svc.Name, ID: svc.ID, Address: svc.Address, Port: svc.Port, Tags: svc.Tags},
 		Health:        s.tracker.Snapshot(),
 		Registration:  s.registry.State(),

@@ -2,7 +2,6 @@ package sidecar
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/policies"
 )
@@ -57,22 +54,11 @@ func benchModelPaths(b *testing.B) (direct, plain, side string) {
 	proxy := httptest.NewServer(rp)
 	b.Cleanup(proxy.Close)
 
-	cfg := policies.Dev()
-	cfg.Agent.Name, cfg.Agent.ID = "bench", "bench-1"
-	cfg.Listen.Address = "127.0.0.1:0"
-	cfg.Breakers = map[string]policies.Breaker{"default": benchBreaker()}
+	cfg := benchConfig()
 	cfg.Models = map[string]policies.Model{"bench": {Label: "bench", Name: "bench", Provider: policies.ProviderOpenAI,
 		BaseURL: model.URL + "/v1", Breaker: "default", Timeout: time.Minute, FirstByteTimeout: 10 * time.Second,
 		StreamIdleTimeout: 10 * time.Second}}
-	s, err := New(cfg, hclog.NewNullLogger(), Options{Registry: newFakeRegistry()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
-	return model.URL + "/v1", proxy.URL + "/v1", "http://" + s.Addr() + "/llm/v1"
+	return model.URL + "/v1", proxy.URL + "/v1", "http://" + runBenchSidecar(b, cfg) + "/llm/v1"
 }
 
 // postChat sends a chat completion and returns the time to the first body

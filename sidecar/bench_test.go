@@ -40,12 +40,25 @@ func benchPaths(b *testing.B) (direct, plain, side string) {
 	proxy := httptest.NewServer(rp)
 	b.Cleanup(proxy.Close)
 
+	cfg := benchConfig()
+	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: up.URL, Breaker: "default",
+		Timeout: 10 * time.Second, Retries: 1, Balance: policies.BalanceRoundRobin}}
+	return up.URL + "/search", proxy.URL + "/search", "http://" + runBenchSidecar(b, cfg) + "/call/up/search"
+}
+
+// benchConfig is a sidecar on a free loopback port with the default breaker.
+func benchConfig() *policies.Config {
 	cfg := policies.Dev()
 	cfg.Agent.Name, cfg.Agent.ID = "bench", "bench-1"
 	cfg.Listen.Address = "127.0.0.1:0"
 	cfg.Breakers = map[string]policies.Breaker{"default": benchBreaker()}
-	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: up.URL, Breaker: "default",
-		Timeout: 10 * time.Second, Retries: 1, Balance: policies.BalanceRoundRobin}}
+	return cfg
+}
+
+// runBenchSidecar runs a sidecar with cfg until the benchmark ends and
+// returns its control address.
+func runBenchSidecar(b *testing.B, cfg *policies.Config) string {
+	b.Helper()
 	s, err := New(cfg, hclog.NewNullLogger(), Options{Registry: newFakeRegistry()})
 	if err != nil {
 		b.Fatal(err)
@@ -54,7 +67,7 @@ func benchPaths(b *testing.B) (direct, plain, side string) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Run(ctx) }()
 	b.Cleanup(func() { cancel(); <-done })
-	return up.URL + "/search", proxy.URL + "/search", "http://" + s.Addr() + "/call/up/search"
+	return s.Addr()
 }
 
 func benchBreaker() policies.Breaker {

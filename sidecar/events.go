@@ -219,7 +219,13 @@ func (s *Sidecar) watchRegistration() {
 // consulOK reports whether the agent is registered and the last update of
 // Consul succeeded.
 func consulOK(reg discovery.RegistrationState) bool {
-	return reg.Registered && (reg.LastError == "" || reg.LastErrorAt.Before(reg.LastRegistered))
+	return reg.Registered && !consulFailing(reg)
+}
+
+// consulFailing reports whether the last attempt to register or update
+// Consul failed.
+func consulFailing(reg discovery.RegistrationState) bool {
+	return reg.LastError != "" && !reg.LastErrorAt.Before(reg.LastRegistered)
 }
 
 // onDegradedChange publishes a model chain starting or stopping to be

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -162,7 +163,7 @@ func (t *HeartbeatTracker) Beat(now time.Time, hb Heartbeat) []Transition {
 	if t.isolated && !t.stalledLocked(now) {
 		t.isolated = false
 		tr := Transition{Kind: Recovered, LastHeartbeat: now, At: now,
-			Detail: fmt.Sprintf("heartbeat received after %s isolated (%s)", roundDur(now.Sub(t.isolatedAt)), strings.ReplaceAll(t.reason, "_", " "))}
+			Detail: fmt.Sprintf("heartbeat received after %s isolated (%s)", readable.Duration(now.Sub(t.isolatedAt)), strings.ReplaceAll(t.reason, "_", " "))}
 		t.reason, t.detail = "", ""
 		return []Transition{tr}
 	}
@@ -218,15 +219,15 @@ func (t *HeartbeatTracker) evaluateLocked(now time.Time) []Transition {
 		reason = ReasonMissedHeartbeats
 		if t.lastBeat.IsZero() || t.lastBeat.Before(t.since) {
 			detail = fmt.Sprintf("no heartbeat within %s of the agent starting (%d × %s interval + %s grace)",
-				roundDur(ttl), t.set.missed, t.set.interval, t.set.grace)
+				readable.Duration(ttl), t.set.missed, t.set.interval, t.set.grace)
 		} else {
 			detail = fmt.Sprintf("no heartbeat for %s (%d missed × %s interval + %s grace)",
-				roundDur(now.Sub(t.lastBeat)), t.set.missed, t.set.interval, t.set.grace)
+				readable.Duration(now.Sub(t.lastBeat)), t.set.missed, t.set.interval, t.set.grace)
 		}
 	case t.stalledLocked(now):
 		reason = ReasonStalled
 		detail = fmt.Sprintf("heartbeats arrive but progress %q has not changed for %s (stall_after %s)",
-			t.progress, roundDur(now.Sub(t.progressChangedAt)), t.set.stallAfter)
+			t.progress, readable.Duration(now.Sub(t.progressChangedAt)), t.set.stallAfter)
 	default:
 		return nil
 	}
@@ -312,15 +313,4 @@ func formatMetrics(m map[string]any) string {
 		parts = append(parts, fmt.Sprintf("%s=%v", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
-}
-
-func roundDur(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Minute:
-		return d.Round(time.Second)
-	case d >= time.Second:
-		return d.Round(100 * time.Millisecond)
-	default:
-		return d.Round(time.Millisecond)
-	}
 }

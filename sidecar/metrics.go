@@ -171,8 +171,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	reg := s.registry.State()
 	ch <- prometheus.MustNewConstMetric(descRegistered, prometheus.GaugeValue, boolValue(reg.Registered))
 	ch <- prometheus.MustNewConstMetric(descRegistrations, prometheus.CounterValue, float64(reg.Registrations))
-	ch <- prometheus.MustNewConstMetric(descConsulErrors, prometheus.GaugeValue,
-		boolValue(reg.LastError != "" && !reg.LastErrorAt.Before(reg.LastRegistered)))
+	ch <- prometheus.MustNewConstMetric(descConsulErrors, prometheus.GaugeValue, boolValue(consulFailing(reg)))
 	n := s.notifier.Stats()
 	ch <- prometheus.MustNewConstMetric(descNotifications, prometheus.CounterValue, float64(n.Delivered), "delivered")
 	ch <- prometheus.MustNewConstMetric(descNotifications, prometheus.CounterValue, float64(n.Failed), "failed")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -189,7 +190,7 @@ func (n *Notifier) attempt(ctx context.Context, d delivery) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.target.Webhook, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("building request: %s", redactURLError(err))
+		return fmt.Errorf("building request: %s", readable.WithoutURL(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "agent-sidecar/"+Version)
@@ -198,7 +199,7 @@ func (n *Notifier) attempt(ctx context.Context, d delivery) error {
 	}
 	resp, err := n.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("POST %s: %s", safeURL(d.target.Webhook), redactURLError(err))
+		return fmt.Errorf("POST %s: %s", safeURL(d.target.Webhook), readable.WithoutURL(err))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
@@ -220,13 +221,4 @@ func safeURL(raw string) string {
 		return "<invalid url>"
 	}
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
-}
-
-// redactURLError keeps the cause of a *url.Error without its URL (which may
-// carry credentials).
-func redactURLError(err error) string {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err.Error()
-	}
-	return err.Error()
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -56,11 +57,11 @@ func (p *Prober) probe(ctx context.Context) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.cfg.URL, nil)
 	if err != nil {
-		return fmt.Errorf("%s", redactURLError(err))
+		return fmt.Errorf("%s", readable.WithoutURL(err))
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s", redactURLError(err))
+		return fmt.Errorf("%s", readable.WithoutURL(err))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()

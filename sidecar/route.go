@@ -95,14 +95,21 @@ func newRouter(s *Sidecar, d Discovery, set *breaker.Set) *router {
 		inflight: map[string]*atomic.Int64{}}
 }
 
+// entry returns m[name], created when missing, and whether it was; the
+// caller holds the lock that guards m.
+func entry[T any](m map[string]*T, name string) (*T, bool) {
+	c, ok := m[name]
+	if !ok {
+		c = new(T)
+		m[name] = c
+	}
+	return c, !ok
+}
+
 func (r *router) counter(name string) *atomic.Uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c, ok := r.rr[name]
-	if !ok {
-		c = new(atomic.Uint64)
-		r.rr[name] = c
-	}
+	c, _ := entry(r.rr, name)
 	return c
 }
 
@@ -111,17 +118,12 @@ func (r *router) counter(name string) *atomic.Uint64 {
 // setting it follows (ingressOwner for the agent and peers).
 func (r *router) newTarget(owner, name, stage, instance, scheme, hostPort string, cfg policies.Breaker) target {
 	r.mu.Lock()
-	c, ok := r.outstanding[name]
-	if !ok {
-		c = new(atomic.Int64)
-		r.outstanding[name] = c
+	c, created := entry(r.outstanding, name)
+	if created {
 		r.owners[name] = owner
 	}
 	r.mu.Unlock()
-	b, ok := r.breakers.Lookup(name)
-	if !ok {
-		b = r.breakers.Get(name, cfg)
-	}
+	b := r.breakers.Ensure(name, cfg)
 	return target{stage: stage, instance: instance, scheme: scheme, hostPort: hostPort, breaker: b, outstanding: c}
 }
 
@@ -200,11 +202,7 @@ func upstreamChain(cfg *policies.Config, first ...string) []string {
 func (r *router) inflightOf(name string) *atomic.Int64 {
 	r.inflightMu.Lock()
 	defer r.inflightMu.Unlock()
-	c, ok := r.inflight[name]
-	if !ok {
-		c = new(atomic.Int64)
-		r.inflight[name] = c
-	}
+	c, _ := entry(r.inflight, name)
 	return c
 }
 

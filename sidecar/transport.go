@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 )
 
@@ -257,7 +258,7 @@ stages:
 			}
 		}
 		if open > 0 && attempts == 0 {
-			reasons = append(reasons, fmt.Sprintf("%s: %d of %d instance(s) open (half-open in %s)", st.name, open, len(ts), roundDur(max(minOpen, 0))))
+			reasons = append(reasons, fmt.Sprintf("%s: %d of %d instance(s) open (half-open in %s)", st.name, open, len(ts), readable.Duration(max(minOpen, 0))))
 		}
 	}
 
@@ -379,19 +380,10 @@ func notSent(err error) bool {
 
 // shortError turns a transport error into a short reason without URLs.
 func shortError(err error) string {
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return "connection closed before an answer"
 	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Err != nil {
-		return op.Op + ": " + op.Err.Error()
-	}
-	return redactURLError(err)
+	return readable.NetError(err)
 }
 
 // errorResponse builds the sidecar's own JSON error answer.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 
+	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -286,9 +287,9 @@ func (b *Breaker) reason(from, to State, m circuitbreaker.Metrics) string {
 		return "reset by an operator"
 	case causeTimer:
 		if b.cfg.HalfOpenProbes == 1 {
-			return fmt.Sprintf("open for %s: letting a probe through", roundDur(b.openFor))
+			return fmt.Sprintf("open for %s: letting a probe through", readable.Duration(b.openFor))
 		}
-		return fmt.Sprintf("open for %s: letting %d probes through", roundDur(b.openFor), b.cfg.HalfOpenProbes)
+		return fmt.Sprintf("open for %s: letting %d probes through", readable.Duration(b.openFor), b.cfg.HalfOpenProbes)
 	}
 	// A recorded result: a success may close a half-open breaker, or tip
 	// the failure rate of a closed one.
@@ -303,7 +304,7 @@ func (b *Breaker) reason(from, to State, m circuitbreaker.Metrics) string {
 		return fmt.Sprintf("%d consecutive failures (last: %s)", b.consecutive, b.lastReason)
 	default:
 		return fmt.Sprintf("%.0f%% of %d calls within %s failed (last: %s)",
-			m.FailureRate()*100, m.Executions(), roundDur(b.cfg.Window), b.lastReason)
+			m.FailureRate()*100, m.Executions(), readable.Duration(b.cfg.Window), b.lastReason)
 	}
 }
 

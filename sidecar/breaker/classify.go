@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/agent-sidecar/sidecar/internal/readable"
 )
 
 // Classify says whether a call failed, and why, in a few words:
@@ -28,7 +30,7 @@ func (b *Breaker) Classify(status int, err error, latency time.Duration) (failur
 	case b.cfg.IsFailureStatus(status):
 		return true, statusReason(status)
 	case b.cfg.SlowCall > 0 && latency > b.cfg.SlowCall:
-		return true, "slow: " + roundDur(latency).String()
+		return true, "slow: " + readable.Duration(latency).String()
 	}
 	return false, ""
 }

@@ -2,6 +2,8 @@ package breaker
 
 import (
 	"time"
+
+	"github.com/agent-sidecar/sidecar/internal/readable"
 )
 
 // ForceOpen opens the breaker and holds it open until Close or Reset: no
@@ -96,11 +98,11 @@ func (b *Breaker) Snapshot() Snapshot {
 		Rejected:            b.rejected,
 	}
 	if b.state != Closed && !b.forced {
-		s.OpenFor = roundDur(b.openFor).String()
+		s.OpenFor = readable.Duration(b.openFor).String()
 	}
 	b.unlock()
 	if s.HalfOpenIn > 0 {
-		s.HalfOpenInText = max(roundDur(s.HalfOpenIn), time.Millisecond).String()
+		s.HalfOpenInText = max(readable.Duration(s.HalfOpenIn), time.Millisecond).String()
 	}
 	return s
 }

@@ -60,6 +60,16 @@ func (s *Set) Get(name string, cfg policies.Breaker) *Breaker {
 	return b
 }
 
+// Ensure returns the breaker with this name, created with cfg when
+// missing. Unlike Get it leaves an existing breaker as it is, settings
+// included: a reload applies new settings with Get.
+func (s *Set) Ensure(name string, cfg policies.Breaker) *Breaker {
+	if b, ok := s.Lookup(name); ok {
+		return b
+	}
+	return s.Get(name, cfg)
+}
+
 // detach stops the breaker from calling its listeners (it is no longer in
 // the set, though calls in flight may still finish on it) and returns its
 // last state.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -149,8 +150,8 @@ func TestRoundDur(t *testing.T) {
 		{90*time.Second + 400*ms, "1m30s"},
 	}
 	for _, tt := range tests {
-		if got := roundDur(tt.in).String(); got != tt.want {
-			t.Errorf("roundDur(%s) = %s, want %s", tt.in, got, tt.want)
+		if got := readable.Duration(tt.in).String(); got != tt.want {
+			t.Errorf("readable.Duration(%s) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
 }

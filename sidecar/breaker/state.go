@@ -74,16 +74,3 @@ type Snapshot struct {
 	Failures            uint64        `json:"failures"`
 	Rejected            uint64        `json:"rejected"`
 }
-
-// roundDur rounds a duration for people: to the millisecond below a second,
-// to a tenth of a second below a minute, to the second above.
-func roundDur(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Minute:
-		return d.Round(time.Second)
-	case d >= time.Second:
-		return d.Round(100 * time.Millisecond)
-	default:
-		return d.Round(time.Millisecond)
-	}
-}

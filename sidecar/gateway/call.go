@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 )
@@ -58,7 +59,7 @@ func (c *call) run() {
 			if c.minOpen < 0 || rem < c.minOpen {
 				c.minOpen = rem
 			}
-			c.reasons = append(c.reasons, fmt.Sprintf("%s: breaker open (half-open in %s)", m.Label, roundDur(rem)))
+			c.reasons = append(c.reasons, fmt.Sprintf("%s: breaker open (half-open in %s)", m.Label, readable.Duration(rem)))
 			c.g.count(m.Label, func(s *modelStats) { s.skipped++ })
 			continue
 		}
@@ -150,9 +151,9 @@ func (c *call) transportFailure(m *policies.Model, permit breaker.Permit, err er
 		c.g.count(m.Label, func(s *modelStats) { s.canceled++ })
 		return resultCanceled
 	case firstByte.Load():
-		return c.fail(m, permit, "no first byte within "+roundDur(m.FirstByteTimeout))
+		return c.fail(m, permit, "no first byte within "+readable.Duration(m.FirstByteTimeout).String())
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return c.fail(m, permit, "no answer within "+roundDur(m.Timeout))
+		return c.fail(m, permit, "no answer within "+readable.Duration(m.Timeout).String())
 	}
 	return c.fail(m, permit, describe(err))
 }
@@ -173,7 +174,7 @@ func (c *call) relayWhole(m *policies.Model, permit breaker.Permit, resp *http.R
 			return resultCanceled
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return c.fail(m, permit, "answer not complete within "+roundDur(m.Timeout))
+			return c.fail(m, permit, "answer not complete within "+readable.Duration(m.Timeout).String())
 		}
 		return c.fail(m, permit, "answer cut: "+describe(err))
 	}
@@ -300,15 +301,4 @@ func copyHeaders(dst, src http.Header) {
 		}
 		dst[k] = v
 	}
-}
-
-// roundDur prints a duration the way people read it: 1.5s, 250ms, 2m0s.
-func roundDur(d time.Duration) string {
-	switch {
-	case d >= time.Second:
-		return d.Round(100 * time.Millisecond).String()
-	case d >= time.Millisecond:
-		return d.Round(time.Millisecond).String()
-	}
-	return d.String()
 }

@@ -189,11 +189,7 @@ func (st *state) chain(first *policies.Model) []*policies.Model {
 
 // breaker returns the breaker of a model, created on first use.
 func (g *Gateway) breaker(st *state, m *policies.Model) *breaker.Breaker {
-	name := BreakerName(m.Label)
-	if b, ok := g.opts.Breakers.Lookup(name); ok {
-		return b
-	}
-	return g.opts.Breakers.Get(name, st.breakers[m.Breaker])
+	return g.opts.Breakers.Ensure(BreakerName(m.Label), st.breakers[m.Breaker])
 }
 
 // BreakerConfigs returns the breaker settings of every model of cfg by

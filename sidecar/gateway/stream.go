@@ -12,6 +12,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 )
@@ -145,9 +146,9 @@ func (c *call) relayStream(m *policies.Model, permit breaker.Permit, resp *http.
 		c.g.count(m.Label, func(s *modelStats) { s.canceled++ })
 		return resultCanceled
 	case firstByte.Load() || !stopped && err != nil:
-		return c.fail(m, permit, "no first event within "+roundDur(m.FirstByteTimeout))
+		return c.fail(m, permit, "no first event within "+readable.Duration(m.FirstByteTimeout).String())
 	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return c.fail(m, permit, "no answer within "+roundDur(m.Timeout))
+		return c.fail(m, permit, "no answer within "+readable.Duration(m.Timeout).String())
 	case errors.Is(err, io.EOF):
 		return c.fail(m, permit, "the stream ended before its first event")
 	case err != nil:
@@ -209,9 +210,9 @@ func (c *call) relayStream(m *policies.Model, permit breaker.Permit, resp *http.
 	var reason string
 	switch {
 	case idleExpired.Load():
-		reason = "the stream was silent for longer than " + roundDur(m.StreamIdleTimeout)
+		reason = "the stream was silent for longer than " + readable.Duration(m.StreamIdleTimeout).String()
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		reason = "the stream did not complete within " + roundDur(m.Timeout)
+		reason = "the stream did not complete within " + readable.Duration(m.Timeout).String()
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		reason = "the stream ended before its last event"
 	default:

@@ -69,7 +69,7 @@ func (s *Sidecar) serveCall(w http.ResponseWriter, req *http.Request) {
 		path:       path,
 		rawPath:    rawPath,
 		body:       body,
-		idempotent: isIdempotent(req.Method),
+		idempotent: isIdempotent(req),
 		kind:       kindUpstream,
 		target:     name,
 	}
@@ -144,7 +144,7 @@ func (s *Sidecar) ingressHandler() http.Handler {
 			}
 		}
 		plan := &callPlan{stages: stages, path: req.URL.Path, rawPath: req.URL.RawPath, body: body,
-			idempotent: isIdempotent(req.Method), forwardTag: cfg.Agent.ID, kind: kindTask, target: cfg.Agent.Name}
+			idempotent: isIdempotent(req), forwardTag: cfg.Agent.ID, kind: kindTask, target: cfg.Agent.Name}
 		s.proxy.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), planKey{}, plan)))
 	})
 }

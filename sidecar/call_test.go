@@ -224,6 +224,32 @@ func TestTimeoutAnswers504AndCounts(t *testing.T) {
 		Value("error").Object().HasValue("type", "timeout")
 }
 
+// A POST that timed out may already have been acted on, so it is not sent
+// again, unless the caller says a repeat is safe with an Idempotency-Key.
+func TestTimedOutPostGoesToFallbackOnlyWithIdempotencyKey(t *testing.T) {
+	slow := newScripted(t, "slow", http.StatusOK)
+	slow.delay.Store(int64(2 * time.Second))
+	lite := newScripted(t, "lite", http.StatusOK)
+	_, e := callSidecar(t, map[string]policies.Upstream{
+		"slow": {URL: slow.srv.URL, Timeout: 100 * time.Millisecond, Fallback: []string{"lite"}},
+		"lite": {URL: lite.srv.URL},
+	}, &fakeDiscovery{}, time.Minute)
+
+	e.POST("/call/slow/task").WithText("t1").Expect().Status(http.StatusGatewayTimeout)
+	if n := lite.calls.Load(); n != 0 {
+		t.Fatalf("a timed-out POST without Idempotency-Key was sent again to the fallback (%d calls)", n)
+	}
+	r := e.POST("/call/slow/task").WithHeader("Idempotency-Key", "task-2").WithText("t2").Expect().Status(http.StatusOK)
+	r.Header("X-Answered-By").IsEqual("lite")
+	r.Header("X-Sidecar-Fallback").IsEqual("true")
+	if got := lite.lastBody(); got != "POST /task t2" {
+		t.Fatalf("fallback got %q, want the same request", got)
+	}
+	if n := slow.calls.Load(); n != 2 {
+		t.Fatalf("slow got %d calls, want 2", n)
+	}
+}
+
 func TestConnectionRefusedGoesToNextInstance(t *testing.T) {
 	good := newScripted(t, "good", http.StatusOK)
 	gone := newScripted(t, "gone", http.StatusOK)

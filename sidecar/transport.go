@@ -400,10 +400,15 @@ func errorResponse(req *http.Request, status int, typ, msg string, retryAfter ti
 	}
 }
 
-func isIdempotent(method string) bool {
-	switch method {
+// isIdempotent says whether a request may be sent again after a timeout or
+// a broken connection: the idempotent methods of RFC 9110, and any request
+// carrying an Idempotency-Key header (the caller's promise that a repeat is
+// safe, e.g. because the receiver deduplicates on the key). The header is
+// forwarded unchanged so the receiver can do so.
+func isIdempotent(req *http.Request) bool {
+	switch req.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
 		return true
 	}
-	return false
+	return req.Header.Get("Idempotency-Key") != ""
 }

@@ -56,6 +56,9 @@ type Options struct {
 	// AgentOutput receives the supervised agent's stdout and stderr.
 	// Default: the sidecar's own.
 	AgentOutput io.Writer
+	// Executable is the sidecar program, passed to the supervised agent as
+	// SIDECAR_BIN so a shell agent can run "$SIDECAR_BIN heartbeat".
+	Executable string
 }
 
 // Sidecar runs beside one agent.
@@ -177,6 +180,9 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 			"SIDECAR_HEARTBEAT_URL=" + base + "/v1/heartbeat",
 			"SIDECAR_AGENT_NAME=" + cfg.Agent.Name,
 			"SIDECAR_AGENT_ID=" + cfg.Agent.ID,
+		}
+		if s.opts.Executable != "" {
+			env = append(env, "SIDECAR_BIN="+s.opts.Executable)
 		}
 		if cfg.Listen.Token != "" && cfg.Listen.TokenScope == policies.TokenAll {
 			env = append(env, "SIDECAR_TOKEN="+cfg.Listen.Token) // so the agent can heartbeat

@@ -119,6 +119,9 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 		log.Warn("running with the built-in -dev configuration")
 	}
 
+	if exe, err := os.Executable(); err == nil {
+		opts.Executable = exe
+	}
 	s, err := sidecar.New(cfg, log, opts)
 	if err != nil {
 		log.Error("sidecar did not start", "error", err)

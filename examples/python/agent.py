@@ -3,8 +3,9 @@
 
 It takes tasks over HTTP, heartbeats to its sidecar with a note, metrics and a
 progress counter, asks a model through the sidecar's OpenAI-compatible
-endpoint (when MODEL is set), and can be told to hang so you can watch the
-sidecar isolate and restart it.
+endpoint (when MODEL is set), calls another agent through the sidecar's
+/call/ (when PEER is set), and can be told to hang, stall or fail so you can
+watch the sidecar and its peers deal with it.
 
 Environment (the sidecar sets the first two when it supervises the agent):
   SIDECAR_HEARTBEAT_URL  where to send heartbeats (default http://127.0.0.1:7070/v1/heartbeat)
@@ -13,13 +14,16 @@ Environment (the sidecar sets the first two when it supervises the agent):
   HEARTBEAT_EVERY        seconds between heartbeats (default 5)
   SIDECAR_ADDR           the sidecar's control API (set by the sidecar; default http://127.0.0.1:7070)
   MODEL                  a model of the sidecar's gateway to ask for each task (default: none)
+  PEER                   an upstream of the sidecar to call for each task (default: none)
   SIDECAR_TOKEN          the control API's token, when the sidecar requires one (set by the sidecar)
 
 Endpoints:
-  POST /task    {"input": "..."} -> {"agent": ..., "output": ...}
+  POST /task    {"input": "..."} -> {"agent", "output", "model", "degraded", "peer" | "peer_error"}
   GET  /healthz 200 while the agent works (for sidecars that probe instead)
   POST /hang    stop heartbeating and answering, as a hung agent does
   POST /stall   keep heartbeating but stop making progress, as a stuck agent does
+  POST /fail    answer every task with 503 until POST /heal, as a broken agent does
+  POST /heal    take tasks again
   POST /crash   exit with status 1
 
 Signals: SIGUSR1 hangs the agent too (kill -USR1 <pid>).
@@ -32,6 +36,7 @@ import sys
 import threading
 import time
 import urllib.error
+import uuid
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -41,6 +46,7 @@ PORT = int(os.environ.get("AGENT_PORT", "8081"))
 EVERY = float(os.environ.get("HEARTBEAT_EVERY", "5"))
 SIDECAR_ADDR = os.environ.get("SIDECAR_ADDR", "http://127.0.0.1:7070")
 MODEL = os.environ.get("MODEL", "")
+PEER = os.environ.get("PEER", "")
 # The control API's token, when the sidecar requires one (listen.token).
 TOKEN_HEADERS = {"X-Sidecar-Token": os.environ["SIDECAR_TOKEN"]} if os.environ.get("SIDECAR_TOKEN") else {}
 
@@ -48,6 +54,7 @@ state = {"tasks": 0, "loops": 0, "started": time.time()}
 lock = threading.Lock()
 hung = threading.Event()
 stalled = threading.Event()
+failing = threading.Event()
 
 
 def log(msg):
@@ -90,6 +97,28 @@ def ask_model(text):
             "model": resp.headers.get("X-Sidecar-Model", MODEL),
             "degraded": resp.headers.get("X-Sidecar-Degraded") == "true",
         }
+
+
+def ask_peer(text):
+    """One call to another agent through the sidecar: POST /call/{PEER}/task.
+    The sidecar picks a healthy instance (found in Consul), keeps a breaker
+    per instance and falls back when they fail. The Idempotency-Key tells it
+    the task may be sent again if an instance hangs mid-call."""
+    req = urllib.request.Request(f"{SIDECAR_ADDR}/call/{PEER}/task", method="POST",
+                                 data=json.dumps({"input": text}).encode(),
+                                 headers={"Content-Type": "application/json",
+                                          "Idempotency-Key": str(uuid.uuid4()), **TOKEN_HEADERS})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return {"peer": json.loads(resp.read())}
+    except urllib.error.HTTPError as exc:
+        try:
+            msg = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            msg = exc.reason
+        return {"peer_error": f"{exc.code}: {msg}"}
+    except OSError as exc:
+        return {"peer_error": str(exc)}
 
 
 def work_loop():
@@ -145,9 +174,14 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 self.reply(400, {"error": "body must be JSON"})
                 return
+            if failing.is_set():
+                self.reply(503, {"agent": AGENT_ID, "error": "told to fail"})
+                return
             with lock:
                 state["tasks"] += 1
             answer = {"agent": AGENT_ID, "output": f"done: {task.get('input', '')}"}
+            if PEER:
+                answer.update(ask_peer(str(task.get("input", ""))))
             if MODEL:
                 try:
                     answer.update(ask_model(str(task.get("input", ""))))
@@ -167,6 +201,14 @@ class Handler(BaseHTTPRequestHandler):
             log("told to stall: heartbeats go on, progress stops")
             self.reply(200, {"stalled": True})
             stalled.set()
+        elif self.path == "/fail":
+            log("told to fail: every task gets 503")
+            failing.set()
+            self.reply(200, {"failing": True})
+        elif self.path == "/heal":
+            log("told to heal: taking tasks again")
+            failing.clear()
+            self.reply(200, {"failing": False})
         elif self.path == "/crash":
             self.reply(200, {"crashing": True})
             log("told to crash")

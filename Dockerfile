@@ -1,6 +1,11 @@
-# Multi-stage build: a static sidecar binary on a minimal non-root image.
+# The sidecar image: a static binary on a minimal non-root base.
 #   docker build -t agent-sidecar --build-arg VERSION=v0.1.0 .
-#   docker run --rm -v $PWD/sidecar.hcl:/etc/sidecar/sidecar.hcl:ro agent-sidecar
+#   docker run --rm -e CONSUL_HTTP_ADDR=consul:8500 \
+#     -v $PWD/my-sidecar.hcl:/etc/sidecar/sidecar.hcl:ro agent-sidecar
+# The default configuration is this repository's sidecar.hcl; mount your own
+# over it (or add files: every *.hcl in /etc/sidecar is loaded).
+# examples/compose/ runs it beside an agent and Consul.
+
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -13,9 +18,15 @@ RUN CGO_ENABLED=0 go build -trimpath \
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/sidecar /usr/local/bin/sidecar
+COPY sidecar.hcl /etc/sidecar/sidecar.hcl
 USER nonroot:nonroot
-# The control API listens on loopback by default: containers of one pod share
-# it. Set listen { address = "0.0.0.0:7070"  allow_remote = true } to expose it.
+# The control API listens on loopback by default: containers that share a
+# network namespace (a pod; network_mode: service:agent) reach it there. Set
+# listen { address = "0.0.0.0:7070"  allow_remote = true } and a token to
+# expose it.
 EXPOSE 7070
+# The sidecar's own liveness; the image has no shell, so the binary checks.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["/usr/local/bin/sidecar", "health", "-q"]
 ENTRYPOINT ["/usr/local/bin/sidecar"]
 CMD ["agent", "-config-dir", "/etc/sidecar"]

@@ -1,8 +1,10 @@
-# sidecar.hcl — a working configuration to copy first.
+# sidecar.hcl — a working configuration to copy first, and the container
+# image's default (/etc/sidecar/sidecar.hcl).
 #
 #   make build consul
 #   $(make -s consul) agent -dev &          # a local Consul with its UI on :8500
-#   bin/sidecar agent -config sidecar.hcl   # runs the example agent under the sidecar
+#   python3 examples/python/agent.py &      # the agent: tasks on :8081, heartbeats to :7070
+#   bin/sidecar agent -config sidecar.hcl
 #
 # Every key is optional unless marked "required"; the values shown here that
 # are not the defaults say so. `sidecar validate sidecar.hcl` checks a file.
@@ -16,14 +18,16 @@ agent {
   meta    = { team = "platform" }
 
   # Optional: the sidecar starts the agent, passes its output through,
-  # restarts it when it exits, and restarts it when it is isolated.
-  exec {
-    command = ["python3", "examples/python/agent.py"]
-    env     = { AGENT_PORT = "8081", HEARTBEAT_EVERY = "10" }
-    restart = "always"               # always (default) | on-failure | never
-    restart_on_isolation = true      # default false
-    stop_timeout = "10s"             # SIGTERM, then SIGKILL after this (default 10s)
-  }
+  # restarts it when it exits, and restarts it when it is isolated. Without
+  # it (as here, and in a container beside the agent's) the agent runs on
+  # its own and only heartbeats.
+  # exec {
+  #   command = ["python3", "examples/python/agent.py"]
+  #   env     = { AGENT_PORT = "8081", HEARTBEAT_EVERY = "10" }
+  #   restart = "always"               # always (default) | on-failure | never
+  #   restart_on_isolation = true      # default false
+  #   stop_timeout = "10s"             # SIGTERM, then SIGKILL after this (default 10s)
+  # }
 }
 
 listen {

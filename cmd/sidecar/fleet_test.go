@@ -35,11 +35,8 @@ func startSidecarBinary(t *testing.T, name, cfg string) string {
 	})
 	control := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitFor(t, name+" control API", 10*time.Second, func() bool {
-		resp, err := http.Get(control + "/v1/health")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
+		_, _, code := runCLI(t, nil, "health", "-q", "-addr", control)
+		return code == exitOK
 	})
 	return control
 }

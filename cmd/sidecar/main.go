@@ -14,7 +14,7 @@ const (
 	exitOK          = 0   // success; a clean shutdown; a valid configuration
 	exitError       = 1   // invalid configuration, a failed run, a rejected heartbeat
 	exitUsage       = 2   // unknown command, bad flags or arguments
-	exitUnreachable = 3   // heartbeat, status: the sidecar did not answer; fleet: Consul did not answer
+	exitUnreachable = 3   // heartbeat, status, health: the sidecar did not answer; fleet: Consul did not answer
 	exitForced      = 130 // a second SIGINT/SIGTERM during a graceful shutdown
 )
 
@@ -26,6 +26,7 @@ Commands:
   heartbeat  send one heartbeat to the local sidecar (for shell agents and cron)
   status     print the local sidecar's state (exit 1 when the agent is isolated)
   fleet      print every agent instance in Consul with its checks (exit 1 when one is unhealthy)
+  health     check that the sidecar itself is up (for container health checks)
   version    print the version
 
 Run "sidecar <command> -h" for the flags of a command.
@@ -51,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runStatus(args[1:], stdout, stderr)
 	case "fleet":
 		return runFleet(args[1:], stdout, stderr)
+	case "health":
+		return runHealth(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		return runVersion(stdout)
 	case "-h", "-help", "--help", "help":

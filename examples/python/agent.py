@@ -11,6 +11,7 @@ Environment (the sidecar sets the first two when it supervises the agent):
   SIDECAR_HEARTBEAT_URL  where to send heartbeats (default http://127.0.0.1:7070/v1/heartbeat)
   SIDECAR_AGENT_ID       the agent's id, used in answers
   AGENT_PORT             where to take tasks (default 8081)
+  AGENT_HOST             the address to listen on (default 127.0.0.1; 0.0.0.0 in a container)
   HEARTBEAT_EVERY        seconds between heartbeats (default 5)
   SIDECAR_ADDR           the sidecar's control API (set by the sidecar; default http://127.0.0.1:7070)
   MODEL                  a model of the sidecar's gateway to ask for each task (default: none)
@@ -43,6 +44,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HEARTBEAT_URL = os.environ.get("SIDECAR_HEARTBEAT_URL", "http://127.0.0.1:7070/v1/heartbeat")
 AGENT_ID = os.environ.get("SIDECAR_AGENT_ID", "python-agent")
 PORT = int(os.environ.get("AGENT_PORT", "8081"))
+HOST = os.environ.get("AGENT_HOST", "127.0.0.1")
 EVERY = float(os.environ.get("HEARTBEAT_EVERY", "5"))
 SIDECAR_ADDR = os.environ.get("SIDECAR_ADDR", "http://127.0.0.1:7070")
 MODEL = os.environ.get("MODEL", "")
@@ -222,8 +224,8 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: (log("SIGTERM: stopping"), os._exit(0)))
     threading.Thread(target=work_loop, daemon=True).start()
     threading.Thread(target=heartbeat_loop, daemon=True).start()
-    server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
-    log(f"taking tasks on 127.0.0.1:{PORT}, heartbeating to {HEARTBEAT_URL} every {EVERY:g}s")
+    server = ThreadingHTTPServer((HOST, PORT), Handler)
+    log(f"taking tasks on {HOST}:{PORT}, heartbeating to {HEARTBEAT_URL} every {EVERY:g}s")
     server.serve_forever()
 
 

@@ -10,19 +10,21 @@ LDFLAGS := -s -w -X $(PKG)/sidecar.Version=$(VERSION)
 all: build
 
 help:
-	@echo "make build      build bin/sidecar and bin/fakellm (the fake model server)"
+	@echo "make build      build bin/sidecar, bin/fakellm (the fake model server), bin/agent-go (the Go example agent) and bin/demo"
 	@echo "make test       lint, then every test with the race detector, against a real Consul"
 	@echo "make test-race  the tests with the race detector (no lint)"
 	@echo "make lint       gofmt and go vet"
 	@echo "make consul     build Consul v1.14.11 once and cache it (prints its path)"
-	@echo "make sdk-deps   install the Node packages the end-to-end tests drive: the OpenAI and Anthropic SDKs, playwright-core (npm ci)"
+	@echo "make sdk-deps   install the Node packages: the Node example agent's, and those the end-to-end tests drive: the OpenAI and Anthropic SDKs, playwright-core (npm ci)"
 	@echo "make bench      the call and model-gateway benchmarks (direct vs httputil.ReverseProxy vs the sidecar) and the micro-benchmarks"
-	@echo "make demo       run the example agent under the sidecar and watch it recover (KEEP=1 keeps it running)"
+	@echo "make demo       run a fleet of five agents with their sidecars, break things and watch the tasks still handled (KEEP=1 keeps it running)"
 	@echo "make fuzz       run every fuzz target for FUZZTIME each (default 30s)"
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sidecar
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/fakellm ./examples/fakellm/cmd/fakellm
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/agent-go ./examples/go/agent
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/demo ./examples/demo
 
 consul:
 	@scripts/consul.sh
@@ -35,19 +37,22 @@ test: lint consul sdk-deps
 test-race: consul sdk-deps
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -race -count=1 -timeout 20m ./...
 
-# The official SDKs at the versions pinned in package-lock.json, for
-# TestModelGatewayWithOfficialSDKs (cmd/sidecar/sdk_test.go); needs Node.js 20+.
-sdk-deps:
-	npm ci --prefix cmd/sidecar/testdata/sdk --no-audit --no-fund
-	npm ci --prefix cmd/sidecar/testdata/ui --no-audit --no-fund
+# The Node packages at the versions pinned in each package-lock.json: the
+# Node example agent's (openai), the official SDKs for
+# TestModelGatewayWithOfficialSDKs and playwright-core for the Consul UI
+# test; needs Node.js 20+.
+NODE_DIRS := examples/node cmd/sidecar/testdata/sdk cmd/sidecar/testdata/ui
+sdk-deps: $(addsuffix /node_modules/.package-lock.json,$(NODE_DIRS))
+%/node_modules/.package-lock.json: %/package-lock.json
+	npm ci --prefix $* --no-audit --no-fund
 
 lint:
 	@out="$$(gofmt -l .)"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-demo: build consul
-	CONSUL_BIN="$$(scripts/consul.sh)" KEEP="$(KEEP)" scripts/demo.sh
+demo: build consul examples/node/node_modules/.package-lock.json
+	CONSUL_BIN="$$(scripts/consul.sh)" KEEP="$(KEEP)" bin/demo
 
 # One run, interleaved rounds: direct calls, a plain httputil.ReverseProxy,
 # and the sidecar's /call/ and /llm/; then breaker admission, the model

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -82,6 +83,8 @@ type example struct {
 
 var allExamples = []example{
 	{dir: "python", id: "writer-1", control: "127.0.0.1:7071", agentPort: 8081, needs: []string{"python3"}},
+	{dir: "node", id: "summarizer-1", control: "127.0.0.1:7072", agentPort: 8082, needs: []string{"node"}, prepare: needNodeModules},
+	{dir: "go", id: "planner-1", control: "127.0.0.1:7073", agentPort: 8083, prepare: buildGoAgent},
 	{dir: "shell", id: "indexer-1", control: "127.0.0.1:7074", needs: []string{"sh", "curl"}},
 }
 
@@ -339,14 +342,22 @@ func needNodeModules(t *testing.T) {
 	}
 }
 
+// freePort picks a free port below Linux's ephemeral range (32768+): a
+// port the kernel handed out with ":0" can be taken as the local port of an
+// outgoing connection (other tests' or the demo's) before the agent binds
+// it; one outside the range cannot.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		port := 20000 + mathrand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port found in 20000-31999")
+	return 0
 }
 
 func splitHostPort(t *testing.T, hp string) (string, int) {
@@ -375,4 +386,27 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestExampleConfigurationsAreValid loads every configuration the examples
+// ship, as `sidecar validate` does (the compose one included, which is not
+// run here).
+func TestExampleConfigurationsAreValid(t *testing.T) {
+	sets := [][]string{{"sidecar.hcl"}}
+	for _, dir := range []string{"python", "node", "go", "shell", "compose"} {
+		sets = append(sets, []string{"examples/" + dir + "/sidecar.hcl"})
+	}
+	for _, m := range []string{"writer-1", "writer-2", "writer-lite", "researcher", "indexer"} {
+		sets = append(sets, []string{"examples/demo/fleet.hcl", "examples/demo/" + m + ".hcl"})
+	}
+	for _, files := range sets {
+		args := []string{"validate"}
+		for _, f := range files {
+			args = append(args, filepath.Join(repoRoot(), f))
+		}
+		out, err := exec.Command(filepath.Join(binDir, "sidecar"), args...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "configuration valid") {
+			t.Errorf("%v: %v\n%s", files, err, out)
+		}
+	}
 }

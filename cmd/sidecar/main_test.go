@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,14 +62,22 @@ func needPython(t *testing.T) string {
 	return p
 }
 
+// freePort picks a free port below Linux's ephemeral range (32768+): a
+// port the kernel handed out with ":0" can be taken as the local port of an
+// outgoing connection (of tests running beside these) before the sidecar or
+// the agent binds it; one outside the range cannot.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		port := 20000 + mathrand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port found in 20000-31999")
+	return 0
 }
 
 func writeFile(t *testing.T, dir, name, body string) string {
@@ -126,6 +136,8 @@ func runCLI(t *testing.T, env []string, args ...string) (string, string, int) {
 func TestValidateCommand(t *testing.T) {
 	dir := t.TempDir()
 	good := writeFile(t, dir, "good.hcl", "agent {\n  name = \"writer\"\n}\nhealth {\n  heartbeat_interval = \"1m\"\n}\n")
+	notSidecar := httptest.NewServer(http.NotFoundHandler())
+	defer notSidecar.Close()
 	bad := writeFile(t, dir, "bad.hcl", "agent {\n  name = \"writer\"\n  prot = 8081\n}\nhealth {\n  heartbeat_interval = \"5x\"\n}\n")
 	cases := []struct {
 		name     string
@@ -140,12 +152,15 @@ func TestValidateCommand(t *testing.T) {
 		{"missing file", []string{"validate", filepath.Join(dir, "nope.hcl")}, exitError, []string{"nope.hcl"}},
 		{"the shipped example configuration", []string{"validate", filepath.Join(repoRoot(t), "sidecar.hcl")}, exitOK,
 			[]string{"configuration valid", `"gpt-4o-mini"`}},
-		{"the demo's configuration", []string{"validate", filepath.Join(repoRoot(t), "examples/demo/sidecar.hcl")}, exitOK,
-			[]string{"configuration valid", `"search-lite"`, `"gpt-4o"`}},
+		{"the demo's configuration of a writer", []string{"validate", filepath.Join(repoRoot(t), "examples/demo/fleet.hcl"),
+			filepath.Join(repoRoot(t), "examples/demo/writer-1.hcl")}, exitOK,
+			[]string{"configuration valid", `"writer-1"`, `"writer-lite"`, `"researcher"`, `"gpt-4o" → "gpt-4o-mini"`}},
 		{"unknown command", []string{"frobnicate"}, exitUsage, []string{`unknown command "frobnicate"`}},
 		{"version", []string{"version"}, exitOK, []string{"sidecar "}},
 		{"agent without config", []string{"agent"}, exitUsage, []string{"-config FILE"}},
 		{"heartbeat with a bad status", []string{"heartbeat", "-status", "great"}, exitUsage, []string{"ok, degraded or failing"}},
+		{"health of a sidecar that is not there", []string{"health", "-addr", "http://127.0.0.1:1"}, exitUnreachable, []string{"did not answer"}},
+		{"health of something that is not a sidecar", []string{"health", "-addr", notSidecar.URL}, exitError, []string{"unexpected answer", "404"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

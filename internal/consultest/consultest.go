@@ -285,6 +285,11 @@ func freePorts() (ports, error) {
 	return ports{http: got[0], serfLAN: got[1], serfWAN: got[2], server: got[3]}, nil
 }
 
+// Binary returns the Consul binary the tests run (for tests that start
+// Consul themselves), or ends the test: skipped without one, failed under
+// CI=true.
+func Binary(t testing.TB) string { t.Helper(); return findBinary(t) }
+
 // findBinary returns the Consul binary to run, or ends the test.
 func findBinary(t testing.TB) string {
 	t.Helper()

@@ -107,6 +107,10 @@ func main() {
 	st, _ := os.Stdout.Stat()
 	rep, err := run(ctx, options{root: *root, consulBin: consulBin, short: *short, keep: *keep,
 		out: os.Stdout, tty: st != nil && st.Mode()&os.ModeCharDevice != 0})
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "demo: interrupted; everything it started is stopped")
+		os.Exit(130)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
@@ -415,8 +419,20 @@ func run(ctx context.Context, o options) (rep report, err error) {
 		say("   fleet:      CONSUL_HTTP_ADDR=%s bin/sidecar fleet -watch", consulHTTP)
 		say("   events:     curl -N http://%s/v1/events", fleet[2].control)
 		say("   logs:       %s", logs)
-		<-ctx.Done()
-		return rep, nil
+		say("   tasks go on, one every 500ms:")
+		more := newGenerator(ingresses, 500*time.Millisecond, 1)
+		moreDone := make(chan struct{})
+		go func() { more.run(ctx); close(moreDone) }()
+		for {
+			select {
+			case <-moreDone:
+				pr.clearLive()
+				say("   since the summary: %s", more.line())
+				return rep, nil
+			case <-time.After(250 * time.Millisecond):
+				pr.setLive(more.line())
+			}
+		}
 	}
 	verdict := "every task was handled"
 	if n := rep.Total.Unhandled(); n > 0 {

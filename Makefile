@@ -5,7 +5,7 @@ PKG     := github.com/agent-sidecar/sidecar
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X $(PKG)/sidecar.Version=$(VERSION)
 
-.PHONY: all build test test-race lint consul sdk-deps demo bench fuzz clean help
+.PHONY: all build test test-race lint consul sdk-deps demo bench fuzz chaos clean help
 
 all: build
 
@@ -19,6 +19,7 @@ help:
 	@echo "make bench      the call and model-gateway benchmarks (direct vs httputil.ReverseProxy vs the sidecar) and the micro-benchmarks"
 	@echo "make demo       run a fleet of five agents with their sidecars, break things and watch the tasks still handled (KEEP=1 keeps it running)"
 	@echo "make fuzz       run every fuzz target for FUZZTIME each (default 30s)"
+	@echo "make chaos      the fault-injection suite in its long form; prints the table (make test runs the short form)"
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sidecar
@@ -74,6 +75,14 @@ fuzz:
 		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg || exit 1; \
 	done
+
+# The fault-injection suite (internal/chaos) in its long form: real Consul,
+# sidecars and agents under load from vegeta, one fault per scenario. The
+# table goes to test-artifacts/chaos.md too. make test runs the short form.
+chaos: consul
+	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -count=1 -timeout 40m -run TestChaos ./internal/chaos/ \
+		-args -chaos.full -chaos.table=$(CURDIR)/test-artifacts/chaos.md
+	@cat test-artifacts/chaos.md
 
 clean:
 	rm -rf bin

@@ -24,6 +24,8 @@ Endpoints:
   POST /hang    stop heartbeating and answering, as a hung agent does
   POST /stall   keep heartbeating but stop making progress, as a stuck agent does
   POST /fail    answer every task with 503 until POST /heal, as a broken agent does
+  POST /slow    {"seconds": N}: answer tasks N seconds late, until POST /heal
+  POST /garbage answer tasks with bytes that are not HTTP, until POST /heal
   POST /heal    take tasks again
   POST /crash   exit with status 1
 
@@ -52,11 +54,12 @@ PEER = os.environ.get("PEER", "")
 # The control API's token, when the sidecar requires one (listen.token).
 TOKEN_HEADERS = {"X-Sidecar-Token": os.environ["SIDECAR_TOKEN"]} if os.environ.get("SIDECAR_TOKEN") else {}
 
-state = {"tasks": 0, "loops": 0, "started": time.time()}
+state = {"tasks": 0, "loops": 0, "started": time.time(), "slow": 0.0}
 lock = threading.Lock()
 hung = threading.Event()
 stalled = threading.Event()
 failing = threading.Event()
+garbage = threading.Event()
 
 
 def log(msg):
@@ -179,6 +182,14 @@ class Handler(BaseHTTPRequestHandler):
             if failing.is_set():
                 self.reply(503, {"agent": AGENT_ID, "error": "told to fail"})
                 return
+            if garbage.is_set():
+                self.wfile.write(b"\x00\x13garbage, not HTTP\r\n\r\n")
+                self.close_connection = True
+                return
+            with lock:
+                delay = state["slow"]
+            if delay:
+                time.sleep(delay)
             with lock:
                 state["tasks"] += 1
             answer = {"agent": AGENT_ID, "output": f"done: {task.get('input', '')}"}
@@ -207,9 +218,26 @@ class Handler(BaseHTTPRequestHandler):
             log("told to fail: every task gets 503")
             failing.set()
             self.reply(200, {"failing": True})
+        elif self.path == "/slow":
+            try:
+                seconds = float(json.loads(raw or b"{}").get("seconds", 5))
+            except (ValueError, AttributeError):
+                self.reply(400, {"error": 'body must be {"seconds": N}'})
+                return
+            log(f"told to be slow: tasks answered {seconds:g}s late")
+            with lock:
+                state["slow"] = seconds
+            self.reply(200, {"slow": seconds})
+        elif self.path == "/garbage":
+            log("told to answer garbage")
+            garbage.set()
+            self.reply(200, {"garbage": True})
         elif self.path == "/heal":
             log("told to heal: taking tasks again")
             failing.clear()
+            garbage.clear()
+            with lock:
+                state["slow"] = 0.0
             self.reply(200, {"failing": False})
         elif self.path == "/crash":
             self.reply(200, {"crashing": True})

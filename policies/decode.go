@@ -26,7 +26,19 @@ type walker struct {
 	ranges map[string]hcl.Range // key path → attribute name or block header
 	bad    map[string]bool      // key paths whose value was rejected
 	diags  Diagnostics
+
+	// layer is the layer of the files being added (see LoadLayered); a
+	// labelled block of a higher layer replaces the lower layer's block
+	// with the same label. layers records the layer of each labelled block.
+	layer  int
+	layers map[string]int
+	// policyOnly restricts the files being added to policy blocks (those
+	// that may come from Consul KV).
+	policyOnly bool
 }
+
+// policyBlocks are the blocks a fleet-wide policy (Consul KV) may hold.
+var policyBlocks = map[string]bool{"breaker": true, "upstream": true, "model": true, "notify": true}
 
 func newWalker(ctx *hcl.EvalContext) *walker {
 	return &walker{
@@ -34,6 +46,7 @@ func newWalker(ctx *hcl.EvalContext) *walker {
 		root:   map[string]any{},
 		ranges: map[string]hcl.Range{},
 		bad:    map[string]bool{},
+		layers: map[string]int{},
 	}
 }
 
@@ -45,7 +58,38 @@ func (w *walker) file(f *hcl.File) {
 		w.diags = append(w.diags, diagAt(f.Body.MissingItemRange(), "", "not in HCL native syntax"))
 		return
 	}
+	if w.policyOnly {
+		for _, a := range body.Attributes {
+			w.errorf(a.NameRange, a.Name, "a policy from Consul KV may hold only breaker, upstream, model and notify blocks, not %s", a.Name)
+		}
+		kept := *body
+		kept.Attributes = nil
+		kept.Blocks = nil
+		for _, b := range body.Blocks {
+			if !policyBlocks[b.Type] {
+				w.errorf(b.TypeRange, b.Type, "a policy from Consul KV may hold only breaker, upstream, model and notify blocks, not %s: put it in a local file", b.Type)
+				continue
+			}
+			kept.Blocks = append(kept.Blocks, b)
+		}
+		body = &kept
+	}
 	w.body("", body, rootSchema, w.root)
+}
+
+// forget drops what was recorded under key (a block being replaced by a
+// higher layer's).
+func (w *walker) forget(key string) {
+	for k := range w.ranges {
+		if k == key || strings.HasPrefix(k, key+".") {
+			delete(w.ranges, k)
+		}
+	}
+	for k := range w.bad {
+		if k == key || strings.HasPrefix(k, key+".") {
+			delete(w.bad, k)
+		}
+	}
 }
 
 func (w *walker) errorf(rng hcl.Range, key, format string, args ...any) {
@@ -152,11 +196,16 @@ func (w *walker) block(path string, b *hclsyntax.Block, s *schema, out map[strin
 		}
 		key = joinKey(key, label)
 		if prev, dup := w.ranges[key]; dup {
-			w.errorf(b.TypeRange, key, "duplicate %s block %q; also defined at %s: %s %ss must be unique across all files",
-				b.Type, label, rangeString(prev), b.Type, noun)
-			w.discard(key, b, f)
-			return
+			if w.layers[key] < w.layer {
+				w.forget(key) // a higher layer overrides the whole block
+			} else {
+				w.errorf(b.TypeRange, key, "duplicate %s block %q; also defined at %s: %s %ss must be unique across all files",
+					b.Type, label, rangeString(prev), b.Type, noun)
+				w.discard(key, b, f)
+				return
+			}
 		}
+		w.layers[key] = w.layer
 		group, _ := out[b.Type].(map[string]any)
 		if group == nil {
 			group = map[string]any{}

@@ -28,18 +28,78 @@ func Load(paths ...string) (*Config, error) {
 	return cfg, nil
 }
 
+// Source is configuration text that does not come from a local file: a
+// fleet-wide policy read from Consul KV.
+type Source struct {
+	Name string // shown in errors and status, e.g. "consul:sidecar/policies/breakers.hcl"
+	Data []byte
+}
+
+// LoadWithPolicies is Load with fleet-wide policies layered below the
+// files: fleet policies (lowest), then per-service policies, then the
+// files, which win as an operator's override. A policy may hold only
+// breaker, upstream, model and notify blocks; a block in a higher layer
+// replaces the block with the same label in a lower one (as a whole), while
+// the same label twice within one layer is an error.
+func LoadWithPolicies(fleet, service []Source, paths ...string) (*Config, error) {
+	cfg, diags := loadLayers([][]Source{fleet, service}, paths, os.Getenv)
+	if len(diags) > 0 {
+		return nil, diags
+	}
+	return cfg, nil
+}
+
+// ValidatePolicies checks policy files as a fleet would load them: only
+// policy blocks, every reference resolved among them and the defaults.
+func ValidatePolicies(policies []Source) error {
+	stub := filepath.Join(os.TempDir(), "policy-check.hcl")
+	_, diags := loadLayers([][]Source{policies}, nil, os.Getenv, Source{Name: stub, Data: []byte("agent {\n  name = \"policy-check\"\n}\n")})
+	if len(diags) > 0 {
+		return diags
+	}
+	return nil
+}
+
 // load is Load with the environment read through getenv.
 func load(paths []string, getenv func(string) string) (*Config, Diagnostics) {
 	if len(paths) == 0 {
 		return nil, Diagnostics{{Message: "no configuration given: pass a file or a directory of *.hcl files"}}
 	}
-	files, order, diags := expandPaths(paths)
+	return loadLayers(nil, paths, getenv)
+}
+
+// loadLayers loads policy layers (lowest first), then the files of paths
+// and extra sources as the top layer.
+func loadLayers(policyLayers [][]Source, paths []string, getenv func(string) string, extra ...Source) (*Config, Diagnostics) {
+	var files, order []string
+	var diags Diagnostics
+	if len(paths) > 0 {
+		files, order, diags = expandPaths(paths)
+	}
 	// complete stays true while every path was found and every file
 	// parsed; validating an incomplete configuration would report values
 	// as missing that are merely unreadable.
 	complete := len(diags) == 0
 	parser := hclparse.NewParser()
 	w := newWalker(evalContext(getenv))
+	add := func(name string, src []byte) {
+		f, hclDiags := parser.ParseHCL(src, name)
+		if hclDiags.HasErrors() {
+			diags = append(diags, fromHCL(hclDiags, "")...)
+			complete = false
+			return
+		}
+		w.file(f)
+	}
+	var sources []string
+	for i, layer := range policyLayers {
+		w.layer, w.policyOnly = i, true
+		for _, src := range layer {
+			sources = append(sources, src.Name)
+			add(src.Name, src.Data)
+		}
+	}
+	w.layer, w.policyOnly = len(policyLayers), false
 	for _, name := range files {
 		src, err := os.ReadFile(name)
 		if err != nil {
@@ -47,17 +107,16 @@ func load(paths []string, getenv func(string) string) (*Config, Diagnostics) {
 			complete = false
 			continue
 		}
-		f, hclDiags := parser.ParseHCL(src, name)
-		if hclDiags.HasErrors() {
-			diags = append(diags, fromHCL(hclDiags, "")...)
-			complete = false
-			continue
-		}
-		w.file(f)
+		add(name, src)
 	}
+	for _, src := range extra {
+		files = append(files, src.Name)
+		add(src.Name, src.Data)
+	}
+	order = append(append(append([]string(nil), sources...), order...), extraNames(extra)...)
 	diags = append(diags, w.diags...)
 
-	if complete {
+	if complete && len(files) > 0 {
 		fc, decodeDiags := w.decode()
 		diags = append(diags, decodeDiags...)
 		if fc != nil {
@@ -70,13 +129,21 @@ func load(paths []string, getenv func(string) string) (*Config, Diagnostics) {
 			})...)
 			if len(diags) == 0 {
 				cfg := resolve(fc)
-				cfg.Sources = files
+				cfg.Sources = append(sources, files...)
 				return cfg, nil
 			}
 		}
 	}
 	sortDiagnostics(diags, order)
 	return nil, diags
+}
+
+func extraNames(srcs []Source) []string {
+	names := make([]string, len(srcs))
+	for i, s := range srcs {
+		names[i] = s.Name
+	}
+	return names
 }
 
 // expandPaths turns the paths given to Load into the list of files to read,

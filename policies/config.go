@@ -99,6 +99,9 @@ type Consul struct {
 	Token                   string        // Default: $CONSUL_HTTP_TOKEN. Secret: never logged.
 	DeregisterCriticalAfter time.Duration // Default 72h; minimum 1m (Consul's own minimum).
 	SyncInterval            time.Duration // How often registration is verified. Default 5s.
+	// PolicyPrefix is the Consul KV prefix of fleet-wide policies, ending
+	// in "/"; "" (default) reads none.
+	PolicyPrefix string
 }
 
 // Health describes heartbeat tracking.

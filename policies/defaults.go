@@ -242,6 +242,7 @@ func resolve(fc *fileConfig) *Config {
 			Token:                   deref(fc.Consul.Token),
 			DeregisterCriticalAfter: duration(fc.Consul.DeregisterCriticalAfter),
 			SyncInterval:            duration(fc.Consul.SyncInterval),
+			PolicyPrefix:            policyPrefix(deref(fc.Consul.PolicyPrefix)),
 		},
 		Health: Health{
 			HeartbeatInterval: duration(h.HeartbeatInterval),

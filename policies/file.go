@@ -81,6 +81,7 @@ type consulFile struct {
 	Token                   *string `mapstructure:"token" secret:"true"`
 	DeregisterCriticalAfter *string `mapstructure:"deregister_critical_after"`
 	SyncInterval            *string `mapstructure:"sync_interval"`
+	PolicyPrefix            *string `mapstructure:"policy_prefix"`
 }
 
 type healthFile struct {

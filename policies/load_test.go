@@ -361,7 +361,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		{"agent", "address exec id meta name port tags"},
 		{"agent.exec", "command dir env max_restart_backoff restart restart_backoff restart_on_isolation stop_timeout user"},
 		{"listen", "address allow_remote token token_scope"},
-		{"consul", "address deregister_critical_after sync_interval token"},
+		{"consul", "address deregister_critical_after policy_prefix sync_interval token"},
 		{"health", "grace heartbeat_interval missed_heartbeats notify probe stall_after"},
 		{"health.probe", "interval timeout url"},
 		{"notify", "headers retries timeout webhook"},

@@ -296,6 +296,18 @@ func (v *validator) consul(c *consulFile) {
 			*c.DeregisterCriticalAfter)
 	}
 	v.duration("consul.sync_interval", c.SyncInterval, false)
+	if p := deref(c.PolicyPrefix); strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\n") {
+		v.errorf("consul.policy_prefix", "invalid Consul KV prefix %q: write it without a leading slash or spaces, e.g. \"sidecar/policies/\"", p)
+	}
+}
+
+// policyPrefix ends a KV prefix with "/", so "sidecar/policies" does not
+// also match "sidecar/policies-old/".
+func policyPrefix(p string) string {
+	if p != "" && !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	return p
 }
 
 func (v *validator) health(h *healthFile, notify map[string]*notifyFile) {

@@ -89,6 +89,14 @@ func (s *Sidecar) onBreakerChange(ch breaker.Change) {
 // pushSidecarCheck hands the sidecar check's state to the registry.
 func (s *Sidecar) pushSidecarCheck() {
 	status, out := sidecarCheck(s.breakers.Snapshots(), s.gateway.Degraded(), s.metrics.avail.Windows(s.now()), s.now())
+	s.mu.RLock()
+	last := s.lastReload
+	s.mu.RUnlock()
+	if last != nil && !last.OK {
+		status = discovery.Warning
+		out = fmt.Sprintf("Configuration change rejected at %s; running the last good one: %s\n%s",
+			last.At.UTC().Format("15:04:05"), firstLine(last.Error), out)
+	}
 	s.registry.SetCheck(sidecarCheckID(s.Config().Agent.ID), status, truncate(out, maxCheckOutput))
 }
 

@@ -21,6 +21,8 @@ const (
 	EventModelRestored  = "model.restored"
 	EventConsulLost     = "consul.lost"
 	EventConsulRegained = "consul.regained"
+	EventConfigApplied  = "config.applied"  // a reload (a file or a fleet policy changed) took effect
+	EventConfigRejected = "config.rejected" // a reload failed; the last good configuration stays
 )
 
 // eventHistory is how many events the sidecar keeps for status and for

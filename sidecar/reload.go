@@ -2,7 +2,9 @@ package sidecar
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/agent-sidecar/sidecar/policies"
@@ -39,6 +41,9 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 		s.lastReload = &info
 		s.mu.Unlock()
 		s.log.Error("configuration rejected; the running configuration stays", "error", err)
+		s.publish(Event{Type: EventConfigRejected, Detail: err.Error(),
+			Text: "Configuration change rejected; the last good configuration stays in force: " + firstLine(err.Error())})
+		s.pushSidecarCheck()
 		return info, err
 	}
 
@@ -69,6 +74,8 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 		s.log.Warn("setting changed but needs a sidecar restart; keeping the running value", "key", key)
 	}
 	s.log.Info("configuration reloaded", "sources", merged.Sources)
+	s.publish(Event{Type: EventConfigApplied, Text: fmt.Sprintf("Configuration applied from %d source(s).", len(merged.Sources))})
+	s.pushSidecarCheck()
 	return info, nil
 }
 
@@ -101,6 +108,7 @@ func mergeReload(prev, next *policies.Config) (*policies.Config, []string) {
 	keep("consul.address", prev.Consul.Address != next.Consul.Address, func() { out.Consul.Address = prev.Consul.Address })
 	keep("consul.token", prev.Consul.Token != next.Consul.Token, func() { out.Consul.Token = prev.Consul.Token })
 	keep("consul.sync_interval", prev.Consul.SyncInterval != next.Consul.SyncInterval, func() { out.Consul.SyncInterval = prev.Consul.SyncInterval })
+	keep("consul.policy_prefix", prev.Consul.PolicyPrefix != next.Consul.PolicyPrefix, func() { out.Consul.PolicyPrefix = prev.Consul.PolicyPrefix })
 	return &out, restart
 }
 
@@ -109,4 +117,14 @@ func ingressAddrOf(c *policies.Config) string {
 		return ""
 	}
 	return c.Ingress.Address
+}
+
+// firstLine is the first line of a multi-line message, with a count of the
+// rest.
+func firstLine(msg string) string {
+	first, rest, ok := strings.Cut(msg, "\n")
+	if !ok {
+		return msg
+	}
+	return fmt.Sprintf("%s (and %d more)", first, strings.Count(rest, "\n")+1)
 }

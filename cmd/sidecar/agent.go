@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -88,16 +89,35 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 	}
 	var cfg *policies.Config
 	var opts sidecar.Options
+	var kv *kvPolicies // nil without consul.policy_prefix
+	kvRejected := false
 	if *dev {
 		cfg = policies.Dev()
 	} else {
-		load := func() (*policies.Config, error) { return policies.Load(paths...) }
 		var err error
-		if cfg, err = load(); err != nil {
+		if cfg, err = policies.Load(paths...); err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitError
 		}
-		opts.Reload = load
+		// Fleet-wide policies from Consul KV, below the files: read once
+		// now (briefly: Consul may be down), then followed.
+		if cfg.Consul.PolicyPrefix != "" {
+			if kv, err = newKVPolicies(cfg); err != nil {
+				fmt.Fprintln(stderr, "sidecar agent:", err)
+				return exitError
+			}
+			if err := kv.first(5 * time.Second); err != nil {
+				fmt.Fprintf(stderr, "sidecar agent: fleet policies not read yet (%v); starting with the local files\n", err)
+			} else if withKV, err := policies.LoadWithPolicies(kv.fleet, kv.own, paths...); err != nil {
+				kvRejected = true // reported once the sidecar runs: status, events, check
+			} else {
+				cfg = withKV
+			}
+		}
+		opts.Reload = func() (*policies.Config, error) {
+			fleet, own := kv.sources()
+			return policies.LoadWithPolicies(fleet, own, paths...)
+		}
 	}
 	// The log block of the configuration, unless a flag or the environment
 	// says otherwise.
@@ -126,6 +146,13 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 	if err != nil {
 		log.Error("sidecar did not start", "error", err)
 		return exitError
+	}
+
+	if kv != nil {
+		if kvRejected {
+			_, _ = s.Reload() // records the rejection: status, events, the sidecar check
+		}
+		go kv.watch(ctx, log.Named("policies"), func() { _, _ = s.Reload() })
 	}
 
 	hup := make(chan os.Signal, 1)

@@ -27,6 +27,7 @@ Commands:
   status     print the local sidecar's state (exit 1 when the agent is isolated)
   fleet      print every agent instance in Consul with its checks (exit 1 when one is unhealthy)
   health     check that the sidecar itself is up (for container health checks)
+  policy     diff or push fleet-wide policies in Consul KV
   version    print the version
 
 Run "sidecar <command> -h" for the flags of a command.
@@ -54,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runFleet(args[1:], stdout, stderr)
 	case "health":
 		return runHealth(args[1:], stdout, stderr)
+	case "policy":
+		return runPolicy(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		return runVersion(stdout)
 	case "-h", "-help", "--help", "help":

@@ -104,8 +104,17 @@ func newFleet(t *testing.T) *fleet {
 	t.Cleanup(f.steady.Close)
 
 	for i := 1; i <= 2; i++ {
-		f.writers = append(f.writers, f.startWriter(i))
+		f.writers = append(f.writers, f.startWriter(i, f.consulVia.addr))
 	}
+	f.startDispatcher(f.consulVia.addr, primary.URL, mini.URL)
+	f.waitFor("both writers passing in Consul and known to the dispatcher", 30*time.Second, func() bool {
+		return f.passing("writer-1") && f.passing("writer-2") && f.dispatcherKnows(2)
+	})
+	return f
+}
+
+// startDispatcher starts the sidecar all the load goes through.
+func (f *fleet) startDispatcher(consulAddr, primaryURL, miniURL string) {
 	f.dispatcher = f.startSidecar("dispatcher-1", fmt.Sprintf(`
 agent {
   name = "dispatcher"
@@ -148,14 +157,12 @@ model "gpt-4o-mini" {
   base_url = "%[7]s/v1"
   api_key  = "chaos-test-key"
 }
-`, freePort(t), f.consulVia.addr, f.lite.URL, f.flaky.srv.URL, f.steady.URL, primary.URL, mini.URL), "", 0)
-	f.waitFor("both writers passing in Consul and known to the dispatcher", 30*time.Second, func() bool {
-		return f.passing("writer-1") && f.passing("writer-2") && f.dispatcherKnows(2)
-	})
-	return f
+`, freePort(f.t), consulAddr, f.lite.URL, f.flaky.srv.URL, f.steady.URL, primaryURL, miniURL), "", 0)
 }
 
-func (f *fleet) startWriter(i int) *sidecarProc {
+// startWriter starts writer-i: the python example agent under its sidecar,
+// registered with the Consul agent at consulAddr.
+func (f *fleet) startWriter(i int, consulAddr string) *sidecarProc {
 	agentPort, ingressPort := freePort(f.t), freePort(f.t)
 	return f.startSidecar(fmt.Sprintf("writer-%d", i), fmt.Sprintf(`
 agent {
@@ -179,6 +186,7 @@ consul {
   address = %[6]q
   sync_interval = "1s"
   deregister_critical_after = "1m"
+  policy_prefix = "sidecar/policies/"
 }
 health {
   heartbeat_interval = "1s"
@@ -189,7 +197,7 @@ breaker "default" {
   consecutive_failures = 3
   open_for = "2s"
 }
-`, i, agentPort, filepath.Join(repoRoot(), "examples/python/agent.py"), freePort(f.t), ingressPort, f.consulVia.addr),
+`, i, agentPort, filepath.Join(repoRoot(), "examples/python/agent.py"), freePort(f.t), ingressPort, consulAddr),
 		fmt.Sprintf("127.0.0.1:%d", ingressPort), agentPort)
 }
 

@@ -33,6 +33,7 @@ const (
 	errNotFound         = "not_found"
 	errMethodNotAllowed = "method_not_allowed"
 	errInvalidConfig    = "invalid_config"
+	errAgentRestarting  = "agent_restarting"
 	errInternal         = "internal_error"
 	errUnauthorized     = "unauthorized"
 )
@@ -238,6 +239,10 @@ func (s *Sidecar) handleHeartbeat(c echo.Context) error {
 	hb, err := parseHeartbeat(body)
 	if err != nil {
 		return err
+	}
+	if s.supervisor != nil && s.supervisor.Restarting() {
+		return &httpError{status: http.StatusConflict, typ: errAgentRestarting,
+			msg: "the agent process is being stopped to be restarted; this heartbeat is ignored"}
 	}
 	return c.JSON(http.StatusOK, s.Beat(hb))
 }

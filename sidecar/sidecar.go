@@ -543,7 +543,11 @@ func (s *Sidecar) startProbe(p *policies.Probe) {
 	s.mu.Lock()
 	s.probeStop = cancel
 	s.mu.Unlock()
-	pr := NewProber(s.log.Named("probe"), *p, func(hb Heartbeat) { s.Beat(hb) })
+	pr := NewProber(s.log.Named("probe"), *p, func(hb Heartbeat) {
+		if s.supervisor == nil || !s.supervisor.Restarting() { // see Supervisor.Restarting
+			s.Beat(hb)
+		}
+	})
 	s.probeWG.Add(1)
 	go func() { defer s.probeWG.Done(); pr.Run(ctx) }()
 }

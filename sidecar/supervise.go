@@ -39,6 +39,7 @@ type Supervisor struct {
 	cfg      policies.Exec
 	pid      int
 	running  bool
+	stopping bool // the process is being stopped to be restarted
 	started  time.Time
 	restarts int
 	lastExit string
@@ -122,6 +123,9 @@ func (s *Supervisor) Run(ctx context.Context) {
 			return
 		case why = <-s.restartReq:
 			s.log.Warn("restarting agent process", "pid", cmd.Process.Pid, "reason", why)
+			s.mu.Lock()
+			s.stopping = true // until the next process starts
+			s.mu.Unlock()
 			s.stop(cmd, exited, cfg.StopTimeout)
 		case err := <-exited:
 			s.exited(err)
@@ -178,7 +182,7 @@ func (s *Supervisor) start(cfg policies.Exec) (*exec.Cmd, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	s.pid, s.running, s.started = cmd.Process.Pid, true, time.Now()
+	s.pid, s.running, s.started, s.stopping = cmd.Process.Pid, true, time.Now(), false
 	s.mu.Unlock()
 	s.log.Info("agent process started", "pid", cmd.Process.Pid, "command", cfg.Command[0])
 	if s.onStart != nil {
@@ -248,4 +252,13 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// Restarting says whether the process is being stopped to be restarted. A
+// heartbeat it sends meanwhile (a stopped process, woken by SIGCONT to take
+// its SIGTERM, may send one it had queued) does not count.
+func (s *Supervisor) Restarting() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopping
 }

@@ -5,7 +5,7 @@ PKG     := github.com/agent-sidecar/sidecar
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X $(PKG)/sidecar.Version=$(VERSION)
 
-.PHONY: all build test test-race lint consul sdk-deps demo bench fuzz chaos clean help
+.PHONY: all build test test-race lint consul sdk-deps demo bench fuzz chaos fleet clean help
 
 all: build
 
@@ -20,12 +20,14 @@ help:
 	@echo "make demo       run a fleet of five agents with their sidecars, break things and watch the tasks still handled (KEEP=1 keeps it running)"
 	@echo "make fuzz       run every fuzz target for FUZZTIME each (default 30s)"
 	@echo "make chaos      the fault-injection suite in its long form; prints the table (make test runs the short form)"
+	@echo "make fleet      N agents (default 50) with sidecars on one Consul, some hung or killed: detection times, lost tasks, Consul load"
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sidecar
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/fakellm ./examples/fakellm/cmd/fakellm
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/agent-go ./examples/go/agent
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/demo ./examples/demo
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/fleet ./examples/fleet
 
 consul:
 	@scripts/consul.sh
@@ -83,6 +85,12 @@ chaos: consul
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -count=1 -timeout 40m -run TestChaos ./internal/chaos/ \
 		-args -chaos.full -chaos.table=$(CURDIR)/test-artifacts/chaos.md
 	@cat test-artifacts/chaos.md
+
+# N agents, each with its sidecar, on one Consul; some hung, some killed
+# (examples/fleet). The report goes to test-artifacts/fleet.json too.
+N ?= 50
+fleet: build consul
+	CONSUL_BIN="$$(scripts/consul.sh)" bin/fleet -n $(N) -json test-artifacts/fleet.json
 
 clean:
 	rm -rf bin

@@ -37,7 +37,15 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/agent-sidecar/sidecar/internal/proc"
 )
+
+// startProc starts a process of the demo; its pid is not needed.
+func startProc(ps *proc.Group, name string, env []string, argv ...string) error {
+	_, err := ps.Start(name, env, argv...)
+	return err
+}
 
 const (
 	consulHTTP = "127.0.0.1:18500"
@@ -180,18 +188,18 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	if _, err := os.Stat(filepath.Join(o.root, "examples/node/node_modules/openai")); err != nil {
 		return rep, errors.New("examples/node needs its packages: npm ci --prefix examples/node (make demo does)")
 	}
-	if err := portsFree(demoPorts); err != nil {
+	if err := proc.PortsFree(demoPorts); err != nil {
 		return rep, err
 	}
 	logs, err := os.MkdirTemp("", "sidecar-demo-")
 	if err != nil {
 		return rep, err
 	}
-	ps := &procs{root: o.root, logs: logs}
+	ps := &proc.Group{Root: o.root, Logs: logs}
 	defer func() {
 		pr.clearLive()
 		head("stopping everything the demo started")
-		ps.stopAll()
+		ps.StopAll()
 		say("   logs kept in %s", logs)
 	}()
 	hook, err := webhook(hookAddr, say)
@@ -201,14 +209,14 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	defer hook.Close()
 
 	head("starting a Consul dev agent (UI: http://%s/ui/)", consulHTTP)
-	if err := ps.start("consul", nil, o.consulBin, "agent", "-dev", "-node", "demo", "-bind", "127.0.0.1",
+	if err := startProc(ps, "consul", nil, o.consulBin, "agent", "-dev", "-node", "demo", "-bind", "127.0.0.1",
 		"-client", "127.0.0.1", "-http-port", "18500", "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
 		"-server-port", "18300", "-serf-lan-port", "18301", "-serf-wan-port", "18302",
 		"-hcl", `check_update_interval = "0s"`, "-hcl", "disable_update_check = true"); err != nil {
 		return rep, err
 	}
 	consul, _ := api.NewClient(&api.Config{Address: consulHTTP})
-	if err := waitUntil(ctx, ps, 30*time.Second, "Consul electing itself leader", func() bool {
+	if err := ps.WaitUntil(ctx, 30*time.Second, "Consul electing itself leader", func() bool {
 		l, err := consul.Status().Leader()
 		return err == nil && l != ""
 	}); err != nil {
@@ -217,7 +225,7 @@ func run(ctx context.Context, o options) (rep report, err error) {
 
 	head("starting two fake models: gpt-4o and its lighter fallback gpt-4o-mini")
 	for _, m := range [][2]string{{"gpt-4o", primaryLLM}, {"gpt-4o-mini", liteLLM}} {
-		if err := ps.start(m[0], nil, bin("fakellm"), "-addr", m[1], "-name", m[0],
+		if err := startProc(ps, m[0], nil, bin("fakellm"), "-addr", m[1], "-name", m[0],
 			"-reply", "An answer from "+m[0]+"."); err != nil {
 			return rep, err
 		}
@@ -231,12 +239,12 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	say("   heartbeats every 1-2s; an agent is isolated 5s after its last one")
 	env := []string{"CONSUL_HTTP_ADDR=" + consulHTTP, "DEMO_MODEL_KEY=demo-key-not-secret"}
 	for _, m := range fleet {
-		if err := ps.start(m.id, env, bin("sidecar"), "agent",
+		if err := startProc(ps, m.id, env, bin("sidecar"), "agent",
 			"-config", "examples/demo/fleet.hcl", "-config", "examples/demo/"+m.config); err != nil {
 			return rep, err
 		}
 	}
-	if err := waitUntil(ctx, ps, 60*time.Second, "every agent passing in Consul", func() bool {
+	if err := ps.WaitUntil(ctx, 60*time.Second, "every agent passing in Consul", func() bool {
 		for _, m := range fleet {
 			if checkStatus(consul, m.id) != api.HealthPassing {
 				return false
@@ -273,7 +281,7 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	// phases' tasks to end before the caller injects the phase's fault.
 	startPhase := func(i int) error {
 		gen.setPhase(i)
-		return waitUntil(ctx, ps, 40*time.Second, "the tasks of the previous phase to end", func() bool { return gen.drained(i) })
+		return ps.WaitUntil(ctx, 40*time.Second, "the tasks of the previous phase to end", func() bool { return gen.drained(i) })
 	}
 	endPhase := func(i int) {
 		c := gen.snapshot()[i]
@@ -311,20 +319,20 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	}
 	head("%s: gpt-4o answers 503 to every call", phaseNames[1])
 	say("   each sidecar's breaker for gpt-4o opens after 3 failures; the same requests go to gpt-4o-mini")
-	if err := post("http://"+primaryLLM+"/_control", `{"fail_next":1000000,"fail_status":503}`); err != nil {
+	if err := proc.Post("http://"+primaryLLM+"/_control", `{"fail_next":1000000,"fail_status":503}`); err != nil {
 		return rep, err
 	}
-	if err := waitUntil(ctx, ps, 30*time.Second, "answers from gpt-4o-mini", count(1, func(c counts) int { return c.LiteModel })); err != nil {
+	if err := ps.WaitUntil(ctx, 30*time.Second, "answers from gpt-4o-mini", count(1, func(c counts) int { return c.LiteModel })); err != nil {
 		return rep, err
 	}
 	if err := sleep(hold(6*time.Second, 3*time.Second)); err != nil {
 		return rep, err
 	}
 	say("   gpt-4o recovers; after open_for (5s) one probe per breaker goes through and closes it")
-	if err := post("http://"+primaryLLM+"/_heal", ""); err != nil {
+	if err := proc.Post("http://"+primaryLLM+"/_heal", ""); err != nil {
 		return rep, err
 	}
-	if err := waitUntil(ctx, ps, 40*time.Second, "gpt-4o answering again", primaryAgain(5)); err != nil {
+	if err := ps.WaitUntil(ctx, 40*time.Second, "gpt-4o answering again", primaryAgain(5)); err != nil {
 		return rep, err
 	}
 	endPhase(1)
@@ -337,16 +345,16 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	say("   its tasks in flight time out (3s) and go to writer-2; after 3 failures its breaker opens")
 	before := restarts(fleet[2].control)
 	hung := time.Now()
-	if err := post("http://"+fleet[2].agent+"/hang", ""); err != nil {
+	if err := proc.Post("http://"+fleet[2].agent+"/hang", ""); err != nil {
 		return rep, err
 	}
-	if err := waitUntil(ctx, ps, 20*time.Second, "writer-1 critical in Consul", func() bool {
+	if err := ps.WaitUntil(ctx, 20*time.Second, "writer-1 critical in Consul", func() bool {
 		return checkStatus(consul, "writer-1") == api.HealthCritical
 	}); err != nil {
 		return rep, err
 	}
 	say("   Consul: writer-1 critical %.1fs after it hung; tasks sent to it go to its peer", time.Since(hung).Seconds())
-	if err := waitUntil(ctx, ps, 30*time.Second, "writer-1 restarted and passing", func() bool {
+	if err := ps.WaitUntil(ctx, 30*time.Second, "writer-1 restarted and passing", func() bool {
 		return restarts(fleet[2].control) > before && checkStatus(consul, "writer-1") == api.HealthPassing
 	}); err != nil {
 		return rep, err
@@ -365,11 +373,11 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	head("%s: both writers answer every task with 503", phaseNames[3])
 	say("   each writer's sidecar tries its agent, then the peer, then the fallback service writer-lite")
 	for _, m := range fleet[2:4] {
-		if err := post("http://"+m.agent+"/fail", ""); err != nil {
+		if err := proc.Post("http://"+m.agent+"/fail", ""); err != nil {
 			return rep, err
 		}
 	}
-	if err := waitUntil(ctx, ps, 30*time.Second, "answers from writer-lite", count(3, func(c counts) int { return c.Service })); err != nil {
+	if err := ps.WaitUntil(ctx, 30*time.Second, "answers from writer-lite", count(3, func(c counts) int { return c.Service })); err != nil {
 		return rep, err
 	}
 	if err := sleep(hold(6*time.Second, 3*time.Second)); err != nil {
@@ -384,11 +392,11 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	head("%s: the writers take tasks again", phaseNames[4])
 	say("   after open_for a probe closes each breaker and the writers answer their own tasks")
 	for _, m := range fleet[2:4] {
-		if err := post("http://"+m.agent+"/heal", ""); err != nil {
+		if err := proc.Post("http://"+m.agent+"/heal", ""); err != nil {
 			return rep, err
 		}
 	}
-	if err := waitUntil(ctx, ps, 60*time.Second, "the writers answering again", primaryAgain(10)); err != nil {
+	if err := ps.WaitUntil(ctx, 60*time.Second, "the writers answering again", primaryAgain(10)); err != nil {
 		return rep, err
 	}
 	endPhase(4)

@@ -38,6 +38,13 @@ consul {
   # address and token default to CONSUL_HTTP_ADDR / CONSUL_HTTP_TOKEN, then 127.0.0.1:8500.
   # token = env("CONSUL_HTTP_TOKEN")
   deregister_critical_after = "72h"   # Consul removes an agent critical this long (default 72h, minimum 1m)
+  # HTTPS: address = "https://127.0.0.1:8501" (or CONSUL_HTTP_SSL=true); the files alone do not switch to it.
+  # Each defaults to its variable: CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY, CONSUL_TLS_SERVER_NAME.
+  # ca_file         = "/etc/consul.d/consul-agent-ca.pem"    # the CA that signed Consul's certificate
+  # cert_file       = "/etc/sidecar/consul-client.pem"       # with key_file, when Consul verifies clients
+  # key_file        = "/etc/sidecar/consul-client-key.pem"
+  # tls_server_name = "server.dc1.consul"                    # when the address is a name the certificate lacks
+  # insecure_skip_verify = false                             # true accepts any certificate (warned at start)
 }
 
 health {

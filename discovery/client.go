@@ -2,14 +2,18 @@ package discovery
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -126,10 +130,209 @@ func (c *Client) ServiceHealth(ctx context.Context, service string) ([]ServiceEn
 	return out, nil
 }
 
+// TLSConfig says how the sidecar verifies Consul over HTTPS, and how it
+// proves itself to a Consul that verifies its clients. As with the consul
+// CLI, HTTPS is chosen by the address (https://host:port) or by
+// CONSUL_HTTP_SSL=true, never by these settings: with an http address they
+// are not used. Each empty field leaves the matching CONSUL_* variable in
+// effect.
+type TLSConfig struct {
+	// CAFile is a PEM bundle of the certificate authorities that sign
+	// Consul's certificate; they are trusted instead of the system's.
+	// Empty: $CONSUL_CACERT (or $CONSUL_CAPATH), else the system's.
+	CAFile string
+	// CertFile and KeyFile are a client certificate and its private key
+	// (PEM), for a Consul that verifies incoming HTTPS connections
+	// (verify_incoming): both or neither. Empty: $CONSUL_CLIENT_CERT and
+	// $CONSUL_CLIENT_KEY. The key's path may be shown; its contents never are.
+	CertFile, KeyFile string
+	// ServerName is the name Consul's certificate is checked against, e.g.
+	// "server.dc1.consul" when the address is an IP the certificate does not
+	// name. Empty: $CONSUL_TLS_SERVER_NAME, else the address's host.
+	ServerName string
+	// InsecureSkipVerify accepts any certificate from Consul: anyone on the
+	// path could then impersonate it and read the ACL token. Only this field
+	// turns verification off ($CONSUL_HTTP_SSL_VERIFY is ignored); callers
+	// log Config.Warnings at start.
+	InsecureSkipVerify bool
+}
+
+// Warnings returns what should be logged at start about cfg: today, that
+// Consul's certificate is not verified.
+func (cfg Config) Warnings() []string {
+	if !cfg.TLS.InsecureSkipVerify {
+		return nil
+	}
+	return []string{"consul.insecure_skip_verify is true: Consul's TLS certificate is not verified, so anyone on " +
+		"the network path can impersonate Consul and read the ACL token; set consul.ca_file instead"}
+}
+
+// applyTLS puts the settings of t over those api.DefaultConfig read from
+// the CONSUL_* variables: a field that is set wins over its variable.
+func applyTLS(tc *api.TLSConfig, t TLSConfig) error {
+	if t.CAFile != "" {
+		tc.CAFile, tc.CAPath, tc.CAPem = t.CAFile, "", nil
+	}
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		return fmt.Errorf("consul TLS: client certificate %q given without its key: set key_file too", t.CertFile)
+	case t.KeyFile != "" && t.CertFile == "":
+		return fmt.Errorf("consul TLS: client key %q given without its certificate: set cert_file too", t.KeyFile)
+	case t.CertFile != "":
+		tc.CertFile, tc.KeyFile = t.CertFile, t.KeyFile
+		tc.CertPEM, tc.KeyPEM = nil, nil
+	}
+	switch {
+	case tc.CertFile != "" && tc.KeyFile == "":
+		return fmt.Errorf("consul TLS: client certificate %q ($%s) given without its key: set $%s too",
+			tc.CertFile, api.HTTPClientCert, api.HTTPClientKey)
+	case tc.KeyFile != "" && tc.CertFile == "":
+		return fmt.Errorf("consul TLS: client key %q ($%s) given without its certificate: set $%s too",
+			tc.KeyFile, api.HTTPClientKey, api.HTTPClientCert)
+	}
+	if t.ServerName != "" {
+		tc.Address = t.ServerName
+	}
+	// Verification is turned off by the configuration only, where it shows
+	// and is warned about, never by a variable of the environment.
+	tc.InsecureSkipVerify = t.InsecureSkipVerify
+	return nil
+}
+
+// probeTimeout bounds the extra handshake explainTransport makes to learn
+// why Consul dropped a connection.
+const probeTimeout = 2 * time.Second
+
+// explainTransport adds to the errors of TLS connections to Consul what to
+// do about them; the original error stays in the chain (errors.As).
+type explainTransport struct {
+	next http.RoundTripper
+	tls  *tls.Config // next's, for the probe; nil for none
+}
+
+func (e explainTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := e.next.RoundTrip(req)
+	if err == nil {
+		return resp, nil
+	}
+	if explained := explainTLSError(err); explained != err {
+		return resp, explained
+	}
+	// With TLS 1.3 a server refuses a client certificate (or its absence)
+	// only after the client's handshake is done, so the request often
+	// meets a reset connection (or HTTP/2's "client conn could not be
+	// established") rather than Consul's alert. A handshake that sends
+	// nothing after it reads the alert.
+	if req.URL.Scheme == "https" && mayBeRefusal(err) {
+		if alert := e.probe(req); alert != nil {
+			return resp, explainTLSError(fmt.Errorf("%w (a new TLS handshake with Consul ends in: %w)", err, alert))
+		}
+	}
+	return resp, err
+}
+
+// CloseIdleConnections lets http.Client.CloseIdleConnections reach the
+// wrapped transport.
+func (e explainTransport) CloseIdleConnections() {
+	if c, ok := e.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// probe makes one TLS handshake with the host of req, as the transport
+// would, reads what Consul sends after it, and returns the TLS alert Consul
+// sent, if any.
+func (e explainTransport) probe(req *http.Request) error {
+	addr := req.URL.Host
+	if req.URL.Port() == "" {
+		addr = net.JoinHostPort(req.URL.Hostname(), "443")
+	}
+	cfg := &tls.Config{}
+	if e.tls != nil {
+		cfg = e.tls.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = req.URL.Hostname()
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), probeTimeout)
+	defer cancel()
+	conn, err := (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", addr)
+	if err == nil {
+		defer conn.Close()
+		_ = conn.SetReadDeadline(time.Now().Add(probeTimeout))
+		_, err = conn.Read(make([]byte, 1))
+	}
+	if err != nil && strings.Contains(err.Error(), "remote error: tls: ") {
+		return err
+	}
+	return nil
+}
+
+// mayBeRefusal reports whether err may hide a TLS alert of Consul: not when
+// Consul could not be reached at all, or did not answer in time.
+func mayBeRefusal(err error) bool {
+	var netErr net.Error
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, syscall.ECONNREFUSED), errors.As(err, &dnsErr),
+		errors.As(err, &netErr) && netErr.Timeout():
+		return false
+	}
+	return true
+}
+
+// tlsHintError is a TLS error with the hint explainTLSError found for it.
+type tlsHintError struct {
+	hint string
+	err  error
+}
+
+func (e *tlsHintError) Error() string { return e.hint + ": " + e.err.Error() }
+func (e *tlsHintError) Unwrap() error { return e.err }
+
+// explainTLSError returns err with a hint when it is a certificate problem
+// of the connection to Consul, else err unchanged.
+func explainTLSError(err error) error {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		recordErr tls.RecordHeaderError
+	)
+	msg := err.Error()
+	var hint string
+	switch {
+	case errors.As(err, &unknownCA):
+		hint = "Consul's TLS certificate is signed by an authority the sidecar does not trust: set consul.ca_file " +
+			"(or CONSUL_CACERT) to the PEM certificate of the CA that signed it"
+	case errors.As(err, &hostname):
+		hint = "Consul's TLS certificate is not valid for the name checked (consul.tls_server_name or " +
+			"CONSUL_TLS_SERVER_NAME when set, else the host of the address): use an address the certificate " +
+			"names, or set consul.tls_server_name to a name it holds, e.g. \"server.dc1.consul\""
+	case errors.As(err, &invalid):
+		hint = "Consul's TLS certificate is not valid"
+	case strings.Contains(msg, "remote error: tls: certificate required"),
+		strings.Contains(msg, "remote error: tls: bad certificate"),
+		strings.Contains(msg, "remote error: tls: unknown certificate authority"):
+		hint = "Consul refused the connection for want of a client certificate it trusts (it verifies incoming " +
+			"HTTPS connections): set consul.cert_file and consul.key_file (or CONSUL_CLIENT_CERT and " +
+			"CONSUL_CLIENT_KEY) to a client certificate signed by Consul's CA"
+	case strings.Contains(msg, "remote error: tls: "):
+		hint = "Consul refused the TLS connection"
+	case errors.As(err, &recordErr), strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+		hint = "Consul answers plain HTTP on this port: use an http:// address (and unset CONSUL_HTTP_SSL)"
+	default:
+		return err
+	}
+	return &tlsHintError{hint: hint, err: err}
+}
+
 // newAPIClient builds the consul/api client for cfg and returns it with the
 // address it talks to. CONSUL_HTTP_ADDR and CONSUL_HTTP_TOKEN are used only
-// when cfg.Address and cfg.Token are empty; the other CONSUL_* variables
-// (TLS files, namespace) are honoured as the consul CLI does.
+// when cfg.Address and cfg.Token are empty, and the CONSUL_* TLS variables
+// only for the fields of cfg.TLS that are empty; the others (namespace,
+// CONSUL_HTTP_SSL) are honoured as the consul CLI does.
 func newAPIClient(cfg Config) (*api.Client, string, error) {
 	raw := cfg.Address
 	if raw == "" {
@@ -152,13 +355,17 @@ func newAPIClient(cfg Config) (*api.Client, string, error) {
 		ac.Token = cfg.Token
 		ac.TokenFile = ""
 	}
+	if err := applyTLS(&ac.TLSConfig, cfg.TLS); err != nil {
+		return nil, "", err
+	}
 	// Bound every request, so a hung Consul cannot block a caller forever.
 	// Callers pass contexts with their own, usually shorter, deadlines.
 	hc, err := api.NewHttpClient(ac.Transport, ac.TLSConfig)
 	if err != nil {
-		return nil, "", fmt.Errorf("consul client: %w", err)
+		return nil, "", fmt.Errorf("consul client: TLS setup: %w", err)
 	}
 	hc.Timeout = requestTimeout(cfg)
+	hc.Transport = explainTransport{next: hc.Transport, tls: ac.Transport.TLSClientConfig}
 	ac.HttpClient = hc
 
 	c, err := api.NewClient(ac)

@@ -25,6 +25,9 @@ type Config struct {
 	// RequestTimeout bounds each HTTP request to Consul, so a hung agent
 	// cannot stall the sidecar. Default 10s.
 	RequestTimeout time.Duration
+	// TLS says how HTTPS to Consul is verified (see TLSConfig). HTTPS itself
+	// is chosen by the address (https://…) or CONSUL_HTTP_SSL=true.
+	TLS TLSConfig
 }
 
 // Check is a TTL check registered with the service.

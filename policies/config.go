@@ -102,6 +102,30 @@ type Consul struct {
 	// PolicyPrefix is the Consul KV prefix of fleet-wide policies, ending
 	// in "/"; "" (default) reads none.
 	PolicyPrefix string
+
+	// HTTPS to Consul. As with the consul CLI, HTTPS is chosen by an
+	// https:// Address or CONSUL_HTTP_SSL=true, never by these settings:
+	// with an http address they are checked but not used. A value in a
+	// file wins over its variable; "" counts as unset.
+
+	// CAFile is a PEM bundle of the certificate authorities that sign
+	// Consul's certificate, trusted instead of the system's. Default:
+	// $CONSUL_CACERT.
+	CAFile string
+	// CertFile and KeyFile are a client certificate and its private key
+	// (PEM) for a Consul that verifies its HTTPS clients: both or neither.
+	// Default: $CONSUL_CLIENT_CERT and $CONSUL_CLIENT_KEY, used only when
+	// the files set neither. The key's path may be shown; its contents
+	// never are.
+	CertFile string
+	KeyFile  string
+	// TLSServerName is the name Consul's certificate is checked against.
+	// Default: $CONSUL_TLS_SERVER_NAME, else the host of Address.
+	TLSServerName string
+	// InsecureSkipVerify accepts any certificate from Consul. Default
+	// false; only a file turns it on (CONSUL_HTTP_SSL_VERIFY is not read),
+	// and the sidecar warns at start.
+	InsecureSkipVerify bool
 }
 
 // Health describes heartbeat tracking.

@@ -57,14 +57,18 @@ func defaultFailureStatuses() []any { return []any{429, "5xx"} }
 
 // Environment variables honoured when the files set no value.
 const (
-	envConsulAddress = "CONSUL_HTTP_ADDR"
-	envConsulToken   = "CONSUL_HTTP_TOKEN"
-	envSidecarToken  = "SIDECAR_TOKEN"
+	envConsulAddress       = "CONSUL_HTTP_ADDR"
+	envConsulToken         = "CONSUL_HTTP_TOKEN"
+	envConsulCACert        = "CONSUL_CACERT"
+	envConsulClientCert    = "CONSUL_CLIENT_CERT"
+	envConsulClientKey     = "CONSUL_CLIENT_KEY"
+	envConsulTLSServerName = "CONSUL_TLS_SERVER_NAME"
+	envSidecarToken        = "SIDECAR_TOKEN"
 )
 
 // Dev returns the built-in configuration used by `sidecar agent -dev`: every
-// default, agent name "agent", with CONSUL_HTTP_ADDR and CONSUL_HTTP_TOKEN
-// honoured.
+// default, agent name "agent", with CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN and
+// the CONSUL_* TLS variables honoured.
 func Dev() *Config {
 	fc := &fileConfig{Agent: &agentFile{Name: ptr(devAgentName)}}
 	applyDefaults(fc, os.Getenv)
@@ -135,6 +139,33 @@ func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string
 	}
 	setDefault(&c.DeregisterCriticalAfter, defaultDeregisterCriticalAfter)
 	setDefault(&c.SyncInterval, defaultSyncInterval)
+	// The TLS settings of the consul CLI's variables, each when the file
+	// sets no value ("" counts as unset). The client certificate and its
+	// key go together: the variables apply only when the file sets
+	// neither, so a file's certificate is never paired with another key.
+	fromEnvIfUnset := func(p **string, key, env string) {
+		if *p != nil && **p != "" {
+			return
+		}
+		*p = nil
+		if v := getenv(env); v != "" {
+			*p = ptr(v)
+			fromEnv[key] = env
+		}
+	}
+	fromEnvIfUnset(&c.CAFile, "consul.ca_file", envConsulCACert)
+	if deref(c.CertFile) == "" && deref(c.KeyFile) == "" {
+		fromEnvIfUnset(&c.CertFile, "consul.cert_file", envConsulClientCert)
+		fromEnvIfUnset(&c.KeyFile, "consul.key_file", envConsulClientKey)
+	} else {
+		for _, p := range []**string{&c.CertFile, &c.KeyFile} {
+			if deref(*p) == "" {
+				*p = nil
+			}
+		}
+	}
+	fromEnvIfUnset(&c.TLSServerName, "consul.tls_server_name", envConsulTLSServerName)
+	setDefault(&c.InsecureSkipVerify, false)
 
 	setDefault(&fc.Health, healthFile{})
 	h := fc.Health
@@ -243,6 +274,11 @@ func resolve(fc *fileConfig) *Config {
 			DeregisterCriticalAfter: duration(fc.Consul.DeregisterCriticalAfter),
 			SyncInterval:            duration(fc.Consul.SyncInterval),
 			PolicyPrefix:            policyPrefix(deref(fc.Consul.PolicyPrefix)),
+			CAFile:                  deref(fc.Consul.CAFile),
+			CertFile:                deref(fc.Consul.CertFile),
+			KeyFile:                 deref(fc.Consul.KeyFile),
+			TLSServerName:           deref(fc.Consul.TLSServerName),
+			InsecureSkipVerify:      deref(fc.Consul.InsecureSkipVerify),
 		},
 		Health: Health{
 			HeartbeatInterval: duration(h.HeartbeatInterval),

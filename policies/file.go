@@ -82,6 +82,11 @@ type consulFile struct {
 	DeregisterCriticalAfter *string `mapstructure:"deregister_critical_after"`
 	SyncInterval            *string `mapstructure:"sync_interval"`
 	PolicyPrefix            *string `mapstructure:"policy_prefix"`
+	CAFile                  *string `mapstructure:"ca_file"`
+	CertFile                *string `mapstructure:"cert_file"`
+	KeyFile                 *string `mapstructure:"key_file"`
+	TLSServerName           *string `mapstructure:"tls_server_name"`
+	InsecureSkipVerify      *bool   `mapstructure:"insecure_skip_verify"`
 }
 
 type healthFile struct {

@@ -9,12 +9,14 @@ import (
 	"time"
 )
 
-// clearConsulEnv makes a test independent of the CONSUL_HTTP_* variables of
-// the machine running it (an empty value counts as unset).
+// clearConsulEnv makes a test independent of the CONSUL_* variables of the
+// machine running it (an empty value counts as unset).
 func clearConsulEnv(t *testing.T) {
 	t.Helper()
-	t.Setenv(envConsulAddress, "")
-	t.Setenv(envConsulToken, "")
+	for _, env := range []string{envConsulAddress, envConsulToken, envConsulCACert, envConsulClientCert,
+		envConsulClientKey, envConsulTLSServerName} {
+		t.Setenv(env, "")
+	}
 }
 
 // defaultConfig is the configuration of a file that sets only the agent's
@@ -80,6 +82,11 @@ func TestLoadFullFile(t *testing.T) {
 			Token:                   "consul-token",
 			DeregisterCriticalAfter: 24 * time.Hour,
 			SyncInterval:            15 * time.Second,
+			CAFile:                  "testdata/consul-tls/ca.pem",
+			CertFile:                "testdata/consul-tls/client.pem",
+			KeyFile:                 "testdata/consul-tls/client-key.pem",
+			TLSServerName:           "server.dc1.consul",
+			InsecureSkipVerify:      true,
 		},
 		Health: Health{
 			HeartbeatInterval: time.Minute,
@@ -183,6 +190,7 @@ func TestDev(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			clearConsulEnv(t)
 			t.Setenv(envConsulAddress, tt.addr)
 			t.Setenv(envConsulToken, tt.token)
 
@@ -361,7 +369,8 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		{"agent", "address exec id meta name port tags"},
 		{"agent.exec", "command dir env max_restart_backoff restart restart_backoff restart_on_isolation stop_timeout user"},
 		{"listen", "address allow_remote token token_scope"},
-		{"consul", "address deregister_critical_after policy_prefix sync_interval token"},
+		{"consul", "address ca_file cert_file deregister_critical_after insecure_skip_verify key_file policy_prefix " +
+			"sync_interval tls_server_name token"},
 		{"health", "grace heartbeat_interval missed_heartbeats notify probe stall_after"},
 		{"health.probe", "interval timeout url"},
 		{"notify", "headers retries timeout webhook"},

@@ -8,9 +8,10 @@ const redacted = "<redacted>"
 // Consul token (shown as "<redacted>" when set, "" when not), a model's
 // api_key (shown as "<redacted>" when set, left out when not), every notify
 // and model header value, every exec environment value, and the user
-// information, query and fragment of URLs. Durations are strings such as
-// "5m0s"; failure statuses are written as in the file, e.g. [429, "5xx"];
-// ingress is null when not configured.
+// information, query and fragment of URLs. The Consul TLS files are shown
+// by path (the key file's too), never by contents. Durations are strings
+// such as "5m0s"; failure statuses are written as in the file, e.g. [429,
+// "5xx"]; ingress is null when not configured.
 func (c *Config) Summary() map[string]any {
 	agent := map[string]any{
 		"name":    c.Agent.Name,
@@ -145,6 +146,12 @@ func (c *Config) Summary() map[string]any {
 			"token":                     token,
 			"deregister_critical_after": c.Consul.DeregisterCriticalAfter.String(),
 			"sync_interval":             c.Consul.SyncInterval.String(),
+			// Paths only: the key file's contents are never read here.
+			"ca_file":              c.Consul.CAFile,
+			"cert_file":            c.Consul.CertFile,
+			"key_file":             c.Consul.KeyFile,
+			"tls_server_name":      c.Consul.TLSServerName,
+			"insecure_skip_verify": c.Consul.InsecureSkipVerify,
 		},
 		"health":    health,
 		"notify":    notify,

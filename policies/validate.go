@@ -1,7 +1,9 @@
 package policies
 
 import (
+	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -299,6 +301,119 @@ func (v *validator) consul(c *consulFile) {
 	if p := deref(c.PolicyPrefix); strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\n") {
 		v.errorf("consul.policy_prefix", "invalid Consul KV prefix %q: write it without a leading slash or spaces, e.g. \"sidecar/policies/\"", p)
 	}
+	v.consulTLS(c)
+}
+
+// consulTLS checks the files and server name of HTTPS to Consul, whether
+// written in a file or taken from the CONSUL_* variables. Contents of the
+// key file are never shown, only its path.
+func (v *validator) consulTLS(c *consulFile) {
+	if c.CAFile != nil {
+		if problem := checkCAFile(*c.CAFile); problem != "" {
+			v.errorf("consul.ca_file", "%s", problem)
+		}
+	}
+	cert, key := c.CertFile, c.KeyFile
+	_, certFromEnv := v.pos.fromEnv["consul.cert_file"]
+	_, keyFromEnv := v.pos.fromEnv["consul.key_file"]
+	switch {
+	case cert != nil && key == nil && certFromEnv:
+		v.errorf("consul.cert_file", "a client certificate needs its private key: set %s too (or unset %s)",
+			envConsulClientKey, envConsulClientCert)
+	case cert != nil && key == nil:
+		v.errorf("consul.cert_file", "cert_file is set but key_file is not: a client certificate needs its private "+
+			"key; set key_file too (or remove cert_file)")
+	case key != nil && cert == nil && keyFromEnv:
+		v.errorf("consul.key_file", "a client key needs its certificate: set %s too (or unset %s)",
+			envConsulClientCert, envConsulClientKey)
+	case key != nil && cert == nil:
+		v.errorf("consul.key_file", "key_file is set but cert_file is not: set cert_file to the client certificate "+
+			"of this key (or remove key_file)")
+	}
+	certOK := cert != nil && v.pemFile("consul.cert_file", *cert, false)
+	keyOK := key != nil && v.pemFile("consul.key_file", *key, true)
+	if certOK && keyOK {
+		if _, err := tls.LoadX509KeyPair(*cert, *key); err != nil {
+			// crypto/tls's messages name what is wrong, never the key.
+			msg := strings.TrimPrefix(err.Error(), "tls: ")
+			if strings.Contains(msg, "does not match") {
+				msg = "it is not the key of the certificate in cert_file " + strconv.Quote(*cert) +
+					": give the key the certificate was issued with"
+			}
+			v.errorf("consul.key_file", "%q cannot be used with cert_file: %s", *key, msg)
+		}
+	}
+	if n := c.TLSServerName; n != nil {
+		if strings.Contains(*n, "://") || strings.ContainsAny(*n, "/ \t\r\n") {
+			v.errorf("consul.tls_server_name", "%q is not a host name: give the name Consul's certificate holds, "+
+				"without scheme or path, e.g. \"server.dc1.consul\"", *n)
+		}
+	}
+}
+
+// pemFile checks that path is a readable PEM file holding a private key
+// (wantKey) or a certificate, and reports the problem under key otherwise.
+// Only the types of the PEM blocks are ever shown, never their contents.
+func (v *validator) pemFile(key, path string, wantKey bool) bool {
+	what, example := "the client certificate", "-----BEGIN CERTIFICATE-----"
+	if wantKey {
+		what, example = "the client certificate's private key", "-----BEGIN PRIVATE KEY-----, or EC or RSA PRIVATE KEY"
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		v.errorf(key, "cannot read %q: %v: give %s as a PEM file", path, errors.Unwrap(err), what)
+		return false
+	}
+	var certs, keys, encrypted int
+	var types []string // of every PEM block, for the message
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if !slices.Contains(types, b.Type) {
+			types = append(types, b.Type)
+		}
+		switch {
+		case b.Type == "CERTIFICATE":
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				v.errorf(key, "%q holds a CERTIFICATE block that is not a valid X.509 certificate", path)
+				return false
+			}
+			// The first certificate is the client's own; Consul refuses it
+			// once expired.
+			if certs == 0 && !wantKey && time.Now().After(c.NotAfter) {
+				v.errorf(key, "the certificate in %q expired on %s: renew it", path, c.NotAfter.UTC().Format(time.DateOnly))
+				return false
+			}
+			certs++
+		case b.Type == "ENCRYPTED PRIVATE KEY" || b.Headers["Proc-Type"] == "4,ENCRYPTED":
+			encrypted++
+		case strings.HasSuffix(b.Type, "PRIVATE KEY"):
+			keys++
+		}
+	}
+	switch {
+	case len(types) == 0:
+		v.errorf(key, "%q is not a PEM file: give %s in PEM (%s)", path, what, example)
+	case certs+keys+encrypted == 0:
+		v.errorf(key, "%q holds no certificate or private key (only PEM blocks of type %s): give %s (%s)",
+			path, strings.Join(types, ", "), what, example)
+	case wantKey && keys == 0 && encrypted > 0:
+		v.errorf(key, "%q holds an encrypted private key: the sidecar cannot ask for a passphrase; "+
+			"give the key unencrypted, in a file only the sidecar's user can read", path)
+	case wantKey && keys == 0:
+		v.errorf(key, "%q holds a certificate, not a private key: key_file takes the key (%s); "+
+			"were cert_file and key_file swapped?", path, example)
+	case !wantKey && certs == 0:
+		v.errorf(key, "%q holds a private key, not a certificate: cert_file takes the client certificate (%s); "+
+			"were cert_file and key_file swapped?", path, example)
+	default:
+		return true
+	}
+	return false
 }
 
 // policyPrefix ends a KV prefix with "/", so "sidecar/policies" does not

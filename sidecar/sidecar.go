@@ -125,7 +125,10 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	s.notices = breakerNotices{lastOpen: map[string]time.Time{}, notified: map[string]bool{}}
 	s.breakers = breaker.NewSet()
 	s.breakers.OnChange(s.onBreakerChange)
-	consulCfg := discovery.Config{Address: cfg.Consul.Address, Token: cfg.Consul.Token, SyncInterval: cfg.Consul.SyncInterval}
+	consulCfg := ConsulConfig(cfg)
+	for _, w := range consulCfg.Warnings() {
+		log.Warn(w)
+	}
 
 	s.discovery = opts.Discovery
 	if s.discovery == nil {
@@ -594,4 +597,13 @@ func hostname() string {
 		return ""
 	}
 	return h
+}
+
+// ConsulConfig is how the sidecar (and anything else reading its
+// configuration) talks to Consul: address, token and TLS settings.
+func ConsulConfig(cfg *policies.Config) discovery.Config {
+	c := cfg.Consul
+	return discovery.Config{Address: c.Address, Token: c.Token, SyncInterval: c.SyncInterval,
+		TLS: discovery.TLSConfig{CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
+			ServerName: c.TLSServerName, InsecureSkipVerify: c.InsecureSkipVerify}}
 }

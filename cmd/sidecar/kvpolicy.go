@@ -11,6 +11,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar"
 )
 
 // kvPolicies holds the fleet-wide policies read from Consul KV under
@@ -29,7 +30,7 @@ type kvPolicies struct {
 }
 
 func newKVPolicies(cfg *policies.Config) (*kvPolicies, error) {
-	c, err := discovery.NewClient(discovery.Config{Address: cfg.Consul.Address, Token: cfg.Consul.Token})
+	c, err := discovery.NewClient(sidecar.ConsulConfig(cfg))
 	if err != nil {
 		return nil, err
 	}

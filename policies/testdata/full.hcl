@@ -32,6 +32,12 @@ consul {
   token                     = env("SIDECAR_TEST_CONSUL_TOKEN")
   deregister_critical_after = "24h"
   sync_interval             = "15s"
+  # Test-only certificates (consul tls ca create / cert create -client, -days=36500).
+  ca_file              = "testdata/consul-tls/ca.pem"
+  cert_file            = "testdata/consul-tls/client.pem"
+  key_file             = "testdata/consul-tls/client-key.pem"
+  tls_server_name      = "server.dc1.consul"
+  insecure_skip_verify = true
 }
 
 health {

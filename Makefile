@@ -5,7 +5,7 @@ PKG     := github.com/agent-sidecar/sidecar
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X $(PKG)/sidecar.Version=$(VERSION)
 
-.PHONY: all build test test-race lint consul sdk-deps demo bench fuzz chaos fleet clean help
+.PHONY: all build test test-race lint consul sdk-deps demo bench fuzz chaos fleet bench-test clean help
 
 all: build
 
@@ -16,7 +16,7 @@ help:
 	@echo "make lint       gofmt and go vet"
 	@echo "make consul     build Consul v1.14.11 once and cache it (prints its path)"
 	@echo "make sdk-deps   install the Node packages: the Node example agent's, and those the end-to-end tests drive: the OpenAI and Anthropic SDKs, playwright-core (npm ci)"
-	@echo "make bench      the call and model-gateway benchmarks (direct vs httputil.ReverseProxy vs the sidecar) and the micro-benchmarks"
+	@echo "make bench      the sidecar beside direct calls, a plain Go reverse proxy, nginx and Portkey (latency, throughput, CPU, RSS, failover), then the micro-benchmarks"
 	@echo "make demo       run a fleet of five agents with their sidecars, break things and watch the tasks still handled (KEEP=1 keeps it running)"
 	@echo "make fuzz       run every fuzz target for FUZZTIME each (default 30s)"
 	@echo "make chaos      the fault-injection suite in its long form; prints the table (make test runs the short form)"
@@ -57,13 +57,20 @@ lint:
 demo: build consul examples/node/node_modules/.package-lock.json
 	CONSUL_BIN="$$(scripts/consul.sh)" KEEP="$(KEEP)" bin/demo
 
-# One run, interleaved rounds: direct calls, a plain httputil.ReverseProxy,
-# and the sidecar's /call/ and /llm/; then breaker admission, the model
-# request rewrite and instance lookup.
-bench:
+# make bench: the harness (internal/benchrun) starts an upstream, a plain Go
+# reverse proxy, nginx (installed from Debian's packages when missing), the
+# sidecar, fake models and Portkey's gateway as separate processes and
+# measures them with vegeta in interleaved rounds; then the in-process
+# benchmarks of the call path and the hot functions.
+bench: build
+	$(GO) run ./internal/benchrun -root . -json test-artifacts/bench.json
 	$(GO) test -run '^$$' -bench 'CallPath|ModelPath' -benchtime 5000x -count 3 ./sidecar/
 	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/breaker/ ./sidecar/gateway/ ./policies/
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -run '^$$' -bench 'Instances' -benchmem ./discovery/
+
+# The harness's own test (a -quick run), alone: it saturates both CPUs.
+bench-test: build
+	BENCHRUN_TEST=1 $(GO) test -count=1 ./internal/benchrun/
 
 # Each fuzz target in turn: the configuration loader, heartbeat bodies, the
 # model request rewrite, SSE splitting and /call/ paths. `make test` runs

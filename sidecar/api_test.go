@@ -63,6 +63,7 @@ func testConfig() *policies.Config {
 // startSidecar runs a sidecar with a fake registry until the test ends.
 func startSidecar(t *testing.T, cfg *policies.Config, opts Options) (*Sidecar, *fakeRegistry, *httpexpect.Expect) {
 	t.Helper()
+	verifyNoLeaks(t)
 	reg := newFakeRegistry()
 	opts.Registry = reg
 	s, err := New(cfg, hclog.NewNullLogger(), opts)
@@ -78,7 +79,7 @@ func startSidecar(t *testing.T, cfg *policies.Config, opts Options) (*Sidecar, *
 			t.Errorf("Run: %v", err)
 		}
 	})
-	e := httpexpect.Default(t, "http://"+s.Addr())
+	e := newExpect(t, "http://"+s.Addr())
 	return s, reg, e
 }
 

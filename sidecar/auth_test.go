@@ -18,6 +18,7 @@ import (
 const plantedToken = "planted-token-5f2a9c0d7e"
 
 func TestTokenRequiredOnEveryEndpointButHealth(t *testing.T) {
+	verifyNoLeaks(t)
 	var seen strings.Builder
 	var seenMu sync.Mutex
 	up := newScripted(t, "up", http.StatusOK)
@@ -44,7 +45,7 @@ func TestTokenRequiredOnEveryEndpointButHealth(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	e := httpexpect.Default(t, "http://"+s.Addr())
+	e := newExpect(t, "http://"+s.Addr())
 
 	// Without the token: 401 everywhere but /v1/health, and nothing is called
 	e.GET("/v1/health").Expect().Status(http.StatusOK)

@@ -27,6 +27,7 @@ type consulSidecar struct {
 
 func startConsulSidecar(t *testing.T, interval, grace time.Duration) *consulSidecar {
 	t.Helper()
+	verifyNoLeaks(t) // before Consul starts: see runConsulSidecar
 	agent := consultest.Start(t)
 	h := &hook{}
 	srv := httptest.NewServer(h)
@@ -55,7 +56,7 @@ func startConsulSidecar(t *testing.T, interval, grace time.Duration) *consulSide
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &consulSidecar{s: s, consul: agent, client: client, hook: h, e: httpexpect.Default(t, "http://"+s.Addr())}
+	return &consulSidecar{s: s, consul: agent, client: client, hook: h, e: newExpect(t, "http://"+s.Addr())}
 }
 
 type testWriter struct{ t *testing.T }

@@ -144,6 +144,7 @@ func TestEventStreamReplaysAndFollowsTransitions(t *testing.T) {
 }
 
 func TestShutdownEndsEventStreams(t *testing.T) {
+	verifyNoLeaks(t)
 	s, err := New(testConfig(), hclog.NewNullLogger(), Options{Registry: newFakeRegistry()})
 	if err != nil {
 		t.Fatal(err)

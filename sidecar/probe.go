@@ -23,12 +23,17 @@ type Prober struct {
 }
 
 // NewProber returns a prober that calls beat for each successful probe.
+// It has its own connections (with the settings of http.DefaultTransport),
+// which Run closes when it returns.
 func NewProber(log hclog.Logger, cfg policies.Probe, beat func(Heartbeat)) *Prober {
-	return &Prober{log: log, cfg: cfg, client: &http.Client{}, beat: beat}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	return &Prober{log: log, cfg: cfg, client: &http.Client{Transport: tr}, beat: beat}
 }
 
-// Run probes at once and then every interval until ctx is done.
+// Run probes at once and then every interval until ctx is done. When it
+// returns, its keep-alive connection to the agent is closed.
 func (p *Prober) Run(ctx context.Context) {
+	defer p.client.CloseIdleConnections()
 	t := time.NewTicker(p.cfg.Interval)
 	defer t.Stop()
 	failing := false

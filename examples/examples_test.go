@@ -6,11 +6,9 @@
 package examples_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -30,6 +28,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/examples/fakellm"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // plantedKey is the provider key the sidecar is given; the agents never see
@@ -153,7 +152,7 @@ func runExample(t *testing.T, ex example, consulAddr string, client *api.Client)
 		t.Fatal(err)
 	}
 	cfg := string(raw)
-	control := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	control := "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
 	subst := map[string]string{
 		ex.control:       control,
 		"127.0.0.1:9201": strings.TrimPrefix(primarySrv.URL, "http://"),
@@ -165,7 +164,7 @@ func runExample(t *testing.T, ex example, consulAddr string, client *api.Client)
 	}
 	agentPort := 0
 	if ex.agentPort != 0 {
-		agentPort = freePort(t)
+		agentPort = testutil.FreePort(t)
 		cfg = regexp.MustCompile(`\b`+strconv.Itoa(ex.agentPort)+`\b`).ReplaceAllString(cfg, strconv.Itoa(agentPort))
 	}
 	// Heartbeat and work every second rather than every five.
@@ -246,9 +245,9 @@ func runExample(t *testing.T, ex example, consulAddr string, client *api.Client)
 	}
 }
 
-func startSidecar(t *testing.T, cfgFile, consulAddr string) *syncBuffer {
+func startSidecar(t *testing.T, cfgFile, consulAddr string) *testutil.SyncBuffer {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd := exec.Command(filepath.Join(binDir, "sidecar"), "agent", "-config", cfgFile)
 	cmd.Dir = repoRoot() // the examples' commands are relative to it
 	cmd.Env = append(os.Environ(), "CONSUL_HTTP_ADDR="+consulAddr, "OPENAI_API_KEY="+plantedKey)
@@ -271,7 +270,7 @@ func startSidecar(t *testing.T, cfgFile, consulAddr string) *syncBuffer {
 	return out
 }
 
-func task(t *testing.T, port int, input string, out *syncBuffer) map[string]any {
+func task(t *testing.T, port int, input string, out *testutil.SyncBuffer) map[string]any {
 	t.Helper()
 	c := &http.Client{Timeout: 30 * time.Second}
 	resp, err := c.Post(fmt.Sprintf("http://127.0.0.1:%d/task", port), "application/json",
@@ -301,7 +300,7 @@ func checkOf(client *api.Client, serviceID string) *api.AgentCheck {
 	return nil
 }
 
-func waitCheck(t *testing.T, client *api.Client, serviceID, status string, limit time.Duration, out *syncBuffer) *api.AgentCheck {
+func waitCheck(t *testing.T, client *api.Client, serviceID, status string, limit time.Duration, out *testutil.SyncBuffer) *api.AgentCheck {
 	t.Helper()
 	var c *api.AgentCheck
 	waitFor(t, "the heartbeat check of "+serviceID+" to be "+status, limit, out, func() bool {
@@ -311,7 +310,7 @@ func waitCheck(t *testing.T, client *api.Client, serviceID, status string, limit
 	return c
 }
 
-func waitFor(t *testing.T, what string, limit time.Duration, out *syncBuffer, cond func() bool) {
+func waitFor(t *testing.T, what string, limit time.Duration, out *testutil.SyncBuffer, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
@@ -342,24 +341,6 @@ func needNodeModules(t *testing.T) {
 	}
 }
 
-// freePort picks a free port below Linux's ephemeral range (32768+): a
-// port the kernel handed out with ":0" can be taken as the local port of an
-// outgoing connection (other tests' or the demo's) before the agent binds
-// it; one outside the range cannot.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		port := 20000 + mathrand.IntN(12000)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port found in 20000-31999")
-	return 0
-}
-
 func splitHostPort(t *testing.T, hp string) (string, int) {
 	t.Helper()
 	h, p, err := net.SplitHostPort(hp)
@@ -368,24 +349,6 @@ func splitHostPort(t *testing.T, hp string) (string, int) {
 	}
 	n, _ := strconv.Atoi(p)
 	return h, n
-}
-
-// syncBuffer collects a process's output for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestExampleConfigurationsAreValid loads every configuration the examples

@@ -12,15 +12,16 @@ import (
 	"time"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // startSidecarBinary runs the sidecar binary with cfg until the test ends
 // and returns its control URL.
 func startSidecarBinary(t *testing.T, name, cfg string) string {
 	t.Helper()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	file := writeFile(t, t.TempDir(), name+".hcl", fmt.Sprintf(cfg, port))
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	cmd := exec.Command(sidecarBin, "agent", "-config", file)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -131,7 +132,7 @@ upstream "down" { url = "http://127.0.0.1:1" }
 	// When writer-2 heartbeats, fleet -watch redraws with it passing
 	watch := exec.Command(sidecarBin, "fleet", "-watch", "-service", "writer")
 	watch.Env = append(watch.Environ(), env...)
-	var wout syncBuffer
+	var wout testutil.SyncBuffer
 	watch.Stdout, watch.Stderr = &wout, &wout
 	if err := watch.Start(); err != nil {
 		t.Fatal(err)

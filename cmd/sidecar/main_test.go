@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,13 +13,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // sidecarBin is the binary built once for the end-to-end tests.
@@ -62,24 +61,6 @@ func needPython(t *testing.T) string {
 	return p
 }
 
-// freePort picks a free port below Linux's ephemeral range (32768+): a
-// port the kernel handed out with ":0" can be taken as the local port of an
-// outgoing connection (of tests running beside these) before the sidecar or
-// the agent binds it; one outside the range cannot.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		port := 20000 + mathrand.IntN(12000)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port found in 20000-31999")
-	return 0
-}
-
 func writeFile(t *testing.T, dir, name, body string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -87,23 +68,6 @@ func writeFile(t *testing.T, dir, name, body string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// syncBuffer is a bytes.Buffer safe for a process and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
@@ -178,7 +142,7 @@ func TestValidateCommand(t *testing.T) {
 }
 
 func TestHeartbeatCommandUnreachable(t *testing.T) {
-	_, errOut, code := runCLI(t, []string{"SIDECAR_ADDR=http://127.0.0.1:" + fmt.Sprint(freePort(t))}, "heartbeat")
+	_, errOut, code := runCLI(t, []string{"SIDECAR_ADDR=http://127.0.0.1:" + fmt.Sprint(testutil.FreePort(t))}, "heartbeat")
 	if code != exitUnreachable || !strings.Contains(errOut, "did not answer") {
 		t.Fatalf("exit %d (%s), want %d", code, errOut, exitUnreachable)
 	}
@@ -201,7 +165,7 @@ func TestSupervisedAgentEndToEnd(t *testing.T) {
 	go func() { _ = hook.Serve(hl) }()
 	defer hook.Close()
 
-	controlPort, agentPort := freePort(t), freePort(t)
+	controlPort, agentPort := testutil.FreePort(t), testutil.FreePort(t)
 	dir := t.TempDir()
 	cfgFile := writeFile(t, dir, "sidecar.hcl", fmt.Sprintf(`
 agent {
@@ -230,7 +194,7 @@ health {
 notify "ops" { webhook = "http://%[6]s/hook" }
 `, controlPort, agentPort, py, filepath.Join(repoRoot(t), "examples", "python", "agent.py"), consul.HTTPAddr, hl.Addr().String()))
 
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	cmd := exec.Command(sidecarBin, "agent", "-config", cfgFile, "-log-level", "debug")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

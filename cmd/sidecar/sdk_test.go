@@ -15,6 +15,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/examples/fakellm"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // sdkOpenFor is open_for of breaker "default" in the SDK test: short, so
@@ -130,7 +131,7 @@ func TestModelGatewayWithOfficialSDKs(t *testing.T) {
 		models.WriteString(modelBlock(p.prefix+"-down", p.provider, p.primaryURL, p.primaryKey, p.name, "tolerant", p.prefix+"-down-lite"))
 		models.WriteString(modelBlock(p.prefix+"-down-lite", p.provider, p.liteURL, p.liteKey, p.liteName, "tolerant", ""))
 	}
-	controlPort := freePort(t)
+	controlPort := testutil.FreePort(t)
 	cfgFile := writeFile(t, t.TempDir(), "sidecar.hcl", fmt.Sprintf(`
 agent {
   name = "sdk-e2e"
@@ -155,7 +156,7 @@ breaker "tolerant" {
 
 %s`, controlPort, consul.HTTPAddr, sdkOpenFor.String(), models.String()))
 
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	cmd := exec.Command(sidecarBin, "agent", "-config", cfgFile)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 func TestStatusCommand(t *testing.T) {
 	consul := consultest.Start(t)
-	controlPort := freePort(t)
+	controlPort := testutil.FreePort(t)
 	cfgFile := writeFile(t, t.TempDir(), "sidecar.hcl", fmt.Sprintf(`
 agent {
   name = "writer"
@@ -40,7 +41,7 @@ model "gpt-4o-mini" {
   base_url = "http://127.0.0.1:1/v1"
 }
 `, controlPort, consul.HTTPAddr))
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	cmd := exec.Command(sidecarBin, "agent", "-config", cfgFile)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

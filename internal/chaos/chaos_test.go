@@ -288,7 +288,29 @@ func runScenario(t *testing.T, sc scenario) {
 	time.Sleep(500 * time.Millisecond)
 	results := l.stop()
 
-	r := row{Scenario: sc.name, Requests: len(results), Recovery: fmt.Sprintf("%.1fs", recovery.Seconds())}
+	r, lostOnes := tally(sc.name, results)
+	r.Recovery = fmt.Sprintf("%.1fs", recovery.Seconds())
+	if sc.note != nil {
+		r.Note = sc.note(f)
+	}
+	record(r)
+	t.Logf("%+v", r)
+	if r.Lost > 0 {
+		t.Errorf("%s: %d of %d requests lost (no answer or cut without a reason): %s\n%s", sc.name, r.Lost, r.Requests,
+			strings.Join(lostOnes, "; "), f.logs())
+	}
+	if sc.wantFallback && r.Fallback == 0 {
+		t.Errorf("%s: no request was answered by a fallback: %+v", sc.name, r)
+	}
+	if r.Primary == 0 {
+		t.Errorf("%s: no request answered by the first choice: %+v", sc.name, r)
+	}
+}
+
+// tally counts how the results ended, into a table row (Recovery "-"), and
+// describes the first few lost ones.
+func tally(scenario string, results []*vegeta.Result) (row, []string) {
+	r := row{Scenario: scenario, Requests: len(results), Recovery: "-"}
 	var lostOnes []string
 	for _, res := range results {
 		switch classify(res) {
@@ -305,21 +327,7 @@ func runScenario(t *testing.T, sc scenario) {
 			}
 		}
 	}
-	if sc.note != nil {
-		r.Note = sc.note(f)
-	}
-	record(r)
-	t.Logf("%+v", r)
-	if r.Lost > 0 {
-		t.Errorf("%s: %d of %d requests lost (no answer or cut without a reason): %s\n%s", sc.name, r.Lost, r.Requests,
-			strings.Join(lostOnes, "; "), f.logs())
-	}
-	if sc.wantFallback && r.Fallback == 0 {
-		t.Errorf("%s: no request was answered by a fallback: %+v", sc.name, r)
-	}
-	if r.Primary == 0 {
-		t.Errorf("%s: no request answered by the first choice: %+v", sc.name, r)
-	}
+	return r, lostOnes
 }
 
 func bothRegistered(f *fleet) bool { return f.passing("writer-1") && f.passing("writer-2") }
@@ -437,20 +445,10 @@ func burst(t *testing.T) {
 		}
 	}
 	took := time.Since(start)
-	r := row{Scenario: "burst of 1000 concurrent calls, 30% upstream failures", Requests: len(results), Recovery: "-"}
+	r, _ := tally("burst of 1000 concurrent calls, 30% upstream failures", results)
 	var m vegeta.Metrics
 	for _, res := range results {
 		m.Add(res)
-		switch classify(res) {
-		case primary:
-			r.Primary++
-		case fallback:
-			r.Fallback++
-		case clearErr:
-			r.Errors++
-		case lost:
-			r.Lost++
-		}
 	}
 	m.Close()
 	r.Note = fmt.Sprintf("up to %d calls in flight at once; all answered in %.1fs, p99 %s",
@@ -483,19 +481,7 @@ func soak(t *testing.T, d time.Duration) {
 	time.Sleep(3 * time.Second) // idle connections close
 	settled := sample()
 
-	r := row{Scenario: fmt.Sprintf("soak, %s of mixed load", d.Round(time.Second)), Requests: len(results), Recovery: "-"}
-	for _, res := range results {
-		switch classify(res) {
-		case primary:
-			r.Primary++
-		case fallback:
-			r.Fallback++
-		case clearErr:
-			r.Errors++
-		case lost:
-			r.Lost++
-		}
-	}
+	r, _ := tally(fmt.Sprintf("soak, %s of mixed load", d.Round(time.Second)), results)
 	var notes []string
 	for i, p := range procs {
 		a, b := first[i], last[i]

@@ -1,7 +1,6 @@
 package chaos_test
 
 import (
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -105,18 +104,10 @@ func TestMultiNodeCluster(t *testing.T) {
 	f.waitFor("the dispatcher sending every task to writer-2", 10*time.Second, func() bool { return onlyWriter2(t, f) })
 
 	results := l.stop()
-	counts := map[outcome]int{}
-	var lostOnes []string
-	for _, r := range results {
-		o := classify(r)
-		counts[o]++
-		if o == lost && len(lostOnes) < 5 {
-			lostOnes = append(lostOnes, fmt.Sprintf("%d %q", r.Code, r.Error))
-		}
-	}
-	t.Logf("%d requests: %d primary, %d fallback, %d clear errors, %d lost", len(results), counts[primary], counts[fallback], counts[clearErr], counts[lost])
-	if counts[lost] > 0 || counts[clearErr] > 0 {
-		t.Errorf("%d lost and %d errors of %d requests: %v\n%s", counts[lost], counts[clearErr], len(results), lostOnes, f.logs())
+	r, lostOnes := tally("multi-node cluster", results)
+	t.Logf("%d requests: %d primary, %d fallback, %d clear errors, %d lost", r.Requests, r.Primary, r.Fallback, r.Errors, r.Lost)
+	if r.Lost > 0 || r.Errors > 0 {
+		t.Errorf("%d lost and %d errors of %d requests: %v\n%s", r.Lost, r.Errors, r.Requests, lostOnes, f.logs())
 	}
 }
 

@@ -1,12 +1,10 @@
 package chaos_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	mathrand "math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -17,7 +15,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -27,6 +24,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/examples/fakellm"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // fleet is one scenario's system, all real processes but the fake models
@@ -72,7 +70,7 @@ type sidecarProc struct {
 	control     string // http://127.0.0.1:port
 	ingress     string // host:port, "" for none
 	agentPort   int
-	out         *syncBuffer
+	out         *testutil.SyncBuffer
 	cmd         *exec.Cmd
 	done        chan struct{}
 }
@@ -157,13 +155,13 @@ model "gpt-4o-mini" {
   base_url = "%[7]s/v1"
   api_key  = "chaos-test-key"
 }
-`, freePort(f.t), consulAddr, f.lite.URL, f.flaky.srv.URL, f.steady.URL, primaryURL, miniURL), "", 0)
+`, testutil.FreePort(f.t), consulAddr, f.lite.URL, f.flaky.srv.URL, f.steady.URL, primaryURL, miniURL), "", 0)
 }
 
 // startWriter starts writer-i: the python example agent under its sidecar,
 // registered with the Consul agent at consulAddr.
 func (f *fleet) startWriter(i int, consulAddr string) *sidecarProc {
-	agentPort, ingressPort := freePort(f.t), freePort(f.t)
+	agentPort, ingressPort := testutil.FreePort(f.t), testutil.FreePort(f.t)
 	return f.startSidecar(fmt.Sprintf("writer-%d", i), fmt.Sprintf(`
 agent {
   name = "writer"
@@ -197,7 +195,7 @@ breaker "default" {
   consecutive_failures = 3
   open_for = "2s"
 }
-`, i, agentPort, filepath.Join(repoRoot(), "examples/python/agent.py"), freePort(f.t), ingressPort, consulAddr),
+`, i, agentPort, filepath.Join(repoRoot(), "examples/python/agent.py"), testutil.FreePort(f.t), ingressPort, consulAddr),
 		fmt.Sprintf("127.0.0.1:%d", ingressPort), agentPort)
 }
 
@@ -208,7 +206,7 @@ func (f *fleet) startSidecar(id, cfg, ingress string, agentPort int) *sidecarPro
 		f.t.Fatal(err)
 	}
 	m := regexpListen(cfg)
-	p := &sidecarProc{id: id, cfgFile: file, control: "http://" + m, ingress: ingress, agentPort: agentPort, out: &syncBuffer{}}
+	p := &sidecarProc{id: id, cfgFile: file, control: "http://" + m, ingress: ingress, agentPort: agentPort, out: &testutil.SyncBuffer{}}
 	f.launch(p)
 	f.t.Cleanup(func() { f.stop(p) })
 	return p
@@ -427,40 +425,7 @@ func regexpListen(cfg string) string {
 	return rest[:strings.Index(rest, `"`)]
 }
 
-// freePort picks a free port below Linux's ephemeral range, so that no
-// outgoing connection can take it before the process binds it.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		port := 20000 + mathrand.IntN(12000)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port found in 20000-31999")
-	return 0
-}
-
 func repoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

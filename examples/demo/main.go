@@ -19,7 +19,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -496,7 +495,6 @@ func restarts(control string) int {
 			Restarts int `json:"restarts"`
 		} `json:"process"`
 	}
-	body, _ := io.ReadAll(resp.Body)
-	_ = json.NewDecoder(bytes.NewReader(body)).Decode(&st)
+	_ = json.NewDecoder(resp.Body).Decode(&st)
 	return st.Process.Restarts
 }

@@ -85,7 +85,7 @@ type Sidecar struct {
 	metrics   *metrics
 	// transports are the clients of calls, notifications and models; their
 	// idle connections are closed on shutdown.
-	transports []*http.Transport
+	transports []interface{ CloseIdleConnections() }
 	events     *eventHub
 	stopping   chan struct{} // closed when shutdown starts: ends event streams
 
@@ -142,8 +142,8 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	s.router = newRouter(s, s.discovery, s.breakers)
 	s.metrics = newMetrics(s)
 	roots := cfg.TLS.CertPool()
-	callRT, notifyRT, modelRT := newUpstreamTransport(roots), newUpstreamTransport(roots), gateway.NewTransport(roots)
-	s.transports = []*http.Transport{callRT, notifyRT, modelRT}
+	callRT, notifyRT, modelRT := newCallTransport(roots), newNotifyTransport(roots), gateway.NewTransport(roots)
+	s.transports = []interface{ CloseIdleConnections() }{callRT, notifyRT, modelRT}
 	s.proxy = newReverseProxy(&callTransport{rt: callRT, metrics: s.metrics}, s)
 	s.notifier.client.Transport = notifyRT
 	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: modelRT,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+	"github.com/agent-sidecar/sidecar/sidecar/h1"
 )
 
 // maxReplayBody is the largest request body kept in memory so that a call
@@ -135,17 +136,34 @@ type callTransport struct {
 	metrics *metrics
 }
 
-func newUpstreamTransport(roots *x509.CertPool) *http.Transport {
+// newNotifyTransport is the client of notification webhooks.
+func newNotifyTransport(roots *x509.CertPool) *http.Transport {
 	return &http.Transport{
 		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   10 * time.Second,
 		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           upstreamDialer.DialContext,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
 		DisableCompression:    true,
 		ExpectContinueTimeout: time.Second,
+	}
+}
+
+var upstreamDialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+
+// newCallTransport is the client of /call/ and the ingress: HTTP/1.1 with
+// the exchange made in the calling goroutine (package h1), which make bench
+// measured faster than net/http's Transport on this path.
+func newCallTransport(roots *x509.CertPool) *h1.Transport {
+	return &h1.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: 10 * time.Second,
+		DialContext:         upstreamDialer.DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
 	}
 }
 

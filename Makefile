@@ -65,6 +65,7 @@ demo: build consul examples/node/node_modules/.package-lock.json
 bench: build
 	$(GO) run ./internal/benchrun -root . -json test-artifacts/bench.json
 	$(GO) test -run '^$$' -bench 'CallPath|ModelPath' -benchtime 5000x -count 3 ./sidecar/
+	$(GO) test -run '^$$' -bench 'BodySize' -benchtime 200x ./sidecar/
 	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/breaker/ ./sidecar/gateway/ ./policies/
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -run '^$$' -bench 'Instances' -benchmem ./discovery/
 

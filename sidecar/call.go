@@ -77,6 +77,7 @@ func (s *Sidecar) serveCall(w http.ResponseWriter, req *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, errInvalidRequest, "could not read the request body: "+err.Error())
 		return
 	}
+	defer body.release()
 	plan := &callPlan{
 		stages:     s.router.callStages(cfg, name),
 		path:       path,
@@ -139,6 +140,7 @@ func (s *Sidecar) ingressHandler() http.Handler {
 			writeJSONError(w, http.StatusBadRequest, errInvalidRequest, "could not read the request body: "+err.Error())
 			return
 		}
+		defer body.release()
 		forwarded := req.Header.Get(headerForwarded) != ""
 		req.Header.Del(headerForwarded)
 		bcfg := cfg.Breakers[in.Breaker]

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/bodybuf"
 	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/h1"
@@ -54,13 +55,14 @@ type planKey struct{}
 // replayBody holds a request body: whole when it fits in maxReplayBody
 // (then it can be sent again), else a stream that can be sent once.
 type replayBody struct {
-	buf    []byte
-	stream io.Reader // nil when buf holds the whole body
+	buf    *bodybuf.Buf // the whole body, in a pooled buffer
+	stream io.Reader    // nil when buf holds the whole body
 	mu     sync.Mutex
 	read   bool // the stream has been (partly) consumed
 }
 
-// readReplayBody reads a request body up to the replay limit.
+// readReplayBody reads a request body up to the replay limit into a
+// pooled buffer; release gives it back once the call is over.
 func readReplayBody(r *http.Request) (*replayBody, error) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil, nil
@@ -68,14 +70,25 @@ func readReplayBody(r *http.Request) (*replayBody, error) {
 	if r.ContentLength > maxReplayBody {
 		return &replayBody{stream: r.Body}, nil
 	}
-	buf, err := io.ReadAll(io.LimitReader(r.Body, maxReplayBody+1))
+	buf, err := bodybuf.Read(r.Body, r.ContentLength, maxReplayBody)
+	if errors.Is(err, bodybuf.ErrTooLarge) {
+		// Streamed once from what was read on; buf is kept (not released)
+		// because the stream reads from it.
+		return &replayBody{stream: io.MultiReader(bytes.NewReader(buf.Bytes()), r.Body)}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	if len(buf) > maxReplayBody {
-		return &replayBody{stream: io.MultiReader(bytes.NewReader(buf), r.Body)}, nil
-	}
 	return &replayBody{buf: buf}, nil
+}
+
+// release gives the body's buffer back. The call must be over: the call
+// transport (package h1) has finished writing every attempt's body when
+// RoundTrip returns.
+func (b *replayBody) release() {
+	if b != nil {
+		b.buf.Release()
+	}
 }
 
 // replayable reports whether the body can be sent more than once.
@@ -95,9 +108,10 @@ func (b *replayBody) attach(out *http.Request) {
 		return
 	}
 	if b.stream == nil {
-		out.ContentLength = int64(len(b.buf))
-		out.Body = io.NopCloser(bytes.NewReader(b.buf))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b.buf)), nil }
+		buf := b.buf.Bytes()
+		out.ContentLength = int64(len(buf))
+		out.Body = io.NopCloser(bytes.NewReader(buf))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 		return
 	}
 	out.Body, out.GetBody = &onceReader{b: b}, nil

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/bodybuf"
 	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
@@ -102,12 +102,14 @@ func (c *call) attempt(m *policies.Model, b *breaker.Breaker, permit breaker.Per
 	}
 	ctx, cancel := context.WithTimeout(c.in.Context(), m.Timeout)
 	defer cancel()
-	out, err := http.NewRequestWithContext(ctx, http.MethodPost, m.BaseURL+c.ep.upstream, bytes.NewReader(body))
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, m.BaseURL+c.ep.upstream, http.NoBody)
 	if err != nil {
 		permit.Cancel()
 		c.reasons = append(c.reasons, m.Label+": invalid base_url")
 		return resultFailed
 	}
+	out.Body, out.ContentLength = c.req.pinned.reader(body), int64(len(body))
+	out.GetBody = func() (io.ReadCloser, error) { return c.req.pinned.reader(body), nil }
 	c.outHeaders(out.Header, m)
 
 	c.attempts++
@@ -166,9 +168,11 @@ func isEventStream(resp *http.Response) bool {
 // relayWhole reads a whole answer, checks it and passes it on. An answer
 // that the agent would not be able to use (degrade_on) fails over.
 func (c *call) relayWhole(m *policies.Model, permit breaker.Permit, resp *http.Response, sent time.Time, firstByte *atomic.Bool, ctx context.Context) result {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	buf, err := bodybuf.Read(resp.Body, resp.ContentLength, maxAnswer)
+	defer buf.Release() // after the answer is written
+	body := buf.Bytes()
 	c.waited += time.Since(sent)
-	if err != nil {
+	if err != nil && !errors.Is(err, bodybuf.ErrTooLarge) {
 		if c.in.Context().Err() != nil {
 			permit.Cancel()
 			return resultCanceled

@@ -273,12 +273,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, provider, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here: use POST", 0)
 		return
 	}
-	body, status, msg := readBody(r, st.maxBody)
+	buf, status, msg := readBody(r, st.maxBody)
 	if status != 0 {
 		writeError(w, provider, status, msg, 0)
 		return
 	}
-	req, msg := parseRequest(body, ep)
+	body := pin(buf)
+	defer body.unpin()
+	req, msg := parseRequest(buf.Bytes(), ep)
+	req.pinned = body
 	if msg != "" {
 		writeError(w, provider, http.StatusBadRequest, msg, 0)
 		return

@@ -1,30 +1,34 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/agent-sidecar/sidecar/internal/bodybuf"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
 // request is what the gateway reads of an agent's request body.
 type request struct {
-	body      []byte // as the agent sent it
+	body      []byte // as the agent sent it (in pinned)
+	pinned    *pinned
 	model     string
 	stream    bool
 	wantsJSON bool // a JSON response format was asked for
 }
 
-// readBody reads a request body up to max bytes. A non-zero status says
-// why it could not.
-func readBody(r *http.Request, max int64) ([]byte, int, string) {
+// readBody reads a request body up to max bytes into a pooled buffer. A
+// non-zero status says why it could not.
+func readBody(r *http.Request, max int64) (*bodybuf.Buf, int, string) {
 	tooLarge := "the request body is larger than the gateway's limit of " + strconv.FormatInt(max, 10) +
 		" bytes (gateway.max_request_bytes)"
 	if r.ContentLength > max {
@@ -33,24 +37,63 @@ func readBody(r *http.Request, max int64) ([]byte, int, string) {
 	if r.Body == nil {
 		return nil, http.StatusBadRequest, "the request has no body: send the request as JSON"
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	body, err := bodybuf.Read(r.Body, r.ContentLength, max)
+	var mbe *http.MaxBytesError
 	switch {
-	case err != nil:
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, http.StatusRequestEntityTooLarge, tooLarge
-		}
-		return nil, http.StatusBadRequest, "could not read the request body: " + err.Error()
-	case int64(len(body)) > max:
+	case errors.Is(err, bodybuf.ErrTooLarge) || errors.As(err, &mbe):
+		body.Release()
 		return nil, http.StatusRequestEntityTooLarge, tooLarge
+	case err != nil:
+		return nil, http.StatusBadRequest, "could not read the request body: " + err.Error()
 	}
 	return body, 0, ""
+}
+
+// pinned is a request body in a pooled buffer, shared by the call and the
+// bodies of the requests it sends: the buffer goes back to the pool when
+// the call is over and the transport has closed every one of those bodies
+// (net/http's Transport may still be writing one when RoundTrip returns).
+type pinned struct {
+	buf  *bodybuf.Buf
+	refs atomic.Int32
+}
+
+func pin(buf *bodybuf.Buf) *pinned {
+	p := &pinned{buf: buf}
+	p.refs.Store(1)
+	return p
+}
+
+func (p *pinned) unpin() {
+	if p.refs.Add(-1) == 0 {
+		p.buf.Release()
+	}
+}
+
+// reader returns a body reading b (the pinned buffer or a rewritten copy)
+// that holds the buffer until it is closed.
+func (p *pinned) reader(b []byte) io.ReadCloser {
+	p.refs.Add(1)
+	return &pinnedReader{Reader: bytes.NewReader(b), p: p}
+}
+
+type pinnedReader struct {
+	*bytes.Reader
+	p      *pinned
+	closed atomic.Bool
+}
+
+func (r *pinnedReader) Close() error {
+	if r.closed.CompareAndSwap(false, true) {
+		r.p.unpin()
+	}
+	return nil
 }
 
 // parseRequest checks that body is a JSON object with a model, and reads
 // what the gateway needs. A non-empty message says what is wrong.
 func parseRequest(body []byte, ep endpoint) (request, string) {
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return request{}, "the request body is empty: send the request as a JSON object"
 	}
 	if !gjson.ValidBytes(body) {
@@ -59,20 +102,20 @@ func parseRequest(body []byte, ep endpoint) (request, string) {
 	if !utf8.Valid(body) {
 		return request{}, "the request body is not valid JSON: it is not valid UTF-8"
 	}
-	root := gjson.ParseBytes(body)
-	if !root.IsObject() {
+	// GetBytes reads body in place; ParseBytes would copy it first.
+	if bytes.TrimSpace(body)[0] != '{' {
 		return request{}, "the request body must be a JSON object"
 	}
-	model := root.Get("model")
+	model := gjson.GetBytes(body, "model")
 	if model.Type != gjson.String || model.Str == "" {
 		return request{}, `the request has no "model": set "model" to one of the gateway's models (GET /llm/v1/models lists them)`
 	}
-	req := request{body: body, model: model.Str, stream: root.Get("stream").Type == gjson.True}
+	req := request{body: body, model: model.Str, stream: gjson.GetBytes(body, "stream").Type == gjson.True}
 	switch ep.kind {
 	case kindChat:
-		req.wantsJSON = jsonFormat(root.Get("response_format.type").Str)
+		req.wantsJSON = jsonFormat(gjson.GetBytes(body, "response_format.type").Str)
 	case kindResponse:
-		req.wantsJSON = jsonFormat(root.Get("text.format.type").Str)
+		req.wantsJSON = jsonFormat(gjson.GetBytes(body, "text.format.type").Str)
 	}
 	return req, ""
 }

@@ -8,7 +8,8 @@
 //     nginx (upstream keepalive 64, two workers), through a plain Go
 //     httputil.ReverseProxy (`benchrun serve-goproxy`: the default
 //     transport with 64 idle connections per host) and through the
-//     sidecar's /call/up/ (breaker, balancing, fallback logic included);
+//     sidecar's /call/up/ (the upstream found in Consul, with breaker,
+//     balancing and fallback logic included);
 //   - two fake models (bin/fakellm, gpt-4o and its fallback gpt-4o-mini),
 //     called directly and through the sidecar's /llm/v1/chat/completions,
 //     and, when it can be installed from npm, through Portkey's open-source
@@ -16,10 +17,9 @@
 //
 // Every process runs in its own process group, so that its CPU time can be
 // read from /proc/PID/stat (nginx: master and workers together) and all of
-// them are stopped at the end, also on Ctrl-C. The sidecar runs without
-// Consul: it starts and serves while Consul does not answer (it retries in
-// the background), so its consul.address points at a port where nothing
-// listens and no Consul agent is needed.
+// them are stopped at the end, also on Ctrl-C. A Consul dev agent (the
+// binary scripts/consul.sh builds, or $CONSUL_BIN) holds the upstream's
+// registration, which the sidecar's discovery follows as in production.
 //
 // What it measures, interleaved in rounds (in each round every path in
 // turn, the order rotated by one each round) and reported as the median of
@@ -232,12 +232,16 @@ func (b *bench) start(ctx context.Context, bins map[string]string) error {
 	}
 	b.primary, b.lite = "http://"+primaryAddr, "http://"+liteAddr
 
+	consulAddr, err := b.startConsul(ctx, upAddr)
+	if err != nil {
+		return fmt.Errorf("consul (the sidecar's /call/up/ finds the upstream through it): %w", err)
+	}
 	scAddr, err := freeAddr()
 	if err != nil {
 		return err
 	}
 	conf := filepath.Join(b.tmp, "sidecar.hcl")
-	if err := os.WriteFile(conf, []byte(sidecarConfig(scAddr, upAddr, primaryAddr, liteAddr)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(sidecarConfig(scAddr, consulAddr, primaryAddr, liteAddr)), 0o644); err != nil {
 		return err
 	}
 	if b.sidecar, err = b.g.start("sidecar", "", nil, bins["sidecar"], "agent", "-config", conf); err != nil {
@@ -318,23 +322,21 @@ func (b *bench) startHTTP(ctx context.Context, name, path string, argv ...string
 	return addr, p, waitHTTP(ctx, p, "http://"+addr+path, 15*time.Second)
 }
 
-// sidecarConfig is the sidecar's configuration: the upstream "up" at a
-// static URL, gpt-4o falling back to gpt-4o-mini, breakers that open after
-// 3 failures for 1 s (doubling), and no reachable Consul.
-func sidecarConfig(listen, up, primary, lite string) string {
+// sidecarConfig is the sidecar's configuration: the upstream "up" found
+// in Consul (the service the harness registered), gpt-4o falling back to
+// gpt-4o-mini, breakers that open after 3 failures for 1 s (doubling).
+func sidecarConfig(listen, consul, primary, lite string) string {
 	return fmt.Sprintf(`# Written by internal/benchrun.
 agent { name = "bench" }
 listen { address = %q }
-
-# Nothing listens there: the sidecar serves without Consul.
-consul { address = "127.0.0.1:1" }
+consul { address = %q }
 
 breaker "default" {
   consecutive_failures = 3
   open_for             = "1s"
 }
 
-upstream "up" { url = "http://%s" }
+upstream "up" { service = %q }
 
 model "gpt-4o" {
   provider = "openai"
@@ -348,7 +350,7 @@ model "gpt-4o-mini" {
   base_url = "http://%s/v1"
   api_key  = "bench"
 }
-`, listen, up, primary, lite)
+`, listen, consul, upstreamService, primary, lite)
 }
 
 // check sends one request on e and wants 200 (through the sidecar's

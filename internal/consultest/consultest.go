@@ -178,21 +178,26 @@ func (a *Agent) launch() error {
 
 func (a *Agent) args() []string {
 	p := a.ports
+	return DevArgs("consultest-"+strconv.Itoa(p.http), p.http, p.serfLAN, p.serfWAN, p.server)
+}
+
+// DevArgs are the arguments of a Consul dev agent named node on loopback
+// with the given ports, DNS and gRPC off, check output pushed to the
+// catalog at once and no update checks.
+func DevArgs(node string, http, serfLAN, serfWAN, server int) []string {
 	return []string{
 		"agent", "-dev",
-		"-node=consultest-" + strconv.Itoa(p.http),
+		"-node=" + node,
 		"-bind=127.0.0.1",
 		"-client=127.0.0.1",
-		"-http-port=" + strconv.Itoa(p.http),
+		"-http-port=" + strconv.Itoa(http),
 		"-dns-port=-1",
 		"-grpc-port=-1",
 		"-grpc-tls-port=-1",
-		"-serf-lan-port=" + strconv.Itoa(p.serfLAN),
-		"-serf-wan-port=" + strconv.Itoa(p.serfWAN),
-		"-server-port=" + strconv.Itoa(p.server),
+		"-serf-lan-port=" + strconv.Itoa(serfLAN),
+		"-serf-wan-port=" + strconv.Itoa(serfWAN),
+		"-server-port=" + strconv.Itoa(server),
 		"-log-level=info",
-		// Push check output changes to the catalog at once, and never
-		// call home for update checks.
 		`-hcl=check_update_interval = "0s"`,
 		"-hcl=disable_update_check = true",
 	}
@@ -293,34 +298,42 @@ func Binary(t testing.TB) string { t.Helper(); return findBinary(t) }
 // findBinary returns the Consul binary to run, or ends the test.
 func findBinary(t testing.TB) string {
 	t.Helper()
+	bin, err := FindBinary()
+	if err == nil {
+		return bin
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal(err.Error())
+	} else {
+		t.Skip(err.Error())
+	}
+	return ""
+}
+
+// FindBinary returns the Consul binary to run: $CONSUL_BIN, the one
+// scripts/consul.sh caches, or consul on $PATH.
+func FindBinary() (string, error) {
 	var tried []string
 	if p := os.Getenv("CONSUL_BIN"); p != "" {
 		if isExecutable(p) {
-			return p
+			return p, nil
 		}
 		tried = append(tried, p+" ($CONSUL_BIN)")
 	}
 	for _, p := range cachedPaths() {
 		if isExecutable(p) {
-			return p
+			return p, nil
 		}
 		tried = append(tried, p)
 	}
 	if p, err := exec.LookPath("consul"); err == nil {
-		return p
+		return p, nil
 	}
 	tried = append(tried, "consul on $PATH")
-	msg := fmt.Sprintf("consultest: no Consul binary found (tried %v); "+
+	return "", fmt.Errorf("consultest: no Consul binary found (tried %v); "+
 		"run `make consul` (or scripts/consul.sh) to build Consul %s, or set CONSUL_BIN", tried, Version)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	} else {
-		t.Skip(msg)
-	}
-	return ""
 }
 
-// cachedPaths mirrors where scripts/consul.sh puts the binary.
 func cachedPaths() []string {
 	rel := filepath.Join("consul-"+Version, "consul")
 	var paths []string

@@ -23,6 +23,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+	"github.com/agent-sidecar/sidecar/sidecar/h1"
 )
 
 // Response headers the gateway sets on every answer.
@@ -96,23 +97,58 @@ func New(cfg *policies.Config, opts Options) *Gateway {
 	return g
 }
 
-// NewTransport returns the transport used for model calls: proxies from the
-// environment (HTTPS_PROXY), HTTP/2 where offered, no transparent
-// decompression (streams are relayed as they come), certificates verified
-// against roots (nil: the system's).
-func NewTransport(roots *x509.CertPool) *http.Transport {
-	return &http.Transport{
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		DisableCompression:    true,
-		ExpectContinueTimeout: time.Second,
+// NewTransport returns the transport used for model calls. HTTPS ones (to a
+// provider, HTTP/2 where offered) and those a proxy from the environment
+// (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) applies to go through net/http's
+// Transport; plain-HTTP ones that go straight to the model (one served on
+// the host or in the cluster) through package h1, which make bench measured
+// cheaper. No transparent decompression: streams are relayed as they come.
+// Certificates are verified against roots (nil: the system's).
+func NewTransport(roots *x509.CertPool) *Transport {
+	return &Transport{
+		std: &http.Transport{
+			TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           modelDialer.DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          256,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			DisableCompression:    true,
+			ExpectContinueTimeout: time.Second,
+		},
+		plain: &h1.Transport{
+			DialContext:         modelDialer.DialContext,
+			MaxIdleConns:        256,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+		},
 	}
+}
+
+var modelDialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+
+// Transport is the model calls' RoundTripper (see NewTransport).
+type Transport struct {
+	std   *http.Transport
+	plain *h1.Transport
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" {
+		if proxy, err := t.std.Proxy(req); err == nil && proxy == nil {
+			return t.plain.RoundTrip(req)
+		}
+	}
+	return t.std.RoundTrip(req)
+}
+
+// CloseIdleConnections closes the kept-alive connections of both.
+func (t *Transport) CloseIdleConnections() {
+	t.std.CloseIdleConnections()
+	t.plain.CloseIdleConnections()
 }
 
 // SetConfig applies a (re)loaded configuration. Requests in flight finish

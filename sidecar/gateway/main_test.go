@@ -14,8 +14,15 @@ import (
 // everything they started has stopped (watchers, notifiers, probes,
 // supervisors, proxied calls, model streams, timers). The test clients'
 // idle keep-alive connections are closed first.
+//
+// HTTP_PROXY points at testProxy for the whole package (net/http reads it
+// once): models on loopback are never proxied, so only the test that calls
+// a model elsewhere reaches it.
 func TestMain(m *testing.M) {
+	testProxy = newRecordingProxy()
+	os.Setenv("HTTP_PROXY", testProxy.srv.URL)
 	code := m.Run()
+	testProxy.srv.Close()
 	if code == 0 {
 		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 		// Connections the servers closed end their goroutines shortly

@@ -57,13 +57,14 @@ lint:
 demo: build consul examples/node/node_modules/.package-lock.json
 	CONSUL_BIN="$$(scripts/consul.sh)" KEEP="$(KEEP)" bin/demo
 
-# make bench: the harness (internal/benchrun) starts an upstream, a plain Go
-# reverse proxy, nginx (installed from Debian's packages when missing), the
-# sidecar, fake models and Portkey's gateway as separate processes and
+# make bench: the harness (internal/benchrun) starts an upstream registered
+# in a Consul dev agent, a plain Go reverse proxy, nginx (installed from
+# Debian's packages when missing), the sidecar, fake models and Portkey's
+# gateway as separate processes and
 # measures them with vegeta in interleaved rounds; then the in-process
 # benchmarks of the call path and the hot functions.
 bench: build
-	$(GO) run ./internal/benchrun -root . -json test-artifacts/bench.json
+	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) run ./internal/benchrun -root . -json test-artifacts/bench.json
 	$(GO) test -run '^$$' -bench 'CallPath|ModelPath' -benchtime 5000x -count 3 ./sidecar/
 	$(GO) test -run '^$$' -bench 'BodySize' -benchtime 200x ./sidecar/
 	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/breaker/ ./sidecar/gateway/ ./policies/
@@ -71,7 +72,7 @@ bench: build
 
 # The harness's own test (a -quick run), alone: it saturates both CPUs.
 bench-test: build
-	BENCHRUN_TEST=1 $(GO) test -count=1 ./internal/benchrun/
+	CONSUL_BIN="$$(scripts/consul.sh)" BENCHRUN_TEST=1 $(GO) test -count=1 ./internal/benchrun/
 
 # Each fuzz target in turn: the configuration loader, heartbeat bodies, the
 # model request rewrite, SSE splitting and /call/ paths. `make test` runs

@@ -86,7 +86,7 @@ var ErrTooLarge = errors.New("bodybuf: body longer than the limit")
 func Read(r io.Reader, sizeHint, limit int64) (*Buf, error) {
 	n := 512
 	if sizeHint > 0 {
-		n = int(min(sizeHint, limit) + 1) // +1: the read that sees the end
+		n = int(min(sizeHint, limit+1))
 	}
 	b := get(n)
 	for {
@@ -94,10 +94,22 @@ func Read(r io.Reader, sizeHint, limit int64) (*Buf, error) {
 			if int64(len(b)) > limit {
 				return &Buf{b: b}, ErrTooLarge
 			}
+			// Full: a body of exactly the expected length ends here, which
+			// a one-byte read tells without a larger buffer.
+			var one [1]byte
+			m, err := io.ReadFull(r, one[:])
+			if m == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
+				return &Buf{b: b}, nil
+			}
+			if err != nil {
+				put(b)
+				return nil, err
+			}
 			nb := get(min(2*cap(b), int(limit)+1))
 			nb = append(nb, b...)
 			put(b)
-			b = nb
+			b = append(nb, one[0])
+			continue
 		}
 		m, err := r.Read(b[len(b):min(cap(b), int(limit)+1)])
 		b = b[:len(b)+m]

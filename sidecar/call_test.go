@@ -1,9 +1,11 @@
 package sidecar
 
 import (
+	"bufio"
 	"context"
 	"encoding/pem"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -418,4 +420,50 @@ func TestTLSUpstreamTrustedOnlyWithItsCA(t *testing.T) {
 		JSON().Object().Value("error").Object().Value("message").String().Contains("certificate")
 	// With tls.ca_file naming its CA, it is
 	run(ca).GET("/call/secure/x").Expect().Status(http.StatusOK).Body().IsEqual(`{"secure":true}`)
+}
+
+// A connection upgrade (a WebSocket, say) goes through /call/: the 101
+// reaches the agent and the connection carries bytes both ways.
+func TestUpgradeThroughCall(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			http.Error(w, "want Upgrade: echo", http.StatusBadRequest)
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		line, _ := brw.ReadString('\n')
+		_, _ = io.WriteString(c, "echo: "+line)
+	}))
+	defer up.Close()
+	cfg := testConfig()
+	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+	cfg.Upstreams = map[string]policies.Upstream{"ws": {Name: "ws", URL: up.URL, Breaker: "default",
+		Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}}
+	s, _, _ := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
+
+	c, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.WriteString(c, "GET /call/ws/socket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("upgrade through /call/: %s %s", resp.Status, b)
+	}
+	_, _ = io.WriteString(c, "hello\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "echo: hello\n" {
+		t.Fatalf("through the upgraded connection: %q %v", line, err)
+	}
 }

@@ -263,8 +263,8 @@ stages:
 			case outcomeOK:
 				release()
 				annotate(resp, st, tg)
-				if rb, ok := resp.Body.(*releasingBody); ok && slot != nil {
-					rb.slot, slot = slot, nil // held until the answer is read
+				if rb, ok := resp.Body.(interface{ releasing() *releasingBody }); ok && slot != nil {
+					rb.releasing().slot, slot = slot, nil // held until the answer is read
 				}
 				if st.fallback {
 					return resp, resultFallback, nil
@@ -359,7 +359,13 @@ func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg 
 	}
 	failure, _ := tg.breaker.Classify(resp.StatusCode, nil, time.Since(permit.Started()))
 	permit.Done(resp.StatusCode, nil)
-	resp.Body = &releasingBody{ReadCloser: resp.Body, cancel: cancel, outstanding: tg.outstanding}
+	rb := &releasingBody{ReadCloser: resp.Body, cancel: cancel, outstanding: tg.outstanding}
+	resp.Body = rb
+	if w, ok := rb.ReadCloser.(io.Writer); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+		// An upgraded connection (a WebSocket, say): the reverse proxy
+		// needs a body it can also write to.
+		resp.Body = &releasingConn{releasingBody: rb, w: w}
+	}
 	if failure {
 		return resp, outcomeFailStatus, resp.Status
 	}
@@ -375,6 +381,17 @@ type releasingBody struct {
 	slot        *atomic.Int64 // the stage's bulkhead slot, when it has one
 	closed      atomic.Bool
 }
+
+func (b *releasingBody) releasing() *releasingBody { return b }
+
+// releasingConn is the body of a 101 answer: the upgraded connection,
+// released like any body when it is closed.
+type releasingConn struct {
+	*releasingBody
+	w io.Writer
+}
+
+func (c *releasingConn) Write(p []byte) (int, error) { return c.w.Write(p) }
 
 func (b *releasingBody) Close() error {
 	err := b.ReadCloser.Close()

@@ -242,6 +242,9 @@ type Model struct {
 	// APIKey is sent instead of the agent's own credentials; "" forwards
 	// the agent's. Secret: never logged.
 	APIKey string
+	// APIKeyEmpty says that api_key was set but is empty: usually an
+	// environment variable that is not set (see Config.Warnings).
+	APIKeyEmpty bool
 	// Headers are extra headers sent upstream (never Host or
 	// Content-Length); values are secrets.
 	Headers map[string]string

@@ -368,6 +368,7 @@ func resolve(fc *fileConfig) *Config {
 			Provider:          deref(m.Provider),
 			BaseURL:           strings.TrimRight(deref(m.BaseURL), "/"),
 			APIKey:            deref(m.APIKey),
+			APIKeyEmpty:       m.APIKey != nil && *m.APIKey == "",
 			Headers:           m.Headers,
 			Name:              deref(m.Name),
 			Breaker:           deref(m.Breaker),

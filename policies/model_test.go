@@ -2,7 +2,10 @@ package policies
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,7 +78,8 @@ func modelDefaults() *Config {
 	llama := defaultModel("llama3.1:8b", ProviderOpenAI)
 	llama.BaseURL = "http://127.0.0.1:11434/v1"
 	vllm := defaultModel("meta-llama/Llama-3-8B", ProviderOpenAI)
-	vllm.BaseURL = "http://vllm.internal:8000/v1" // api_key from an unset variable: "", no error
+	vllm.BaseURL = "http://vllm.internal:8000/v1" // api_key from an unset variable: "", no error, a warning
+	vllm.APIKeyEmpty = true
 	want.Models = map[string]Model{
 		"gpt-4o":                  defaultModel("gpt-4o", ProviderOpenAI),
 		"claude-3-5-haiku-latest": defaultModel("claude-3-5-haiku-latest", ProviderAnthropic),
@@ -289,5 +293,42 @@ func TestSummaryOfModels(t *testing.T) {
 	}
 	if want := map[string]any{"max_request_bytes": float64(2 << 20)}; !reflect.DeepEqual(got.Gateway, want) {
 		t.Errorf("gateway: got %v, want %v", got.Gateway, want)
+	}
+}
+
+// A model whose api_key is set but empty (an unset environment variable)
+// is valid but warned about: it forwards the agent's own credentials.
+// A model without api_key, or with a key, is not.
+func TestWarningForAnEmptyAPIKey(t *testing.T) {
+	clearConsulEnv(t)
+	t.Setenv("SIDECAR_TEST_MODEL_KEY", "sk-secret-value")
+	f := filepath.Join(t.TempDir(), "models.hcl")
+	if err := os.WriteFile(f, []byte(`agent { name = "writer" }
+model "keyless" {
+  provider = "openai"
+  api_key  = env("SIDECAR_TEST_KEY_THAT_IS_NOT_SET")
+}
+model "keyed" {
+  provider = "anthropic"
+  api_key  = env("SIDECAR_TEST_MODEL_KEY")
+}
+model "forwarding" { provider = "openai" }
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(f)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	got := cfg.Warnings()
+	want := []string{`model "keyless": api_key is set but empty (is the environment variable it reads set?); ` +
+		`the agent's own credentials are forwarded to https://api.openai.com/v1 instead`}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("warnings:\n%q\nwant\n%q", got, want)
+	}
+	for _, w := range got {
+		if strings.Contains(w, "sk-secret-value") {
+			t.Errorf("a warning shows a key: %s", w)
+		}
 	}
 }

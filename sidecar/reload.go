@@ -54,6 +54,9 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 	info := ReloadInfo{At: now, OK: true, Sources: merged.Sources, RestartRequired: restart}
 	s.lastReload = &info
 	s.mu.Unlock()
+	for _, w := range merged.Warnings() {
+		s.log.Warn(w)
+	}
 
 	s.notifier.SetTargets(notifyTargets(merged))
 	s.registry.Update(s.service(merged))

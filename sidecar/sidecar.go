@@ -126,7 +126,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	s.breakers = breaker.NewSet()
 	s.breakers.OnChange(s.onBreakerChange)
 	consulCfg := ConsulConfig(cfg)
-	for _, w := range consulCfg.Warnings() {
+	for _, w := range append(consulCfg.Warnings(), cfg.Warnings()...) {
 		log.Warn(w)
 	}
 

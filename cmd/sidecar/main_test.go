@@ -102,6 +102,8 @@ func TestValidateCommand(t *testing.T) {
 	good := writeFile(t, dir, "good.hcl", "agent {\n  name = \"writer\"\n}\nhealth {\n  heartbeat_interval = \"1m\"\n}\n")
 	notSidecar := httptest.NewServer(http.NotFoundHandler())
 	defer notSidecar.Close()
+	emptyKey := writeFile(t, dir, "empty-key.hcl", "agent {\n  name = \"writer\"\n}\nmodel \"gpt-4o\" {\n  provider = \"openai\"\n"+
+		"  api_key = env(\"SIDECAR_TEST_KEY_THAT_IS_NOT_SET\")\n}\n")
 	bad := writeFile(t, dir, "bad.hcl", "agent {\n  name = \"writer\"\n  prot = 8081\n}\nhealth {\n  heartbeat_interval = \"5x\"\n}\n")
 	cases := []struct {
 		name     string
@@ -112,6 +114,8 @@ func TestValidateCommand(t *testing.T) {
 		{"valid file", []string{"validate", good}, exitOK, []string{"configuration valid", `"writer"`}},
 		{"invalid file names every error with file:line:col", []string{"validate", bad}, exitError,
 			[]string{bad + ":3:3", "prot", bad + ":6:", "heartbeat_interval", `"5x"`}},
+		{"a model key from an unset variable is valid, with a warning", []string{"validate", emptyKey}, exitOK,
+			[]string{"configuration valid", `warning: model "gpt-4o": api_key is set but empty`, "https://api.openai.com/v1"}},
 		{"no arguments", []string{"validate"}, exitUsage, []string{"Usage: sidecar validate"}},
 		{"missing file", []string{"validate", filepath.Join(dir, "nope.hcl")}, exitError, []string{"nope.hcl"}},
 		{"the shipped example configuration", []string{"validate", filepath.Join(repoRoot(t), "sidecar.hcl")}, exitOK,

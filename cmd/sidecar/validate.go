@@ -20,7 +20,8 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 
 Loads the given configuration files and directories (every *.hcl in a
 directory, in name order) as one configuration, as "sidecar agent" would,
-and reports every error with file:line:col.
+and reports every error with file:line:col, and on stderr what is valid
+but probably not meant (a model's api_key that is empty).
 
 Exit codes: 0 valid, 1 invalid, 2 no arguments.
 `)
@@ -39,6 +40,9 @@ Exit codes: 0 valid, 1 invalid, 2 no arguments.
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(stderr, "warning:", w)
 	}
 	fmt.Fprintf(stdout, "configuration valid: %d file(s); agent %q (id %q), heartbeat every %s, isolated after %s without one\n",
 		len(cfg.Sources), cfg.Agent.Name, cfg.Agent.ID, cfg.Health.HeartbeatInterval, cfg.Health.TTL())

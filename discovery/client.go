@@ -30,7 +30,8 @@ const (
 // instances, returned as this package's own types.
 type Client struct {
 	api     *api.Client
-	address string // scheme://host:port, for status output
+	http    *http.Client // api's, for CloseIdleConnections
+	address string       // scheme://host:port, for status output
 	timeout time.Duration
 }
 
@@ -60,12 +61,15 @@ type ServiceEntry struct {
 // NewClient returns a Client for the Consul agent cfg points to. It does no
 // I/O.
 func NewClient(cfg Config) (*Client, error) {
-	c, addr, err := newAPIClient(cfg)
+	c, hc, addr, err := newAPIClient(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{api: c, address: addr, timeout: requestTimeout(cfg)}, nil
+	return &Client{api: c, http: hc, address: addr, timeout: requestTimeout(cfg)}, nil
 }
+
+// CloseIdleConnections closes the client's idle connections to Consul.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
 // Address is the Consul HTTP address in use, as scheme://host:port.
 func (c *Client) Address() string { return c.address }
@@ -333,7 +337,7 @@ func explainTLSError(err error) error {
 // when cfg.Address and cfg.Token are empty, and the CONSUL_* TLS variables
 // only for the fields of cfg.TLS that are empty; the others (namespace,
 // CONSUL_HTTP_SSL) are honoured as the consul CLI does.
-func newAPIClient(cfg Config) (*api.Client, string, error) {
+func newAPIClient(cfg Config) (*api.Client, *http.Client, string, error) {
 	raw := cfg.Address
 	if raw == "" {
 		raw = os.Getenv(api.HTTPAddrEnvName)
@@ -343,7 +347,7 @@ func newAPIClient(cfg Config) (*api.Client, string, error) {
 	}
 	scheme, host, err := parseAddress(raw)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 
 	ac := api.DefaultConfig()
@@ -356,13 +360,13 @@ func newAPIClient(cfg Config) (*api.Client, string, error) {
 		ac.TokenFile = ""
 	}
 	if err := applyTLS(&ac.TLSConfig, cfg.TLS); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	// Bound every request, so a hung Consul cannot block a caller forever.
 	// Callers pass contexts with their own, usually shorter, deadlines.
 	hc, err := api.NewHttpClient(ac.Transport, ac.TLSConfig)
 	if err != nil {
-		return nil, "", fmt.Errorf("consul client: TLS setup: %w", err)
+		return nil, nil, "", fmt.Errorf("consul client: TLS setup: %w", err)
 	}
 	hc.Timeout = requestTimeout(cfg)
 	hc.Transport = explainTransport{next: hc.Transport, tls: ac.Transport.TLSClientConfig}
@@ -370,9 +374,9 @@ func newAPIClient(cfg Config) (*api.Client, string, error) {
 
 	c, err := api.NewClient(ac)
 	if err != nil {
-		return nil, "", fmt.Errorf("consul client: %w", err)
+		return nil, nil, "", fmt.Errorf("consul client: %w", err)
 	}
-	return c, ac.Scheme + "://" + host, nil
+	return c, hc, ac.Scheme + "://" + host, nil
 }
 
 // parseAddress splits "host:port", "http://host[:port]" or

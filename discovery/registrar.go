@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ const WaitingOutput = "waiting for the first heartbeat"
 // Consul is unreachable and registers again when Consul forgot the service.
 type Registrar struct {
 	api          *api.Client
+	http         *http.Client // api's, for CloseIdleConnections
 	log          hclog.Logger
 	address      string // scheme://host:port, for status output
 	token        string // only to scrub it from error texts
@@ -56,7 +58,7 @@ func NewRegistrar(cfg Config, svc Service, log hclog.Logger) (*Registrar, error)
 	if err := svc.Validate(); err != nil {
 		return nil, err
 	}
-	client, addr, err := newAPIClient(cfg)
+	client, hc, addr, err := newAPIClient(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +71,7 @@ func NewRegistrar(cfg Config, svc Service, log hclog.Logger) (*Registrar, error)
 	}
 	r := &Registrar{
 		api:          client,
+		http:         hc,
 		log:          log,
 		address:      addr,
 		token:        cfg.Token,
@@ -274,3 +277,8 @@ func isUnknownCheck(err error) bool {
 	}
 	return se.Code == 404 || strings.Contains(se.Body, "does not have associated TTL")
 }
+
+// CloseIdleConnections closes the Registrar's idle connections to Consul,
+// for a process that goes on without it (Run has returned and the service
+// is deregistered). A later call opens new ones.
+func (r *Registrar) CloseIdleConnections() { r.http.CloseIdleConnections() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -91,6 +92,7 @@ type Watcher struct {
 	WaitTime time.Duration
 
 	api     *api.Client
+	http    *http.Client // api's, for CloseIdleConnections
 	log     hclog.Logger
 	address string        // scheme://host:port, for logs
 	token   string        // only to scrub it from error texts
@@ -128,7 +130,7 @@ func NewWatcher(cfg Config, log hclog.Logger) (*Watcher, error) {
 	timeout := requestTimeout(cfg)
 	clientCfg := cfg
 	clientCfg.RequestTimeout = maxWaitTime + maxWaitTime/16 + timeout
-	client, addr, err := newAPIClient(clientCfg)
+	client, hc, addr, err := newAPIClient(clientCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +139,7 @@ func NewWatcher(cfg Config, log hclog.Logger) (*Watcher, error) {
 	}
 	w := &Watcher{
 		api:     client,
+		http:    hc,
 		log:     log,
 		address: addr,
 		token:   cfg.Token,
@@ -337,3 +340,7 @@ func sameTags(norm, tags []string) bool {
 	}
 	return true
 }
+
+// CloseIdleConnections closes the Watcher's idle connections to Consul,
+// for a process that goes on without it once Run has returned.
+func (w *Watcher) CloseIdleConnections() { w.http.CloseIdleConnections() }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gavv/httpexpect/v2"
 	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
@@ -217,4 +218,60 @@ func TestConsulReregistersAfterRestart(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// A sidecar that has stopped leaves no connection to Consul behind while
+// Consul goes on running (a process that embeds the sidecar, or runs
+// several in turn, does not accumulate them).
+func TestStoppedSidecarLeavesNoConsulConnections(t *testing.T) {
+	agent := consultest.Start(t)
+	// Goroutines running now (the test binary's, Consul's output readers)
+	// are not the sidecar's.
+	before := goleak.IgnoreCurrent()
+
+	cfg := policies.Dev()
+	cfg.Agent.Name, cfg.Agent.ID = "writer", "writer-1"
+	cfg.Listen.Address = "127.0.0.1:0"
+	cfg.Consul.Address = agent.HTTPAddr
+	cfg.Consul.SyncInterval = 200 * time.Millisecond
+	cfg.Upstreams = map[string]policies.Upstream{"researcher": {Name: "researcher", Service: "researcher",
+		Breaker: "default", Timeout: time.Second, Balance: policies.BalanceRoundRobin}}
+	s, err := New(cfg, hclog.NewNullLogger(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	// Registered, watching a service (a blocking query held open), and
+	// its checks pushed: every Consul client of the sidecar has been used.
+	client, err := discovery.NewClient(discovery.Config{Address: agent.HTTPAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		checks, err := client.AgentChecks(context.Background(), "writer-1")
+		if err == nil && len(checks) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sidecar did not register in Consul: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	client.CloseIdleConnections()
+	resp, err := http.Get("http://" + s.Addr() + "/call/researcher/x") // starts the watch
+	if err == nil {
+		resp.Body.Close()
+	}
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := findLeaks(before); err != nil {
+		t.Errorf("goroutines left running by the stopped sidecar while Consul runs on: %v", err)
+	}
 }

@@ -401,6 +401,14 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		t.CloseIdleConnections()
 	}
 	<-watchDone
+	// The Consul clients' kept-alive connections, for a process that goes
+	// on without this sidecar (tests, embedding).
+	if c, ok := s.registry.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+	if s.watcher != nil {
+		s.watcher.CloseIdleConnections()
+	}
 	s.log.Info("sidecar stopped")
 	return runErr
 }

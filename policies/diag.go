@@ -3,7 +3,10 @@ package policies
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -38,7 +41,14 @@ func (d Diagnostic) Error() string {
 		b.WriteString(": ")
 	}
 	if d.Key != "" {
-		b.WriteString(d.Key)
+		// A key holds names from the file, which may hold anything (a
+		// line break would split the diagnostic): quote what would not
+		// print as it is.
+		key := d.Key
+		if !utf8.ValidString(key) || strings.ContainsFunc(key, func(r rune) bool { return !unicode.IsPrint(r) }) {
+			key = strconv.Quote(key)
+		}
+		b.WriteString(key)
 		b.WriteString(": ")
 	}
 	b.WriteString(d.Message)

@@ -1,7 +1,6 @@
 package discovery_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 const pollEvery = 50 * time.Millisecond
@@ -35,24 +35,6 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 	}
 }
 
-// syncBuffer is a log destination tests can read while the logger writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testService is a service with the two checks the sidecar registers.
 func testService(name string) discovery.Service {
 	return discovery.Service{
@@ -72,7 +54,7 @@ func testService(name string) discovery.Service {
 // running is a Registrar whose Run loop belongs to the test.
 type running struct {
 	*discovery.Registrar
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 	stop func() // cancels Run and waits for it; safe to call twice
 }
 
@@ -84,7 +66,7 @@ func startRegistrar(t *testing.T, cfg discovery.Config, svc discovery.Service, b
 	if cfg.SyncInterval == 0 {
 		cfg.SyncInterval = time.Second
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	log := hclog.New(&hclog.LoggerOptions{Name: "discovery", Output: logs, Level: hclog.Debug})
 	r, err := discovery.NewRegistrar(cfg, svc, log)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // testWaitTime keeps blocking queries short in tests, so the "nothing
@@ -22,7 +23,7 @@ const testWaitTime = 3 * time.Second
 // runningWatcher is a Watcher whose Run loop belongs to the test.
 type runningWatcher struct {
 	*discovery.Watcher
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 	events *changeLog
 	stop   func() // cancels Run and waits (at most 5s) for it to return; safe to call twice
 }
@@ -31,7 +32,7 @@ type runningWatcher struct {
 // before (e.g. Watch calls), and runs it until the test ends.
 func startWatcher(t testing.TB, cfg discovery.Config, before func(*discovery.Watcher)) *runningWatcher {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	log := hclog.New(&hclog.LoggerOptions{Name: "discovery", Output: logs, Level: hclog.Debug})
 	w, err := discovery.NewWatcher(cfg, log)
 	if err != nil {

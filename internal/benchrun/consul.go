@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
 )
@@ -23,7 +19,7 @@ const upstreamService = "bench-upstream"
 // startConsul starts a Consul dev agent (the binary scripts/consul.sh
 // builds, or $CONSUL_BIN, or consul on $PATH), waits for its leader and
 // registers the upstream as upstreamService. It returns the HTTP address.
-func (b *bench) startConsul(ctx context.Context, upAddr string) (string, error) {
+func (b *bench) startConsul(upAddr string) (string, error) {
 	bin, err := consultest.FindBinary()
 	if err != nil {
 		return "", err
@@ -45,49 +41,18 @@ func (b *bench) startConsul(ctx context.Context, upAddr string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	if err := waitLeader(ctx, p, httpAddr, 30*time.Second); err != nil {
-		return "", err
+	if err := consultest.WaitReady(httpAddr, p.done); err != nil {
+		return "", fmt.Errorf("%w\n%s", err, tail(p.log, 15))
 	}
 	host, port, _ := net.SplitHostPort(upAddr)
 	portN, _ := strconv.Atoi(port)
-	reg, _ := json.Marshal(map[string]any{"ID": upstreamService + "-1", "Name": upstreamService, "Address": host, "Port": portN})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+httpAddr+"/v1/agent/service/register", bytes.NewReader(reg))
-	resp, err := http.DefaultClient.Do(req)
+	c, err := api.NewClient(&api.Config{Address: httpAddr})
 	if err != nil {
+		return "", err
+	}
+	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID: upstreamService + "-1", Name: upstreamService, Address: host, Port: portN}); err != nil {
 		return "", fmt.Errorf("registering %s in Consul: %w", upstreamService, err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("registering %s in Consul: %s %s", upstreamService, resp.Status, body)
-	}
 	return httpAddr, nil
-}
-
-// waitLeader polls Consul until it has elected a leader.
-func waitLeader(ctx context.Context, p *proc, addr string, limit time.Duration) error {
-	c := &http.Client{Timeout: time.Second}
-	defer c.CloseIdleConnections()
-	deadline := time.Now().Add(limit)
-	for {
-		if resp, err := c.Get("http://" + addr + "/v1/status/leader"); err == nil {
-			var leader string
-			_ = json.NewDecoder(resp.Body).Decode(&leader)
-			resp.Body.Close()
-			if leader != "" {
-				return nil
-			}
-		}
-		if err := p.exited(); err != nil {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("consul on %s has no leader after %s", addr, limit)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }

@@ -232,7 +232,7 @@ func (b *bench) start(ctx context.Context, bins map[string]string) error {
 	}
 	b.primary, b.lite = "http://"+primaryAddr, "http://"+liteAddr
 
-	consulAddr, err := b.startConsul(ctx, upAddr)
+	consulAddr, err := b.startConsul(upAddr)
 	if err != nil {
 		return fmt.Errorf("consul (the sidecar's /call/up/ finds the upstream through it): %w", err)
 	}

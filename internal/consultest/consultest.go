@@ -148,13 +148,17 @@ func (a *Agent) Output() string { return a.out.String() }
 
 // launch starts the process and waits until it is ready. On error the
 // process may still be running; the caller stops it.
-func (a *Agent) launch() error {
+func (a *Agent) launch() error { return a.start(nil, nil) }
+
+// start runs consul with the agent's arguments and extra, and waits until
+// its HTTP API names a leader and then, when given, until ready says so.
+func (a *Agent) start(extra []string, ready func(exited <-chan struct{}) error) error {
 	a.mu.Lock()
 	if a.cmd != nil {
 		a.mu.Unlock()
 		return errors.New("agent already running")
 	}
-	cmd := exec.Command(a.bin, a.args()...)
+	cmd := exec.Command(a.bin, append(a.args(), extra...)...)
 	cmd.Stdout = a.out
 	cmd.Stderr = a.out
 	cmd.SysProcAttr = sysProcAttr()
@@ -170,7 +174,11 @@ func (a *Agent) launch() error {
 	a.cmd, a.done = cmd, done
 	a.mu.Unlock()
 
-	if err := waitReady(a.HTTPAddr, done); err != nil {
+	err := WaitReady(a.HTTPAddr, done)
+	if err == nil && ready != nil {
+		err = ready(done)
+	}
+	if err != nil {
 		return fmt.Errorf("%w\n--- consul output (tail) ---\n%s", err, a.out.Tail(tailLimit))
 	}
 	return nil
@@ -203,9 +211,10 @@ func DevArgs(node string, http, serfLAN, serfWAN, server int) []string {
 	}
 }
 
-// waitReady polls the agent until it has a leader and answers
-// /v1/agent/self, the process exits, or readyTimeout passes.
-func waitReady(addr string, exited <-chan struct{}) error {
+// WaitReady polls the Consul agent at addr until it has a leader and
+// answers /v1/agent/self, exited is closed (the process ended), or 30 s
+// pass.
+func WaitReady(addr string, exited <-chan struct{}) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(readyTimeout)
 	lastErr := errors.New("no answer yet")

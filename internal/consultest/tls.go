@@ -162,36 +162,7 @@ tls {
 // both the HTTP and the HTTPS API answer. On error the process may still be
 // running; the caller stops it.
 func (ta *TLSAgent) launch() error {
-	a := ta.agent
-	a.mu.Lock()
-	if a.cmd != nil {
-		a.mu.Unlock()
-		return errors.New("agent already running")
-	}
-	cmd := exec.Command(a.bin, append(a.args(), "-config-file="+ta.configFile)...)
-	cmd.Stdout = a.out
-	cmd.Stderr = a.out
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		a.mu.Unlock()
-		return fmt.Errorf("exec %s: %w", a.bin, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	a.cmd, a.done = cmd, done
-	a.mu.Unlock()
-
-	err := waitReady(a.HTTPAddr, done)
-	if err == nil {
-		err = ta.waitHTTPS(done)
-	}
-	if err != nil {
-		return fmt.Errorf("%w\n--- consul output (tail) ---\n%s", err, a.out.Tail(tailLimit))
-	}
-	return nil
+	return ta.agent.start([]string{"-config-file=" + ta.configFile}, ta.waitHTTPS)
 }
 
 // waitHTTPS polls the HTTPS API, trusting the CA and showing the client

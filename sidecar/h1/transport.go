@@ -502,10 +502,3 @@ func (u *upgraded) Close() error {
 	u.c.close()
 	return nil
 }
-
-// idleCount is the number of kept-alive connections.
-func (t *Transport) idleCount() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.nidle
-}

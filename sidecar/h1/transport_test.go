@@ -485,3 +485,10 @@ func TestBadRequests(t *testing.T) {
 		}
 	}
 }
+
+// idleCount is the number of kept-alive connections.
+func (t *Transport) idleCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.nidle
+}

@@ -1,35 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/agent-sidecar/sidecar/examples/fakellm"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer the server's goroutines may write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestFlagsSetTheOptions(t *testing.T) {
 	c, err := parseFlags([]string{"-addr", ":0", "-name", "gpt-4o", "-reply", "Hi.", "-seed", "7", "-fail-next", "2",
@@ -51,7 +32,7 @@ func TestFlagsSetTheOptions(t *testing.T) {
 }
 
 func TestRunServesLogsAndStopsCleanly(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addrs := make(chan string, 1)

@@ -238,15 +238,20 @@ type redirectError struct {
 }
 
 func (e *redirectError) Error() string {
-	return fmt.Sprintf("POST %s: webhook answered %s to %s; redirects are not followed: set %s to the final URL",
-		e.webhook, e.status, e.location, e.key)
+	to := "without a valid Location"
+	if e.location != "" {
+		to = "to " + e.location
+	}
+	return fmt.Sprintf("POST %s: webhook answered %s %s; redirects are not followed: set %s to the final URL",
+		e.webhook, e.status, to, e.key)
 }
 
-// location is the redirect target of a 3xx answer as redact.URL shows it.
+// location is the redirect target of a 3xx answer as redact.URL shows it,
+// "" when it has none.
 func location(resp *http.Response) string {
 	u, err := resp.Location()
 	if err != nil {
-		return "no valid Location"
+		return ""
 	}
 	return redact.URL(u.String())
 }

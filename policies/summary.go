@@ -1,5 +1,7 @@
 package policies
 
+import "github.com/agent-sidecar/sidecar/internal/redact"
+
 // redacted replaces a secret in summaries and messages.
 const redacted = "<redacted>"
 
@@ -7,8 +9,10 @@ const redacted = "<redacted>"
 // `GET /v1/status`, keyed like the file format. Secrets are redacted: the
 // Consul token (shown as "<redacted>" when set, "" when not), a model's
 // api_key (shown as "<redacted>" when set, left out when not), every notify
-// and model header value, every exec environment value, and the user
-// information, query and fragment of URLs. The Consul TLS files are shown
+// and model header value, every exec environment value, the exec command's
+// arguments (the program is shown, with the count of its arguments), the
+// user information, query and fragment of URLs, and the path of webhook and
+// probe URLs (shown as scheme://host/<redacted>). The Consul TLS files are shown
 // by path (the key file's too), never by contents. Durations are strings
 // such as "5m0s"; failure statuses are written as in the file, e.g. [429,
 // "5xx"]; ingress is null when not configured.
@@ -24,7 +28,8 @@ func (c *Config) Summary() map[string]any {
 	}
 	if e := c.Agent.Exec; e != nil {
 		agent["exec"] = map[string]any{
-			"command":              nonNil(e.Command),
+			"command":              redact.Command(e.Command),
+			"args":                 max(len(e.Command)-1, 0),
 			"env":                  redactValues(e.Env),
 			"dir":                  e.Dir,
 			"restart":              e.Restart,
@@ -51,7 +56,7 @@ func (c *Config) Summary() map[string]any {
 	}
 	if p := c.Health.Probe; p != nil {
 		health["probe"] = map[string]any{
-			"url":      redactURL(p.URL),
+			"url":      redact.URL(p.URL),
 			"interval": p.Interval.String(),
 			"timeout":  p.Timeout.String(),
 		}
@@ -60,7 +65,7 @@ func (c *Config) Summary() map[string]any {
 	notify := make(map[string]any, len(c.Notify))
 	for name, n := range c.Notify {
 		notify[name] = map[string]any{
-			"webhook": redactWebhook(n.Webhook),
+			"webhook": redact.URL(n.Webhook),
 			"headers": redactValues(n.Headers),
 			"timeout": n.Timeout.String(),
 			"retries": n.Retries,

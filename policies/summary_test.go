@@ -104,7 +104,7 @@ func TestSummary(t *testing.T) {
 		{"consul.deregister_critical_after", "24h0m0s"},
 		{"health.heartbeat_interval", "1m0s"},
 		{"health.ttl", "3m10s"},
-		{"health.probe.url", "http://127.0.0.1:8081/healthz"},
+		{"health.probe.url", "http://127.0.0.1:8081/<redacted>"},
 		{"notify.pager.retries", float64(0)},
 		{"notify.pager.timeout", "10s"},
 		{"breakers.default.failure_statuses", []any{float64(429), "5xx"}}, // as written, duplicates merged

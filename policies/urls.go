@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/agent-sidecar/sidecar/internal/redact"
 )
 
 // splitHostPort splits a host:port address and checks the port; it returns
@@ -69,6 +71,17 @@ func checkHTTPURL(s, example string) string {
 	return ""
 }
 
+// checkSecretURL is checkHTTPURL for a URL whose path may be its secret (a
+// webhook's, a probe's): the URL is echoed as redact.URL shows it, scheme
+// and host only.
+func checkSecretURL(s, example string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Sprintf("must be an absolute http or https URL, e.g. %q, got %q", example, redact.URL(s))
+	}
+	return ""
+}
+
 // redactURL keeps the scheme, host and path of a URL and drops what may
 // carry a secret: user information, query and fragment. A string that does
 // not parse as a URL is redacted whole.
@@ -90,19 +103,5 @@ func redactURL(s string) string {
 		return redacted
 	}
 	clean := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
-	return clean.String()
-}
-
-// redactWebhook keeps only the scheme and host of a webhook URL: services
-// such as Slack and Discord carry the webhook's secret in its path.
-func redactWebhook(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return redacted
-	}
-	clean := url.URL{Scheme: u.Scheme, Host: u.Host}
-	if u.Path != "" && u.Path != "/" {
-		return clean.String() + "/" + redacted
-	}
 	return clean.String()
 }

@@ -449,7 +449,7 @@ func (v *validator) health(h *healthFile, notify map[string]*notifyFile) {
 	if p := h.Probe; p != nil {
 		if p.URL == nil {
 			v.required("health.probe.url", `the agent's health URL, e.g. url = "`+exampleProbeURL+`"`)
-		} else if problem := checkHTTPURL(*p.URL, exampleProbeURL); problem != "" {
+		} else if problem := checkSecretURL(*p.URL, exampleProbeURL); problem != "" {
 			v.errorf("health.probe.url", "%s", problem)
 		}
 		v.duration("health.probe.interval", p.Interval, false)
@@ -461,7 +461,7 @@ func (v *validator) notify(name string, n *notifyFile) {
 	key := "notify." + name
 	if n.Webhook == nil {
 		v.required(key+".webhook", `the URL notifications are POSTed to, e.g. webhook = "`+exampleWebhook+`"`)
-	} else if problem := checkHTTPURL(*n.Webhook, exampleWebhook); problem != "" {
+	} else if problem := checkSecretURL(*n.Webhook, exampleWebhook); problem != "" {
 		v.errorf(key+".webhook", "%s", problem)
 	}
 	headers := make([]string, 0, len(n.Headers))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/readable"
+	"github.com/agent-sidecar/sidecar/internal/redact"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
 )
@@ -328,6 +329,7 @@ func (s *Sidecar) Status() Status {
 	}
 	if s.supervisor != nil {
 		ps := s.supervisor.State()
+		ps.Command = redact.Command(ps.Command) // arguments may carry secrets
 		st.Process = &ps
 	}
 	return st

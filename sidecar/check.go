@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/redact"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -39,7 +40,7 @@ func serviceFor(cfg *policies.Config, ingressAddr string) discovery.Service {
 		h.HeartbeatInterval, h.MissedHeartbeats, h.Grace)
 	if h.Probe != nil {
 		notes = fmt.Sprintf("The sidecar probes %s every %s; each answer counts as a heartbeat. Critical after %d missed (+%s grace).",
-			h.Probe.URL, h.Probe.Interval, h.MissedHeartbeats, h.Grace)
+			redact.URL(h.Probe.URL), h.Probe.Interval, h.MissedHeartbeats, h.Grace)
 	}
 	address, port := cfg.Agent.Address, cfg.Agent.Port
 	if ingressAddr != "" {

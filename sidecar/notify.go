@@ -4,17 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/internal/readable"
+	"github.com/agent-sidecar/sidecar/internal/redact"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -50,7 +51,9 @@ type delivery struct {
 }
 
 // Notifier delivers events to webhooks from a bounded queue, retrying with
-// backoff. Send never blocks.
+// backoff. Send never blocks. It never follows a redirect: the request
+// carries the target's headers (often a secret), which must not reach
+// another host; a 3xx answer is a failed delivery, not retried.
 type Notifier struct {
 	log    hclog.Logger
 	client *http.Client
@@ -61,6 +64,7 @@ type Notifier struct {
 	sent    uint64
 	failed  uint64
 	dropped uint64
+	lastErr string // why the last failed delivery failed, with its target
 
 	// backoff is the first retry delay (doubled per attempt, capped at 30s).
 	backoff time.Duration
@@ -70,7 +74,7 @@ type Notifier struct {
 func NewNotifier(log hclog.Logger, targets []policies.Notify) *Notifier {
 	return &Notifier{
 		log:     log,
-		client:  &http.Client{},
+		client:  &http.Client{CheckRedirect: refuseRedirect},
 		queue:   make(chan delivery, notifyQueueSize),
 		targets: targets,
 		backoff: time.Second,
@@ -109,6 +113,9 @@ type NotifierStats struct {
 	Failed    uint64   `json:"failed"`
 	Dropped   uint64   `json:"dropped"`
 	Queued    int      `json:"queued"`
+	// LastError says why the last failed delivery failed: "ops: POST
+	// https://hooks.example.com/<redacted>: webhook answered 503 …".
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Stats returns delivery counters.
@@ -119,7 +126,8 @@ func (n *Notifier) Stats() NotifierStats {
 	for _, t := range n.targets {
 		names = append(names, t.Name)
 	}
-	return NotifierStats{Targets: names, Delivered: n.sent, Failed: n.failed, Dropped: n.dropped, Queued: len(n.queue)}
+	return NotifierStats{Targets: names, Delivered: n.sent, Failed: n.failed, Dropped: n.dropped, Queued: len(n.queue),
+		LastError: n.lastErr}
 }
 
 // Run delivers queued events until ctx is done. Then it keeps delivering
@@ -154,11 +162,13 @@ func (n *Notifier) deliver(ctx context.Context, d delivery) {
 		if err == nil {
 			return
 		}
-		if attempt >= d.target.Retries || ctx.Err() != nil {
+		var redirect *redirectError
+		if attempt >= d.target.Retries || ctx.Err() != nil || errors.As(err, &redirect) {
 			n.log.Error("notification not delivered", "target", d.target.Name, "event", d.event.Type,
 				"attempts", attempt+1, "error", err)
 			n.mu.Lock()
 			n.failed++
+			n.lastErr = d.target.Name + ": " + err.Error()
 			n.mu.Unlock()
 			return
 		}
@@ -199,12 +209,16 @@ func (n *Notifier) attempt(ctx context.Context, d delivery) error {
 	}
 	resp, err := n.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("POST %s: %s", safeURL(d.target.Webhook), readable.WithoutURL(err))
+		return fmt.Errorf("POST %s: %s", redact.URL(d.target.Webhook), readable.WithoutURL(err))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return &redirectError{webhook: redact.URL(d.target.Webhook), status: resp.Status, location: location(resp),
+			key: "notify." + d.target.Name + ".webhook"}
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("POST %s: webhook answered %s", safeURL(d.target.Webhook), resp.Status)
+		return fmt.Errorf("POST %s: webhook answered %s", redact.URL(d.target.Webhook), resp.Status)
 	}
 	n.mu.Lock()
 	n.sent++
@@ -213,12 +227,31 @@ func (n *Notifier) attempt(ctx context.Context, d delivery) error {
 	return nil
 }
 
-// safeURL keeps only the scheme and host of a URL so it can be logged:
-// userinfo, query and (for webhooks such as Slack's) the path may be secret.
-func safeURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<invalid url>"
+// refuseRedirect is the webhook client's CheckRedirect: the 3xx answer is
+// returned as it is, and nothing is sent to its Location.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// redirectError is a webhook's 3xx answer. Sending the event again would
+// get the same answer, so it is not retried.
+type redirectError struct {
+	webhook, status, location, key string
+}
+
+func (e *redirectError) Error() string {
+	to := "without a valid Location"
+	if e.location != "" {
+		to = "to " + e.location
 	}
-	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
+	return fmt.Sprintf("POST %s: webhook answered %s %s; redirects are not followed: set %s to the final URL",
+		e.webhook, e.status, to, e.key)
+}
+
+// location is the redirect target of a 3xx answer as redact.URL shows it,
+// "" when it has none.
+func location(resp *http.Response) string {
+	u, err := resp.Location()
+	if err != nil {
+		return ""
+	}
+	return redact.URL(u.String())
 }

@@ -8,11 +8,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -141,3 +143,63 @@ func TestNotifierSendNeverBlocks(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestNotifierDoesNotFollowRedirects(t *testing.T) {
+	// Given a webhook that redirects to another server, and a target with
+	// a secret header and retries
+	other := &hook{}
+	otherSrv := httptest.NewServer(other)
+	defer otherSrv.Close()
+	var redirects atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		redirects.Add(1)
+		http.Redirect(w, r, otherSrv.URL+"/landing/loc-s3cret?k=loc-query-s3cret", http.StatusFound)
+	}))
+	defer srv.Close()
+	var logs testutil.SyncBuffer
+	n := NewNotifier(hclog.New(&hclog.LoggerOptions{Output: &logs}), []policies.Notify{{
+		Name: "ops", Webhook: srv.URL + "/hook/path-s3cret", Headers: map[string]string{"X-Hook-Secret": "hdr-s3cret"},
+		Timeout: time.Second, Retries: 2,
+	}})
+	n.backoff = 5 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.Run(ctx, context.Background()) }()
+
+	// When an event is sent
+	n.Send(Event{Type: EventAgentIsolated})
+	waitFor(t, "the delivery to end", 5*time.Second, func() bool {
+		st := n.Stats()
+		return st.Failed+st.Delivered > 0
+	})
+	cancel()
+	<-done
+
+	// Then the other server never sees the request nor its secret header,
+	// the delivery counts as failed without retries, and the reason says
+	// what to change
+	other.mu.Lock()
+	otherCalls := other.calls
+	other.mu.Unlock()
+	if otherCalls != 0 {
+		t.Fatalf("the redirect target received %d request(s) with the secret header", otherCalls)
+	}
+	st := n.Stats()
+	if st.Failed != 1 || st.Delivered != 0 || redirects.Load() != 1 {
+		t.Fatalf("stats %+v after %d call(s), want 1 failed after 1 call (a redirect is not retried)", st, redirects.Load())
+	}
+	otherHost := strings.TrimPrefix(otherSrv.URL, "http://")
+	for _, want := range []string{"302", otherHost, "redirects are not followed", "notify.ops.webhook"} {
+		if !strings.Contains(st.LastError, want) {
+			t.Errorf("last_error %q lacks %q", st.LastError, want)
+		}
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	for _, secret := range []string{"path-s3cret", "loc-s3cret", "loc-query-s3cret", "hdr-s3cret"} {
+		if strings.Contains(st.LastError, secret) || strings.Contains(logs.String(), secret) {
+			t.Errorf("%q in last_error %q or the log:\n%s", secret, st.LastError, logs.String())
+		}
+	}
+}

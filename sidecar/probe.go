@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/internal/readable"
+	"github.com/agent-sidecar/sidecar/internal/redact"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -41,11 +42,11 @@ func (p *Prober) Run(ctx context.Context) {
 		err := p.probe(ctx)
 		switch {
 		case err == nil && failing:
-			p.log.Info("probe answered again", "url", safeURL(p.cfg.URL))
+			p.log.Info("probe answered again", "url", redact.URL(p.cfg.URL))
 			failing = false
 		case err != nil && ctx.Err() == nil:
 			if !failing {
-				p.log.Warn("probe failed", "url", safeURL(p.cfg.URL), "error", err)
+				p.log.Warn("probe failed", "url", redact.URL(p.cfg.URL), "error", err)
 			}
 			failing = true
 		}
@@ -74,6 +75,6 @@ func (p *Prober) probe(ctx context.Context) error {
 		return fmt.Errorf("answered %s", resp.Status)
 	}
 	p.beat(Heartbeat{Status: ReportOK, Source: "probe",
-		Note: fmt.Sprintf("probe %s answered %s", safeURL(p.cfg.URL), resp.Status)})
+		Note: fmt.Sprintf("probe %s answered %s", redact.URL(p.cfg.URL), resp.Status)})
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -17,7 +16,7 @@ import (
 func runHealth(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", envOr("SIDECAR_ADDR", "http://127.0.0.1:7070"), "the sidecar's control API ($SIDECAR_ADDR)")
+	addr := fs.String("addr", envOr("SIDECAR_ADDR", defaultControlAddr), "the sidecar's control API, host:port or http(s)://host:port ($SIDECAR_ADDR)")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
 	quiet := fs.Bool("q", false, "print nothing when healthy")
 	fs.Usage = func() {
@@ -44,9 +43,10 @@ Exit codes: 0 up, 1 an unexpected answer, 2 bad flags, 3 no answer.
 		fmt.Fprintf(stderr, "sidecar health: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	url := strings.TrimRight(*addr, "/") + "/v1/health"
-	if !strings.Contains(url, "://") {
-		url = "http://" + url
+	url, err := controlURL(*addr, "/v1/health")
+	if err != nil {
+		fmt.Fprintf(stderr, "sidecar health: %v\n", err)
+		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()

@@ -39,7 +39,7 @@ func (m metricList) Set(v string) error {
 func runHeartbeat(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("heartbeat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", envOr("SIDECAR_ADDR", "http://127.0.0.1:7070"), "the sidecar's control API ($SIDECAR_ADDR)")
+	addr := fs.String("addr", envOr("SIDECAR_ADDR", defaultControlAddr), "the sidecar's control API, host:port or http(s)://host:port ($SIDECAR_ADDR)")
 	status := fs.String("status", "ok", "the agent's own status: ok, degraded or failing")
 	note := fs.String("note", "", "a short note shown in status and the Consul UI")
 	progress := fs.String("progress", "", "anything that changes while the agent gets work done (stall detection)")
@@ -93,9 +93,10 @@ Exit codes: 0 accepted, 1 rejected by the sidecar, 2 bad flags,
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	url := strings.TrimRight(*addr, "/") + "/v1/heartbeat"
-	if !strings.Contains(url, "://") {
-		url = "http://" + url
+	url, err := controlURL(*addr, "/v1/heartbeat")
+	if err != nil {
+		fmt.Fprintf(stderr, "sidecar heartbeat: %v\n", err)
+		return exitUsage
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", envOr("SIDECAR_ADDR", "http://127.0.0.1:7070"), "the sidecar's control API ($SIDECAR_ADDR)")
+	addr := fs.String("addr", envOr("SIDECAR_ADDR", defaultControlAddr), "the sidecar's control API, host:port or http(s)://host:port ($SIDECAR_ADDR)")
 	asJSON := fs.Bool("json", false, "print the raw status (GET /v1/status) as JSON")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the sidecar")
 	fs.Usage = func() {
@@ -47,9 +47,14 @@ Flags:
 		fmt.Fprintf(stderr, "sidecar status: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
+	url, err := controlURL(*addr, "/v1/status")
+	if err != nil {
+		fmt.Fprintf(stderr, "sidecar status: %v\n", err)
+		return exitUsage
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	raw, err := fetchStatus(ctx, strings.TrimRight(*addr, "/")+"/v1/status")
+	raw, err := fetchStatus(ctx, url)
 	if err != nil {
 		fmt.Fprintf(stderr, "sidecar status: %v (is the sidecar running there? set -addr or SIDECAR_ADDR)\n", err)
 		return exitUnreachable

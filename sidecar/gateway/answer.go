@@ -49,6 +49,8 @@ func unusable(ep endpoint, req request, m *policies.Model, body []byte) string {
 	return ""
 }
 
+// tooDeep reports whether err is a scan's refusal of a value nested too
+// deeply.
 func tooDeep(err error) bool {
 	var e *jsonguard.Error
 	return errors.As(err, &e) && e.TooDeep

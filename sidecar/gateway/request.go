@@ -100,12 +100,11 @@ func parseRequest(body []byte, ep endpoint) (request, string) {
 	// gjson's validator recurses once per level: the iterative scan sees
 	// the body first, so no parser meets a body nested without limit.
 	scan, err := jsonguard.Scan(body, jsonguard.MaxDepth)
-	var jerr *jsonguard.Error
-	switch {
-	case errors.As(err, &jerr) && jerr.TooDeep:
-		return request{}, "the request body is " + err.Error() + "; the gateway's limit is " +
-			strconv.Itoa(jsonguard.MaxDepth) + ": send a flatter request"
-	case err != nil:
+	if err != nil {
+		if tooDeep(err) {
+			return request{}, "the request body is " + err.Error() + "; the gateway's limit is " +
+				strconv.Itoa(jsonguard.MaxDepth) + ": send a flatter request"
+		}
 		return request{}, "the request body is not valid JSON: " + err.Error()
 	}
 	if !utf8.Valid(body) {

@@ -66,6 +66,8 @@ func TestDuplicateTopLevelKeysAreRefused(t *testing.T) {
 		{`{"model":"gpt-4o-mini","messages":[],"mod\u0065l":"o1-pro"}`, "model"},
 		{`{"model":"gpt-4o","stream":false,"stream":true}`, "stream"},
 		{`{"model":"gpt-4o","tools":[],"tools":[{"type":"function"}]}`, "tools"},
+		{`{"model":"gpt-4o","` + strings.Repeat("é", 5000) + `":1,"` + strings.Repeat("é", 5000) + `":2}`,
+			strings.Repeat("é", 32) + "…"},
 	} {
 		resp, body := post(t, base+"/v1/chat/completions", tc.body)
 		var e openAIError

@@ -116,7 +116,7 @@ func parseRequest(body []byte, ep endpoint) (request, string) {
 	}
 	if scan.Dup != nil {
 		// The gateway would read the first, a provider the last.
-		return request{}, "the request body is ambiguous: the top-level key " + strconv.Quote(scan.DuplicateKey()) +
+		return request{}, "the request body is ambiguous: the top-level key " + strconv.Quote(clipKey(scan.DuplicateKey())) +
 			" appears twice; send each key once"
 	}
 	model := gjson.GetBytes(body, "model")
@@ -131,6 +131,18 @@ func parseRequest(body []byte, ep endpoint) (request, string) {
 		req.wantsJSON = jsonFormat(gjson.GetBytes(body, "text.format.type").Str)
 	}
 	return req, ""
+}
+
+// clipKey shortens a key quoted in a message to 64 bytes, whole runes.
+func clipKey(k string) string {
+	if len(k) <= 64 {
+		return k
+	}
+	k = k[:64]
+	for !utf8.ValidString(k) {
+		k = k[:len(k)-1]
+	}
+	return k + "…"
 }
 
 func jsonFormat(t string) bool { return t == "json_object" || t == "json_schema" }

@@ -75,11 +75,12 @@ bench-test: build
 	CONSUL_BIN="$$(scripts/consul.sh)" BENCHRUN_TEST=1 $(GO) test -count=1 ./internal/benchrun/
 
 # Each fuzz target in turn: the configuration loader, heartbeat bodies, the
-# model request rewrite, SSE splitting and /call/ paths. `make test` runs
+# model request rewrite, SSE splitting, /call/ paths, and the JSON guard
+# (nesting depth, duplicate keys) against encoding/json. `make test` runs
 # their seed corpora; this explores beyond them.
 FUZZTIME ?= 30s
 FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/:FuzzParseHeartbeat ./sidecar/:FuzzCallPath \
-	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader
+	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader ./internal/jsonguard/:FuzzScan
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

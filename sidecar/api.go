@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/jsonguard"
 	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/internal/redact"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
@@ -117,6 +118,10 @@ func parseHeartbeat(body []byte) (Heartbeat, error) {
 	hb := Heartbeat{Status: ReportOK, Source: "api"}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return hb, nil
+	}
+	var deep *jsonguard.Error
+	if _, err := jsonguard.Scan(body, jsonguard.MaxDepth); errors.As(err, &deep) && deep.TooDeep {
+		return hb, badRequest("heartbeat body is %s; send a flat {\"status\":…,\"metrics\":{…}} object", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -1,11 +1,14 @@
 package sidecar
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/agent-sidecar/sidecar/internal/jsonguard"
 )
 
 // FuzzParseHeartbeat feeds arbitrary bodies to the heartbeat parser: no
@@ -16,11 +19,20 @@ func FuzzParseHeartbeat(f *testing.F) {
 		``, `{}`, `{"status":"degraded","note":"n","metrics":{"q":3,"ok":true,"m":"gpt"},"progress":12}`,
 		`{"status":"great"}`, `{"metrics":{"x":{"y":1}}}`, `{"progress":[1]}`, `{} {}`, `{"note":"\ud800"}`,
 		`{"metrics":{"n":1e999}}`, `null`, `[]`,
+		`{"status":"ok","status":"failing"}`, `{"metrics":{"q":1,"q":"x"}}`,
+		`{"metrics":{"x":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}}`,
+		`{"progress":` + strings.Repeat(`{"a":`, 129) + `1` + strings.Repeat("}", 129) + `}`,
+		strings.Repeat("[", 60_000),
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		hb, err := parseHeartbeat(body)
+		var deep *jsonguard.Error
+		if _, serr := jsonguard.Scan(body, jsonguard.MaxDepth); errors.As(serr, &deep) && deep.TooDeep &&
+			(err == nil || !strings.Contains(err.Error(), "nested deeper than 128")) {
+			t.Fatalf("a body nested deeper than the limit got %v: %q", err, body)
+		}
 		if err != nil {
 			msg := err.Error()
 			if msg == "" || !utf8.ValidString(msg) {

@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/agent-sidecar/sidecar/internal/jsonguard"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -23,7 +25,12 @@ func unusable(ep endpoint, req request, m *policies.Model, body []byte) string {
 	if ep.kind == kindCount {
 		return "" // a token count has no answer text
 	}
-	if !gjson.ValidBytes(body) {
+	// A model's answer is no more trusted than a request: the iterative
+	// scan bounds its nesting before gjson reads it.
+	if _, err := jsonguard.Scan(body, jsonguard.MaxDepth); err != nil {
+		if tooDeep(err) {
+			return "the answer is " + err.Error()
+		}
 		return "the answer is not valid JSON"
 	}
 	root := gjson.ParseBytes(body)
@@ -31,10 +38,22 @@ func unusable(ep endpoint, req request, m *policies.Model, body []byte) string {
 	if empty && strings.TrimSpace(text) == "" && !acts {
 		return "empty answer"
 	}
-	if invalidJSON && req.wantsJSON && !acts && !gjson.Valid(strings.TrimSpace(text)) {
-		return "the answer is not valid JSON although JSON was asked for"
+	if invalidJSON && req.wantsJSON && !acts {
+		if _, err := jsonguard.Scan([]byte(text), jsonguard.MaxDepth); err != nil {
+			if tooDeep(err) {
+				return "the answer's text is " + err.Error() + " although JSON was asked for"
+			}
+			return "the answer is not valid JSON although JSON was asked for"
+		}
 	}
 	return ""
+}
+
+// tooDeep reports whether err is a scan's refusal of a value nested too
+// deeply.
+func tooDeep(err error) bool {
+	var e *jsonguard.Error
+	return errors.As(err, &e) && e.TooDeep
 }
 
 // answerText returns the text of an answer, and whether it does something

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/agent-sidecar/sidecar/internal/jsonguard"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -23,6 +25,11 @@ func FuzzParseAndRewrite(f *testing.F) {
 		`{ "model" : "x\u00e9", "max_tokens": -1, "n": 1e400 }`,
 		`{"model":"a","max_tokens":"lots","model":"b"}`,
 		`[1]`, `{"model":1}`, `{}`, ``, `{"model":"a"} x`, "{\"model\":\"\xff\"}",
+		`{"model":"gpt-4o-mini","max_tokens":10,"model":"o1-pro","max_tokens":100000}`,
+		`{"model":"a","mod\u0065l":"b"}`, `{"model":"a","x":{"model":"b","model":"c"}}`,
+		`{"model":"a","messages":` + strings.Repeat("[", 129) + strings.Repeat("]", 129) + `}`,
+		`{"model":"a","messages":` + strings.Repeat("[", 127) + strings.Repeat("]", 127) + `}`,
+		strings.Repeat("[", 100_000), strings.Repeat(`{"a":`, 200),
 	} {
 		f.Add([]byte(seed))
 	}
@@ -33,6 +40,15 @@ func FuzzParseAndRewrite(f *testing.F) {
 		if msg != "" {
 			return
 		}
+		if d := depth(body); d > jsonguard.MaxDepth {
+			t.Fatalf("accepted a body nested %d deep: %q", d, body)
+		}
+		gjson.ParseBytes(body).ForEach(func(k, _ gjson.Result) bool {
+			if dupKey(body, k.Str) {
+				t.Fatalf("accepted a body with %q twice: %q", k.Str, body)
+			}
+			return true
+		})
 		out, err := rewrite(req.body, m, ep)
 		if err != nil {
 			return // sjson refused an odd body: the gateway answers with a reason
@@ -60,6 +76,26 @@ func FuzzParseAndRewrite(f *testing.F) {
 			return true
 		})
 	})
+}
+
+// depth is how deeply body's arrays and objects nest.
+func depth(body []byte) int {
+	d, deepest, inString := 0, 0, false
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '[' || c == '{':
+			d++
+			deepest = max(deepest, d)
+		case c == ']' || c == '}':
+			d--
+		}
+	}
+	return deepest
 }
 
 // dupKey reports whether a top-level key appears more than once (then

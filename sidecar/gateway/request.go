@@ -14,6 +14,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/agent-sidecar/sidecar/internal/bodybuf"
+	"github.com/agent-sidecar/sidecar/internal/jsonguard"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -96,15 +97,27 @@ func parseRequest(body []byte, ep endpoint) (request, string) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return request{}, "the request body is empty: send the request as a JSON object"
 	}
-	if !gjson.ValidBytes(body) {
-		return request{}, "the request body is not valid JSON"
+	// gjson's validator recurses once per level: the iterative scan sees
+	// the body first, so no parser meets a body nested without limit.
+	scan, err := jsonguard.Scan(body, jsonguard.MaxDepth)
+	if err != nil {
+		if tooDeep(err) {
+			return request{}, "the request body is " + err.Error() + "; the gateway's limit is " +
+				strconv.Itoa(jsonguard.MaxDepth) + ": send a flatter request"
+		}
+		return request{}, "the request body is not valid JSON: " + err.Error()
 	}
 	if !utf8.Valid(body) {
 		return request{}, "the request body is not valid JSON: it is not valid UTF-8"
 	}
 	// GetBytes reads body in place; ParseBytes would copy it first.
-	if bytes.TrimSpace(body)[0] != '{' {
+	if scan.First != '{' {
 		return request{}, "the request body must be a JSON object"
+	}
+	if scan.Dup != nil {
+		// The gateway would read the first, a provider the last.
+		return request{}, "the request body is ambiguous: the top-level key " + strconv.Quote(clipKey(scan.DuplicateKey())) +
+			" appears twice; send each key once"
 	}
 	model := gjson.GetBytes(body, "model")
 	if model.Type != gjson.String || model.Str == "" {
@@ -118,6 +131,18 @@ func parseRequest(body []byte, ep endpoint) (request, string) {
 		req.wantsJSON = jsonFormat(gjson.GetBytes(body, "text.format.type").Str)
 	}
 	return req, ""
+}
+
+// clipKey shortens a key quoted in a message to 64 bytes, whole runes.
+func clipKey(k string) string {
+	if len(k) <= 64 {
+		return k
+	}
+	k = k[:64]
+	for !utf8.ValidString(k) {
+		k = k[:len(k)-1]
+	}
+	return k + "…"
 }
 
 func jsonFormat(t string) bool { return t == "json_object" || t == "json_schema" }

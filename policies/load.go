@@ -83,6 +83,11 @@ func loadLayers(policyLayers [][]Source, paths []string, getenv func(string) str
 	parser := hclparse.NewParser()
 	w := newWalker(evalContext(getenv))
 	add := func(name string, src []byte) {
+		if d := checkSource(name, src); len(d) > 0 {
+			diags = append(diags, d...)
+			complete = false
+			return
+		}
 		f, hclDiags := parser.ParseHCL(src, name)
 		if hclDiags.HasErrors() {
 			diags = append(diags, fromHCL(hclDiags, "")...)
@@ -101,9 +106,14 @@ func loadLayers(policyLayers [][]Source, paths []string, getenv func(string) str
 	}
 	w.layer, w.policyOnly = len(policyLayers), false
 	for _, name := range files {
-		src, err := os.ReadFile(name)
-		if err != nil {
+		src, oversize, err := readSource(name)
+		switch {
+		case err != nil:
 			diags = append(diags, pathError(name, err))
+			complete = false
+			continue
+		case oversize != nil:
+			diags = append(diags, *oversize)
 			complete = false
 			continue
 		}

@@ -123,7 +123,9 @@ Fleet-wide policies in Consul KV: the *.hcl files of DIR (breaker,
 upstream, model and notify blocks only) as the keys PREFIX/NAME.hcl, or
 PREFIX/service/NAME/FILE.hcl with -service. Sidecars with
 consul { policy_prefix = "sidecar/policies/" } layer them below their own
-files: defaults < fleet < service < local files.
+files: defaults < fleet < service < local files. A policy cannot call
+env(), nor define a model answering to a local model's label or name;
+each file may be at most 1 MiB, nested at most 64 levels deep.
 
   diff   validates DIR and shows what push would change (+ added,
          - removed, ~ changed with a unified diff) and the KV index read

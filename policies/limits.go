@@ -21,6 +21,23 @@ const (
 	MaxNesting = 64
 )
 
+// maxDiagnostics is the most errors one load reports; the rest are
+// counted. Text full of mistakes (a megabyte of unknown keys) would
+// otherwise make an error of tens of megabytes, repeated in the log,
+// status and events.
+const maxDiagnostics = 100
+
+// capDiagnostics keeps the first maxDiagnostics of ds and says how many
+// more there are, in the file of the first one left out.
+func capDiagnostics(ds Diagnostics) Diagnostics {
+	if len(ds) <= maxDiagnostics {
+		return ds
+	}
+	rest := ds[maxDiagnostics]
+	return append(ds[:maxDiagnostics:maxDiagnostics], Diagnostic{File: rest.File,
+		Message: fmt.Sprintf("and %d more errors not shown: fix the ones above first", len(ds)-maxDiagnostics)})
+}
+
 // readSource reads a local file, refusing one larger than MaxSourceBytes
 // without reading more than that.
 func readSource(name string) ([]byte, *Diagnostic, error) {

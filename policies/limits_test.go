@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,5 +126,24 @@ func TestSourceSizeLimit(t *testing.T) {
 	}
 	if _, err := Load(file); err != nil {
 		t.Fatalf("a file of exactly 1 MiB: %v", err)
+	}
+}
+
+// Text full of mistakes gets the first 100 errors and a count of the rest,
+// not an error of megabytes.
+func TestErrorsAreCapped(t *testing.T) {
+	local := writeLocal(t, "agent {\n  name = \"writer\"\n}\n")
+	var many strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&many, "x%d = 1\n", i)
+	}
+	_, err := LoadWithPolicies([]Source{src("many.hcl", many.String())}, nil, local)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 101 || !strings.HasPrefix(lines[0], "consul:sidecar/policies/many.hcl:1:1: ") ||
+		lines[100] != "consul:sidecar/policies/many.hcl: and 4900 more errors not shown: fix the ones above first" {
+		t.Fatalf("%d lines, first %q, last %q", len(lines), lines[0], lines[len(lines)-1])
 	}
 }

@@ -149,7 +149,7 @@ func loadLayers(policyLayers [][]Source, paths []string, getenv func(string) str
 		}
 	}
 	sortDiagnostics(diags, order)
-	return nil, diags
+	return nil, capDiagnostics(diags)
 }
 
 func extraNames(srcs []Source) []string {

@@ -188,6 +188,8 @@ func TestHostilePolicyFilesAreRefusedByTheCLI(t *testing.T) {
 	writeFile(t, deepDir, "deep.hcl", deepPolicy)
 	local := writeFile(t, dir, "local.hcl", "agent {\n  name = \"writer\"\n}\n"+deepPolicy)
 	big := writeFile(t, dir, "big.hcl", "agent {\n  name = \"writer\"\n}\n# "+strings.Repeat("x", 1<<20)+"\n")
+	bigDir := mkdir(t, filepath.Join(dir, "big"))
+	writeFile(t, bigDir, "big.hcl", "# "+strings.Repeat("x", 1<<20)+"\n")
 	env := []string{"CONSUL_HTTP_ADDR=127.0.0.1:1"} // never reached: the files are checked first
 	cases := []struct {
 		args []string
@@ -197,6 +199,7 @@ func TestHostilePolicyFilesAreRefusedByTheCLI(t *testing.T) {
 		{[]string{"validate", big}, []string{big + ": the file is larger than the limit of 1048576 bytes (1 MiB)"}},
 		{[]string{"policy", "diff", deepDir}, []string{filepath.Join(deepDir, "deep.hcl") + ":2:", "nested more than 64", "nothing read from or written"}},
 		{[]string{"policy", "push", deepDir}, []string{filepath.Join(deepDir, "deep.hcl") + ":2:", "nested more than 64", "nothing read from or written"}},
+		{[]string{"policy", "push", bigDir}, []string{filepath.Join(bigDir, "big.hcl") + ": larger than the limit of 1048576 bytes", "nothing read from or written"}},
 	}
 	for _, tc := range cases {
 		out, errOut, code := runCLI(t, env, tc.args...)

@@ -152,7 +152,7 @@ func readPolicyDir(dir, target string, stderr io.Writer) (map[string][]byte, int
 			continue
 		}
 		file := filepath.Join(dir, e.Name())
-		data, err := os.ReadFile(file)
+		data, err := readPolicyFile(file)
 		if err != nil {
 			fmt.Fprintf(stderr, "sidecar policy: %v\n", err)
 			return nil, exitError
@@ -212,4 +212,23 @@ func printPolicyDiff(w io.Writer, ops []discovery.KVOp, want map[string][]byte, 
 			}
 		}
 	}
+}
+
+// readPolicyFile reads a policy file of at most policies.MaxSourceBytes,
+// without reading more of a larger one.
+func readPolicyFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, policies.MaxSourceBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > policies.MaxSourceBytes {
+		return nil, fmt.Errorf("%s: larger than the limit of %d bytes (1 MiB) for a policy: split it into several files; "+
+			"nothing read from or written to Consul", name, policies.MaxSourceBytes)
+	}
+	return data, nil
 }

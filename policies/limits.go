@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 // Limits on configuration text, checked before the HCL parser sees it. The
@@ -68,27 +71,13 @@ func checkSource(name string, src []byte) Diagnostics {
 	if len(src) > MaxSourceBytes {
 		return Diagnostics{{File: name, Message: tooLarge(fmt.Sprintf("%d bytes,", len(src)))}}
 	}
-	if off, ok := nestingOK(src); !ok {
-		line, col := lineCol(src, off)
-		return Diagnostics{{File: name, Line: line, Column: col,
+	if pos, ok := nestingOK(src); !ok {
+		return Diagnostics{{File: name, Line: pos.Line, Column: pos.Column,
 			Message: fmt.Sprintf("nested more than %d levels deep here (brackets, braces, parentheses, blocks, strings "+
 				"with templates, or operators in one expression); nothing of it was read: a configuration never needs "+
 				"this, write the value without the nesting", MaxNesting)}}
 	}
 	return nil
-}
-
-// lineCol is the 1-based line and column (in bytes, as HCL counts columns
-// of ASCII text) of byte offset off.
-func lineCol(src []byte, off int) (int, int) {
-	line, start := 1, 0
-	for i := 0; i < off && i < len(src); i++ {
-		if src[i] == '\n' {
-			line++
-			start = i + 1
-		}
-	}
-	return line, off - start + 1
 }
 
 // Kinds of nesting frame for nestingOK.
@@ -103,211 +92,101 @@ const (
 )
 
 type nestFrame struct {
-	kind   int
-	depth  int    // nesting level of the frame itself
-	ops    int    // operators (or open directives) seen in it since the last separator
-	marker string // a heredoc's closing marker
+	kind  int
+	depth int // nesting level of the frame itself
+	ops   int // operators (or open directives) seen in it since the last separator
 }
 
-// nestingOK scans src without recursion and reports whether its nesting
-// stays within MaxNesting; when not, off is where it went past. It follows
-// HCL's syntax closely enough to skip comments and to tell strings and
-// heredocs from expressions, and errs on the side of counting: input it
-// cannot make sense of is left to the parser, which reports it.
-func nestingOK(src []byte) (off int, ok bool) {
+// opens are the tokens that open a frame, by the kind of frame.
+var opens = map[hclsyntax.TokenType]int{
+	hclsyntax.TokenOBrace: frameBrace, hclsyntax.TokenOParen: frameParen, hclsyntax.TokenOBrack: frameBracket,
+	hclsyntax.TokenTemplateInterp: frameInterp, hclsyntax.TokenTemplateControl: frameInterp,
+	hclsyntax.TokenOQuote: frameString, hclsyntax.TokenOHeredoc: frameHeredoc,
+}
+
+// closes are the tokens that close a frame: the kind they close, and
+// whether they close it over ( and [ left open inside it (as HCL's scanner
+// does, which tracks braces alone to tell where a template resumes).
+var closes = map[hclsyntax.TokenType]struct {
+	kind    int
+	through bool
+}{
+	hclsyntax.TokenCBrace:         {frameBrace, true},
+	hclsyntax.TokenTemplateSeqEnd: {frameInterp, true},
+	hclsyntax.TokenCParen:         {frameParen, false},
+	hclsyntax.TokenCBrack:         {frameBracket, false},
+	hclsyntax.TokenCQuote:         {frameString, false},
+	hclsyntax.TokenCHeredoc:       {frameHeredoc, false},
+}
+
+// operators each count as a level of nesting: a chain of them is a tree as
+// deep as the chain is long.
+var operators = map[hclsyntax.TokenType]bool{
+	hclsyntax.TokenBang: true, hclsyntax.TokenMinus: true, hclsyntax.TokenPlus: true, hclsyntax.TokenStar: true,
+	hclsyntax.TokenSlash: true, hclsyntax.TokenPercent: true, hclsyntax.TokenEqualOp: true, hclsyntax.TokenNotEqual: true,
+	hclsyntax.TokenLessThan: true, hclsyntax.TokenLessThanEq: true, hclsyntax.TokenGreaterThan: true,
+	hclsyntax.TokenGreaterThanEq: true, hclsyntax.TokenAnd: true, hclsyntax.TokenOr: true, hclsyntax.TokenQuestion: true,
+}
+
+// nestingOK reports whether the nesting of src stays within MaxNesting,
+// and when not, where it went past. It reads the tokens of HCL's scanner, a
+// state machine that does not recurse, so it sees strings, heredocs,
+// templates and comments exactly as the parser would, and counts without
+// recursion what the parser would recurse into: brackets, braces,
+// parentheses, strings and heredocs, interpolations, %{if}/%{for}
+// directives until their end, splats, and the operators of one
+// expression. Input it cannot make sense of only counts more; the parser
+// then reports it.
+func nestingOK(src []byte) (hcl.Pos, bool) {
+	toks, _ := hclsyntax.LexConfig(src, "", hcl.InitialPos)
 	stack := []nestFrame{{kind: frameBody}}
 	level := func() int { top := stack[len(stack)-1]; return top.depth + top.ops }
-	push := func(kind int) bool {
-		stack = append(stack, nestFrame{kind: kind, depth: level() + 1})
-		return level() <= MaxNesting
-	}
-	pop := func() {
-		if len(stack) > 1 {
-			stack = stack[:len(stack)-1]
-		}
-	}
-	op := func() bool {
-		stack[len(stack)-1].ops++
-		return level() <= MaxNesting
-	}
-	isIdent := func(c byte) bool {
-		return c == '_' || c == '-' || c >= 0x80 || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')
-	}
-	atLineStart := true // for heredocs: the scan is at the start of a line
-	for i := 0; i < len(src); i++ {
-		c := src[i]
+	for i, tok := range toks {
 		top := &stack[len(stack)-1]
-		switch top.kind {
-		case frameString, frameHeredoc:
-			if top.kind == frameHeredoc && atLineStart {
-				j := i
-				for j < len(src) && (src[j] == ' ' || src[j] == '\t') {
-					j++
-				}
-				k := j
-				for k < len(src) && src[k] != '\n' && src[k] != '\r' {
-					k++
-				}
-				if string(src[j:k]) == top.marker {
-					pop()
-					i = k - 1
-					atLineStart = false
-					continue
-				}
-			}
-			atLineStart = c == '\n'
+		next := hclsyntax.TokenEOF
+		var nextBytes []byte
+		if i+1 < len(toks) {
+			next, nextBytes = toks[i+1].Type, toks[i+1].Bytes
+		}
+		if kind, ok := opens[tok.Type]; ok {
 			switch {
-			case c == '\\' && top.kind == frameString:
-				i++ // an escape: the next byte is text
-			case c == '"' && top.kind == frameString:
-				pop()
-			case (c == '$' || c == '%') && i+1 < len(src) && src[i+1] == c && i+2 < len(src) && src[i+2] == '{':
-				i += 2 // $${ and %%{ are text
-			case (c == '$' || c == '%') && i+1 < len(src) && src[i+1] == '{':
-				if c == '%' {
-					// A directive: %{if} and %{for} open a level that
-					// %{endif} and %{endfor} close.
-					j := i + 2
-					for j < len(src) && (src[j] == ' ' || src[j] == '\t' || src[j] == '~') {
-						j++
-					}
-					w := j
-					for w < len(src) && src[w] >= 'a' && src[w] <= 'z' {
-						w++
-					}
-					switch string(src[j:w]) {
-					case "if", "for":
-						if !op() {
-							return i, false
-						}
-					case "endif", "endfor":
-						if top.ops > 0 {
-							top.ops--
-						}
-					}
-				}
-				if !push(frameInterp) {
-					return i, false
-				}
-				i++
+			case tok.Type == hclsyntax.TokenTemplateControl && (string(nextBytes) == "if" || string(nextBytes) == "for"):
+				top.ops++ // the directive's body is nested until its end
+			case tok.Type == hclsyntax.TokenTemplateControl && (string(nextBytes) == "endif" || string(nextBytes) == "endfor"):
+				top.ops = max(top.ops-1, 0)
+			case tok.Type == hclsyntax.TokenOBrack && next == hclsyntax.TokenStar:
+				top.ops++ // a splat wraps the expression before it
+			}
+			stack = append(stack, nestFrame{kind: kind, depth: level() + 1})
+			if level() > MaxNesting {
+				return tok.Range.Start, false
 			}
 			continue
 		}
-
-		// An expression, a body or an object.
-		switch {
-		case c == '#' || (c == '/' && i+1 < len(src) && src[i+1] == '/'):
-			for i < len(src) && src[i] != '\n' {
-				i++
-			}
-			i-- // the newline is seen next
-		case c == '/' && i+1 < len(src) && src[i+1] == '*':
-			i += 2
-			for i+1 < len(src) && (src[i] != '*' || src[i+1] != '/') {
-				i++
-			}
-			i++
-		case c == '"':
-			if !push(frameString) {
-				return i, false
-			}
-		case c == '<' && i+1 < len(src) && src[i+1] == '<':
-			j := i + 2
-			if j < len(src) && src[j] == '-' {
-				j++
-			}
-			k := j
-			for k < len(src) && isIdent(src[k]) {
-				k++
-			}
-			if k == j || k >= len(src) || (src[k] != '\n' && src[k] != '\r') {
-				if !op() { // not a heredoc: a comparison
-					return i, false
+		if c, ok := closes[tok.Type]; ok {
+			for j := len(stack) - 1; j > 0; j-- {
+				k := stack[j].kind
+				if k == c.kind {
+					stack = stack[:j]
+					break
 				}
-				i++
-				continue
+				if !c.through || (k != frameParen && k != frameBracket) {
+					break // a stray closer: the count stays
+				}
 			}
-			if !push(frameHeredoc) {
-				return i, false
+			continue
+		}
+		switch {
+		case operators[tok.Type]:
+			top.ops++
+			if level() > MaxNesting {
+				return tok.Range.Start, false
 			}
-			stack[len(stack)-1].marker = string(src[j:k])
-			i = k
-			if src[i] == '\r' && i+1 < len(src) && src[i+1] == '\n' {
-				i++
-			}
-			atLineStart = true
-		case c == '{' || c == '(' || c == '[':
-			kind := map[byte]int{'{': frameBrace, '(': frameParen, '[': frameBracket}[c]
-			// A splat ([*] or .*) wraps the expression before it.
-			if c == '[' && i+1 < len(src) && src[i+1] == '*' && !op() {
-				return i, false
-			}
-			if !push(kind) {
-				return i, false
-			}
-		case c == '}' || c == ')' || c == ']':
-			// Only the closer that matches the innermost opening closes
-			// it; a stray one leaves the count as it was.
-			if k := top.kind; (c == '}' && (k == frameBrace || k == frameInterp)) ||
-				(c == ')' && k == frameParen) || (c == ']' && k == frameBracket) {
-				pop()
-			}
-		case c == '.' && i+1 < len(src) && src[i+1] == '*':
-			if !op() {
-				return i, false
-			}
-			i++
-		case c == ',' || (c == '=' && (i+1 >= len(src) || src[i+1] != '=')):
+		case tok.Type == hclsyntax.TokenComma || tok.Type == hclsyntax.TokenEqual:
 			top.ops = 0 // the next element, item or attribute
-		case c == '\n':
-			if top.kind == frameBody || top.kind == frameBrace {
-				top.ops = 0 // the next attribute or item
-			}
-		case '0' <= c && c <= '9':
-			i = skipNumber(src, i) - 1
-		case isIdent(c) && c != '-':
-			for i+1 < len(src) && isIdent(src[i+1]) {
-				i++ // an identifier, which may hold dashes: a-b is one name
-			}
-		case c == '=' || c == '!' || c == '<' || c == '>' || c == '&' || c == '|':
-			// ==, !=, <=, >=, &&, || are one operator; ! and < and > alone too.
-			if i+1 < len(src) && (src[i+1] == '=' || (c != '=' && c != '!' && src[i+1] == c)) {
-				i++
-			}
-			if !op() {
-				return i, false
-			}
-		case c == '+' || c == '-' || c == '*' || c == '/' || c == '%' || c == '?':
-			if !op() {
-				return i, false
-			}
+		case tok.Type == hclsyntax.TokenNewline && (top.kind == frameBody || top.kind == frameBrace):
+			top.ops = 0 // the next attribute, block or item
 		}
 	}
-	return 0, true
-}
-
-// skipNumber returns the end of the number literal starting at i: digits,
-// a fraction and an exponent with its sign (1e-5 is one number).
-func skipNumber(src []byte, i int) int {
-	digits := func() {
-		for i < len(src) && '0' <= src[i] && src[i] <= '9' {
-			i++
-		}
-	}
-	digits()
-	if i+1 < len(src) && src[i] == '.' && '0' <= src[i+1] && src[i+1] <= '9' {
-		i++
-		digits()
-	}
-	if i < len(src) && (src[i] == 'e' || src[i] == 'E') {
-		j := i + 1
-		if j < len(src) && (src[j] == '+' || src[j] == '-') {
-			j++
-		}
-		if j < len(src) && '0' <= src[j] && src[j] <= '9' {
-			i = j
-			digits()
-		}
-	}
-	return i
+	return hcl.Pos{}, true
 }

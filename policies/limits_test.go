@@ -9,18 +9,20 @@ import (
 )
 
 // hostileNesting is configuration text that the HCL parser, or the
-// evaluation of what it parsed, would follow down one stack frame per
-// level until the stack overflows (a fatal error, not a panic).
+// evaluation of what it parsed, follows down one stack frame per level: at
+// this size (about 60 KB, a policy value Consul takes by default) the
+// brackets, blocks, templates, heredocs, for expressions and splats
+// overflow the stack, a fatal error; chains of operators do at 1 MiB.
 func hostileNesting() map[string]string {
-	const n = 60 << 10 // about 60 KB: a policy value Consul takes by default
+	const n = 60 << 10
 	return map[string]string{
 		"brackets":            "x = " + strings.Repeat("[", n),
 		"braces of blocks":    strings.Repeat("breaker {\n", n/10),
 		"parentheses":         "x = " + strings.Repeat("(", n),
-		"unary operators":     "x = " + strings.Repeat("!", MaxSourceBytes-100) + "true",
-		"negations":           "x = " + strings.Repeat("-", MaxSourceBytes-100) + "1",
-		"binary operators":    "x = " + strings.Repeat("1+", MaxSourceBytes/2-100) + "1",
-		"conditionals":        "x = " + strings.Repeat("1?1:", MaxSourceBytes/4-100) + "1",
+		"unary operators":     "x = " + strings.Repeat("!", n) + "true",
+		"negations":           "x = " + strings.Repeat("-", n) + "1",
+		"binary operators":    "x = " + strings.Repeat("1+", n/2) + "1",
+		"conditionals":        "x = " + strings.Repeat("1?1:", n/4) + "1",
 		"templates":           "x = " + strings.Repeat(`"${`, n/3),
 		"template directives": `x = "` + strings.Repeat("%{if true}", n/10),
 		"heredocs":            "x = " + strings.Repeat("<<EOT\n${", n/8),
@@ -84,9 +86,8 @@ func TestOrdinaryTextIsWithinTheNestingLimit(t *testing.T) {
 		strings.Repeat("x = \"${\"${\"${1}\"}\"}\"\n", 200),
 	}
 	for _, text := range texts {
-		if off, ok := nestingOK([]byte(text)); !ok {
-			l, c := lineCol([]byte(text), off)
-			t.Errorf("refused at %d:%d: %.200q", l, c, text)
+		if pos, ok := nestingOK([]byte(text)); !ok {
+			t.Errorf("refused at %d:%d: %.200q", pos.Line, pos.Column, text)
 		}
 	}
 	for _, name := range []string{"testdata/full.hcl", "testdata/sidecar.hcl", "../sidecar.hcl"} {
@@ -94,9 +95,8 @@ func TestOrdinaryTextIsWithinTheNestingLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if off, ok := nestingOK(b); !ok {
-			l, c := lineCol(b, off)
-			t.Errorf("%s refused at %d:%d", name, l, c)
+		if pos, ok := nestingOK(b); !ok {
+			t.Errorf("%s refused at %d:%d", name, pos.Line, pos.Column)
 		}
 	}
 }
@@ -145,5 +145,24 @@ func TestErrorsAreCapped(t *testing.T) {
 	if len(lines) != 101 || !strings.HasPrefix(lines[0], "consul:sidecar/policies/many.hcl:1:1: ") ||
 		lines[100] != "consul:sidecar/policies/many.hcl: and 4900 more errors not shown: fix the ones above first" {
 		t.Fatalf("%d lines, first %q, last %q", len(lines), lines[0], lines[len(lines)-1])
+	}
+}
+
+// The scan sees text as the parser does: nesting hidden behind what only
+// looks like a string, comment or heredoc is counted.
+func TestNestingIsCountedWhereTheParserSeesIt(t *testing.T) {
+	deep := strings.Repeat("[", MaxNesting+1)
+	texts := map[string]string{
+		"after an interpolation closed over a (":  "x = \"${(}\" " + deep,
+		"after an unterminated /*":                "x = 1 /* " + deep,
+		"after what is not a heredoc":             "x = <<1\n" + deep,
+		"after a heredoc whose marker has spaces": "x = <<EOT\nfoo\n  EOT  \ny = " + deep,
+		"in an interpolation of a heredoc":        "x = <<EOT\n${" + deep + "\nEOT\n",
+		"in directives":                           "x = \"" + strings.Repeat("%{ for a in b }", MaxNesting+1) + "\"",
+	}
+	for name, text := range texts {
+		if _, ok := nestingOK([]byte(text)); ok {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }

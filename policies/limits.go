@@ -9,10 +9,11 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
-// Limits on configuration text, checked before the HCL parser sees it. The
-// parser and the evaluation of expressions recurse once per level of
-// nesting, without a limit of their own: a few kilobytes of "[" would
-// exhaust the stack, which no recover can catch.
+// Limits on configuration text, checked before the HCL parser sees it (the
+// nesting is counted over the tokens of HCL's scanner, a state machine that
+// does not recurse). The parser and the evaluation of expressions recurse
+// once per level of nesting, without a limit of their own: a few kilobytes
+// of "[" would exhaust the stack, a fatal error no recover can catch.
 const (
 	// MaxSourceBytes is the largest configuration file, and the largest
 	// policy value in Consul KV, that is read: 1 MiB.
@@ -74,8 +75,8 @@ func checkSource(name string, src []byte) Diagnostics {
 	if pos, ok := nestingOK(src); !ok {
 		return Diagnostics{{File: name, Line: pos.Line, Column: pos.Column,
 			Message: fmt.Sprintf("nested more than %d levels deep here (brackets, braces, parentheses, blocks, strings "+
-				"with templates, or operators in one expression); nothing of it was read: a configuration never needs "+
-				"this, write the value without the nesting", MaxNesting)}}
+				"with templates, or operators in one expression), so it was not parsed: a configuration never needs "+
+				"this much nesting; write the value without it", MaxNesting)}}
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package policies
 
 import (
+	"errors"
+
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
@@ -32,3 +34,25 @@ func envFunc(getenv func(string) string) function.Function {
 		},
 	})
 }
+
+// policyEvalContext is the context of policies from Consul KV: env() is
+// there only to say that it is not available. Whoever can write the policy
+// prefix reaches every sidecar, and must not be able to read their
+// environment (a model's api_key = env("…") with a base_url of their own
+// choosing would send it to them).
+func policyEvalContext() *hcl.EvalContext {
+	return &hcl.EvalContext{
+		Functions: map[string]function.Function{
+			"env": function.New(&function.Spec{
+				Params: []function.Parameter{{Name: "name", Type: cty.String, AllowUnknown: true, AllowNull: true}},
+				Type:   function.StaticReturnType(cty.String),
+				Impl: func([]cty.Value, cty.Type) (cty.Value, error) {
+					return cty.NilVal, errEnvInPolicy
+				},
+			}),
+		},
+	}
+}
+
+var errEnvInPolicy = errors.New("env() is only allowed in local files: a policy from Consul KV cannot read the " +
+	"environment of the sidecars it reaches; define the block that needs a secret in each sidecar's local file")

@@ -22,6 +22,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("agent {\n  name = \"w\"\n}\nmodel \"a\" {\n  provider = \"openai\"\n  fallback = \"a\"\n}\n"))
 	f.Add([]byte("agent { name = env(\"X\") }"))
 	f.Add([]byte("\x00\xff{{{"))
+	f.Add([]byte("agent {\n  name = \"w\"\n}\nbreaker \"b\" {\n  x = " + strings.Repeat("[", 70) + "\n}\n"))
+	f.Add([]byte("x = <<EOT\n${\"${" + strings.Repeat("(!-", 30) + "}\"}\nEOT\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		path := filepath.Join(t.TempDir(), "f.hcl")
 		pos := regexp.MustCompile(`^` + regexp.QuoteMeta(path) + `(:\d+:\d+)?: `)

@@ -81,8 +81,13 @@ func loadLayers(policyLayers [][]Source, paths []string, getenv func(string) str
 	// as missing that are merely unreadable.
 	complete := len(diags) == 0
 	parser := hclparse.NewParser()
-	w := newWalker(evalContext(getenv))
+	w := newWalker(nil)
 	add := func(name string, src []byte) {
+		if d := checkSource(name, src); len(d) > 0 {
+			diags = append(diags, d...)
+			complete = false
+			return
+		}
 		f, hclDiags := parser.ParseHCL(src, name)
 		if hclDiags.HasErrors() {
 			diags = append(diags, fromHCL(hclDiags, "")...)
@@ -92,6 +97,8 @@ func loadLayers(policyLayers [][]Source, paths []string, getenv func(string) str
 		w.file(f)
 	}
 	var sources []string
+	// Policies from Consul KV are evaluated without the environment.
+	w.ctx = policyEvalContext()
 	for i, layer := range policyLayers {
 		w.layer, w.policyOnly = i, true
 		for _, src := range layer {
@@ -100,10 +107,16 @@ func loadLayers(policyLayers [][]Source, paths []string, getenv func(string) str
 		}
 	}
 	w.layer, w.policyOnly = len(policyLayers), false
+	w.ctx = evalContext(getenv)
 	for _, name := range files {
-		src, err := os.ReadFile(name)
-		if err != nil {
+		src, oversize, err := readSource(name)
+		switch {
+		case err != nil:
 			diags = append(diags, pathError(name, err))
+			complete = false
+			continue
+		case oversize != nil:
+			diags = append(diags, *oversize)
 			complete = false
 			continue
 		}
@@ -126,6 +139,7 @@ func loadLayers(policyLayers [][]Source, paths []string, getenv func(string) str
 				bad:     w.bad,
 				fromEnv: fromEnv,
 				first:   files[0],
+				policy:  w.policyBlocks(len(policyLayers)),
 			})...)
 			if len(diags) == 0 {
 				cfg := resolve(fc)
@@ -135,7 +149,7 @@ func loadLayers(policyLayers [][]Source, paths []string, getenv func(string) str
 		}
 	}
 	sortDiagnostics(diags, order)
-	return nil, diags
+	return nil, capDiagnostics(diags)
 }
 
 func extraNames(srcs []Source) []string {

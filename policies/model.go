@@ -149,7 +149,9 @@ func (v *validator) modelName(key, label string, name *string, models map[string
 	case strings.IndexFunc(n, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
 		v.errorf(key, "%q must not contain whitespace or control characters: give the model's name as the provider "+
 			"knows it, e.g. %q", n, "gpt-4o-mini")
-	case n != label && models[n] != nil:
+	case n != label && models[n] != nil && v.pos.policy["model."+label] == v.pos.policy["model."+n]:
+		// (Between a local model and one from Consul KV, policyModels
+		// reports it at the policy's block.)
 		v.errorf(key, "%q is the label of another model block (at %s): a request for %q could mean either model; "+
 			"give that block another label (it can keep sending %q with name = %q)",
 			n, rangeString(v.pos.ranges["model."+n]), n, n, n)

@@ -26,6 +26,7 @@ type positions struct {
 	bad     map[string]bool      // keys already reported as invalid
 	fromEnv map[string]string    // key path → environment variable it came from
 	first   string               // first file loaded, for keys with no block
+	policy  map[string]bool      // labelled blocks (e.g. "model.gpt-4o") that came from Consul KV
 }
 
 // written reports whether the key was set in a file.
@@ -85,6 +86,7 @@ func validate(fc *fileConfig, pos positions) Diagnostics {
 		}
 	}
 	v.fallbackCycles("model", modelFallbacks)
+	v.policyModels(fc.Model)
 	v.gateway(fc.Gateway)
 	if t := fc.TLS; t != nil && t.CAFile != nil {
 		if problem := checkCAFile(*t.CAFile); problem != "" {

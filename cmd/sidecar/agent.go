@@ -89,8 +89,8 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 	}
 	var cfg *policies.Config
 	var opts sidecar.Options
-	var kv *kvPolicies // nil without consul.policy_prefix
-	kvRejected := false
+	var kv *kvPolicies   // nil without consul.policy_prefix
+	var kvRejected error // the fleet policies read at start, when they do not load
 	if *dev {
 		cfg = policies.Dev()
 	} else {
@@ -109,7 +109,7 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 			if err := kv.first(5 * time.Second); err != nil {
 				fmt.Fprintf(stderr, "sidecar agent: fleet policies not read yet (%v); starting with the local files\n", err)
 			} else if withKV, err := policies.LoadWithPolicies(kv.fleet, kv.own, paths...); err != nil {
-				kvRejected = true // reported once the sidecar runs: status, events, check
+				kvRejected = err // reported once the sidecar runs: status, events, check
 			} else {
 				cfg = withKV
 			}
@@ -149,7 +149,8 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 	}
 
 	if kv != nil {
-		if kvRejected {
+		if kvRejected != nil {
+			kv.rejectedAtStart(log, kvRejected)
 			_, _ = s.Reload() // records the rejection: status, events, the sidecar check
 		}
 		go kv.watch(ctx, log.Named("policies"), func() { _, _ = s.Reload() })

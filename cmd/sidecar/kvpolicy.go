@@ -110,3 +110,10 @@ func (k *kvPolicies) watch(ctx context.Context, log hclog.Logger, reload func())
 		}
 	})
 }
+
+// rejectedAtStart says that the policies read at start do not load, and
+// that the sidecar runs on its local files until a valid change arrives.
+func (k *kvPolicies) rejectedAtStart(log hclog.Logger, err error) {
+	log.Warn("fleet policies in Consul KV rejected; starting with the local files only, until a valid change "+
+		"of the policies arrives", "prefix", k.prefix, "errors", strings.Count(err.Error(), "\n")+1)
+}

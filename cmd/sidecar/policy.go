@@ -123,7 +123,9 @@ Fleet-wide policies in Consul KV: the *.hcl files of DIR (breaker,
 upstream, model and notify blocks only) as the keys PREFIX/NAME.hcl, or
 PREFIX/service/NAME/FILE.hcl with -service. Sidecars with
 consul { policy_prefix = "sidecar/policies/" } layer them below their own
-files: defaults < fleet < service < local files.
+files: defaults < fleet < service < local files. A policy cannot call
+env(), nor define a model answering to a local model's label or name;
+each file may be at most 1 MiB, nested at most 64 levels deep.
 
   diff   validates DIR and shows what push would change (+ added,
          - removed, ~ changed with a unified diff) and the KV index read
@@ -150,7 +152,7 @@ func readPolicyDir(dir, target string, stderr io.Writer) (map[string][]byte, int
 			continue
 		}
 		file := filepath.Join(dir, e.Name())
-		data, err := os.ReadFile(file)
+		data, err := readPolicyFile(file)
 		if err != nil {
 			fmt.Fprintf(stderr, "sidecar policy: %v\n", err)
 			return nil, exitError
@@ -210,4 +212,23 @@ func printPolicyDiff(w io.Writer, ops []discovery.KVOp, want map[string][]byte, 
 			}
 		}
 	}
+}
+
+// readPolicyFile reads a policy file of at most policies.MaxSourceBytes,
+// without reading more of a larger one.
+func readPolicyFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, policies.MaxSourceBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > policies.MaxSourceBytes {
+		return nil, fmt.Errorf("%s: larger than the limit of %d bytes (1 MiB) for a policy: split it into several files; "+
+			"nothing read from or written to Consul", name, policies.MaxSourceBytes)
+	}
+	return data, nil
 }

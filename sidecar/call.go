@@ -71,6 +71,9 @@ func (s *Sidecar) serveCall(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("no upstream named %q; configured: %s (add an upstream block)", name, upstreamNames(cfg)))
 		return
 	}
+	if _, ok := s.passHop(w, req, cfg.Agent.ID); !ok {
+		return
+	}
 	path, rawPath := callPath(req, name)
 	body, err := readReplayBody(req)
 	if err != nil {
@@ -128,9 +131,11 @@ func upstreamNames(cfg *policies.Config) string {
 
 // ingressHandler takes tasks for the local agent: to the agent through its
 // breaker; when the agent is isolated or its breaker is open, to a passing
-// peer of the same service (never this one), then to the fallback
-// upstreams. A request another sidecar forwarded goes to the local agent
-// only, so two sidecars never bounce a task between them.
+// peer of the same service, then to the fallback upstreams. Peers the task
+// has already passed through (X-Sidecar-Hops) are skipped, and a task
+// another sidecar passed on tries one peer at most, so sidecars never bounce
+// a task between them and a task visits few of them. The local agent does
+// not see X-Sidecar-Hops.
 func (s *Sidecar) ingressHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		cfg := s.Config()
@@ -141,25 +146,31 @@ func (s *Sidecar) ingressHandler() http.Handler {
 			return
 		}
 		defer body.release()
-		forwarded := req.Header.Get(headerForwarded) != ""
-		req.Header.Del(headerForwarded)
+		passed, ok := s.passHop(w, req, cfg.Agent.ID)
+		if !ok {
+			return
+		}
+		hops := req.Header.Get(headerHops)
+		req.Header.Del(headerHops)
 		bcfg := cfg.Breakers[in.Breaker]
 		stages := []stage{{
 			name: "agent", retries: 0, timeout: in.Timeout,
 			targets: func(context.Context) ([]target, string) { return s.localAgentTarget(cfg, bcfg) },
 		}}
-		if !forwarded {
-			stages = append(stages, stage{
-				name: "peer", fallback: true, retries: 1, timeout: in.Timeout, forwarded: true,
-				targets: func(ctx context.Context) ([]target, string) { return s.peerTargets(ctx, cfg, bcfg) },
-			})
-			for _, st := range s.router.upstreamStages(cfg, upstreamChain(cfg, in.Fallback...), true) {
-				st.forwarded = true
-				stages = append(stages, st)
-			}
+		peerRetries := 1
+		if len(passed.entries) > 0 {
+			peerRetries = 0
+		}
+		stages = append(stages, stage{
+			name: "peer", fallback: true, retries: peerRetries, timeout: in.Timeout, forwarded: true,
+			targets: func(ctx context.Context) ([]target, string) { return s.peerTargets(ctx, cfg, bcfg, passed.ids) },
+		})
+		for _, st := range s.router.upstreamStages(cfg, upstreamChain(cfg, in.Fallback...), true) {
+			st.forwarded = true
+			stages = append(stages, st)
 		}
 		plan := &callPlan{stages: stages, path: req.URL.Path, rawPath: req.URL.RawPath, body: body,
-			idempotent: isIdempotent(req), forwardTag: cfg.Agent.ID, kind: kindTask, target: cfg.Agent.Name}
+			idempotent: isIdempotent(req), hops: hops, kind: kindTask, target: cfg.Agent.Name}
 		s.proxy.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), planKey{}, plan)))
 	})
 }
@@ -174,8 +185,9 @@ func (s *Sidecar) localAgentTarget(cfg *policies.Config, bcfg policies.Breaker) 
 }
 
 // peerTargets are the other passing instances of the agent's own service,
-// reached through their sidecars' ingress.
-func (s *Sidecar) peerTargets(ctx context.Context, cfg *policies.Config, bcfg policies.Breaker) ([]target, string) {
+// reached through their sidecars' ingress, but those in skip (the agent ids
+// of the sidecars the task has passed through).
+func (s *Sidecar) peerTargets(ctx context.Context, cfg *policies.Config, bcfg policies.Breaker, skip map[string]bool) ([]target, string) {
 	if s.discovery == nil {
 		return nil, "no Consul discovery"
 	}
@@ -188,13 +200,16 @@ func (s *Sidecar) peerTargets(ctx context.Context, cfg *policies.Config, bcfg po
 	}
 	ts := make([]target, 0, len(set.Instances))
 	for _, in := range set.Instances {
-		if in.ID == cfg.Agent.ID {
+		if in.ID == cfg.Agent.ID || skip[in.ID] {
 			continue
 		}
 		hp := in.HostPort()
 		ts = append(ts, s.router.newTarget(ingressOwner, "peer:"+in.ID+"@"+hp, "peer", in.ID, "http", hp, bcfg))
 	}
 	if len(ts) == 0 {
+		if len(skip) > 0 {
+			return nil, fmt.Sprintf("no passing peer of service %q the task has not already passed through", cfg.Agent.Name)
+		}
 		return nil, fmt.Sprintf("no passing peer of service %q", cfg.Agent.Name)
 	}
 	return s.router.order("peer", policies.BalanceRoundRobin, ts), ""

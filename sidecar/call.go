@@ -249,6 +249,9 @@ func (s *Sidecar) ingressHandler() http.Handler {
 			name: "agent", retries: 0, timeout: in.Timeout,
 			targets: func(context.Context) ([]target, string) { return s.localAgentTarget(cfg, bcfg) },
 		}}
+		if in.MaxConcurrent > 0 {
+			stages[0].limit, stages[0].inflight = in.MaxConcurrent, s.router.inflightOf(ingressInflight)
+		}
 		peerRetries := 1
 		if len(passed.entries) > 0 {
 			peerRetries = 0
@@ -266,6 +269,10 @@ func (s *Sidecar) ingressHandler() http.Handler {
 		s.proxy.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), planKey{}, plan)))
 	})
 }
+
+// ingressInflight names the counter of tasks in flight to the local agent
+// (ingress.max_concurrent); no upstream can have this name.
+const ingressInflight = "/ingress"
 
 // localAgentTarget is the local agent, unless it is isolated.
 func (s *Sidecar) localAgentTarget(cfg *policies.Config, bcfg policies.Breaker) ([]target, string) {

@@ -39,7 +39,7 @@ func (v *validator) upstream(name string, u *upstreamFile, fc *fileConfig) {
 		if problem := checkUpstreamURL(*u.URL); problem != "" {
 			v.errorf(key+".url", "%s", problem)
 		}
-		// v.selfUpstream(name, u, fc)
+		v.selfUpstream(name, u, fc)
 	}
 	if s := u.Service; s != nil && (len(*s) > 63 || !serviceName.MatchString(*s)) {
 		hint := ""

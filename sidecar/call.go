@@ -303,7 +303,7 @@ func (s *Sidecar) peerTargets(ctx context.Context, cfg *policies.Config, bcfg po
 			continue
 		}
 		hp := in.HostPort()
-		ts = append(ts, s.router.newTarget(ingressOwner, "peer:"+in.ID+"@"+hp, "peer", in.ID, "http", hp, bcfg))
+		ts = append(ts, s.router.newTarget(ingressOwner, "peer:"+in.ID+"@"+hp, "peer", in.ID, in.Scheme(), hp, bcfg))
 	}
 	if len(ts) == 0 {
 		if len(skip) > 0 {

@@ -310,7 +310,7 @@ func (r *router) upstreamTargets(ctx context.Context, u policies.Upstream, bcfg 
 	ts := make([]target, len(set.Instances))
 	for i, in := range set.Instances {
 		hp := in.HostPort()
-		ts[i] = r.newTarget(u.Name, u.Name+"@"+hp, u.Name, in.ID, "http", hp, bcfg)
+		ts[i] = r.newTarget(u.Name, u.Name+"@"+hp, u.Name, in.ID, in.Scheme(), hp, bcfg)
 	}
 	return r.order(u.Name, u.Balance, ts), ""
 }

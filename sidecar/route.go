@@ -90,6 +90,9 @@ type router struct {
 	// hopNonce tells this sidecar's hops from another's with the same
 	// agent id (see headerHops).
 	hopNonce string
+	// gone holds when each Consul instance's breaker was first seen
+	// without its instance in discovery (see prune).
+	gone map[string]time.Time
 }
 
 // ingressOwner is the owner of the agent's and peers' breakers.

@@ -43,3 +43,12 @@ func TestSameListenHost(t *testing.T) {
 		}
 	}
 }
+
+func TestIngressMaxConcurrentMustNotBeNegative(t *testing.T) {
+	const path = "testdata/invalid/ingress_max_concurrent.hcl"
+	got := loadDiagnostics(t, path)
+	want := Diagnostics{{File: path, Line: 8, Column: 3, Key: "ingress.max_concurrent", Message: "must be 0 or more, got -1"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -106,4 +107,26 @@ func TestCallMarksItsHopAndDropsForwarded(t *testing.T) {
 	// One fewer passes
 	e.GET("/call/up/x").WithHeader(headerHops, strings.Repeat("a#00000000, ", maxHops-2)+"b#00000000").
 		Expect().Status(http.StatusOK)
+}
+
+// The plain case: a static upstream whose url is the sidecar's own /call/
+// path. One call costs one refused pass, not a connection per pass.
+func TestCallToItselfIsRefusedOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	cfg := testConfig()
+	cfg.Listen.Address = addr
+	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+	cfg.Upstreams = map[string]policies.Upstream{"self": {Name: "self", URL: "http://" + addr + "/call/self",
+		Breaker: "default", Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}}
+	_, _, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
+
+	r := e.GET("/call/self/x").Expect().Status(http.StatusLoopDetected)
+	r.JSON().Object().Value("error").Object().Value("type").IsEqual(errLoop)
+	// The sidecar still answers
+	e.GET("/v1/health").Expect().Status(http.StatusOK)
 }

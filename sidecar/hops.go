@@ -29,8 +29,16 @@ func newHopNonce() string {
 	return hex.EncodeToString(b[:])
 }
 
-// hopName is this sidecar's entry in X-Sidecar-Hops.
-func (r *router) hopName(agentID string) string { return agentID + "#" + r.hopNonce }
+// hopName is this sidecar's entry in X-Sidecar-Hops, built once per agent
+// id.
+func (r *router) hopName(agentID string) string {
+	if h := r.hopSelf.Load(); h != nil && h[0] == agentID {
+		return h[1]
+	}
+	h := &[2]string{agentID, agentID + "#" + r.hopNonce}
+	r.hopSelf.Store(h)
+	return h[1]
+}
 
 // hopPath is what a request's X-Sidecar-Hops says about where it has been.
 type hopPath struct {
@@ -86,6 +94,10 @@ func (s *Sidecar) passHop(w http.ResponseWriter, req *http.Request, agentID stri
 				"in the chain", len(p.entries), headerHops, strings.Join(p.entries, ", ")))
 		return p, false
 	}
-	req.Header.Set(headerHops, strings.Join(append(p.entries[:len(p.entries):len(p.entries)], self), ", "))
+	if len(p.entries) == 0 {
+		req.Header[headerHops] = []string{self}
+		return p, true
+	}
+	req.Header[headerHops] = []string{strings.Join(append(p.entries[:len(p.entries):len(p.entries)], self), ", ")}
 	return p, true
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
-	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 )
 
 // pruneEvery is how often the state of instances gone from Consul is
@@ -137,9 +136,7 @@ func (s *Sidecar) forget(gone []prunedTarget) {
 	}
 	s.notices.mu.Unlock()
 	for _, name := range names {
-		for _, st := range []breaker.State{breaker.Closed, breaker.Open, breaker.HalfOpen} {
-			s.metrics.transitions.DeleteLabelValues(name, st.String())
-		}
+		s.metrics.forgetBreaker(name)
 	}
 	if ct, ok := s.proxy.Transport.(*callTransport); ok {
 		if idle, ok := ct.rt.(interface{ CloseIdleTo(addr string) }); ok {

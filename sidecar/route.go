@@ -90,6 +90,7 @@ type router struct {
 	// hopNonce tells this sidecar's hops from another's with the same
 	// agent id (see headerHops).
 	hopNonce string
+	hopSelf  atomic.Pointer[[2]string] // agent id and its hop name
 	// gone holds when each Consul instance's breaker was first seen
 	// without its instance in discovery (see prune).
 	gone map[string]time.Time
@@ -172,13 +173,20 @@ func (r *router) rebind(cfg *policies.Config) {
 	}
 	r.breakers.Retain(keep)
 	r.mu.Lock()
+	var dropped []string
 	for name := range owners {
 		if !keep[name] {
 			delete(r.owners, name)
 			delete(r.outstanding, name)
+			dropped = append(dropped, name)
 		}
 	}
 	r.mu.Unlock()
+	if r.s != nil && r.s.metrics != nil {
+		for _, name := range dropped {
+			r.s.metrics.forgetBreaker(name)
+		}
+	}
 }
 
 // upstreamChain returns the named upstreams and their fallbacks, depth

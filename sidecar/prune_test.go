@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -136,11 +137,14 @@ func TestPruneKeepsInstancesWhileConsulCannotSay(t *testing.T) {
 		"svc":    {Name: "svc", Service: "svc", Breaker: "default"},
 		"static": {Name: "static", URL: "http://10.0.0.9:80", Breaker: "default"},
 	}
+	cfg.Ingress = &policies.Ingress{Address: "127.0.0.1:0", Breaker: "default"}
 	in := discovery.Instance{ID: "svc-1", Service: "svc", Address: "10.0.0.1", Port: 80}
 	d := &staleDiscovery{set: discovery.InstanceSet{Known: true, Instances: []discovery.Instance{in}}}
 	r := newRouter(nil, d, breaker.NewSet())
 	r.newTarget("svc", "svc@10.0.0.1:80", "svc", in.ID, "http", in.HostPort(), bcfg)
 	r.newTarget("static", "static@10.0.0.9:80", "static", "10.0.0.9:80", "http", "10.0.0.9:80", bcfg)
+	r.newTarget(ingressOwner, "agent:writer-1", "agent", "writer-1", "http", "127.0.0.1:8081", bcfg)
+	r.newTarget(ingressOwner, "peer:svc-1@10.0.0.1:80", "peer", in.ID, "http", in.HostPort(), bcfg)
 	t0 := time.Now()
 
 	// While Consul's answer is stale or missing, an instance it no longer lists is kept
@@ -163,10 +167,15 @@ func TestPruneKeepsInstancesWhileConsulCannotSay(t *testing.T) {
 		}
 	}
 	gone := r.prune(cfg, t1.Add(bcfg.MaxOpenFor+time.Second))
-	if len(gone) != 1 || gone[0].name != "svc@10.0.0.1:80" || gone[0].hostPort != "10.0.0.1:80" {
-		t.Fatalf("pruned %v, want svc@10.0.0.1:80", gone)
+	slices.SortFunc(gone, func(a, b prunedTarget) int { return strings.Compare(a.name, b.name) })
+	want := []prunedTarget{{"peer:svc-1@10.0.0.1:80", "10.0.0.1:80"}, {"svc@10.0.0.1:80", "10.0.0.1:80"}}
+	if !slices.Equal(gone, want) {
+		t.Fatalf("pruned %v, want %v", gone, want)
 	}
-	if _, ok := r.owners["static@10.0.0.9:80"]; !ok || len(r.owners) != 1 {
+	// The local agent and a static upstream are never pruned
+	_, static := r.owners["static@10.0.0.9:80"]
+	_, agent := r.owners["agent:writer-1"]
+	if !static || !agent || len(r.owners) != 2 {
 		t.Fatalf("owners left: %v", r.owners)
 	}
 }

@@ -65,6 +65,20 @@ type Instance struct {
 	Meta    map[string]string `json:"meta,omitempty"`
 }
 
+// MetaScheme is the service meta key by which an instance says how it is
+// reached: "https" (any case) for TLS, verified against the system's
+// authorities and tls.ca_file; anything else, or no key, for plain HTTP.
+const MetaScheme = "sidecar_scheme"
+
+// Scheme is how the instance is reached: "https" when its service meta
+// MetaScheme says so, else "http".
+func (i Instance) Scheme() string {
+	if strings.EqualFold(strings.TrimSpace(i.Meta[MetaScheme]), "https") {
+		return "https"
+	}
+	return "http"
+}
+
 // HostPort is the instance's address and port, ready to dial.
 func (i Instance) HostPort() string {
 	return net.JoinHostPort(i.Address, strconv.Itoa(i.Port))

@@ -215,6 +215,10 @@ type Ingress struct {
 	Breaker  string        // name of a breaker. Default "default".
 	Timeout  time.Duration // whole call. Default 2m.
 	Fallback []string      // upstreams tried after the agent and its peers.
+	// MaxConcurrent caps the tasks in flight to the local agent; a task
+	// beyond it goes to a peer or a fallback as when the agent is
+	// isolated, else gets 503 with Retry-After. 0 (default): no cap.
+	MaxConcurrent int
 }
 
 // Model providers: the wire format a model speaks.

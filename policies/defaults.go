@@ -361,6 +361,7 @@ func resolve(fc *fileConfig) *Config {
 			Timeout:  duration(in.Timeout),
 			Fallback: in.Fallback,
 		}
+		cfg.Ingress.MaxConcurrent = deref(in.MaxConcurrent)
 	}
 	for label, m := range fc.Model {
 		cfg.Models[label] = Model{

@@ -142,6 +142,8 @@ type ingressFile struct {
 	Breaker  *string  `mapstructure:"breaker"`
 	Timeout  *string  `mapstructure:"timeout"`
 	Fallback []string `mapstructure:"fallback"`
+	// MaxConcurrent caps the tasks in flight to the local agent.
+	MaxConcurrent *int `mapstructure:"max_concurrent"`
 }
 
 type modelFile struct {

@@ -377,7 +377,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		{"breaker", "consecutive_failures failure_rate failure_statuses half_open_probes max_open_for min_calls " +
 			"open_for slow_call window"},
 		{"upstream", "balance breaker fallback filter max_concurrent retries service tags timeout url"},
-		{"ingress", "address breaker fallback timeout"},
+		{"ingress", "address breaker fallback max_concurrent timeout"},
 		{"model", "api_key base_url breaker degrade_on drop_fields fallback first_byte_timeout headers max_tokens " +
 			"name provider stream_idle_timeout timeout"},
 		{"gateway", "max_request_bytes"},

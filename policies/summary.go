@@ -111,6 +111,7 @@ func (c *Config) Summary() map[string]any {
 			"timeout":  in.Timeout.String(),
 			"fallback": nonNil(in.Fallback),
 		}
+		ingress.(map[string]any)["max_concurrent"] = in.MaxConcurrent
 	}
 
 	models := make(map[string]any, len(c.Models))

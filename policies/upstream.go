@@ -39,6 +39,7 @@ func (v *validator) upstream(name string, u *upstreamFile, fc *fileConfig) {
 		if problem := checkUpstreamURL(*u.URL); problem != "" {
 			v.errorf(key+".url", "%s", problem)
 		}
+		v.selfUpstream(name, u, fc)
 	}
 	if s := u.Service; s != nil && (len(*s) > 63 || !serviceName.MatchString(*s)) {
 		hint := ""
@@ -193,6 +194,7 @@ func (v *validator) ingress(in *ingressFile, fc *fileConfig) {
 	v.breakerRef("ingress.breaker", in.Breaker, fc.Breaker)
 	v.duration("ingress.timeout", in.Timeout, false)
 	v.fallbackRefs("ingress.fallback", in.Fallback, fc.Upstream)
+	v.atLeast("ingress.max_concurrent", in.MaxConcurrent, 0)
 }
 
 // isUnspecified reports whether host means every interface: "", 0.0.0.0 or

@@ -163,14 +163,20 @@ func TestIngressReroutesToPeerAndNeverLoops(t *testing.T) {
 		t.Fatalf("peer agent received %q", got)
 	}
 
-	// And a task that another sidecar already forwarded is never forwarded again
-	aCalls := agentA.calls.Load()
-	ia.POST("/task").WithHeader(headerForwarded, "writer-2").WithText("t3").Expect().
+	// And X-Sidecar-Forwarded from a caller does not keep the task from the peer
+	r = ia.POST("/task").WithHeader(headerForwarded, "writer-2").WithText("t3").Expect().Status(http.StatusOK)
+	r.Header("X-Answered-By").IsEqual("agent-b")
+	if got := agentB.lastBody(); got != "POST /task t3" {
+		t.Fatalf("peer agent received %q", got)
+	}
+	// And a task that has passed through b is never sent back to it
+	aCalls, bCalls := agentA.calls.Load(), agentB.calls.Load()
+	ia.POST("/task").WithHeader(headerHops, "writer-2#00000000").WithText("t4").Expect().
 		Status(http.StatusServiceUnavailable).JSON().Object().Value("error").Object().
 		Value("message").String().Contains("isolated")
-	if agentA.calls.Load() != aCalls || agentB.lastBody() != "POST /task t2" {
-		t.Fatal("a forwarded task was sent on")
+	if agentA.calls.Load() != aCalls || agentB.calls.Load() != bCalls {
+		t.Fatal("a task was sent back to a sidecar it had passed through")
 	}
 	// b's own ingress serves its agent directly
-	ib.POST("/task").WithText("t4").Expect().Status(http.StatusOK).Header(headerUpstream).IsEqual("agent")
+	ib.POST("/task").WithText("t5").Expect().Status(http.StatusOK).Header(headerUpstream).IsEqual("agent")
 }

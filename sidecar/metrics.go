@@ -102,6 +102,14 @@ func (m *metrics) observe(kind, target, outcome string, d time.Duration) {
 	m.avail.Record(outcome == resultSuccess || outcome == resultFallback, time.Now())
 }
 
+// forgetBreaker drops the transition series of a breaker that is gone (its
+// state, trips and rejections are read from the breakers at scrape time).
+func (m *metrics) forgetBreaker(name string) {
+	for _, st := range []breaker.State{breaker.Closed, breaker.Open, breaker.HalfOpen} {
+		m.transitions.DeleteLabelValues(name, st.String())
+	}
+}
+
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }

@@ -18,10 +18,12 @@ import (
 
 // Headers the sidecar sets or reads on proxied calls.
 const (
-	headerUpstream  = "X-Sidecar-Upstream"  // which upstream answered
-	headerFallback  = "X-Sidecar-Fallback"  // "true" when it was not the first choice
-	headerInstance  = "X-Sidecar-Instance"  // which instance answered
-	headerForwarded = "X-Sidecar-Forwarded" // set on requests one sidecar forwards to another's ingress
+	headerUpstream = "X-Sidecar-Upstream" // which upstream answered
+	headerFallback = "X-Sidecar-Fallback" // "true" when it was not the first choice
+	headerInstance = "X-Sidecar-Instance" // which instance answered
+	// headerForwarded was set by older sidecars on tasks they forwarded to
+	// a peer; it is removed from every request and trusted for nothing.
+	headerForwarded = "X-Sidecar-Forwarded"
 )
 
 // firstDiscoveryWait bounds how long the first call of an upstream waits for
@@ -58,7 +60,8 @@ type stage struct {
 	// targets lists the candidates in the order to try them; when there are
 	// none, why says so for the error message.
 	targets func(ctx context.Context) (ts []target, why string)
-	// forwarded marks requests to this stage as forwarded by a sidecar.
+	// forwarded marks the stages of the ingress past the local agent: their
+	// requests carry the plan's X-Sidecar-Hops.
 	forwarded bool
 	// limit caps the calls in flight to the stage (max_concurrent; 0: no
 	// cap), counted in inflight.
@@ -84,6 +87,13 @@ type router struct {
 	// owners maps each breaker name to the upstream whose breaker setting it
 	// follows ("" for the ingress's agent and peer breakers), for reloads.
 	owners map[string]string
+	// hopNonce tells this sidecar's hops from another's with the same
+	// agent id (see headerHops).
+	hopNonce string
+	hopSelf  atomic.Pointer[[2]string] // agent id and its hop name
+	// gone holds when each Consul instance's breaker was first seen
+	// without its instance in discovery (see prune).
+	gone map[string]time.Time
 }
 
 // ingressOwner is the owner of the agent's and peers' breakers.
@@ -92,7 +102,7 @@ const ingressOwner = ""
 func newRouter(s *Sidecar, d Discovery, set *breaker.Set) *router {
 	return &router{s: s, discovery: d, breakers: set,
 		rr: map[string]*atomic.Uint64{}, outstanding: map[string]*atomic.Int64{}, owners: map[string]string{},
-		inflight: map[string]*atomic.Int64{}}
+		inflight: map[string]*atomic.Int64{}, hopNonce: newHopNonce()}
 }
 
 // entry returns m[name], created when missing, and whether it was; the
@@ -163,13 +173,20 @@ func (r *router) rebind(cfg *policies.Config) {
 	}
 	r.breakers.Retain(keep)
 	r.mu.Lock()
+	var dropped []string
 	for name := range owners {
 		if !keep[name] {
 			delete(r.owners, name)
 			delete(r.outstanding, name)
+			dropped = append(dropped, name)
 		}
 	}
 	r.mu.Unlock()
+	if r.s != nil && r.s.metrics != nil {
+		for _, name := range dropped {
+			r.s.metrics.forgetBreaker(name)
+		}
+	}
 }
 
 // upstreamChain returns the named upstreams and their fallbacks, depth
@@ -304,7 +321,7 @@ func (r *router) upstreamTargets(ctx context.Context, u policies.Upstream, bcfg 
 	ts := make([]target, len(set.Instances))
 	for i, in := range set.Instances {
 		hp := in.HostPort()
-		ts[i] = r.newTarget(u.Name, u.Name+"@"+hp, u.Name, in.ID, "http", hp, bcfg)
+		ts[i] = r.newTarget(u.Name, u.Name+"@"+hp, u.Name, in.ID, in.Scheme(), hp, bcfg)
 	}
 	return r.order(u.Name, u.Balance, ts), ""
 }

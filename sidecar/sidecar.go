@@ -332,6 +332,8 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); s.watch(bg) }()
 	go func() { defer wg.Done(); s.refreshSidecarCheck(bg) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.pruneDeparted(bg) }()
 	watchDone := make(chan struct{})
 	if s.watcher != nil {
 		go func() { defer close(watchDone); s.watcher.Run(bg) }()

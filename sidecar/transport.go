@@ -45,7 +45,7 @@ type callPlan struct {
 	rawPath    string
 	body       *replayBody
 	idempotent bool
-	forwardTag string // value of X-Sidecar-Forwarded on forwarded stages
+	hops       string // X-Sidecar-Hops on the ingress's forwarded stages
 	kind       string // kindUpstream or kindTask, for metrics
 	target     string // the upstream called, or the agent's service
 }
@@ -333,7 +333,7 @@ func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg 
 	out.Host = tg.hostPort
 	if st.forwarded {
 		out.Header = req.Header.Clone()
-		out.Header.Set(headerForwarded, plan.forwardTag)
+		out.Header.Set(headerHops, plan.hops)
 	}
 	plan.body.attach(out)
 

@@ -135,3 +135,31 @@ func (s *Set) OnChange(fn func(Change)) {
 		b.OnChange(fn)
 	}
 }
+
+// Remove drops the named breakers from the set (e.g. those of instances
+// gone from discovery); listeners hear nothing more from them. It returns
+// the names that were there.
+func (s *Set) Remove(names ...string) []string {
+	var dropped []*Breaker
+	var removed []string
+	s.mu.Lock()
+	for _, name := range names {
+		if b, ok := s.byName[name]; ok {
+			delete(s.byName, name)
+			dropped = append(dropped, b)
+			removed = append(removed, name)
+		}
+	}
+	s.mu.Unlock()
+	for _, b := range dropped {
+		b.detach()
+	}
+	return removed
+}
+
+// Len is the number of breakers in the set.
+func (s *Set) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.byName)
+}

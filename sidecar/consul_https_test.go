@@ -1,0 +1,99 @@
+package sidecar
+
+import (
+	"encoding/pem"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/policies"
+)
+
+// A Consul instance whose service meta says sidecar_scheme = "https" is
+// called over TLS, trusted through tls.ca_file and only through it.
+func TestConsulInstanceMarkedHTTPSIsCalledOverVerifiedTLS(t *testing.T) {
+	verifyNoLeaks(t) // before Consul starts: see runConsulSidecar
+	consul := consultest.Start(t)
+	c := consul.Client(t)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"secure":true}`)
+	}))
+	t.Cleanup(srv.Close)
+	host, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "https://"), ":")
+	p, _ := strconv.Atoi(port)
+	err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "tools-1", Name: "tools", Address: host, Port: p,
+		Meta:  map[string]string{discovery.MetaScheme: "https"},
+		Check: &api.AgentServiceCheck{CheckID: "tools-1:ttl", TTL: "1h", Status: api.HealthPassing}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(caFile string) *Sidecar {
+		cfg := testConfig()
+		cfg.Consul.Address, cfg.Consul.Token = consul.HTTPAddr, ""
+		cfg.TLS.CAFile = caFile
+		cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+		cfg.Upstreams = map[string]policies.Upstream{"tools": {Name: "tools", Service: "tools", Breaker: "default",
+			Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}}
+		return runConsulSidecar(t, cfg)
+	}
+
+	// With tls.ca_file naming the instance's CA, the call goes over TLS
+	e := newExpect(t, "http://"+run(ca).Addr())
+	e.GET("/call/tools/x").Expect().Status(http.StatusOK).Body().IsEqual(`{"secure":true}`)
+
+	// Without it, the instance's certificate is not trusted
+	e = newExpect(t, "http://"+run("").Addr())
+	e.GET("/call/tools/x").Expect().Status(http.StatusBadGateway).
+		JSON().Object().Value("error").Object().Value("message").String().Contains("certificate")
+}
+
+// An ingress peer whose meta says sidecar_scheme = "https" is reached over
+// verified TLS.
+func TestIngressPeerMarkedHTTPSIsReachedOverTLS(t *testing.T) {
+	peer := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Answered-By", "peer")
+		_, _ = io.WriteString(w, "{}")
+	}))
+	t.Cleanup(peer.Close)
+	host, port, _ := strings.Cut(strings.TrimPrefix(peer.URL, "https://"), ":")
+	p, _ := strconv.Atoi(port)
+	d := &fakeDiscovery{}
+	d.set("writer", discovery.Instance{ID: "writer-2", Service: "writer", Address: host, Port: p,
+		Meta: map[string]string{discovery.MetaScheme: "HTTPS"}})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: peer.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agent := newScripted(t, "agent", http.StatusOK)
+	agent.delay.Store(int64(500 * time.Millisecond))
+	cfg := testConfig()
+	_, aport, _ := strings.Cut(hostOf(agent), ":")
+	cfg.Agent.Port, _ = strconv.Atoi(aport)
+	cfg.TLS.CAFile = ca
+	cfg.Health.HeartbeatInterval = time.Hour
+	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+	cfg.Ingress = &policies.Ingress{Address: "127.0.0.1:0", Breaker: "default", Timeout: 5 * time.Second,
+		MaxConcurrent: 1}
+	s, _, _ := startSidecar(t, cfg, Options{Discovery: d})
+	in := newExpect(t, "http://"+s.IngressAddr())
+	// While the agent is busy with a task, the next goes to the peer
+	done := make(chan struct{})
+	go func() { defer close(done); in.POST("/task").WithText("t1").Expect() }()
+	waitFor(t, "the first task at the agent", 2*time.Second, func() bool { return agent.calls.Load() == 1 })
+	in.POST("/task").WithText("t2").Expect().Status(http.StatusOK).Header("X-Answered-By").IsEqual("peer")
+	<-done
+}

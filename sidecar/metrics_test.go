@@ -82,7 +82,12 @@ func TestMetricsAfterATripAFallbackAndAnIsolation(t *testing.T) {
 	}
 	// And the agent heartbeats once, then falls silent until isolated
 	s.Beat(Heartbeat{})
-	waitFor(t, "isolation", 3*time.Second, func() bool { return s.tracker.Snapshot().IsolatedNow() })
+	// (the isolation is counted when it is dispatched, just after the
+	// tracker's state changes: wait for the count a scrape shows)
+	waitFor(t, "isolation", 3*time.Second, func() bool {
+		return s.tracker.Snapshot().IsolatedNow() &&
+			strings.Contains(scrape(e), `sidecar_agent_isolations_total{reason="missed_heartbeats"} 1`)
+	})
 
 	text = scrape(e)
 	flakyBreaker := "primary@" + hostOf(flaky)

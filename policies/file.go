@@ -74,6 +74,10 @@ type listenFile struct {
 	AllowRemote *bool   `mapstructure:"allow_remote"`
 	Token       *string `mapstructure:"token" secret:"true"`
 	TokenScope  *string `mapstructure:"token_scope"`
+
+	AllowedHosts    []string `mapstructure:"allowed_hosts"`
+	MaxConnections  *int     `mapstructure:"max_connections"`
+	BodyReadTimeout *string  `mapstructure:"body_read_timeout"`
 }
 
 type consulFile struct {
@@ -142,6 +146,10 @@ type ingressFile struct {
 	Breaker  *string  `mapstructure:"breaker"`
 	Timeout  *string  `mapstructure:"timeout"`
 	Fallback []string `mapstructure:"fallback"`
+
+	Token           *string `mapstructure:"token" secret:"true"`
+	MaxConnections  *int    `mapstructure:"max_connections"`
+	BodyReadTimeout *string `mapstructure:"body_read_timeout"`
 }
 
 type modelFile struct {

@@ -105,6 +105,10 @@ func (c *Config) Summary() map[string]any {
 			"breaker":  in.Breaker,
 			"timeout":  in.Timeout.String(),
 			"fallback": nonNil(in.Fallback),
+
+			"token":             redactedIfSet(in.Token),
+			"max_connections":   in.MaxConnections,
+			"body_read_timeout": in.BodyReadTimeout.String(),
 		}
 	}
 
@@ -140,6 +144,10 @@ func (c *Config) Summary() map[string]any {
 			"allow_remote": c.Listen.AllowRemote,
 			"token":        redactedIfSet(c.Listen.Token),
 			"token_scope":  c.Listen.TokenScope,
+
+			"allowed_hosts":     nonNil(c.Listen.AllowedHosts),
+			"max_connections":   c.Listen.MaxConnections,
+			"body_read_timeout": c.Listen.BodyReadTimeout.String(),
 		},
 		"consul": map[string]any{
 			"address":                   redactURL(c.Consul.Address),

@@ -96,7 +96,7 @@ func mergeReload(prev, next *policies.Config) (*policies.Config, []string) {
 	keep("agent.name", prev.Agent.Name != next.Agent.Name, func() { out.Agent.Name = prev.Agent.Name })
 	keep("agent.id", prev.Agent.ID != next.Agent.ID, func() { out.Agent.ID = prev.Agent.ID })
 	keep("agent.exec", (prev.Agent.Exec == nil) != (next.Agent.Exec == nil), func() { out.Agent.Exec = prev.Agent.Exec })
-	keep("listen", prev.Listen != next.Listen, func() { out.Listen = prev.Listen })
+	keep("listen", !prev.Listen.Equal(next.Listen), func() { out.Listen = prev.Listen })
 	keep("log", prev.Log != next.Log, func() { out.Log = prev.Log })
 	keep("tls", prev.TLS != next.TLS, func() { out.TLS = prev.TLS })
 	keep("ingress.address", ingressAddrOf(prev) != ingressAddrOf(next), func() {
@@ -106,6 +106,13 @@ func mergeReload(prev, next *policies.Config) (*policies.Config, []string) {
 			out.Ingress = &in
 		} else {
 			out.Ingress = prev.Ingress
+		}
+	})
+	keep("ingress.max_connections", ingressMaxConnsOf(prev) != ingressMaxConnsOf(next), func() {
+		if out.Ingress != nil && prev.Ingress != nil {
+			in := *out.Ingress
+			in.MaxConnections = prev.Ingress.MaxConnections
+			out.Ingress = &in
 		}
 	})
 	keep("consul.address", prev.Consul.Address != next.Consul.Address, func() { out.Consul.Address = prev.Consul.Address })

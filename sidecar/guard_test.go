@@ -1,0 +1,283 @@
+package sidecar
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agent-sidecar/sidecar/policies"
+)
+
+// guardedConfig is a sidecar with an upstream "up" and a model "m", both
+// served by up.
+func guardedConfig(up *scripted) *policies.Config {
+	cfg := testConfig()
+	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: up.srv.URL, Breaker: "default",
+		Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}}
+	cfg.Models = map[string]policies.Model{"m": {Label: "m", Name: "m", Provider: policies.ProviderOpenAI, BaseURL: up.srv.URL,
+		Breaker: "default", Timeout: 5 * time.Second, FirstByteTimeout: 5 * time.Second, StreamIdleTimeout: 5 * time.Second}}
+	return cfg
+}
+
+func TestControlAnswersOnlyToItsOwnHostNames(t *testing.T) {
+	up := newScripted(t, "up", http.StatusOK)
+	s, _, e := startSidecar(t, guardedConfig(up), Options{Discovery: &fakeDiscovery{}})
+	_, port, _ := net.SplitHostPort(s.Addr())
+
+	// A name that is not the sidecar's (a page's own name, rebound to this
+	// host) is refused before anything runs, with what to set
+	for _, host := range []string{"evil.example", "evil.example:" + port, "localhost.evil.example", "10.9.8.7:" + port} {
+		e.GET("/v1/status").WithHost(host).Expect().Status(http.StatusMisdirectedRequest).
+			JSON().Object().Value("error").Object().
+			HasValue("type", errMisdirected).Value("message").String().Contains("listen.allowed_hosts")
+		e.POST("/llm/v1/chat/completions").WithHost(host).WithHeader("Content-Type", "application/json").
+			WithBytes([]byte(`{"model":"m"}`)).Expect().Status(http.StatusMisdirectedRequest)
+		e.GET("/call/up/x").WithHost(host).Expect().Status(http.StatusMisdirectedRequest)
+	}
+	if up.calls.Load() != 0 {
+		t.Fatalf("refused requests reached the upstream %d times", up.calls.Load())
+	}
+	// The bound address and the loopback names pass, with or without a port
+	for _, host := range []string{s.Addr(), "127.0.0.1", "localhost", "localhost:" + port, "LOCALHOST.", "[::1]:" + port, "[::1]"} {
+		e.GET("/v1/health").WithHost(host).Expect().Status(http.StatusOK)
+	}
+}
+
+func TestControlAnswersToAllowedHostsWhenRemote(t *testing.T) {
+	cfg := testConfig()
+	cfg.Listen.AllowRemote, cfg.Listen.Token = true, plantedToken
+	cfg.Listen.AllowedHosts = []string{"sidecar.internal"}
+	_, _, e := startSidecar(t, cfg, Options{})
+	e.GET("/v1/status").WithHost("sidecar.internal:7070").WithHeader(headerToken, plantedToken).
+		Expect().Status(http.StatusOK)
+	e.GET("/v1/status").WithHost("other.internal").WithHeader(headerToken, plantedToken).
+		Expect().Status(http.StatusMisdirectedRequest)
+}
+
+func TestControlRefusesWebPages(t *testing.T) {
+	up := newScripted(t, "up", http.StatusOK)
+	s, _, e := startSidecar(t, guardedConfig(up), Options{Discovery: &fakeDiscovery{}})
+
+	// A request a web page made, by its Origin or its Sec-Fetch-Site, is
+	// refused: reading status, heartbeating, spending the model key, calling
+	for _, h := range [][2]string{{"Origin", "https://evil.example"}, {"Origin", "null"},
+		{"Origin", "http://" + s.Addr()}, {"Sec-Fetch-Site", "cross-site"}, {"Sec-Fetch-Site", "same-site"}} {
+		e.GET("/v1/status").WithHeader(h[0], h[1]).Expect().Status(http.StatusForbidden).
+			JSON().Object().Value("error").Object().HasValue("type", errForbidden)
+		e.POST("/v1/heartbeat").WithHeader(h[0], h[1]).Expect().Status(http.StatusForbidden)
+		e.POST("/llm/v1/chat/completions").WithHeader(h[0], h[1]).WithHeader("Content-Type", "application/json").
+			WithBytes([]byte(`{"model":"m"}`)).Expect().Status(http.StatusForbidden)
+		e.POST("/call/up/x").WithHeader(h[0], h[1]).WithText("x").Expect().Status(http.StatusForbidden)
+	}
+	if up.calls.Load() != 0 {
+		t.Fatalf("web pages reached the upstream %d times", up.calls.Load())
+	}
+	if got := s.tracker.Snapshot().Heartbeats; got != 0 {
+		t.Fatalf("web pages recorded %d heartbeats", got)
+	}
+	// An address typed by a person, or the sidecar's own origin, passes
+	e.GET("/v1/status").WithHeader("Sec-Fetch-Site", "none").Expect().Status(http.StatusOK)
+	e.GET("/v1/status").WithHeader("Sec-Fetch-Site", "same-origin").Expect().Status(http.StatusOK)
+}
+
+func TestJSONEndpointsTakeOnlyJSON(t *testing.T) {
+	up := newScripted(t, "up", http.StatusOK)
+	s, _, e := startSidecar(t, guardedConfig(up), Options{Discovery: &fakeDiscovery{}})
+	chat := []byte(`{"model":"m","messages":[]}`)
+
+	// The bodies a page can send without asking (text/plain, a form) are
+	// refused on the gateway and the heartbeat, and change nothing
+	for _, ct := range []string{"", "text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
+		"multipart/form-data; boundary=x", "application/jsonx", "json"} {
+		req := e.POST("/llm/v1/chat/completions").WithBytes(chat)
+		hb := e.POST("/v1/heartbeat").WithBytes([]byte(`{"status":"ok"}`))
+		if ct != "" {
+			req, hb = req.WithHeader("Content-Type", ct), hb.WithHeader("Content-Type", ct)
+		}
+		req.Expect().Status(http.StatusUnsupportedMediaType).JSON().Object().Value("error").Object().
+			HasValue("type", errUnsupportedMedia).Value("message").String().Contains("application/json")
+		hb.Expect().Status(http.StatusUnsupportedMediaType)
+	}
+	if up.calls.Load() != 0 || s.tracker.Snapshot().Heartbeats != 0 {
+		t.Fatalf("refused bodies reached the model %d times and recorded %d heartbeats",
+			up.calls.Load(), s.tracker.Snapshot().Heartbeats)
+	}
+
+	// JSON in any spelling passes; so does a POST without a body, and
+	// /call/ passes bodies of any type on
+	for _, ct := range []string{"application/json", "Application/JSON; charset=utf-8", "application/vnd.api+json"} {
+		e.POST("/llm/v1/chat/completions").WithHeader("Content-Type", ct).WithBytes(chat).Expect().Status(http.StatusOK)
+		e.POST("/v1/heartbeat").WithHeader("Content-Type", ct).WithBytes([]byte(`{"status":"ok"}`)).
+			Expect().Status(http.StatusOK)
+	}
+	e.POST("/v1/heartbeat").Expect().Status(http.StatusOK)
+	e.POST("/call/up/x").WithHeader("Content-Type", "text/plain").WithText("plain").Expect().Status(http.StatusOK)
+	if up.calls.Load() != 4 || s.tracker.Snapshot().Heartbeats != 4 {
+		t.Fatalf("got %d upstream calls and %d heartbeats, want 4 and 4", up.calls.Load(), s.tracker.Snapshot().Heartbeats)
+	}
+}
+
+// startIngress runs a sidecar with an ingress in front of agent.
+func startIngress(t *testing.T, agent *scripted, edit func(*policies.Config)) (*Sidecar, string) {
+	t.Helper()
+	cfg := guardedConfig(agent)
+	_, port, _ := net.SplitHostPort(hostOf(agent))
+	cfg.Agent.Port, _ = strconv.Atoi(port)
+	cfg.Ingress = &policies.Ingress{Address: "127.0.0.1:0", Breaker: "default", Timeout: 5 * time.Second,
+		MaxConnections: 100, BodyReadTimeout: time.Minute}
+	if edit != nil {
+		edit(cfg)
+	}
+	s, _, _ := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
+	return s, "http://" + s.IngressAddr()
+}
+
+func TestIngressTokenIsRequiredAndNotPassedOn(t *testing.T) {
+	const ingressToken = "ingress-token-0123456789"
+	agent := newScripted(t, "agent", http.StatusOK)
+	var seen strings.Builder
+	inner := agent.srv.Config.Handler
+	agent.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.WriteString(r.Header.Get(HeaderIngressToken) + "|") // one call at a time
+		inner.ServeHTTP(w, r)
+	})
+	_, base := startIngress(t, agent, func(cfg *policies.Config) { cfg.Ingress.Token = ingressToken })
+	e := newExpect(t, base)
+
+	// Without the token, or with another: 401, and the agent is not called
+	e.POST("/task").WithText("do it").Expect().Status(http.StatusUnauthorized).
+		JSON().Object().Value("error").Object().Value("message").String().Contains(HeaderIngressToken)
+	e.POST("/task").WithHeader(HeaderIngressToken, "ingress-token-9999999999").WithText("do it").
+		Expect().Status(http.StatusUnauthorized)
+	e.POST("/task").WithHeader(headerToken, ingressToken).WithText("do it").Expect().Status(http.StatusUnauthorized)
+	if agent.calls.Load() != 0 {
+		t.Fatalf("the agent got %d tasks without the token", agent.calls.Load())
+	}
+	// With it: the task reaches the agent, without the token
+	e.POST("/task").WithHeader(HeaderIngressToken, ingressToken).WithText("do it").Expect().Status(http.StatusOK)
+	if agent.calls.Load() != 1 || strings.Contains(seen.String(), ingressToken) {
+		t.Fatalf("the agent got %d tasks, token headers %q", agent.calls.Load(), seen.String())
+	}
+	// Web pages are refused, token or not
+	e.POST("/task").WithHeader(HeaderIngressToken, ingressToken).WithHeader("Origin", "https://evil.example").
+		WithText("do it").Expect().Status(http.StatusForbidden)
+	if agent.calls.Load() != 1 {
+		t.Fatalf("a web page's task reached the agent")
+	}
+}
+
+// rawRequest opens a connection to addr and sends head; the body, if any,
+// is left to the caller.
+func rawRequest(t *testing.T, addr, head string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if _, err := io.WriteString(c, head); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Clients that declare a large body and send nothing are answered and
+// disconnected once the body read timeout has passed, on the control
+// listener and the ingress alike, and hold no buffer of the declared size
+// while they wait.
+func TestSlowBodiesAreCutAndHoldNoMemory(t *testing.T) {
+	agent := newScripted(t, "agent", http.StatusOK)
+	s, _ := startIngress(t, agent, func(cfg *policies.Config) {
+		cfg.Listen.BodyReadTimeout, cfg.Ingress.BodyReadTimeout = 300*time.Millisecond, 300*time.Millisecond
+	})
+	const perPath = 10
+	targets := []struct{ addr, path string }{
+		{s.Addr(), "/llm/v1/chat/completions"}, // read whole, up to 10 MiB
+		{s.Addr(), "/call/up/x"},               // kept for retries, up to 2 MiB
+		{s.IngressAddr(), "/task"},             // kept for retries, up to 2 MiB
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var conns []net.Conn
+	for _, tg := range targets {
+		declared := 2 << 20
+		if strings.HasPrefix(tg.path, "/llm/") {
+			declared = 10 << 20
+		}
+		for range perPath {
+			conns = append(conns, rawRequest(t, tg.addr, fmt.Sprintf("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"+
+				"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n{", tg.path, declared)))
+		}
+	}
+	for i, c := range conns {
+		// The sidecar answers and closes; a connection still open after
+		// this bound was never cut.
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		got, err := io.ReadAll(bufio.NewReader(c))
+		if err != nil {
+			t.Fatalf("connection %d (%s) was not closed: %v", i, targets[i/perPath].path, err)
+		}
+		if !strings.Contains(string(got), "did not arrive within 300ms") {
+			t.Errorf("connection %d (%s): got %q, want the body timeout named", i, targets[i/perPath].path, got)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	// Before buffers grew with the bytes, these 30 connections cost their
+	// declared sizes: 10×16 MiB + 20×2 MiB.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Errorf("%d slow clients cost %d MiB of allocations, want well under their declared sizes", len(conns), got>>20)
+	}
+	if agent.calls.Load() != 0 {
+		t.Errorf("the agent got %d tasks from clients that never sent them", agent.calls.Load())
+	}
+}
+
+// Past listen.max_connections a new connection waits to be accepted until
+// one closes; the connections already open are served meanwhile.
+func TestControlListenerCapsConnections(t *testing.T) {
+	cfg := testConfig()
+	cfg.Listen.MaxConnections = 2
+	s, _, _ := startSidecar(t, cfg, Options{})
+	health := "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+	readAnswer := func(c net.Conn, r *bufio.Reader) error {
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.Body.Close()
+	}
+	// Two connections, kept alive, fill the cap
+	var held []net.Conn
+	for range 2 {
+		c := rawRequest(t, s.Addr(), health)
+		if err := readAnswer(c, bufio.NewReader(c)); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	// A third is not served while they are open...
+	third := rawRequest(t, s.Addr(), health)
+	answered := make(chan error, 1)
+	go func() { answered <- readAnswer(third, bufio.NewReader(third)) }()
+	select {
+	case err := <-answered:
+		t.Fatalf("a third connection was served past max_connections = 2 (%v)", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	// ...and is once one of them closes
+	_ = held[0].Close()
+	if err := <-answered; err != nil {
+		t.Fatalf("the waiting connection was not served once another closed: %v", err)
+	}
+}

@@ -159,7 +159,8 @@ func (s *Sidecar) ingressHandler() http.Handler {
 			}
 		}
 		plan := &callPlan{stages: stages, path: req.URL.Path, rawPath: req.URL.RawPath, body: body,
-			idempotent: isIdempotent(req), forwardTag: cfg.Agent.ID, kind: kindTask, target: cfg.Agent.Name}
+			idempotent: isIdempotent(req), forwardTag: cfg.Agent.ID, kind: kindTask, target: cfg.Agent.Name,
+			peerToken: in.Token}
 		s.proxy.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), planKey{}, plan)))
 	})
 }

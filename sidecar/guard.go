@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/net/netutil"
@@ -186,61 +185,38 @@ func contentTypeOf(r *http.Request) string {
 	return "no Content-Type"
 }
 
-// serveWithBodyDeadline serves r with a deadline on reading its body: the
-// connection's read deadline is set for d and cleared once the body has
-// been read to its end, so a long answer streamed afterwards (a model's
-// stream) is not cut. A body that has not arrived in time fails to read
-// (and the connection is closed after the answer); requests without a
-// body, WebSocket upgrades among them, get no deadline.
+// serveWithBodyDeadline serves r with a deadline on reading its body. The
+// connection's read deadline is set for d; net/http clears it once the body
+// has been read to its end (it then watches the connection for the client
+// going away), so a long answer streamed afterwards (a model's stream, a
+// slow upstream) is not cut. A body that has not arrived in time fails to
+// read, with a bodyTimeoutError, and the connection is closed after the
+// answer. Requests without a body, WebSocket upgrades among them, get no
+// deadline.
 func serveWithBodyDeadline(w http.ResponseWriter, r *http.Request, next http.Handler, d time.Duration, key string) {
 	if d <= 0 || !hasBody(r) {
 		next.ServeHTTP(w, r)
 		return
 	}
-	rc := http.NewResponseController(w)
-	if err := rc.SetReadDeadline(time.Now().Add(d)); err != nil {
-		next.ServeHTTP(w, r) // not a connection (a test recorder): nothing to bound
-		return
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(d)); err == nil {
+		r.Body = &deadlineBody{ReadCloser: r.Body, limit: d, key: key}
 	}
-	b := &deadlineBody{ReadCloser: r.Body, rc: rc, limit: d, key: key}
-	defer b.finish()
-	r.Body = b
 	next.ServeHTTP(w, r)
 }
 
-// deadlineBody clears the read deadline when its body has been read.
+// deadlineBody says which setting a body that came too late ran into.
 type deadlineBody struct {
 	io.ReadCloser
-	rc    *http.ResponseController
 	limit time.Duration
 	key   string
-
-	mu   sync.Mutex
-	done bool // the deadline is cleared, or the handler has returned
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	switch {
-	case err == io.EOF:
-		b.mu.Lock()
-		if !b.done {
-			b.done = true
-			_ = b.rc.SetReadDeadline(time.Time{})
-		}
-		b.mu.Unlock()
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		err = &bodyTimeoutError{limit: b.limit, key: b.key, err: err}
 	}
 	return n, err
-}
-
-// finish runs when the handler returns; after it the response controller
-// must not be used, and the server sets the connection's deadlines itself.
-func (b *deadlineBody) finish() {
-	b.mu.Lock()
-	b.done = true
-	b.mu.Unlock()
 }
 
 // bodyTimeoutError is a body that did not arrive within its deadline.

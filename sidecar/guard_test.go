@@ -6,12 +6,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -125,8 +127,9 @@ func TestJSONEndpointsTakeOnlyJSON(t *testing.T) {
 	}
 }
 
-// startIngress runs a sidecar with an ingress in front of agent.
-func startIngress(t *testing.T, agent *scripted, edit func(*policies.Config)) (*Sidecar, string) {
+// startIngress runs a sidecar with an ingress in front of agent, whose
+// peers are those d lists (none when nil).
+func startIngress(t *testing.T, agent *scripted, edit func(*policies.Config), d ...*fakeDiscovery) (*Sidecar, string) {
 	t.Helper()
 	cfg := guardedConfig(agent)
 	_, port, _ := net.SplitHostPort(hostOf(agent))
@@ -136,7 +139,11 @@ func startIngress(t *testing.T, agent *scripted, edit func(*policies.Config)) (*
 	if edit != nil {
 		edit(cfg)
 	}
-	s, _, _ := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
+	fd := &fakeDiscovery{}
+	if len(d) > 0 {
+		fd = d[0]
+	}
+	s, _, _ := startSidecar(t, cfg, Options{Discovery: fd})
 	return s, "http://" + s.IngressAddr()
 }
 
@@ -171,6 +178,37 @@ func TestIngressTokenIsRequiredAndNotPassedOn(t *testing.T) {
 		WithText("do it").Expect().Status(http.StatusForbidden)
 	if agent.calls.Load() != 1 {
 		t.Fatalf("a web page's task reached the agent")
+	}
+}
+
+// A sidecar that hands a task to a peer's ingress sends the fleet's
+// ingress token, which the peer takes and does not pass on.
+func TestPeersSendTheIngressToken(t *testing.T) {
+	const fleetToken = "fleet-ingress-token-0123"
+	withToken := func(cfg *policies.Config) { cfg.Ingress.Token = fleetToken }
+	agentB := newScripted(t, "agent-b", http.StatusOK)
+	var seen strings.Builder
+	inner := agentB.srv.Config.Handler
+	agentB.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.WriteString(r.Header.Get(HeaderIngressToken) + "|")
+		inner.ServeHTTP(w, r)
+	})
+	sb, _ := startIngress(t, agentB, func(cfg *policies.Config) { withToken(cfg); cfg.Agent.ID = "writer-2" })
+	host, port, _ := net.SplitHostPort(sb.IngressAddr())
+	p, _ := strconv.Atoi(port)
+	peers := &fakeDiscovery{}
+	peers.set("writer", discovery.Instance{ID: "writer-2", Service: "writer", Address: host, Port: p})
+
+	// Given a sidecar whose own agent is down (its port closed)
+	down := newScripted(t, "agent-a", http.StatusOK)
+	down.srv.Close()
+	_, baseA := startIngress(t, down, withToken, peers)
+
+	// When a task comes in, then the peer's agent answers it
+	newExpect(t, baseA).POST("/task").WithHeader(HeaderIngressToken, fleetToken).WithText("t").
+		Expect().Status(http.StatusOK).Header("X-Answered-By").IsEqual("agent-b")
+	if agentB.calls.Load() != 1 || strings.Contains(seen.String(), fleetToken) {
+		t.Fatalf("agent b got %d tasks, token headers %q", agentB.calls.Load(), seen.String())
 	}
 }
 
@@ -280,4 +318,57 @@ func TestControlListenerCapsConnections(t *testing.T) {
 	if err := <-answered; err != nil {
 		t.Fatalf("the waiting connection was not served once another closed: %v", err)
 	}
+}
+
+// A heartbeat whose body does not arrive in time gets 408, and counts for
+// nothing.
+func TestSlowHeartbeatGets408(t *testing.T) {
+	cfg := testConfig()
+	cfg.Listen.BodyReadTimeout = 200 * time.Millisecond
+	s, _, _ := startSidecar(t, cfg, Options{})
+	c := rawRequest(t, s.Addr(), "POST /v1/heartbeat HTTP/1.1\r\nHost: 127.0.0.1\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "listen.body_read_timeout") {
+		t.Fatalf("got %s %s, want 408 naming listen.body_read_timeout", resp.Status, body)
+	}
+	if n := s.tracker.Snapshot().Heartbeats; n != 0 {
+		t.Fatalf("%d heartbeats recorded", n)
+	}
+}
+
+// The body read timeout bounds the body, not the answer: a model stream and
+// a slow upstream answer that last well past it reach the client whole.
+func TestAnswersOutliveTheBodyReadTimeout(t *testing.T) {
+	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 4 {
+			fmt.Fprintf(w, "data: {\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"w%d \"}}]}\n\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(150 * time.Millisecond)
+		}
+		_, _ = io.WriteString(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(model.Close)
+	up := newScripted(t, "up", http.StatusOK)
+	up.delay.Store(int64(500 * time.Millisecond))
+	cfg := guardedConfig(up)
+	m := cfg.Models["m"]
+	m.BaseURL = model.URL
+	cfg.Models["m"] = m
+	cfg.Listen.BodyReadTimeout = 100 * time.Millisecond
+	_, _, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
+
+	stream := e.POST("/llm/v1/chat/completions").WithHeader("Content-Type", "application/json").
+		WithBytes([]byte(`{"model":"m","stream":true,"messages":[]}`)).Expect().Status(http.StatusOK).Body().Raw()
+	if !strings.Contains(stream, "w3 ") || !strings.Contains(stream, "[DONE]") {
+		t.Fatalf("the stream was cut: %q", stream)
+	}
+	e.POST("/call/up/x").WithText("a task").Expect().Status(http.StatusOK).Body().Contains(`"from":"up"`)
 }

@@ -240,11 +240,3 @@ func limitListener(ln net.Listener, n int) net.Listener {
 	}
 	return netutil.LimitListener(ln, n)
 }
-
-// ingressMaxConnsOf is ingress.max_connections, 0 without an ingress.
-func ingressMaxConnsOf(c *policies.Config) int {
-	if c.Ingress == nil {
-		return 0
-	}
-	return c.Ingress.MaxConnections
-}

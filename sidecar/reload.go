@@ -108,12 +108,11 @@ func mergeReload(prev, next *policies.Config) (*policies.Config, []string) {
 			out.Ingress = prev.Ingress
 		}
 	})
-	keep("ingress.max_connections", ingressMaxConnsOf(prev) != ingressMaxConnsOf(next), func() {
-		if out.Ingress != nil && prev.Ingress != nil {
-			in := *out.Ingress
-			in.MaxConnections = prev.Ingress.MaxConnections
-			out.Ingress = &in
-		}
+	keep("ingress.max_connections", prev.Ingress != nil && next.Ingress != nil &&
+		prev.Ingress.MaxConnections != next.Ingress.MaxConnections, func() {
+		in := *out.Ingress
+		in.MaxConnections = prev.Ingress.MaxConnections
+		out.Ingress = &in
 	})
 	keep("consul.address", prev.Consul.Address != next.Consul.Address, func() { out.Consul.Address = prev.Consul.Address })
 	keep("consul.token", prev.Consul.Token != next.Consul.Token, func() { out.Consul.Token = prev.Consul.Token })

@@ -85,6 +85,15 @@ type Listen struct {
 	// Default: $SIDECAR_TOKEN. Secret. Required with AllowRemote.
 	Token      string
 	TokenScope string // TokenAll (default) | TokenMutating (loopback only).
+	// AllowedHosts are the names, besides the bound address and the
+	// loopback names, a request's Host may carry (allow_remote only).
+	AllowedHosts []string
+	// MaxConnections caps the listener's open connections; more wait to be
+	// accepted. Default 2048.
+	MaxConnections int
+	// BodyReadTimeout bounds the time a request's body may take to arrive.
+	// Default 1m.
+	BodyReadTimeout time.Duration
 }
 
 // Token scopes of the control listener.
@@ -219,6 +228,12 @@ type Ingress struct {
 	// beyond it goes to a peer or a fallback as when the agent is
 	// isolated, else gets 503 with Retry-After. 0 (default): no cap.
 	MaxConcurrent int
+	// Token, when set, must be sent by every caller in the
+	// X-Sidecar-Ingress-Token header (removed before the task is passed
+	// on). Secret. Default: none.
+	Token           string
+	MaxConnections  int           // open connections; more wait. Default 2048.
+	BodyReadTimeout time.Duration // time a request's body may take. Default 1m.
 }
 
 // Model providers: the wire format a model speaks.

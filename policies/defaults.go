@@ -40,6 +40,8 @@ const (
 	defaultFirstByteTimeout        = "30s"
 	defaultStreamIdleTimeout       = "60s"
 	defaultMaxRequestBytes         = 10 << 20 // 10 MiB
+	defaultMaxConnections          = 2048
+	defaultBodyReadTimeout         = "1m"
 	devAgentName                   = "agent"
 )
 
@@ -121,6 +123,8 @@ func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string
 		fc.Listen.Token = ptr(getenv(envSidecarToken))
 	}
 	setDefault(&fc.Listen.TokenScope, TokenAll)
+	setDefault(&fc.Listen.MaxConnections, defaultMaxConnections)
+	setDefault(&fc.Listen.BodyReadTimeout, defaultBodyReadTimeout)
 
 	setDefault(&fc.Consul, consulFile{})
 	c := fc.Consul
@@ -222,6 +226,9 @@ func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string
 	if in := fc.Ingress; in != nil {
 		setDefault(&in.Breaker, DefaultBreaker)
 		setDefault(&in.Timeout, defaultIngressTimeout)
+		setDefault(&in.Token, "")
+		setDefault(&in.MaxConnections, defaultMaxConnections)
+		setDefault(&in.BodyReadTimeout, defaultBodyReadTimeout)
 	}
 
 	if fc.Model == nil {
@@ -267,6 +274,10 @@ func resolve(fc *fileConfig) *Config {
 			AllowRemote: deref(fc.Listen.AllowRemote),
 			Token:       deref(fc.Listen.Token),
 			TokenScope:  deref(fc.Listen.TokenScope),
+
+			AllowedHosts:    fc.Listen.AllowedHosts,
+			MaxConnections:  deref(fc.Listen.MaxConnections),
+			BodyReadTimeout: duration(fc.Listen.BodyReadTimeout),
 		},
 		Consul: Consul{
 			Address:                 deref(fc.Consul.Address),
@@ -360,6 +371,10 @@ func resolve(fc *fileConfig) *Config {
 			Breaker:  deref(in.Breaker),
 			Timeout:  duration(in.Timeout),
 			Fallback: in.Fallback,
+
+			Token:           deref(in.Token),
+			MaxConnections:  deref(in.MaxConnections),
+			BodyReadTimeout: duration(in.BodyReadTimeout),
 		}
 		cfg.Ingress.MaxConcurrent = deref(in.MaxConcurrent)
 	}

@@ -74,6 +74,10 @@ type listenFile struct {
 	AllowRemote *bool   `mapstructure:"allow_remote"`
 	Token       *string `mapstructure:"token" secret:"true"`
 	TokenScope  *string `mapstructure:"token_scope"`
+
+	AllowedHosts    []string `mapstructure:"allowed_hosts"`
+	MaxConnections  *int     `mapstructure:"max_connections"`
+	BodyReadTimeout *string  `mapstructure:"body_read_timeout"`
 }
 
 type consulFile struct {
@@ -144,6 +148,10 @@ type ingressFile struct {
 	Fallback []string `mapstructure:"fallback"`
 	// MaxConcurrent caps the tasks in flight to the local agent.
 	MaxConcurrent *int `mapstructure:"max_concurrent"`
+
+	Token           *string `mapstructure:"token" secret:"true"`
+	MaxConnections  *int    `mapstructure:"max_connections"`
+	BodyReadTimeout *string `mapstructure:"body_read_timeout"`
 }
 
 type modelFile struct {

@@ -24,7 +24,7 @@ func clearConsulEnv(t *testing.T) {
 func defaultConfig(name string, sources ...string) *Config {
 	return &Config{
 		Agent:  Agent{Name: name, ID: name, Address: "127.0.0.1"},
-		Listen: Listen{Address: "127.0.0.1:7070", TokenScope: TokenAll},
+		Listen: Listen{Address: "127.0.0.1:7070", TokenScope: TokenAll, MaxConnections: 2048, BodyReadTimeout: time.Minute},
 		Consul: Consul{
 			Address:                 "127.0.0.1:8500",
 			DeregisterCriticalAfter: 72 * time.Hour,
@@ -76,7 +76,8 @@ func TestLoadFullFile(t *testing.T) {
 				MaxRestartBackoff:  2 * time.Minute,
 			},
 		},
-		Listen: Listen{Address: "0.0.0.0:7171", AllowRemote: true, Token: "control-token-0123456789", TokenScope: TokenAll},
+		Listen: Listen{Address: "0.0.0.0:7171", AllowRemote: true, Token: "control-token-0123456789", TokenScope: TokenAll,
+			AllowedHosts: []string{"researcher.internal"}, MaxConnections: 500, BodyReadTimeout: 30 * time.Second},
 		Consul: Consul{
 			Address:                 "https://consul.internal:8501",
 			Token:                   "consul-token",
@@ -122,6 +123,10 @@ func TestLoadFullFile(t *testing.T) {
 			Breaker:  "strict",
 			Timeout:  90 * time.Second,
 			Fallback: []string{"researcher-lite"},
+
+			Token:           "ingress-token-0123456789",
+			MaxConnections:  4000,
+			BodyReadTimeout: 2 * time.Minute,
 		},
 		Models:  fullModels(),
 		Gateway: Gateway{MaxRequestBytes: 2 << 20},
@@ -368,7 +373,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		{"", "agent breaker consul gateway health ingress listen log model notify tls upstream"},
 		{"agent", "address exec id meta name port tags"},
 		{"agent.exec", "command dir env max_restart_backoff restart restart_backoff restart_on_isolation stop_timeout user"},
-		{"listen", "address allow_remote token token_scope"},
+		{"listen", "address allow_remote allowed_hosts body_read_timeout max_connections token token_scope"},
 		{"consul", "address ca_file cert_file deregister_critical_after insecure_skip_verify key_file policy_prefix " +
 			"sync_interval tls_server_name token"},
 		{"health", "grace heartbeat_interval missed_heartbeats notify probe stall_after"},
@@ -377,7 +382,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		{"breaker", "consecutive_failures failure_rate failure_statuses half_open_probes max_open_for min_calls " +
 			"open_for slow_call window"},
 		{"upstream", "balance breaker fallback filter max_concurrent retries service tags timeout url"},
-		{"ingress", "address breaker fallback max_concurrent timeout"},
+		{"ingress", "address body_read_timeout breaker fallback max_concurrent max_connections timeout token"},
 		{"model", "api_key base_url breaker degrade_on drop_fields fallback first_byte_timeout headers max_tokens " +
 			"name provider stream_idle_timeout timeout"},
 		{"gateway", "max_request_bytes"},

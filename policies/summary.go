@@ -110,6 +110,10 @@ func (c *Config) Summary() map[string]any {
 			"breaker":  in.Breaker,
 			"timeout":  in.Timeout.String(),
 			"fallback": nonNil(in.Fallback),
+
+			"token":             redactedIfSet(in.Token),
+			"max_connections":   in.MaxConnections,
+			"body_read_timeout": in.BodyReadTimeout.String(),
 		}
 		ingress.(map[string]any)["max_concurrent"] = in.MaxConcurrent
 	}
@@ -146,6 +150,10 @@ func (c *Config) Summary() map[string]any {
 			"allow_remote": c.Listen.AllowRemote,
 			"token":        redactedIfSet(c.Listen.Token),
 			"token_scope":  c.Listen.TokenScope,
+
+			"allowed_hosts":     nonNil(c.Listen.AllowedHosts),
+			"max_connections":   c.Listen.MaxConnections,
+			"body_read_timeout": c.Listen.BodyReadTimeout.String(),
 		},
 		"consul": map[string]any{
 			"address":                   redactURL(c.Consul.Address),

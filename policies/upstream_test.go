@@ -95,7 +95,8 @@ func policyDefaults() *Config {
 			Balance: BalanceRoundRobin,
 		},
 	}
-	want.Ingress = &Ingress{Address: "127.0.0.1:0", Breaker: "default", Timeout: 2 * time.Minute}
+	want.Ingress = &Ingress{Address: "127.0.0.1:0", Breaker: "default", Timeout: 2 * time.Minute,
+		MaxConnections: 2048, BodyReadTimeout: time.Minute}
 	return want
 }
 

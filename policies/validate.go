@@ -51,6 +51,7 @@ func validate(fc *fileConfig, pos positions) Diagnostics {
 	v := &validator{pos: pos}
 	v.agent(fc.Agent)
 	v.listen(fc.Listen)
+	v.listenGuards(fc.Listen)
 	v.consul(fc.Consul)
 	v.health(fc.Health, fc.Notify)
 	names := make([]string, 0, len(fc.Notify))
@@ -74,6 +75,7 @@ func validate(fc *fileConfig, pos positions) Diagnostics {
 	v.fallbackCycles("upstream", upstreamFallbacks)
 	if fc.Ingress != nil {
 		v.ingress(fc.Ingress, fc)
+		v.ingressGuards(fc.Ingress)
 	}
 	for _, label := range sortedKeys(fc.Model) {
 		v.model(label, fc.Model[label], fc)

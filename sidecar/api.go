@@ -223,7 +223,11 @@ func clip(s string, n int) string {
 // readBody reads at most limit bytes; a larger body is a 413.
 func readBody(c echo.Context, limit int64) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, limit+1))
-	if err != nil {
+	var late *bodyTimeoutError
+	switch {
+	case errors.As(err, &late):
+		return nil, &httpError{status: http.StatusRequestTimeout, typ: errRequestTimeout, msg: late.Error()}
+	case err != nil:
 		return nil, badRequest("could not read the request body: %v", err)
 	}
 	if int64(len(body)) > limit {

@@ -37,10 +37,11 @@ func (s *Sidecar) authorize(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // mutating reports whether a request changes the sidecar's state for
-// everyone: breaker actions and reloads.
+// everyone: breaker actions, reloads and heartbeats (a false one keeps a
+// dead agent registered as healthy, or isolates a live one).
 func mutating(r *http.Request) bool {
 	return r.Method == http.MethodPost &&
-		(strings.HasPrefix(r.URL.Path, "/v1/breakers/") || r.URL.Path == "/v1/reload")
+		(strings.HasPrefix(r.URL.Path, "/v1/breakers/") || r.URL.Path == "/v1/reload" || r.URL.Path == "/v1/heartbeat")
 }
 
 // stripToken removes the headers that carry token and reports whether one

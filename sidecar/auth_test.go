@@ -51,7 +51,7 @@ func TestTokenRequiredOnEveryEndpointButHealth(t *testing.T) {
 	e.GET("/v1/health").Expect().Status(http.StatusOK)
 	for _, r := range []*httpexpect.Request{
 		e.GET("/v1/status"), e.POST("/v1/heartbeat"), e.GET("/v1/breakers"), e.GET("/metrics"), e.GET("/v1/events"),
-		e.POST("/v1/reload"), e.GET("/call/up/x"), e.POST("/llm/v1/chat/completions").WithBytes([]byte(`{"model":"m"}`)),
+		e.POST("/v1/reload"), e.GET("/call/up/x"), e.POST("/llm/v1/chat/completions").WithJSON(map[string]any{"model": "m"}),
 		e.GET("/v1/status").WithHeader("X-Sidecar-Token", "wrong-token-0000000000"),
 		e.GET("/v1/status").WithHeader("Authorization", "Bearer "+plantedToken[:10]),
 	} {
@@ -66,7 +66,7 @@ func TestTokenRequiredOnEveryEndpointButHealth(t *testing.T) {
 	e.GET("/v1/status").WithHeader("X-Sidecar-Token", plantedToken).Expect().Status(http.StatusOK)
 	e.GET("/call/up/x").WithHeader("Authorization", "Bearer "+plantedToken).Expect().Status(http.StatusOK)
 	e.POST("/llm/v1/chat/completions").WithHeader("X-Sidecar-Token", plantedToken).
-		WithBytes([]byte(`{"model":"m"}`)).Expect().Status(http.StatusOK)
+		WithJSON(map[string]any{"model": "m"}).Expect().Status(http.StatusOK)
 	seenMu.Lock()
 	got := seen.String()
 	seenMu.Unlock()
@@ -90,9 +90,12 @@ func TestTokenForMutatingEndpointsOnly(t *testing.T) {
 	cfg.Listen.Token, cfg.Listen.TokenScope = plantedToken, policies.TokenMutating
 	_, _, e := startSidecar(t, cfg, Options{})
 
-	// Reading and heartbeating need no token; reloading and breaker actions do
+	// Reading needs no token; heartbeats, reloading and breaker actions do
 	e.GET("/v1/status").Expect().Status(http.StatusOK)
-	e.POST("/v1/heartbeat").Expect().Status(http.StatusOK)
+	e.POST("/v1/heartbeat").Expect().Status(http.StatusUnauthorized)
+	e.POST("/v1/heartbeat").WithHeader("Content-Type", "application/json").WithBytes([]byte(`{"status":"failing"}`)).
+		Expect().Status(http.StatusUnauthorized)
+	e.POST("/v1/heartbeat").WithHeader("X-Sidecar-Token", plantedToken).Expect().Status(http.StatusOK)
 	e.POST("/v1/reload").Expect().Status(http.StatusUnauthorized)
 	e.POST("/v1/breakers/x/open").Expect().Status(http.StatusUnauthorized)
 	e.POST("/v1/breakers/x/open").WithHeader("X-Sidecar-Token", plantedToken).Expect().Status(http.StatusNotFound)

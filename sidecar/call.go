@@ -265,7 +265,8 @@ func (s *Sidecar) ingressHandler() http.Handler {
 			stages = append(stages, st)
 		}
 		plan := &callPlan{stages: stages, path: req.URL.Path, rawPath: req.URL.RawPath, body: body,
-			idempotent: isIdempotent(req), hops: hops, kind: kindTask, target: cfg.Agent.Name}
+			idempotent: isIdempotent(req), hops: hops, kind: kindTask, target: cfg.Agent.Name,
+			peerToken: in.Token}
 		s.proxy.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), planKey{}, plan)))
 	})
 }

@@ -117,7 +117,7 @@ func TestEventStreamReplaysAndFollowsTransitions(t *testing.T) {
 		t.Fatalf("second event %s, want breaker.closed", typ)
 	}
 	// And a model starts being served by its fallback
-	e.POST("/llm/v1/chat/completions").WithBytes([]byte(`{"model":"big"}`)).Expect().Status(http.StatusOK)
+	e.POST("/llm/v1/chat/completions").WithHeader("Content-Type", "application/json").WithBytes([]byte(`{"model":"big"}`)).Expect().Status(http.StatusOK)
 	if _, typ, ev = sub.next(2 * time.Second); typ != EventModelDegraded || ev.Model != "big" || !strings.Contains(ev.Text, "answers come from small") {
 		t.Fatalf("third event %s %+v", typ, ev)
 	}

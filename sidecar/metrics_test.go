@@ -78,7 +78,7 @@ func TestMetricsAfterATripAFallbackAndAnIsolation(t *testing.T) {
 	backup.status.Store(http.StatusServiceUnavailable)
 	e.GET("/call/backup/x").Expect().Status(http.StatusServiceUnavailable)
 	for i := 0; i < 2; i++ {
-		e.POST("/llm/v1/chat/completions").WithBytes([]byte(`{"model":"big"}`)).Expect().Status(http.StatusOK)
+		e.POST("/llm/v1/chat/completions").WithHeader("Content-Type", "application/json").WithBytes([]byte(`{"model":"big"}`)).Expect().Status(http.StatusOK)
 	}
 	// And the agent heartbeats once, then falls silent until isolated
 	s.Beat(Heartbeat{})

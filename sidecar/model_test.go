@@ -33,7 +33,7 @@ func TestDegradedModelShowsInStatusBreakersAndSidecarCheck(t *testing.T) {
 	}
 
 	// When the primary fails, the agent's call is answered by the lighter model
-	e.POST("/llm/v1/chat/completions").WithBytes([]byte(`{"model":"gpt-4o","messages":[]}`)).
+	e.POST("/llm/v1/chat/completions").WithHeader("Content-Type", "application/json").WithBytes([]byte(`{"model":"gpt-4o","messages":[]}`)).
 		WithHeader("Content-Type", "application/json").Expect().Status(http.StatusOK).
 		Header("X-Sidecar-Degraded").IsEqual("true")
 
@@ -56,7 +56,7 @@ func TestDegradedModelShowsInStatusBreakersAndSidecarCheck(t *testing.T) {
 
 	// When the primary answers again, the chain is no longer degraded
 	primary.status.Store(http.StatusOK)
-	e.POST("/llm/v1/chat/completions").WithBytes([]byte(`{"model":"gpt-4o","messages":[]}`)).
+	e.POST("/llm/v1/chat/completions").WithHeader("Content-Type", "application/json").WithBytes([]byte(`{"model":"gpt-4o","messages":[]}`)).
 		Expect().Status(http.StatusOK).Header("X-Sidecar-Degraded").IsEqual("false")
 	waitFor(t, "sidecar check passing", 2*time.Second, func() bool { return reg.check("writer-1:sidecar").status == discovery.Passing })
 	if h := primary.lastBody(); !strings.Contains(h, `"model":"gpt-4o"`) {

@@ -96,7 +96,7 @@ func mergeReload(prev, next *policies.Config) (*policies.Config, []string) {
 	keep("agent.name", prev.Agent.Name != next.Agent.Name, func() { out.Agent.Name = prev.Agent.Name })
 	keep("agent.id", prev.Agent.ID != next.Agent.ID, func() { out.Agent.ID = prev.Agent.ID })
 	keep("agent.exec", (prev.Agent.Exec == nil) != (next.Agent.Exec == nil), func() { out.Agent.Exec = prev.Agent.Exec })
-	keep("listen", prev.Listen != next.Listen, func() { out.Listen = prev.Listen })
+	keep("listen", !prev.Listen.Equal(next.Listen), func() { out.Listen = prev.Listen })
 	keep("log", prev.Log != next.Log, func() { out.Log = prev.Log })
 	keep("tls", prev.TLS != next.TLS, func() { out.TLS = prev.TLS })
 	keep("ingress.address", ingressAddrOf(prev) != ingressAddrOf(next), func() {
@@ -107,6 +107,12 @@ func mergeReload(prev, next *policies.Config) (*policies.Config, []string) {
 		} else {
 			out.Ingress = prev.Ingress
 		}
+	})
+	keep("ingress.max_connections", prev.Ingress != nil && next.Ingress != nil &&
+		prev.Ingress.MaxConnections != next.Ingress.MaxConnections, func() {
+		in := *out.Ingress
+		in.MaxConnections = prev.Ingress.MaxConnections
+		out.Ingress = &in
 	})
 	keep("consul.address", prev.Consul.Address != next.Consul.Address, func() { out.Consul.Address = prev.Consul.Address })
 	keep("consul.token", prev.Consul.Token != next.Consul.Token, func() { out.Consul.Token = prev.Consul.Token })

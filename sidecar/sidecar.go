@@ -153,15 +153,15 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	if err != nil {
 		return nil, fmt.Errorf("control API: cannot listen on %s: %w (set listen.address to a free address)", cfg.Listen.Address, err)
 	}
-	s.listener = ln
+	s.listener = limitListener(ln, cfg.Listen.MaxConnections)
 	if cfg.Ingress != nil {
 		iln, err := net.Listen("tcp", cfg.Ingress.Address)
 		if err != nil {
 			_ = ln.Close()
 			return nil, fmt.Errorf("ingress: cannot listen on %s: %w (set ingress.address to a free address)", cfg.Ingress.Address, err)
 		}
-		s.ingressLn = iln
-		s.ingressSrv = newServer(s.ingressHandler(), s.httpLog)
+		s.ingressLn = limitListener(iln, cfg.Ingress.MaxConnections)
+		s.ingressSrv = newServer(s.guardIngress(s.ingressHandler()), s.httpLog)
 	}
 
 	s.registry = opts.Registry
@@ -187,8 +187,8 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		if s.opts.Executable != "" {
 			env = append(env, "SIDECAR_BIN="+s.opts.Executable)
 		}
-		if cfg.Listen.Token != "" && cfg.Listen.TokenScope == policies.TokenAll {
-			env = append(env, "SIDECAR_TOKEN="+cfg.Listen.Token) // so the agent can heartbeat
+		if cfg.Listen.Token != "" {
+			env = append(env, "SIDECAR_TOKEN="+cfg.Listen.Token) // so the agent can heartbeat (either scope)
 		}
 		s.supervisor = NewSupervisor(log.Named("supervisor"), *cfg.Agent.Exec, env, func(pid int) {
 			s.tracker.Restarted(s.now())
@@ -205,10 +205,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	}
 
 	e := newControlAPI(s)
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorize(w, r) {
-			return
-		}
+	handler := s.guardControl(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/call/"):
 			s.serveCall(w, r)
@@ -218,7 +215,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 			return
 		}
 		e.ServeHTTP(w, r)
-	})
+	}))
 	s.server = newServer(handler, s.httpLog)
 	return s, nil
 }

@@ -48,6 +48,7 @@ type callPlan struct {
 	hops       string // X-Sidecar-Hops on the ingress's forwarded stages
 	kind       string // kindUpstream or kindTask, for metrics
 	target     string // the upstream called, or the agent's service
+	peerToken  string // HeaderIngressToken sent to peers' ingresses (this one's ingress.token)
 }
 
 type planKey struct{}
@@ -334,6 +335,9 @@ func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg 
 	if st.forwarded {
 		out.Header = req.Header.Clone()
 		out.Header.Set(headerHops, plan.hops)
+		if tg.stage == "peer" && plan.peerToken != "" {
+			out.Header.Set(HeaderIngressToken, plan.peerToken)
+		}
 	}
 	plan.body.attach(out)
 

@@ -7,6 +7,7 @@ package bodybuf
 import (
 	"errors"
 	"io"
+	"math"
 	"math/bits"
 	"sync"
 )
@@ -79,39 +80,51 @@ func (b *Buf) Release() {
 // ErrTooLarge is returned by Read when the body is longer than its limit.
 var ErrTooLarge = errors.New("bodybuf: body longer than the limit")
 
+// startSize is the first buffer of every body, whatever its declared
+// length: a buffer grows (doubling) as the bytes arrive, so that a client
+// declaring a large body and sending nothing holds no more than this.
+const startSize = 1 << minShift
+
 // Read reads r to its end into a pooled buffer. sizeHint is the expected
-// length (a Content-Length; -1 when unknown). A body longer than limit
-// returns ErrTooLarge with what was read so far (limit+1 bytes), so that the
-// caller can still send it on as a stream; other errors return no Buf.
+// length (a Content-Length; -1 when unknown): it is never allocated ahead
+// of the bytes, only used to tell when a full buffer may hold the whole
+// body. The buffer starts at 4 KiB and at most doubles each time it fills,
+// so it is never more than twice the bytes read (or 4 KiB). A body longer
+// than limit returns ErrTooLarge with what was read so far (limit+1
+// bytes), so that the caller can still send it on as a stream; other
+// errors return no Buf.
 func Read(r io.Reader, sizeHint, limit int64) (*Buf, error) {
-	n := 512
-	if sizeHint > 0 {
-		n = int(min(sizeHint, limit+1))
-	}
-	b := get(n)
+	b := get(startSize)
 	for {
 		if len(b) == cap(b) {
 			if int64(len(b)) > limit {
 				return &Buf{b: b}, ErrTooLarge
 			}
-			// Full: a body of exactly the expected length ends here, which
-			// a one-byte read tells without a larger buffer.
 			var one [1]byte
-			m, err := io.ReadFull(r, one[:])
-			if m == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
-				return &Buf{b: b}, nil
+			probed := false
+			if sizeHint < 0 || int64(len(b)) >= sizeHint {
+				// Full at (or past) the expected length: a body that ends
+				// here is told by a one-byte read, without a larger buffer.
+				m, err := io.ReadFull(r, one[:])
+				if m == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
+					return &Buf{b: b}, nil
+				}
+				if err != nil {
+					put(b)
+					return nil, err
+				}
+				probed = true
 			}
-			if err != nil {
-				put(b)
-				return nil, err
-			}
-			nb := get(min(2*cap(b), int(limit)+1))
+			nb := get(min(2*cap(b), int(min(limit, math.MaxInt-1))+1))
 			nb = append(nb, b...)
 			put(b)
-			b = append(nb, one[0])
+			b = nb
+			if probed {
+				b = append(b, one[0])
+			}
 			continue
 		}
-		m, err := r.Read(b[len(b):min(cap(b), int(limit)+1)])
+		m, err := r.Read(b[len(b):min(cap(b), int(min(limit, math.MaxInt-1))+1)])
 		b = b[:len(b)+m]
 		if int64(len(b)) > limit {
 			return &Buf{b: b}, ErrTooLarge

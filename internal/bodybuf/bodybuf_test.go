@@ -77,3 +77,48 @@ func TestClass(t *testing.T) {
 		}
 	}
 }
+
+// offerWatcher is a body that arrives in pieces of 1000 bytes and records
+// the first Read offered more room than the body's growth allows: a buffer
+// (bytes received plus room offered) over 4 KiB and over twice the bytes
+// received.
+type offerWatcher struct {
+	src      []byte
+	received int
+	// tooBig is the first buffer too big, and atReceived the bytes
+	// received when it was offered.
+	tooBig, atReceived int
+}
+
+func (o *offerWatcher) Read(p []byte) (int, error) {
+	if total := o.received + len(p); total > max(4<<10, 2*o.received) && o.tooBig == 0 {
+		o.tooBig, o.atReceived = total, o.received
+	}
+	if o.received == len(o.src) {
+		return 0, io.EOF
+	}
+	n := copy(p, o.src[o.received:min(len(o.src), o.received+1000)])
+	o.received += n
+	return n, nil
+}
+
+// A body declared large gets room as its bytes arrive: the first buffer is
+// small whatever the Content-Length says, and no buffer is ever more than
+// twice the bytes received (or the 4 KiB start).
+func TestBufferGrowsAsBytesArrive(t *testing.T) {
+	for _, c := range []struct {
+		declared int64
+		sent     int
+	}{{10 << 20, 0}, {10 << 20, 1}, {10 << 20, 100 << 10}, {1 << 20, 1 << 20}, {-1, 300 << 10}} {
+		o := &offerWatcher{src: body(c.sent)}
+		b, err := Read(o, c.declared, 16<<20)
+		if err != nil || b.Len() != c.sent {
+			t.Fatalf("declared %d, sent %d: read %d bytes, %v", c.declared, c.sent, b.Len(), err)
+		}
+		b.Release()
+		if o.tooBig != 0 {
+			t.Errorf("declared %d, sent %d: a buffer of %d bytes was offered after %d bytes had arrived",
+				c.declared, c.sent, o.tooBig, o.atReceived)
+		}
+	}
+}

@@ -25,6 +25,10 @@ listen {
   address      = "0.0.0.0:7171"
   allow_remote = true
   token        = "control-token-0123456789"
+
+  allowed_hosts     = ["researcher.internal"]
+  max_connections   = 500
+  body_read_timeout = "30s"
 }
 
 consul {
@@ -111,6 +115,10 @@ ingress {
   breaker  = "strict"
   timeout  = "90s"
   fallback = ["researcher-lite"]
+
+  token             = "ingress-token-0123456789"
+  max_connections   = 4000
+  body_read_timeout = "2m"
 }
 
 model "gpt-4o" {

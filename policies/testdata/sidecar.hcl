@@ -40,6 +40,11 @@ listen {
   # The API has no authentication yet: a non-loopback address is refused
   # unless this is true.
   allow_remote = false
+  # Names besides the bound address and localhost that requests may be
+  # addressed to (allow_remote only); any other Host is refused.
+  # allowed_hosts   = ["sidecar.internal"]
+  max_connections   = 2048 # open connections; more wait to be accepted
+  body_read_timeout = "1m" # a request's body must arrive within this
 }
 
 # The local Consul agent. When address or token is unset (or ""), the
@@ -114,6 +119,9 @@ breaker "default" {
 #   breaker  = "default"
 #   timeout  = "2m"
 #   fallback = ["writer-lite"]  # upstream names
+#   token    = env("SIDECAR_INGRESS_TOKEN") # callers send X-Sidecar-Ingress-Token
+#   max_connections   = 2048
+#   body_read_timeout = "1m"
 # }
 
 # A model the agent calls through the model gateway (OPENAI_BASE_URL or

@@ -24,18 +24,38 @@ type ReloadInfo struct {
 	// RestartRequired lists changed settings that only take effect when the
 	// sidecar restarts; the running values were kept.
 	RestartRequired []string `json:"restart_required,omitempty"`
+	// PoliciesRejected: the fleet policies read from Consul KV were
+	// rejected (Error says why; OK is false) while the local files were
+	// applied over the last good policies, or over none (Sources).
+	PoliciesRejected bool `json:"policies_rejected,omitempty"`
 }
+
+// PoliciesRejected is what Options.Reload returns, together with a
+// configuration, when the fleet policies read from Consul KV do not load
+// but the local files do over the policies in force (or over none, when
+// none was ever accepted). Reload applies that configuration and reports
+// Err as the reason the policies were rejected.
+type PoliciesRejected struct {
+	Err error
+}
+
+func (e *PoliciesRejected) Error() string { return e.Err.Error() }
+
+func (e *PoliciesRejected) Unwrap() error { return e.Err }
 
 // Reload reads the configuration again and applies it. A configuration
 // that does not load or validate is rejected with its error and the running
-// configuration stays in force.
+// configuration stays in force. When only the fleet policies are rejected
+// (PoliciesRejected), the local files are applied over the last good
+// policies and the rejection is reported as for a rejected configuration.
 func (s *Sidecar) Reload() (ReloadInfo, error) {
 	if s.opts.Reload == nil {
 		return ReloadInfo{}, ErrNothingToReload
 	}
 	now := s.now()
 	next, err := s.opts.Reload()
-	if err != nil {
+	var policiesRejected *PoliciesRejected
+	if err != nil && (!errors.As(err, &policiesRejected) || next == nil) {
 		info := ReloadInfo{At: now, Error: err.Error()}
 		s.mu.Lock()
 		s.lastReload = &info
@@ -52,6 +72,9 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 	merged, restart := mergeReload(prev, next)
 	s.cfg = merged
 	info := ReloadInfo{At: now, OK: true, Sources: merged.Sources, RestartRequired: restart}
+	if policiesRejected != nil {
+		info.OK, info.Error, info.PoliciesRejected = false, policiesRejected.Err.Error(), true
+	}
 	s.lastReload = &info
 	s.mu.Unlock()
 	for _, w := range merged.Warnings() {
@@ -78,6 +101,13 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 	}
 	s.log.Info("configuration reloaded", "sources", merged.Sources)
 	s.publish(Event{Type: EventConfigApplied, Text: fmt.Sprintf("Configuration applied from %d source(s).", len(merged.Sources))})
+	if policiesRejected != nil {
+		s.log.Error("fleet policies in Consul KV rejected; the last good policies stay in force and the local files "+
+			"were applied", "error", policiesRejected.Err)
+		s.publish(Event{Type: EventConfigRejected, Detail: info.Error,
+			Text: "Fleet policies in Consul KV rejected; the last good policies stay in force and the local files were applied: " +
+				firstLine(info.Error)})
+	}
 	s.pushSidecarCheck()
 	return info, nil
 }

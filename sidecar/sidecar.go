@@ -45,7 +45,8 @@ type Registry interface {
 // Options are the optional parts of a sidecar.
 type Options struct {
 	// Reload loads the configuration again (SIGHUP, POST /v1/reload). Nil
-	// means there is nothing to reload (the -dev configuration).
+	// means there is nothing to reload (the -dev configuration). A
+	// configuration returned with a *PoliciesRejected error is applied.
 	Reload func() (*policies.Config, error)
 	// Registry replaces the Consul registrar (tests).
 	Registry Registry

@@ -108,16 +108,13 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 			}
 			if err := kv.first(5 * time.Second); err != nil {
 				fmt.Fprintf(stderr, "sidecar agent: fleet policies not read yet (%v); starting with the local files\n", err)
-			} else if withKV, err := policies.LoadWithPolicies(kv.fleet, kv.own, paths...); err != nil {
+			} else if withKV, err := kv.load(paths); err != nil {
 				kvRejected = err // reported once the sidecar runs: status, events, check
 			} else {
 				cfg = withKV
 			}
 		}
-		opts.Reload = func() (*policies.Config, error) {
-			fleet, own := kv.sources()
-			return policies.LoadWithPolicies(fleet, own, paths...)
-		}
+		opts.Reload = func() (*policies.Config, error) { return kv.load(paths) }
 	}
 	// The log block of the configuration, unless a flag or the environment
 	// says otherwise.

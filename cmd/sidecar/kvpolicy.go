@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"path"
 	"strings"
 	"sync"
@@ -25,8 +26,14 @@ type kvPolicies struct {
 	mu      sync.Mutex
 	fleet   []policies.Source
 	own     []policies.Source
-	index   string // the keys and their indexes, to tell a real change
+	index   string // the keys and their values, to tell a real change
 	lastErr string
+	// The policies in force: the last that loaded with the files (none
+	// before any did).
+	goodFleet, goodOwn []policies.Source
+	goodIndex          string
+
+	loading sync.Mutex // one load at a time, so the policies in force are those last applied
 }
 
 func newKVPolicies(cfg *policies.Config) (*kvPolicies, error) {
@@ -37,14 +44,59 @@ func newKVPolicies(cfg *policies.Config) (*kvPolicies, error) {
 	return &kvPolicies{prefix: cfg.Consul.PolicyPrefix, service: cfg.Agent.Name, client: c}, nil
 }
 
-// sources returns the policy layers for policies.LoadWithPolicies.
-func (k *kvPolicies) sources() (fleet, own []policies.Source) {
+// load loads the files over the policies last read. When that fails
+// because of the policies (the files load over the policies in force), it
+// returns the files over the policies in force, with a
+// *sidecar.PoliciesRejected error saying why the policies were rejected: a
+// bad policy does not hold back a change of the local files. When the files
+// do not load, the error lists their problems and, if they differ from
+// those in force, the policies' own.
+func (k *kvPolicies) load(paths []string) (*policies.Config, error) {
 	if k == nil {
-		return nil, nil
+		return policies.LoadWithPolicies(nil, nil, paths...)
 	}
+	k.loading.Lock()
+	defer k.loading.Unlock()
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.fleet, k.own
+	fleet, own, index := k.fleet, k.own, k.index
+	goodFleet, goodOwn, goodIndex := k.goodFleet, k.goodOwn, k.goodIndex
+	k.mu.Unlock()
+
+	cfg, err := policies.LoadWithPolicies(fleet, own, paths...)
+	if err == nil {
+		k.mu.Lock()
+		k.goodFleet, k.goodOwn, k.goodIndex = fleet, own, index
+		k.mu.Unlock()
+		return cfg, nil
+	}
+	if index == goodIndex {
+		return nil, err // the policies in force: the files are at fault
+	}
+	local, localErr := policies.LoadWithPolicies(goodFleet, goodOwn, paths...)
+	if localErr != nil {
+		return nil, joinDiagnostics(localErr, err)
+	}
+	return local, &sidecar.PoliciesRejected{Err: err}
+}
+
+// joinDiagnostics is the diagnostics of first followed by those of second
+// that first does not have.
+func joinDiagnostics(first, second error) error {
+	var a, b policies.Diagnostics
+	if !errors.As(first, &a) || !errors.As(second, &b) {
+		return errors.Join(first, second)
+	}
+	seen := make(map[string]bool, len(a))
+	for _, d := range a {
+		seen[d.Error()] = true
+	}
+	out := append(policies.Diagnostics(nil), a...)
+	for _, d := range b {
+		if !seen[d.Error()] {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // set takes a read of the prefix and says whether it changed anything.

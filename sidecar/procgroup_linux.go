@@ -197,6 +197,11 @@ func groupAlive(pgid int) bool {
 	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
 		return false
 	}
+	// /proc of another pid namespace (not remounted for ours) names other
+	// pids: then a zombie member counts as alive.
+	if self, err := os.Readlink("/proc/self"); err != nil || self != strconv.Itoa(os.Getpid()) {
+		return true
+	}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return true

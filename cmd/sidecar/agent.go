@@ -59,7 +59,7 @@ Runs the sidecar beside one agent: the control API (heartbeats, status,
 reload), Consul registration with a TTL heartbeat check, isolation after
 missed heartbeats, notifications and (with agent.exec) supervision of the
 agent process. SIGHUP reloads the configuration; SIGINT/SIGTERM stop it
-gracefully (a second signal exits at once).
+gracefully (a second signal kills the agent's processes and exits at once).
 
 Flags:
 `)

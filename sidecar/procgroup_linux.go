@@ -107,7 +107,6 @@ var reaper = struct {
 	mu      sync.Mutex
 	tracked map[int]bool // pids whose exit status belongs to a cmd.Wait
 	once    sync.Once
-	on      bool
 }{tracked: map[int]bool{}}
 
 // ReapOrphans makes the sidecar reap the processes orphaned below it: as
@@ -125,7 +124,6 @@ func ReapOrphans() (pid1 bool, err error) {
 				return
 			}
 		}
-		reaper.on = true
 		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, syscall.SIGCHLD)
 		go func() {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -255,7 +257,14 @@ func (s *Supervisor) start(cfg policies.Exec) (*exec.Cmd, uint64, error) {
 		}
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uid, Gid: gid}
 	}
-	cmd.Env = agentEnviron(os.Environ(), cfg.PassEnv, s.env, cfg.Env)
+	vars := s.env
+	if cfg.User != "" {
+		// Who the agent is, not who the sidecar is.
+		if u, err := user.LookupId(strconv.FormatUint(uint64(cmd.SysProcAttr.Credential.Uid), 10)); err == nil {
+			vars = append([]string{"USER=" + u.Username, "LOGNAME=" + u.Username, "HOME=" + u.HomeDir}, s.env...)
+		}
+	}
+	cmd.Env = agentEnviron(os.Environ(), cfg.PassEnv, vars, cfg.Env)
 	if err := startProcess(cmd); err != nil {
 		return nil, 0, err
 	}

@@ -28,5 +28,12 @@ EXPOSE 7070
 # The sidecar's own liveness; the image has no shell, so the binary checks.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
   CMD ["/usr/local/bin/sidecar", "health", "-q"]
+# No init process is needed: as PID 1 the sidecar reaps every orphan of the
+# container (waitid with WNOWAIT first, so the supervised agent's own exit
+# status stays with the supervisor), handles SIGTERM/SIGINT itself (a
+# second one exits at once and kills the agent's process group), and, when
+# it exits, the kernel ends every process left in the container. Running it
+# under an init (docker run --init, tini) works as well: it then makes
+# itself a child subreaper and reaps what its agent leaves behind.
 ENTRYPOINT ["/usr/local/bin/sidecar"]
 CMD ["agent", "-config-dir", "/etc/sidecar"]

@@ -73,6 +73,10 @@ type Exec struct {
 	// primary group); the sidecar must then run as root. Default: the
 	// sidecar's own user.
 	User string
+	// PassEnv names variables of the sidecar's environment the agent
+	// inherits besides the harmless ones (PATH, HOME, LANG, …): a name, or
+	// a prefix ending in "*". Default none.
+	PassEnv []string
 }
 
 // Listen is the control API listener.

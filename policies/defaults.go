@@ -317,6 +317,7 @@ func resolve(fc *fileConfig) *Config {
 			RestartBackoff:     duration(e.RestartBackoff),
 			MaxRestartBackoff:  duration(e.MaxRestartBackoff),
 			User:               deref(e.User),
+			PassEnv:            e.PassEnv,
 		}
 	}
 	if p := h.Probe; p != nil {

@@ -67,6 +67,7 @@ type execFile struct {
 	RestartBackoff     *string           `mapstructure:"restart_backoff"`
 	MaxRestartBackoff  *string           `mapstructure:"max_restart_backoff"`
 	User               *string           `mapstructure:"user"`
+	PassEnv            []string          `mapstructure:"pass_env"`
 }
 
 type listenFile struct {

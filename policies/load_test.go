@@ -372,7 +372,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 	}{
 		{"", "agent breaker consul gateway health ingress listen log model notify tls upstream"},
 		{"agent", "address exec id meta name port tags"},
-		{"agent.exec", "command dir env max_restart_backoff restart restart_backoff restart_on_isolation stop_timeout user"},
+		{"agent.exec", "command dir env max_restart_backoff pass_env restart restart_backoff restart_on_isolation stop_timeout user"},
 		{"listen", "address allow_remote allowed_hosts body_read_timeout max_connections token token_scope"},
 		{"consul", "address ca_file cert_file deregister_critical_after insecure_skip_verify key_file policy_prefix " +
 			"sync_interval tls_server_name token"},

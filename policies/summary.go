@@ -37,6 +37,7 @@ func (c *Config) Summary() map[string]any {
 			"stop_timeout":         e.StopTimeout.String(),
 			"restart_backoff":      e.RestartBackoff.String(),
 			"max_restart_backoff":  e.MaxRestartBackoff.String(),
+			"pass_env":             nonNil(e.PassEnv),
 		}
 	}
 

@@ -248,6 +248,7 @@ func (v *validator) exec(e *execFile) {
 	if e.Restart != nil && !slices.Contains(valid, *e.Restart) {
 		v.errorf("agent.exec.restart", `must be one of "always", "on-failure", "never", got %q`, *e.Restart)
 	}
+	v.passEnv(e.PassEnv)
 	v.duration("agent.exec.stop_timeout", e.StopTimeout, false)
 	v.duration("agent.exec.restart_backoff", e.RestartBackoff, false)
 	v.duration("agent.exec.max_restart_backoff", e.MaxRestartBackoff, false)

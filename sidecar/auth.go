@@ -3,6 +3,7 @@ package sidecar
 import (
 	"crypto/subtle"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/agent-sidecar/sidecar/policies"
@@ -26,7 +27,12 @@ func (s *Sidecar) authorize(w http.ResponseWriter, r *http.Request) bool {
 		stripToken(r, l.Token)
 		return true
 	}
-	if !stripToken(r, l.Token) {
+	accepted := []string{l.Token}
+	if r.URL.Path == "/v1/heartbeat" {
+		// the supervised agent's own token is good for heartbeats only
+		accepted = append(accepted, s.heartbeatToken)
+	}
+	if !stripToken(r, accepted...) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sidecar"`)
 		writeJSONError(w, http.StatusUnauthorized, errUnauthorized,
 			"this endpoint needs the sidecar's token: send it as "+headerToken+": <token> or Authorization: Bearer <token> "+
@@ -44,14 +50,23 @@ func mutating(r *http.Request) bool {
 		(strings.HasPrefix(r.URL.Path, "/v1/breakers/") || r.URL.Path == "/v1/reload" || r.URL.Path == "/v1/heartbeat")
 }
 
-// stripToken removes the headers that carry token and reports whether one
-// of them did (compared in constant time).
-func stripToken(r *http.Request, token string) bool {
-	if token == "" {
+// stripToken removes the headers that carry a token and reports whether
+// one of them held one of tokens (compared in constant time; empty tokens
+// match nothing).
+func stripToken(r *http.Request, tokens ...string) bool {
+	match := func(v string) bool {
+		ok := false
+		for _, t := range tokens {
+			if t != "" && subtle.ConstantTimeCompare([]byte(v), []byte(t)) == 1 {
+				ok = true
+			}
+		}
+		return ok
+	}
+	if !slices.ContainsFunc(tokens, func(t string) bool { return t != "" }) {
 		r.Header.Del(headerToken)
 		return false
 	}
-	match := func(v string) bool { return subtle.ConstantTimeCompare([]byte(v), []byte(token)) == 1 }
 	ok := false
 	if v := r.Header.Get(headerToken); v != "" {
 		ok = match(v)

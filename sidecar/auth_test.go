@@ -3,7 +3,11 @@ package sidecar
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -107,4 +111,46 @@ func TestOversizedHeadersGet431(t *testing.T) {
 	e.GET("/v1/status").WithHeader("X-Big", strings.Repeat("x", MaxHeaderBytes+16<<10)).
 		Expect().Status(http.StatusRequestHeaderFieldsTooLarge)
 	e.GET("/v1/status").WithHeader("X-Fine", strings.Repeat("x", 8<<10)).Expect().Status(http.StatusOK)
+}
+
+func TestSupervisedAgentGetsAHeartbeatOnlyTokenUnderMutatingScope(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("curl is needed (.ci/run installs it)")
+		}
+		t.Skip("curl not found")
+	}
+	// Given a control token for mutating endpoints and a supervised agent
+	// that heartbeats with $SIDECAR_TOKEN, then tries to open a breaker and
+	// reload with it, and writes down the token and the answers
+	out := filepath.Join(t.TempDir(), "out")
+	script := `{ echo "token=$SIDECAR_TOKEN"; ` +
+		`curl -s -o /dev/null -w "heartbeat=%{http_code}\n" -X POST -H "X-Sidecar-Token: $SIDECAR_TOKEN" "$SIDECAR_HEARTBEAT_URL"; ` +
+		`curl -s -o /dev/null -w "breaker=%{http_code}\n" -X POST -H "X-Sidecar-Token: $SIDECAR_TOKEN" "$SIDECAR_ADDR/v1/breakers/default/open"; ` +
+		`curl -s -o /dev/null -w "reload=%{http_code}\n" -X POST -H "X-Sidecar-Token: $SIDECAR_TOKEN" "$SIDECAR_ADDR/v1/reload"; ` +
+		`} > ` + out + `.tmp; mv ` + out + `.tmp ` + out + `; while :; do sleep 0.05; done`
+	ex := execCfg(policies.RestartNever, script)
+	cfg := testConfig()
+	cfg.Agent.Exec = &ex
+	cfg.Listen.Token, cfg.Listen.TokenScope = plantedToken, policies.TokenMutating
+	_, _, e := startSidecar(t, cfg, Options{AgentOutput: io.Discard})
+
+	var got string
+	waitFor(t, "the agent's answers", 10*time.Second, func() bool {
+		b, err := os.ReadFile(out)
+		got = string(b)
+		return err == nil
+	})
+	// Then the agent holds a token that is not the control token, its
+	// heartbeat is taken, and it can neither open a breaker nor reload
+	if strings.Contains(got, plantedToken) || strings.Contains(got, "token=\n") {
+		t.Errorf("the agent's SIDECAR_TOKEN is the control token or empty:\n%s", got)
+	}
+	for _, want := range []string{"heartbeat=200", "breaker=401", "reload=401"} {
+		if !strings.Contains(got, want+"\n") {
+			t.Errorf("the agent's answers lack %s:\n%s", want, got)
+		}
+	}
+	// And the control token still does everything
+	e.POST("/v1/breakers/x/open").WithHeader("X-Sidecar-Token", plantedToken).Expect().Status(http.StatusNotFound)
 }

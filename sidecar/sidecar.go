@@ -4,6 +4,7 @@ package sidecar
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -64,6 +65,11 @@ type Options struct {
 
 // Sidecar runs beside one agent.
 type Sidecar struct {
+	// heartbeatToken is the supervised agent's own token under
+	// token_scope "mutating": accepted for heartbeats only. Random per
+	// start; never shown.
+	heartbeatToken string
+
 	log      hclog.Logger
 	opts     Options
 	now      func() time.Time
@@ -118,7 +124,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		opts.Now = time.Now
 	}
 	s := &Sidecar{log: log, opts: opts, now: opts.Now, cfg: cfg, wake: make(chan struct{}, 1),
-		events: newEventHub(), stopping: make(chan struct{})}
+		events: newEventHub(), stopping: make(chan struct{}), heartbeatToken: rand.Text()}
 	s.started = s.now()
 	s.httpLog = log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	s.tracker = NewHeartbeatTracker(cfg.Health, s.started)
@@ -189,7 +195,15 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 			env = append(env, "SIDECAR_BIN="+s.opts.Executable)
 		}
 		if cfg.Listen.Token != "" {
-			env = append(env, "SIDECAR_TOKEN="+cfg.Listen.Token) // so the agent can heartbeat (either scope)
+			// The agent needs a token to heartbeat. Under token_scope "all"
+			// it needs the control token for everything; under "mutating"
+			// it gets a token of its own, good for heartbeats only, so it
+			// cannot open breakers or reload.
+			tok := cfg.Listen.Token
+			if cfg.Listen.TokenScope == policies.TokenMutating {
+				tok = s.heartbeatToken
+			}
+			env = append(env, "SIDECAR_TOKEN="+tok)
 		}
 		s.supervisor = NewSupervisor(log.Named("supervisor"), *cfg.Agent.Exec, env, func(pid int) {
 			s.tracker.Restarted(s.now())

@@ -7,7 +7,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"sort"
+	"os/user"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -23,8 +24,9 @@ const stableAfter = time.Minute
 
 // Supervisor runs the agent process, restarts it when it exits (per the
 // restart policy, with backoff) or when asked to (isolation), and stops it
-// on shutdown. The process runs in its own process group so that stopping
-// it also stops its children.
+// on shutdown. The process runs in its own process group: after its leader
+// exits, on a restart and on shutdown the whole group is stopped, so no
+// child of the agent outlives it.
 type Supervisor struct {
 	log    hclog.Logger
 	env    []string // SIDECAR_* variables added to the process environment
@@ -33,17 +35,34 @@ type Supervisor struct {
 	// onStart is called (without locks held) after each start.
 	onStart func(pid int)
 
-	restartReq chan string
+	// wake tells Run that a restart request is pending.
+	wake chan struct{}
 
 	mu       sync.Mutex
 	cfg      policies.Exec
 	pid      int
+	pgid     int // the process group to stop; 0 when none may be left
 	running  bool
 	stopping bool // the process is being stopped to be restarted
 	started  time.Time
 	restarts int
 	lastExit string
 	lastWhy  string
+	// gen counts the processes started; a restart request applies to the
+	// generation that ran when it was made, never to a later one.
+	gen uint64
+	// accepting says whether a restart request now has a process to apply
+	// to: one runs (and onStart has run for it), or one exited and waits
+	// for a request to be started again. Requests made during the backoff
+	// before a start are dropped: the next process starts anyway, with a
+	// full TTL of its own.
+	accepting bool
+	pending   *restartRequest
+}
+
+type restartRequest struct {
+	gen    uint64
+	reason string
 }
 
 // NewSupervisor prepares a supervisor; Run starts the process.
@@ -51,7 +70,7 @@ func NewSupervisor(log hclog.Logger, cfg policies.Exec, env []string, onStart fu
 	return &Supervisor{
 		log: log, cfg: cfg, env: env, onStart: onStart,
 		stdout: os.Stdout, stderr: os.Stderr,
-		restartReq: make(chan string, 1),
+		wake: make(chan struct{}, 1),
 	}
 }
 
@@ -62,12 +81,49 @@ func (s *Supervisor) SetExec(cfg policies.Exec) {
 	s.mu.Unlock()
 }
 
-// Restart asks for the process to be stopped and started again. It never
-// blocks; a request while one is pending is merged with it.
+// Restart asks for the current process to be stopped and started again. It
+// never blocks; a request while one is pending for the same process is
+// merged with it. A request made while no process runs (during the delay
+// before a restart) is dropped, and one left over from an earlier process
+// never stops the next.
 func (s *Supervisor) Restart(reason string) {
+	s.mu.Lock()
+	if !s.accepting {
+		s.mu.Unlock()
+		s.log.Debug("restart request dropped: no process to restart yet", "reason", reason)
+		return
+	}
+	if s.pending == nil || s.pending.gen != s.gen {
+		s.pending = &restartRequest{gen: s.gen, reason: reason}
+	}
+	s.mu.Unlock()
 	select {
-	case s.restartReq <- reason:
+	case s.wake <- struct{}{}:
 	default:
+	}
+}
+
+// takeRestart returns the pending request for generation gen, if any, and
+// discards one for another generation.
+func (s *Supervisor) takeRestart(gen uint64) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	req := s.pending
+	s.pending = nil
+	if req == nil || req.gen != gen {
+		return "", false
+	}
+	return req.reason, true
+}
+
+// Kill sends SIGKILL to the agent's process group at once, for a forced
+// exit that cannot wait for a graceful stop.
+func (s *Supervisor) Kill() {
+	s.mu.Lock()
+	pgid := s.pgid
+	s.mu.Unlock()
+	if pgid > 0 {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
 }
 
@@ -92,8 +148,8 @@ func (s *Supervisor) State() SupervisorState {
 }
 
 // Run starts the process and keeps it running per the restart policy until
-// ctx is done; then it stops the process (SIGTERM, SIGKILL after the stop
-// timeout) and returns.
+// ctx is done; then it stops the process group (SIGTERM, SIGKILL after the
+// stop timeout) and returns.
 func (s *Supervisor) Run(ctx context.Context) {
 	s.mu.Lock()
 	delay := s.cfg.RestartBackoff
@@ -103,7 +159,7 @@ func (s *Supervisor) Run(ctx context.Context) {
 		cfg := s.cfg
 		s.mu.Unlock()
 
-		cmd, err := s.start(cfg)
+		cmd, gen, err := s.start(cfg)
 		if err != nil {
 			s.log.Error("agent process did not start", "command", cfg.Command[0], "error", err, "retry_in", delay)
 			if !sleepCtx(ctx, delay) {
@@ -114,31 +170,11 @@ func (s *Supervisor) Run(ctx context.Context) {
 		}
 		startedAt := time.Now()
 		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
+		go func() { err := cmd.Wait(); releaseProcess(cmd); exited <- err }()
 
-		var why string
-		select {
-		case <-ctx.Done():
-			s.stop(cmd, exited, cfg.StopTimeout)
+		why, stopped := s.supervise(ctx, cmd, gen, exited, cfg)
+		if stopped {
 			return
-		case why = <-s.restartReq:
-			s.log.Warn("restarting agent process", "pid", cmd.Process.Pid, "reason", why)
-			s.mu.Lock()
-			s.stopping = true // until the next process starts
-			s.mu.Unlock()
-			s.stop(cmd, exited, cfg.StopTimeout)
-		case err := <-exited:
-			s.exited(err)
-			if !shouldRestart(cfg.Restart, err) {
-				s.log.Warn("agent process exited; not restarting", "restart", cfg.Restart, "exit", describeExit(err))
-				select {
-				case <-ctx.Done():
-					return
-				case why = <-s.restartReq:
-				}
-			} else {
-				why = "process exited: " + describeExit(err)
-			}
 		}
 
 		if time.Since(startedAt) >= stableAfter {
@@ -156,45 +192,111 @@ func (s *Supervisor) Run(ctx context.Context) {
 	}
 }
 
-func (s *Supervisor) start(cfg policies.Exec) (*exec.Cmd, error) {
+// supervise waits for the process of generation gen to exit or to be asked
+// to restart, and stops its process group. It returns why the process is to
+// start again, or stopped when ctx ended (the group is stopped then too).
+func (s *Supervisor) supervise(ctx context.Context, cmd *exec.Cmd, gen uint64, exited <-chan error, cfg policies.Exec) (why string, stopped bool) {
+	for {
+		select {
+		case <-ctx.Done():
+			s.stop(cmd, exited, cfg.StopTimeout)
+			return "", true
+		case <-s.wake:
+			reason, ok := s.takeRestart(gen)
+			if !ok {
+				continue // meant for an earlier process
+			}
+			s.log.Warn("restarting agent process", "pid", cmd.Process.Pid, "reason", reason)
+			s.mu.Lock()
+			s.stopping = true // until the next process starts
+			s.mu.Unlock()
+			s.stop(cmd, exited, cfg.StopTimeout)
+			return reason, false
+		case err := <-exited:
+			s.mu.Lock()
+			s.accepting = false
+			s.mu.Unlock()
+			s.exited(err)
+			// What the leader left behind goes with it.
+			s.stopGroup(cmd.Process.Pid, cfg.StopTimeout)
+			if shouldRestart(cfg.Restart, err) {
+				return "process exited: " + describeExit(err), false
+			}
+			s.log.Warn("agent process exited; not restarting", "restart", cfg.Restart, "exit", describeExit(err))
+			// A restart request (isolation) starts it again.
+			s.mu.Lock()
+			s.accepting = true
+			s.mu.Unlock()
+			for {
+				select {
+				case <-ctx.Done():
+					return "", true
+				case <-s.wake:
+					if reason, ok := s.takeRestart(gen); ok {
+						s.mu.Lock()
+						s.accepting = false
+						s.mu.Unlock()
+						return reason, false
+					}
+				}
+			}
+		}
+	}
+}
+
+func (s *Supervisor) start(cfg policies.Exec) (*exec.Cmd, uint64, error) {
 	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...)
 	cmd.Dir = cfg.Dir
 	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setProcAttr(cmd.SysProcAttr)
 	if cfg.User != "" {
 		uid, gid, problem := policies.LookupUser(cfg.User)
 		if problem != "" {
-			return nil, fmt.Errorf("agent.exec.user: %s", problem)
+			return nil, 0, fmt.Errorf("agent.exec.user: %s", problem)
 		}
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uid, Gid: gid}
 	}
-	env := append(os.Environ(), s.env...)
-	keys := make([]string, 0, len(cfg.Env))
-	for k := range cfg.Env {
-		keys = append(keys, k)
+	vars := s.env
+	if cfg.User != "" {
+		// Who the agent is, not who the sidecar is.
+		if u, err := user.LookupId(strconv.FormatUint(uint64(cmd.SysProcAttr.Credential.Uid), 10)); err == nil {
+			vars = append([]string{"USER=" + u.Username, "LOGNAME=" + u.Username, "HOME=" + u.HomeDir}, s.env...)
+		}
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		env = append(env, k+"="+cfg.Env[k])
-	}
-	cmd.Env = env
-	if err := cmd.Start(); err != nil {
-		return nil, err
+	cmd.Env = agentEnviron(os.Environ(), cfg.PassEnv, vars, cfg.Env)
+	if err := startProcess(cmd); err != nil {
+		return nil, 0, err
 	}
 	s.mu.Lock()
-	s.pid, s.running, s.started, s.stopping = cmd.Process.Pid, true, time.Now(), false
+	s.gen++
+	gen := s.gen
+	s.pid, s.pgid, s.running, s.started, s.stopping = cmd.Process.Pid, cmd.Process.Pid, true, time.Now(), false
+	s.accepting, s.pending = false, nil
 	s.mu.Unlock()
 	s.log.Info("agent process started", "pid", cmd.Process.Pid, "command", cfg.Command[0])
 	if s.onStart != nil {
 		s.onStart(cmd.Process.Pid)
 	}
-	return cmd, nil
+	// Only now, with the health tracker told of the new process, may a
+	// restart request apply to it.
+	s.mu.Lock()
+	if s.gen == gen {
+		s.accepting = true
+	}
+	s.mu.Unlock()
+	return cmd, gen, nil
 }
 
 // stop sends SIGTERM (and SIGCONT, so a stopped process can act on it) to
-// the process group, then SIGKILL when it has not exited within timeout.
+// the process group, then SIGKILL to what is left of the group when the
+// leader or any other member has not exited within timeout.
 func (s *Supervisor) stop(cmd *exec.Cmd, exited <-chan error, timeout time.Duration) {
+	s.mu.Lock()
+	s.accepting = false
+	s.mu.Unlock()
 	pgid := cmd.Process.Pid
+	deadline := time.Now().Add(timeout)
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	_ = syscall.Kill(-pgid, syscall.SIGCONT)
 	t := time.NewTimer(timeout)
@@ -202,12 +304,52 @@ func (s *Supervisor) stop(cmd *exec.Cmd, exited <-chan error, timeout time.Durat
 	select {
 	case err := <-exited:
 		s.exited(err)
+		s.stopGroup(pgid, time.Until(deadline))
 		return
 	case <-t.C:
 	}
 	s.log.Warn("agent process ignored SIGTERM, killing it", "pid", pgid, "stop_timeout", timeout)
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	s.exited(<-exited)
+	s.stopGroup(pgid, 0)
+}
+
+// stopGroup ends what is left of process group pgid once its leader has
+// exited: SIGTERM (with SIGCONT), then SIGKILL when members remain after
+// timeout. It returns when the group is empty.
+func (s *Supervisor) stopGroup(pgid int, timeout time.Duration) {
+	defer func() {
+		s.mu.Lock()
+		if s.pgid == pgid {
+			s.pgid = 0
+		}
+		s.mu.Unlock()
+	}()
+	if !groupAlive(pgid) {
+		return
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	_ = syscall.Kill(-pgid, syscall.SIGCONT)
+	if waitGroupGone(pgid, timeout) {
+		return
+	}
+	s.log.Warn("processes of the agent's group outlived it, killing them", "pgid", pgid)
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	if !waitGroupGone(pgid, 5*time.Second) {
+		s.log.Error("processes of the agent's group survived SIGKILL", "pgid", pgid)
+	}
+}
+
+// waitGroupGone polls until group pgid is empty or timeout passes.
+func waitGroupGone(pgid int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for groupAlive(pgid) {
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return true
 }
 
 func (s *Supervisor) exited(err error) {

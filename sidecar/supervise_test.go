@@ -110,14 +110,14 @@ func TestSupervisorRunsTheAgentAsAnotherUser(t *testing.T) {
 	_ = f.Close()
 	_ = os.Chmod(out, 0o666)
 	t.Cleanup(func() { _ = os.Remove(out) })
-	cfg := execCfg(policies.RestartNever, "id -u > "+out+"; sleep 5")
+	cfg := execCfg(policies.RestartNever, `echo "$(id -u) $USER" > `+out+"; sleep 5")
 	cfg.User = "nobody"
 	var starts atomic.Int32
 	s := NewSupervisor(hclog.NewNullLogger(), cfg, nil, func(int) { starts.Add(1) })
 	runSupervisor(t, s)
-	waitFor(t, "the agent's uid written", 5*time.Second, func() bool {
+	waitFor(t, "the agent's uid and user name written", 5*time.Second, func() bool {
 		b, _ := os.ReadFile(out)
-		return strings.TrimSpace(string(b)) == strconv.FormatUint(uint64(uid), 10)
+		return strings.TrimSpace(string(b)) == strconv.FormatUint(uint64(uid), 10)+" nobody"
 	})
 }
 

@@ -59,7 +59,7 @@ Runs the sidecar beside one agent: the control API (heartbeats, status,
 reload), Consul registration with a TTL heartbeat check, isolation after
 missed heartbeats, notifications and (with agent.exec) supervision of the
 agent process. SIGHUP reloads the configuration; SIGINT/SIGTERM stop it
-gracefully (a second signal exits at once).
+gracefully (a second signal kills the agent's processes and exits at once).
 
 Flags:
 `)
@@ -136,6 +136,16 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 		log.Warn("running with the built-in -dev configuration")
 	}
 
+	// Orphans of the agent (and, as a container's PID 1, of anything)
+	// come to the sidecar, which reaps them.
+	if cfg.Agent.Exec != nil || os.Getpid() == 1 {
+		if pid1, err := sidecar.ReapOrphans(); err != nil {
+			log.Warn("cannot become a child subreaper: orphans of the agent go to init", "error", err)
+		} else if pid1 {
+			log.Debug("running as PID 1: reaping orphaned processes")
+		}
+	}
+
 	if exe, err := os.Executable(); err == nil {
 		opts.Executable = exe
 	}
@@ -171,7 +181,8 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 		again := make(chan os.Signal, 1)
 		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
 		<-again
-		log.Warn("second signal: exiting without finishing the shutdown")
+		log.Warn("second signal: killing the agent's processes and exiting without finishing the shutdown")
+		s.KillAgent()
 		os.Exit(exitForced)
 	}()
 

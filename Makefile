@@ -75,11 +75,14 @@ bench-test: build
 	CONSUL_BIN="$$(scripts/consul.sh)" BENCHRUN_TEST=1 $(GO) test -count=1 ./internal/benchrun/
 
 # Each fuzz target in turn: the configuration loader, heartbeat bodies, the
-# model request rewrite, SSE splitting and /call/ paths. `make test` runs
-# their seed corpora; this explores beyond them.
+# model request rewrite, SSE splitting, /call/ paths and the call path's
+# HTTP/1.1 client (sidecar/h1) against net/http's on a server that answers
+# with arbitrary bytes. `make test` runs their seed corpora; this explores
+# beyond them.
 FUZZTIME ?= 30s
 FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/:FuzzParseHeartbeat ./sidecar/:FuzzCallPath \
-	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader
+	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader \
+	./sidecar/h1/:FuzzAgainstNetHTTP
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // scriptServer is a TCP server, plain or TLS, that reads requests and
@@ -24,6 +25,10 @@ type scriptServer struct {
 	conns atomic.Int64 // connections accepted
 	stop  chan struct{}
 	wg    sync.WaitGroup
+	// idle, when set, closes a connection that has been answered and
+	// brings no next request within it, as a server's keep-alive timeout
+	// does (so that an answer delimited by the connection's end ends).
+	idle time.Duration
 }
 
 // serveFunc answers the n-th request the server read (from 0, over all
@@ -161,7 +166,10 @@ func (s *scriptServer) handle(raw net.Conn) {
 	}
 	c := &scriptConn{Conn: nc, br: bufio.NewReader(nc), held: held, stop: s.stop}
 	defer func() { _ = c.Flush() }()
-	for {
+	for answered := false; ; answered = true {
+		if answered && s.idle > 0 {
+			_ = raw.SetReadDeadline(time.Now().Add(s.idle))
+		}
 		req, err := http.ReadRequest(c.br)
 		if err != nil {
 			return

@@ -130,7 +130,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
 	c.nread.Store(0)
 	c.netWriteErr = nil
-	if req.Body != nil && req.Body != http.NoBody {
+	if writesAside(req) {
 		done := make(chan error, 1)
 		c.writing = done
 		go func() { done <- c.write(req) }()
@@ -163,6 +163,21 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 	}
 	c.wrapBody(ctx, resp, stop)
 	return resp, nil
+}
+
+// inlineBodyBytes is the largest body written in the calling goroutine. With
+// its head it leaves in one write to the socket, which neither waits for a
+// server that does not read nor is broken by one that answered and closed,
+// and it spares the goroutine a small call would pay for.
+const inlineBodyBytes = 2 << 10
+
+// writesAside reports whether req's body is written by a goroutine of its
+// own while the answer is read.
+func writesAside(req *http.Request) bool {
+	if req.Body == nil || req.Body == http.NoBody {
+		return false
+	}
+	return req.ContentLength <= 0 || req.ContentLength > inlineBodyBytes
 }
 
 // write sends req. When its body could not be read, the connection is

@@ -10,6 +10,14 @@
 // about a fifth less added latency at one connection and 15% more
 // throughput than net/http's Transport behind the same reverse proxy.
 //
+// A request body over a few KiB is written by a goroutine of its own while
+// the answer is read, as net/http does, so that a server answering before
+// it has read the body (a 413, a 401) is heard. An answer's head is limited
+// (MaxResponseHeaderBytes), and a kept-alive connection is reused only when
+// nothing unasked waits in its socket or inside crypto/tls. The tests run
+// every case against this Transport and net/http's with the same
+// expectations.
+//
 // What it does not do, because the call path does not need it: HTTP/2,
 // proxies from the environment, transparent decompression.
 package h1

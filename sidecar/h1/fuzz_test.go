@@ -16,25 +16,34 @@ import (
 // So h1 never hangs where net/http does not, and never hands a later
 // request an earlier answer's bytes.
 func FuzzAgainstNetHTTP(f *testing.F) {
-	seeds := []struct{ first, second string }{
-		{answer("one"), answer("two")},
-		{answer("one") + answer("stale"), answer("two")},
-		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n", answer("two")},
-		{"HTTP/1.1 200 OK\r\n\r\nuntil the end", answer("two")},
-		{"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\none", answer("two")},
-		{"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", ""},
-		{"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + answer("one"), "garbage\r\n\r\n"},
-		{"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\none", answer("two")},
-		{"HTTP/1.1 304 Not Modified\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\ntwo"},
-		{"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n", answer("two")},
-		{strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", 7) + answer("one"), answer("two")},
-		{"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\nrest", answer("two")},
-		{"HTTP/1.1 101 Switching Protocols\r\n\r\n", answer("two")},
-		{answer("one") + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo"},
-		{"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none", "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("y", 2<<20) + "\r\n\r\n"},
+	type seed struct {
+		first, second string
+		split         int // where the first answer is cut in two writes
+		tls           bool
 	}
-	for i, s := range seeds {
-		f.Add([]byte(s.first), []byte(s.second), uint16(i*7), i%2 == 1)
+	one := answer("one")
+	stale := "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"
+	seeds := []seed{
+		{one, answer("two"), 0, false},
+		{one, answer("two"), 10, true},
+		{one + stale, answer("two"), len(one), true}, // two TLS records
+		{one + stale, answer("two"), 0, true},
+		{one + stale, answer("two"), len(one), false},
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n", answer("two"), 30, false},
+		{"HTTP/1.1 200 OK\r\n\r\nuntil the end", answer("two"), 0, true},
+		{"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\none", answer("two"), 0, false},
+		{"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "", 0, false},
+		{"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + one, "garbage\r\n\r\n", 5, true},
+		{strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", 7) + one, answer("two"), 0, false},
+		{"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\none", answer("two"), 0, false},
+		{"HTTP/1.1 304 Not Modified\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\ntwo", 0, false},
+		{"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n", answer("two"), 0, false},
+		{"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\nrest", answer("two"), 0, false},
+		{"HTTP/1.1 101 Switching Protocols\r\n\r\n", answer("two"), 0, true},
+		{one, "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("y", 2<<20) + "\r\n\r\n", 0, false},
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s.first), []byte(s.second), uint16(s.split), s.tls)
 	}
 	f.Fuzz(func(t *testing.T, first, second []byte, split uint16, useTLS bool) {
 		script := [][]byte{first, second}

@@ -184,14 +184,40 @@ func writesAside(req *http.Request) bool {
 // closed, so that the wait for an answer to a request that was never
 // whole ends too.
 func (c *conn) write(req *http.Request) error {
+	var body *bodyReader
+	if req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
+		body = &bodyReader{ReadCloser: req.Body}
+		r := *req
+		r.Body = body
+		req = &r
+	}
 	err := req.Write(c.bw)
 	if err == nil {
 		err = c.bw.Flush()
 	}
 	if err != nil && c.netWriteErr == nil {
 		c.close()
+		if body != nil && body.err != nil {
+			err = body.err
+		}
 	}
 	return err
+}
+
+// bodyReader reads a request's body and keeps the error it failed with,
+// which Request.Write passes on in a type of its own that errors.Is cannot
+// see through; the caller gets the body's own error, as from net/http.
+type bodyReader struct {
+	io.ReadCloser
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
 }
 
 // waitWrite waits for the goroutine writing the request, if one runs, and

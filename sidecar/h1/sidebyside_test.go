@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -325,4 +327,31 @@ func clip(s string) string {
 		return fmt.Sprintf("%q… (%d bytes)", s[:40], len(s))
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// A request body that fails part way ends the exchange with the body's
+// error at once, on both transports; the server, still waiting for the
+// rest of the body, does not hold the caller until its deadline.
+func TestRequestBodyErrorSideBySide(t *testing.T) {
+	errBroken := errors.New("the body's source broke")
+	for name, rt := range clientsUnderTest(t) {
+		t.Run(name, func(t *testing.T) {
+			s := newScriptServer(t, false, numbered)
+			for _, size := range []int{100, 256 << 10} {
+				ctx, cancel := context.WithTimeout(context.Background(), exchangeBound)
+				body := io.MultiReader(bytes.NewReader(make([]byte, size)), iotest.ErrReader(errBroken))
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, body)
+				req.ContentLength = int64(2 * size)
+				resp, err := rt.RoundTrip(req)
+				cancel()
+				if err == nil {
+					_ = resp.Body.Close()
+					t.Fatalf("%d bytes then an error: %s, want the body's error", size, resp.Status)
+				}
+				if !errors.Is(err, errBroken) {
+					t.Errorf("%d bytes then an error: %v, want the body's error", size, err)
+				}
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"os"
+	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -79,6 +82,17 @@ func (w connWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// ReadFrom lets the buffered writer pass a large body on in large writes
+// (32 KiB, two full TLS records) instead of its own 4 KiB.
+func (w connWriter) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(writeOnly{w}, r)
+}
+
+// writeOnly hides connWriter's ReadFrom from io.Copy.
+type writeOnly struct{ w connWriter }
+
+func (o writeOnly) Write(p []byte) (int, error) { return o.w.Write(p) }
 
 func (c *conn) close() {
 	if c.closed.CompareAndSwap(false, true) {
@@ -185,7 +199,7 @@ func writesAside(req *http.Request) bool {
 // whole ends too.
 func (c *conn) write(req *http.Request) error {
 	var body *bodyReader
-	if req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
+	if req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 && !inMemory(req.Body) {
 		body = &bodyReader{ReadCloser: req.Body}
 		r := *req
 		r.Body = body
@@ -206,7 +220,9 @@ func (c *conn) write(req *http.Request) error {
 
 // bodyReader reads a request's body and keeps the error it failed with,
 // which Request.Write passes on in a type of its own that errors.Is cannot
-// see through; the caller gets the body's own error, as from net/http.
+// see through; the caller gets the body's own error, as from net/http. A
+// body held in memory is not wrapped: reading it cannot fail, and
+// Request.Write sends it with its head in one write only when it sees it.
 type bodyReader struct {
 	io.ReadCloser
 	err error
@@ -373,4 +389,27 @@ func (u *upgraded) Write(p []byte) (int, error) { return u.c.nc.Write(p) }
 func (u *upgraded) Close() error {
 	u.c.close()
 	return nil
+}
+
+var (
+	nopCloserType         = reflect.TypeOf(io.NopCloser(nil))
+	nopCloserWriterToType = reflect.TypeOf(io.NopCloser(struct {
+		io.Reader
+		io.WriterTo
+	}{}))
+)
+
+// inMemory reports whether Request.Write treats a body as held in memory:
+// a bytes.Reader, bytes.Buffer or strings.Reader, bare or in io.NopCloser
+// (the test net/http makes, by the same means).
+func inMemory(r io.Reader) bool {
+	switch r.(type) {
+	case *bytes.Reader, *bytes.Buffer, *strings.Reader:
+		return true
+	}
+	if t := reflect.TypeOf(r); t == nopCloserType || t == nopCloserWriterToType {
+		inner, _ := reflect.ValueOf(r).Field(0).Interface().(io.Reader)
+		return inner != nil && inMemory(inner)
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -491,4 +492,26 @@ func (t *Transport) idleCount() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.nidle
+}
+
+// Bodies Request.Write sends with their head in one write are those it
+// holds to be in memory; h1 must not hide them behind a wrapper.
+func TestInMemoryBodies(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		r    io.Reader
+		want bool
+	}{
+		{"bytes.Reader", bytes.NewReader(nil), true},
+		{"NopCloser(bytes.Reader)", io.NopCloser(bytes.NewReader(nil)), true},
+		{"NopCloser(strings.Reader)", io.NopCloser(strings.NewReader("")), true},
+		{"NopCloser(bytes.Buffer)", io.NopCloser(new(bytes.Buffer)), true},
+		{"NopCloser(pipe)", io.NopCloser(&io.PipeReader{}), false},
+		{"NopCloser(nil)", io.NopCloser(nil), false},
+		{"pipe", &io.PipeReader{}, false},
+	} {
+		if got := inMemory(c.r); got != c.want {
+			t.Errorf("%s: inMemory = %v, want %v", c.name, got, c.want)
+		}
+	}
 }

@@ -261,16 +261,21 @@ func (c *conn) failure(ctx context.Context, err error) error {
 	return err
 }
 
+// maxPassedOn bounds the informational (1xx) answers passed to a request's
+// trace: the reverse proxy forwards each to its client.
+const maxPassedOn = 5
+
 // readResponse reads the final answer's head, passing informational (1xx)
 // ones to the request's trace, as net/http's Transport does. The heads
 // read may take MaxResponseHeaderBytes in all; a 1xx head passed to the
-// trace starts the count again, as in net/http.
+// trace starts the count again, as in net/http, and at most maxPassedOn
+// are passed on.
 func (c *conn) readResponse(ctx context.Context, req *http.Request) (*http.Response, error) {
 	limit := c.t.maxHeadBytes()
 	c.headLeft = limit
 	defer func() { c.headLeft = math.MaxInt64 }()
 	trace := httptrace.ContextClientTrace(ctx)
-	for {
+	for passed := 0; ; {
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
 			if c.headLeft <= 0 {
@@ -283,6 +288,9 @@ func (c *conn) readResponse(ctx context.Context, req *http.Request) (*http.Respo
 			return resp, nil
 		}
 		if trace != nil && trace.Got1xxResponse != nil {
+			if passed++; passed > maxPassedOn {
+				return nil, fmt.Errorf("h1: more than %d informational (1xx) answers", maxPassedOn)
+			}
 			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
 				return nil, err
 			}

@@ -515,3 +515,31 @@ func TestInMemoryBodies(t *testing.T) {
 		}
 	}
 }
+
+// Informational answers passed on to a trace (the reverse proxy forwards
+// each to its client) are bounded in number: an upstream sending them
+// without end fails after maxPassedOn instead of at the call's timeout.
+func TestEndlessInformationalAnswers(t *testing.T) {
+	s := newScriptServer(t, false, func(_ int, c *scriptConn, _ *http.Request) bool {
+		for range 1000 {
+			if _, err := io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"); err != nil {
+				return false
+			}
+		}
+		_, _ = io.WriteString(c, answer("final"))
+		return false
+	})
+	var passed int
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(int, textproto.MIMEHeader) error { passed++; return nil },
+	})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
+	resp, err := newTransport(t).RoundTrip(req)
+	if err == nil {
+		_ = resp.Body.Close()
+		t.Fatalf("%s after %d informational answers passed on, want an error", resp.Status, passed)
+	}
+	if passed != maxPassedOn {
+		t.Errorf("%d informational answers passed on, want %d", passed, maxPassedOn)
+	}
+}

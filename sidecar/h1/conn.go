@@ -179,10 +179,11 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 	return resp, nil
 }
 
-// inlineBodyBytes is the largest body written in the calling goroutine. With
-// its head it leaves in one write to the socket, which neither waits for a
-// server that does not read nor is broken by one that answered and closed,
-// and it spares the goroutine a small call would pay for.
+// inlineBodyBytes is the largest body of known length written in the
+// calling goroutine. Held in memory, it leaves with its head in one write
+// to the socket, which neither waits for a server that does not read nor
+// is broken by one that answered and closed; and it spares a small call the
+// goroutine.
 const inlineBodyBytes = 2 << 10
 
 // writesAside reports whether req's body is written by a goroutine of its

@@ -75,17 +75,23 @@ bench-test: build
 	CONSUL_BIN="$$(scripts/consul.sh)" BENCHRUN_TEST=1 $(GO) test -count=1 ./internal/benchrun/
 
 # Each fuzz target in turn: the configuration loader, heartbeat bodies, the
-# model request rewrite, SSE splitting, /call/ paths, and the JSON guard
-# (nesting depth, duplicate keys) against encoding/json. `make test` runs
-# their seed corpora; this explores beyond them.
+# model request rewrite, SSE splitting, /call/ paths, the JSON guard
+# (nesting depth, duplicate keys) against encoding/json, and the call path's
+# HTTP/1.1 client (sidecar/h1) against net/http's on a server that answers
+# with arbitrary bytes. `make test` runs their seed corpora; this explores
+# beyond them. The h1 target talks to a real server per input (a few runs a
+# second), so it runs for FUZZTIME_NET instead.
 FUZZTIME ?= 30s
+FUZZTIME_NET ?= 30s
 FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/:FuzzParseHeartbeat ./sidecar/:FuzzCallPath \
-	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader ./internal/jsonguard/:FuzzScan
+	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader ./internal/jsonguard/:FuzzScan \
+	./sidecar/h1/:FuzzAgainstNetHTTP:net
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg || exit 1; \
+		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; time="$(FUZZTIME)"; \
+		case "$$rest" in *:net) time="$(FUZZTIME_NET)";; esac; \
+		echo "fuzz $$name ($$pkg) for $$time"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $$time -fuzzminimizetime 5s $$pkg || exit 1; \
 	done
 
 # The fault-injection suite (internal/chaos) in its long form: real Consul,

@@ -84,8 +84,8 @@ func readReplayBody(r *http.Request) (*replayBody, error) {
 }
 
 // release gives the body's buffer back. The call must be over: the call
-// transport (package h1) has finished writing every attempt's body when
-// RoundTrip returns.
+// transport (package h1) has finished reading every attempt's body when
+// RoundTrip returns an error or the answer's body is closed.
 func (b *replayBody) release() {
 	if b != nil {
 		b.buf.Release()

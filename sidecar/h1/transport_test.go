@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -491,4 +492,54 @@ func (t *Transport) idleCount() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.nidle
+}
+
+// Bodies Request.Write sends with their head in one write are those it
+// holds to be in memory; h1 must not hide them behind a wrapper.
+func TestInMemoryBodies(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		r    io.Reader
+		want bool
+	}{
+		{"bytes.Reader", bytes.NewReader(nil), true},
+		{"NopCloser(bytes.Reader)", io.NopCloser(bytes.NewReader(nil)), true},
+		{"NopCloser(strings.Reader)", io.NopCloser(strings.NewReader("")), true},
+		{"NopCloser(bytes.Buffer)", io.NopCloser(new(bytes.Buffer)), true},
+		{"NopCloser(pipe)", io.NopCloser(&io.PipeReader{}), false},
+		{"NopCloser(nil)", io.NopCloser(nil), false},
+		{"pipe", &io.PipeReader{}, false},
+	} {
+		if got := inMemory(c.r); got != c.want {
+			t.Errorf("%s: inMemory = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// Informational answers passed on to a trace (the reverse proxy forwards
+// each to its client) are bounded in number: an upstream sending them
+// without end fails after maxPassedOn instead of at the call's timeout.
+func TestEndlessInformationalAnswers(t *testing.T) {
+	s := newScriptServer(t, false, func(_ int, c *scriptConn, _ *http.Request) bool {
+		for range 1000 {
+			if _, err := io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"); err != nil {
+				return false
+			}
+		}
+		_, _ = io.WriteString(c, answer("final"))
+		return false
+	})
+	var passed int
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(int, textproto.MIMEHeader) error { passed++; return nil },
+	})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
+	resp, err := newTransport(t).RoundTrip(req)
+	if err == nil {
+		_ = resp.Body.Close()
+		t.Fatalf("%s after %d informational answers passed on, want an error", resp.Status, passed)
+	}
+	if passed != maxPassedOn {
+		t.Errorf("%d informational answers passed on, want %d", passed, maxPassedOn)
+	}
 }

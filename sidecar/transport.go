@@ -414,6 +414,14 @@ func (b *releasingBody) Close() error {
 var trueValue = []string{"true"}
 
 func annotate(resp *http.Response, st stage, tg target) {
+	if st.name == "peer" {
+		// A peer's sidecar whose own agent could not take the task hands
+		// it to its fallbacks and says which one answered: keep that.
+		if up := resp.Header.Get(headerUpstream); up != "" && up != "agent" && up != "peer" {
+			resp.Header[headerFallback] = trueValue
+			return
+		}
+	}
 	resp.Header[headerUpstream] = []string{st.name}
 	resp.Header[headerInstance] = []string{tg.instance}
 	if st.fallback {

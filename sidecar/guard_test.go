@@ -156,14 +156,18 @@ func TestIngressTokenIsRequiredAndNotPassedOn(t *testing.T) {
 		seen.WriteString(r.Header.Get(HeaderIngressToken) + "|") // one call at a time
 		inner.ServeHTTP(w, r)
 	})
-	_, base := startIngress(t, agent, func(cfg *policies.Config) { cfg.Ingress.Token = ingressToken })
+	s, base := startIngress(t, agent, func(cfg *policies.Config) { cfg.Ingress.Token = ingressToken })
 	e := newExpect(t, base)
+	// The token is never shown: not in the status, nor in an error
+	if st := newExpect(t, "http://"+s.Addr()).GET("/v1/status").Expect().Status(http.StatusOK).Body().Raw(); strings.Contains(st, ingressToken) {
+		t.Errorf("the status shows the ingress token")
+	}
 
 	// Without the token, or with another: 401, and the agent is not called
 	e.POST("/task").WithText("do it").Expect().Status(http.StatusUnauthorized).
-		JSON().Object().Value("error").Object().Value("message").String().Contains(HeaderIngressToken)
+		JSON().Object().Value("error").Object().Value("message").String().Contains(HeaderIngressToken).NotContains(ingressToken)
 	e.POST("/task").WithHeader(HeaderIngressToken, "ingress-token-9999999999").WithText("do it").
-		Expect().Status(http.StatusUnauthorized)
+		Expect().Status(http.StatusUnauthorized).Body().NotContains(ingressToken)
 	e.POST("/task").WithHeader(headerToken, ingressToken).WithText("do it").Expect().Status(http.StatusUnauthorized)
 	if agent.calls.Load() != 0 {
 		t.Fatalf("the agent got %d tasks without the token", agent.calls.Load())

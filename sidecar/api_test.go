@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -230,5 +231,33 @@ func TestReloadKeepsRunningConfigOnError(t *testing.T) {
 	reg.mu.Unlock()
 	if strings.Join(tags, ",") != "ai-agent,v2" {
 		t.Fatalf("registered tags %v after reload, want [ai-agent v2]", tags)
+	}
+}
+
+func TestConcurrentReloadsApplyTheLastLoaded(t *testing.T) {
+	// Given reloads that each load a newer configuration (a higher
+	// breaker threshold) and take a while to load it
+	var n atomic.Int32
+	reload := func() (*policies.Config, error) {
+		cfg := testConfig()
+		b := cfg.Breakers["default"]
+		b.ConsecutiveFailures = int(n.Add(1))
+		cfg.Breakers["default"] = b
+		time.Sleep(time.Millisecond)
+		return cfg, nil
+	}
+	s, _, _ := startSidecar(t, testConfig(), Options{Reload: reload})
+
+	// When many come at once
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, _ = s.Reload() }()
+	}
+	wg.Wait()
+
+	// Then the configuration in force is the last one loaded
+	if got, want := s.Config().Breakers["default"].ConsecutiveFailures, int(n.Load()); got != want {
+		t.Fatalf("breaker threshold in force %d, want the last loaded %d", got, want)
 	}
 }

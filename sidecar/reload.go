@@ -52,6 +52,10 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 	if s.opts.Reload == nil {
 		return ReloadInfo{}, ErrNothingToReload
 	}
+	// A SIGHUP, POST /v1/reload and a KV change may come at once: each
+	// loads and applies in turn, so the last loaded is the one in force.
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	now := s.now()
 	next, err := s.opts.Reload()
 	var policiesRejected *PoliciesRejected

@@ -104,6 +104,7 @@ type Sidecar struct {
 	wake    chan struct{} // nudges the deadline watcher
 	checkMu sync.Mutex    // orders check pushes so the newest state wins
 
+	reloadMu   sync.Mutex   // one reload at a time, applied in the order loaded
 	mu         sync.RWMutex // guards cfg, lastReload, probeStop
 	cfg        *policies.Config
 	lastReload *ReloadInfo

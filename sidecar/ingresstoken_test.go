@@ -121,7 +121,7 @@ func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
 	// static URL that is no sidecar
 	writer1URL := "http://" + writers[0].IngressAddr()
 	upstream := func(name, service, url, token string, tags ...string) policies.Upstream {
-		return policies.Upstream{Name: name, Service: service, URL: url, Tags: tags, Breaker: "default",
+		return policies.Upstream{Name: name, Service: service, URL: url, Tags: tags, Breaker: "strict",
 			Timeout: 5 * time.Second, Retries: 1, Balance: policies.BalanceRoundRobin, IngressToken: token}
 	}
 	ups := map[string]policies.Upstream{
@@ -137,6 +137,11 @@ func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
 	dispatcher := func(id string, fallback string) *Sidecar {
 		cfg := base("dispatch", id, down)
 		cfg.Upstreams = ups
+		// A breaker that a single 401 would open: a refused token says
+		// nothing about the instance's health, and must not open it.
+		strict := testBreaker(time.Minute)
+		strict.Name, strict.ConsecutiveFailures, strict.FailureStatuses = "strict", 1, []int{http.StatusUnauthorized}
+		cfg.Breakers["strict"] = strict
 		cfg.Ingress.Fallback = []string{fallback}
 		return runLoggedSidecar(t, cfg, logs)
 	}
@@ -261,26 +266,21 @@ func TestPeersGetTheTokenOnlyAtAnIngress(t *testing.T) {
 	sc, _ := startIngress(t, agentC, func(cfg *policies.Config) { cfg.Ingress.Token = fleetToken; cfg.Agent.ID = "writer-3" })
 	withIngress := &fakeDiscovery{}
 	withIngress.set("writer", instance("writer-3", sc.IngressAddr(), true))
-	for _, tc := range []struct {
-		name, token, want string
-	}{
-		{"no ingress.token", "", `peer writer-3 requires an ingress token and this sidecar's ingress.token is not set`},
-		{"another ingress.token", "other-ingress-token-0123", `peer writer-3 refused this sidecar's ingress.token`},
+	// (no subtests: the sidecars of this test run on while they would end)
+	for _, tc := range []struct{ token, want string }{
+		{"", `peer writer-3 requires an ingress token and this sidecar's ingress.token is not set`},
+		{"other-ingress-token-0123", `peer writer-3 refused this sidecar's ingress.token`},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, base := startIngress(t, down, func(cfg *policies.Config) { cfg.Ingress.Token = tc.token }, withIngress)
-			var r *httpexpect.Response
-			if tc.token == "" {
-				r = newExpect(t, base).POST("/task").WithText("t").Expect()
-			} else {
-				r = newExpect(t, base).POST("/task").WithHeader(HeaderIngressToken, tc.token).WithText("t").Expect()
-			}
-			obj := r.Status(http.StatusBadGateway).JSON().Object().Value("error").Object()
-			obj.Value("type").IsEqual(errIngressToken)
-			obj.Value("message").String().Contains(tc.want).NotContains(fleetToken)
-			if agentC.calls.Load() != 0 {
-				t.Fatal("a refused task reached the peer's agent")
-			}
-		})
+		_, base := startIngress(t, down, func(cfg *policies.Config) { cfg.Ingress.Token = tc.token }, withIngress)
+		req := newExpect(t, base).POST("/task").WithText("t")
+		if tc.token != "" {
+			req = req.WithHeader(HeaderIngressToken, tc.token)
+		}
+		obj := req.Expect().Status(http.StatusBadGateway).JSON().Object().Value("error").Object()
+		obj.Value("type").IsEqual(errIngressToken)
+		obj.Value("message").String().Contains(tc.want).NotContains(fleetToken)
+		if agentC.calls.Load() != 0 {
+			t.Fatalf("ingress.token %q: a refused task reached the peer's agent", tc.token)
+		}
 	}
 }

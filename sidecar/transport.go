@@ -384,7 +384,9 @@ func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg 
 		}
 	}
 	if refusedByIngress(resp) {
-		permit.Done(resp.StatusCode, nil)
+		// Nothing reached the agent behind the ingress: the refusal says
+		// nothing about the target's health.
+		permit.Cancel()
 		_ = resp.Body.Close()
 		tg.outstanding.Add(-1)
 		cancel()

@@ -218,6 +218,14 @@ type Upstream struct {
 	// a call beyond it goes to the fallbacks as if the upstream were open.
 	// 0 (default) is no cap.
 	MaxConcurrent int
+	// IngressToken is sent as X-Sidecar-Ingress-Token to the instances
+	// that are sidecars' ingresses (their Consul registration carries the
+	// agent_port meta), or to URL when it is set: the ingress.token of the
+	// sidecars the upstream reaches. Secret. Default: none.
+	IngressToken string
+	// IngressTokenEmpty says that ingress_token was set but is empty:
+	// usually an environment variable that is not set (see Warnings).
+	IngressTokenEmpty bool
 }
 
 // Ingress is the address callers send the agent's tasks to: the sidecar

@@ -364,6 +364,9 @@ func resolve(fc *fileConfig) *Config {
 			Fallback:      u.Fallback,
 			Balance:       deref(u.Balance),
 			MaxConcurrent: deref(u.MaxConcurrent),
+
+			IngressToken:      deref(u.IngressToken),
+			IngressTokenEmpty: u.IngressToken != nil && *u.IngressToken == "",
 		}
 	}
 	if in := fc.Ingress; in != nil {

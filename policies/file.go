@@ -140,6 +140,8 @@ type upstreamFile struct {
 	Balance  *string  `mapstructure:"balance"`
 	// MaxConcurrent is the bulkhead: calls in flight at once.
 	MaxConcurrent *int `mapstructure:"max_concurrent"`
+	// IngressToken is sent to the upstream's sidecar ingresses.
+	IngressToken *string `mapstructure:"ingress_token" secret:"true"`
 }
 
 type ingressFile struct {

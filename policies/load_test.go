@@ -381,7 +381,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		{"notify", "headers retries timeout webhook"},
 		{"breaker", "consecutive_failures failure_rate failure_statuses half_open_probes max_open_for min_calls " +
 			"open_for slow_call window"},
-		{"upstream", "balance breaker fallback filter max_concurrent retries service tags timeout url"},
+		{"upstream", "balance breaker fallback filter ingress_token max_concurrent retries service tags timeout url"},
 		{"ingress", "address body_read_timeout breaker fallback max_concurrent max_connections timeout token"},
 		{"model", "api_key base_url breaker degrade_on drop_fields fallback first_byte_timeout headers max_tokens " +
 			"name provider stream_idle_timeout timeout"},

@@ -7,7 +7,8 @@ const redacted = "<redacted>"
 
 // Summary returns the configuration as a JSON-friendly map for
 // `GET /v1/status`, keyed like the file format. Secrets are redacted: the
-// Consul token (shown as "<redacted>" when set, "" when not), a model's
+// Consul token, the listen and ingress tokens and every upstream's
+// ingress_token (shown as "<redacted>" when set, "" when not), a model's
 // api_key (shown as "<redacted>" when set, left out when not), every notify
 // and model header value, every exec environment value, the exec command's
 // arguments (the program is shown, with the count of its arguments), the
@@ -101,6 +102,7 @@ func (c *Config) Summary() map[string]any {
 			"fallback":       nonNil(u.Fallback),
 			"balance":        u.Balance,
 			"max_concurrent": u.MaxConcurrent,
+			"ingress_token":  redactedIfSet(u.IngressToken),
 		}
 	}
 

@@ -65,6 +65,7 @@ func (v *validator) upstream(name string, u *upstreamFile, fc *fileConfig) {
 	if b := u.Balance; b != nil && *b != BalanceRoundRobin && *b != BalanceLeastOutstanding {
 		v.errorf(key+".balance", "must be %q or %q, got %q", BalanceRoundRobin, BalanceLeastOutstanding, *b)
 	}
+	v.upstreamIngressToken(key, u)
 }
 
 // checkUpstreamURL returns a problem description unless s is an http or

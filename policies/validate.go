@@ -224,6 +224,9 @@ func (v *validator) meta(meta map[string]string) {
 			v.errorf("agent.meta", "key %q is not valid: use 1 to 128 letters, digits, dashes and underscores", k)
 		case strings.HasPrefix(k, "consul-"):
 			v.errorf("agent.meta", "key %q is reserved by Consul: choose a key not starting with \"consul-\"", k)
+		case k == MetaAgentPort:
+			v.errorf("agent.meta", "key %q is set by the sidecar when the ingress is enabled (it marks the "+
+				"registration as a sidecar's ingress, to which callers send their ingress token): choose another key", k)
 		case len(meta[k]) > 512:
 			v.errorf("agent.meta", "value of %q is longer than Consul's limit of 512 characters", k)
 		}

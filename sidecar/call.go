@@ -258,15 +258,15 @@ func (s *Sidecar) ingressHandler() http.Handler {
 		}
 		stages = append(stages, stage{
 			name: "peer", fallback: true, retries: peerRetries, timeout: in.Timeout, forwarded: true,
-			targets: func(ctx context.Context) ([]target, string) { return s.peerTargets(ctx, cfg, bcfg, passed.ids) },
+			targets:      func(ctx context.Context) ([]target, string) { return s.peerTargets(ctx, cfg, bcfg, passed.ids) },
+			ingressToken: in.Token, tokenKey: peerTokenKey,
 		})
 		for _, st := range s.router.upstreamStages(cfg, upstreamChain(cfg, in.Fallback...), true) {
 			st.forwarded = true
 			stages = append(stages, st)
 		}
 		plan := &callPlan{stages: stages, path: req.URL.Path, rawPath: req.URL.RawPath, body: body,
-			idempotent: isIdempotent(req), hops: hops, kind: kindTask, target: cfg.Agent.Name,
-			peerToken: in.Token}
+			idempotent: isIdempotent(req), hops: hops, kind: kindTask, target: cfg.Agent.Name}
 		s.proxy.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), planKey{}, plan)))
 	})
 }
@@ -304,7 +304,9 @@ func (s *Sidecar) peerTargets(ctx context.Context, cfg *policies.Config, bcfg po
 			continue
 		}
 		hp := in.HostPort()
-		ts = append(ts, s.router.newTarget(ingressOwner, "peer:"+in.ID+"@"+hp, "peer", in.ID, in.Scheme(), hp, bcfg))
+		t := s.router.newTarget(ingressOwner, "peer:"+in.ID+"@"+hp, "peer", in.ID, in.Scheme(), hp, bcfg)
+		t.ingress = isIngressInstance(in)
+		ts = append(ts, t)
 	}
 	if len(ts) == 0 {
 		if len(skip) > 0 {

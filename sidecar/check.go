@@ -50,7 +50,7 @@ func serviceFor(cfg *policies.Config, ingressAddr string) discovery.Service {
 			}
 			address = host
 			port, _ = strconv.Atoi(p)
-			meta["agent_port"] = strconv.Itoa(cfg.Agent.Port)
+			meta[policies.MetaAgentPort] = strconv.Itoa(cfg.Agent.Port)
 		}
 	}
 	return discovery.Service{

@@ -82,7 +82,7 @@ func (s *Sidecar) guardIngress(next http.Handler) http.Handler {
 		got := r.Header.Get(HeaderIngressToken)
 		r.Header.Del(HeaderIngressToken)
 		if in.Token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(in.Token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Sidecar-Ingress-Token realm="ingress"`)
+			w.Header().Set("WWW-Authenticate", ingressChallenge)
 			writeJSONError(w, http.StatusUnauthorized, errUnauthorized,
 				"this ingress needs its token: send it as "+HeaderIngressToken+": <token> (ingress.token of the sidecar called)")
 			return

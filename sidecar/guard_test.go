@@ -201,7 +201,8 @@ func TestPeersSendTheIngressToken(t *testing.T) {
 	host, port, _ := net.SplitHostPort(sb.IngressAddr())
 	p, _ := strconv.Atoi(port)
 	peers := &fakeDiscovery{}
-	peers.set("writer", discovery.Instance{ID: "writer-2", Service: "writer", Address: host, Port: p})
+	peers.set("writer", discovery.Instance{ID: "writer-2", Service: "writer", Address: host, Port: p,
+		Meta: map[string]string{policies.MetaAgentPort: "8081"}})
 
 	// Given a sidecar whose own agent is down (its port closed)
 	down := newScripted(t, "agent-a", http.StatusOK)

@@ -48,6 +48,9 @@ type target struct {
 	breaker  *breaker.Breaker
 	// outstanding counts calls in flight (least_outstanding balancing).
 	outstanding *atomic.Int64
+	// ingress says the target is a sidecar's ingress: the stage's
+	// ingressToken is sent to it.
+	ingress bool
 }
 
 // stage is one upstream of a call's chain: the first one, then its
@@ -67,6 +70,11 @@ type stage struct {
 	// cap), counted in inflight.
 	limit    int
 	inflight *atomic.Int64
+	// ingressToken is sent as HeaderIngressToken to the targets that are
+	// sidecars' ingresses; tokenKey names where it is configured, for
+	// errors.
+	ingressToken string
+	tokenKey     string
 }
 
 // router builds call plans from the configuration and discovery.
@@ -270,7 +278,7 @@ func (r *router) upstreamStages(cfg *policies.Config, names []string, firstIsFal
 		}
 		st := stage{
 			name: name, fallback: firstIsFallback || i > 0, retries: u.Retries, timeout: u.Timeout,
-			targets: targets,
+			targets: targets, ingressToken: u.IngressToken, tokenKey: "ingress_token",
 		}
 		if u.MaxConcurrent > 0 {
 			st.limit, st.inflight = u.MaxConcurrent, r.inflightOf(name)
@@ -291,6 +299,9 @@ func (r *router) staticTargets(u policies.Upstream, bcfg policies.Breaker) func(
 	return func(context.Context) ([]target, string) {
 		t := r.newTarget(u.Name, name, u.Name, base.Host, base.Scheme, base.Host, bcfg)
 		t.basePath = basePath
+		// A static URL is a sidecar's ingress when its block says so by
+		// giving it a token.
+		t.ingress = u.IngressToken != ""
 		return []target{t}, ""
 	}
 }
@@ -322,6 +333,7 @@ func (r *router) upstreamTargets(ctx context.Context, u policies.Upstream, bcfg 
 	for i, in := range set.Instances {
 		hp := in.HostPort()
 		ts[i] = r.newTarget(u.Name, u.Name+"@"+hp, u.Name, in.ID, in.Scheme(), hp, bcfg)
+		ts[i].ingress = isIngressInstance(in)
 	}
 	return r.order(u.Name, u.Balance, ts), ""
 }

@@ -152,7 +152,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	roots := cfg.TLS.CertPool()
 	callRT, notifyRT, modelRT := newCallTransport(roots), newNotifyTransport(roots), gateway.NewTransport(roots)
 	s.transports = []interface{ CloseIdleConnections() }{callRT, notifyRT, modelRT}
-	s.proxy = newReverseProxy(&callTransport{rt: callRT, metrics: s.metrics}, s)
+	s.proxy = newReverseProxy(&callTransport{rt: callRT, metrics: s.metrics, log: log.Named("call")}, s)
 	s.notifier.client.Transport = notifyRT
 	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: modelRT,
 		OnDegradedChange: s.onDegradedChange, Observe: s.observeModel})

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/agent-sidecar/sidecar/internal/bodybuf"
 	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
@@ -48,7 +50,6 @@ type callPlan struct {
 	hops       string // X-Sidecar-Hops on the ingress's forwarded stages
 	kind       string // kindUpstream or kindTask, for metrics
 	target     string // the upstream called, or the agent's service
-	peerToken  string // HeaderIngressToken sent to peers' ingresses (this one's ingress.token)
 }
 
 type planKey struct{}
@@ -135,12 +136,13 @@ func (o *onceReader) Close() error { return nil }
 type outcome int
 
 const (
-	outcomeOK         outcome = iota // an answer that is not a failure (2xx, 3xx, most 4xx)
-	outcomeFailStatus                // an answer with a failure status (5xx, 429, …)
-	outcomeNotSent                   // the connection failed before the request was sent
-	outcomeTimeout                   // no answer within the timeout
-	outcomeBroken                    // the connection broke after the request was sent
-	outcomeCanceled                  // the caller went away
+	outcomeOK           outcome = iota // an answer that is not a failure (2xx, 3xx, most 4xx)
+	outcomeFailStatus                  // an answer with a failure status (5xx, 429, …)
+	outcomeNotSent                     // the connection failed before the request was sent
+	outcomeTimeout                     // no answer within the timeout
+	outcomeBroken                      // the connection broke after the request was sent
+	outcomeCanceled                    // the caller went away
+	outcomeTokenRefused                // a sidecar's ingress refused the token sent, or its absence
 )
 
 // callTransport is the proxy's RoundTripper: it walks the plan's stages and
@@ -149,6 +151,7 @@ const (
 type callTransport struct {
 	rt      http.RoundTripper
 	metrics *metrics
+	log     hclog.Logger // nil: no log
 }
 
 // newNotifyTransport is the client of notification webhooks.
@@ -203,6 +206,7 @@ func (t *callTransport) route(req *http.Request, plan *callPlan) (*http.Response
 		held       *http.Response // the last failure answer, returned when nothing does better
 		lastHard   outcome        // the last timeout or broken connection
 		hardDetail string
+		refused    string // why an ingress refused the token, and what to set
 		reasons    []string
 		minOpen    = time.Duration(-1)
 	)
@@ -288,6 +292,17 @@ stages:
 				if !plan.idempotent || !plan.body.replayable() {
 					break stages
 				}
+			case outcomeTokenRefused:
+				// The other instances of the stage take the same token;
+				// the task was not passed on, so the next stage may
+				// have it.
+				if refused == "" {
+					refused = detail
+				}
+				if t.log != nil {
+					t.log.Warn("a sidecar's ingress refused the call for its ingress token", "error", detail)
+				}
+				continue stages
 			}
 		}
 		if open > 0 && attempts == 0 {
@@ -295,6 +310,11 @@ stages:
 		}
 	}
 
+	if refused != "" {
+		// A configuration to fix comes before any other answer.
+		release()
+		return errorResponse(req, http.StatusBadGateway, errIngressToken, refused, 0), resultFailure, nil
+	}
 	switch {
 	case held != nil:
 		return held, resultFailure, nil
@@ -332,11 +352,13 @@ func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg 
 		out.URL.RawPath = tg.basePath + plan.rawPath
 	}
 	out.Host = tg.hostPort
-	if st.forwarded {
+	if token := tokenSent(st, tg); st.forwarded || token != "" {
 		out.Header = req.Header.Clone()
-		out.Header.Set(headerHops, plan.hops)
-		if tg.stage == "peer" && plan.peerToken != "" {
-			out.Header.Set(HeaderIngressToken, plan.peerToken)
+		if st.forwarded {
+			out.Header.Set(headerHops, plan.hops)
+		}
+		if token != "" {
+			out.Header.Set(HeaderIngressToken, token)
 		}
 	}
 	plan.body.attach(out)
@@ -360,6 +382,15 @@ func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg 
 			permit.Done(0, err)
 			return nil, outcomeBroken, shortError(err)
 		}
+	}
+	if refusedByIngress(resp) {
+		// Nothing reached the agent behind the ingress: the refusal says
+		// nothing about the target's health.
+		permit.Cancel()
+		_ = resp.Body.Close()
+		tg.outstanding.Add(-1)
+		cancel()
+		return nil, outcomeTokenRefused, tokenRefusal(st, tg)
 	}
 	failure, _ := tg.breaker.Classify(resp.StatusCode, nil, time.Since(permit.Started()))
 	permit.Done(resp.StatusCode, nil)

@@ -1,0 +1,286 @@
+package sidecar
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gavv/httpexpect/v2"
+	"github.com/hashicorp/consul/api"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/policies"
+)
+
+// lockedBuffer collects the logs of several sidecars.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// tokenWitness wraps u's handler to record the X-Sidecar-Ingress-Token
+// header of every request it receives.
+func tokenWitness(u *scripted) *[]string {
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	inner := u.srv.Config.Handler
+	u.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get(HeaderIngressToken))
+		mu.Unlock()
+		inner.ServeHTTP(w, r)
+	})
+	return &seen
+}
+
+// runLoggedSidecar runs a sidecar against the real Consul, logging at
+// debug level into logs.
+func runLoggedSidecar(t *testing.T, cfg *policies.Config, logs *lockedBuffer) *Sidecar {
+	t.Helper()
+	s, err := New(cfg, hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: logs}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s
+}
+
+// Writers whose ingress requires a token, and a dispatcher that reaches
+// them through Consul: the dispatcher sends the token to the instances
+// that are sidecars' ingresses, and to no one else; an upstream without
+// the token (or with a wrong one) gets an error that says what to set.
+func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
+	const fleetToken = "fleet-ingress-token-0123456789"
+	verifyNoLeaks(t) // before Consul starts: see runConsulSidecar
+	consul := consultest.Start(t)
+	logs := &lockedBuffer{}
+	base := func(name, id string, agent *scripted) *policies.Config {
+		cfg := testConfig()
+		cfg.Agent.Name, cfg.Agent.ID = name, id
+		_, port, _ := net.SplitHostPort(hostOf(agent))
+		cfg.Agent.Port, _ = strconv.Atoi(port)
+		cfg.Consul.Address, cfg.Consul.Token = consul.HTTPAddr, ""
+		cfg.Consul.DeregisterCriticalAfter = time.Minute
+		cfg.Health = policies.Health{HeartbeatInterval: time.Hour, MissedHeartbeats: 1, Grace: time.Minute}
+		cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+		cfg.Ingress = &policies.Ingress{Address: "127.0.0.1:0", Breaker: "default", Timeout: 5 * time.Second,
+			MaxConnections: 100, BodyReadTimeout: time.Minute}
+		return cfg
+	}
+
+	// Given two writers whose ingresses require the fleet's token
+	agent1, agent2 := newScripted(t, "agent-1", http.StatusOK), newScripted(t, "agent-2", http.StatusOK)
+	seen1, seen2 := tokenWitness(agent1), tokenWitness(agent2)
+	var writers []*Sidecar
+	for i, agent := range []*scripted{agent1, agent2} {
+		cfg := base("writer", "writer-"+strconv.Itoa(i+1), agent)
+		cfg.Ingress.Token = fleetToken
+		s := runLoggedSidecar(t, cfg, logs)
+		s.Beat(Heartbeat{})
+		writers = append(writers, s)
+	}
+	// and, in the same Consul service, an instance that is no sidecar
+	plain := newScripted(t, "plain", http.StatusOK)
+	seenPlain := tokenWitness(plain)
+	host, port, _ := net.SplitHostPort(hostOf(plain))
+	p, _ := strconv.Atoi(port)
+	if err := consul.Client(t).Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "writer-plain",
+		Name: "writer", Tags: []string{"plain"}, Address: host, Port: p,
+		Check: &api.AgentServiceCheck{CheckID: "writer-plain:ttl", TTL: "1h", Status: api.HealthPassing}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// and dispatchers whose own agent is down, with upstreams to the
+	// writers with the token, without it and with a wrong one, and to a
+	// static URL that is no sidecar
+	writer1URL := "http://" + writers[0].IngressAddr()
+	upstream := func(name, service, url, token string, tags ...string) policies.Upstream {
+		return policies.Upstream{Name: name, Service: service, URL: url, Tags: tags, Breaker: "strict",
+			Timeout: 5 * time.Second, Retries: 1, Balance: policies.BalanceRoundRobin, IngressToken: token}
+	}
+	ups := map[string]policies.Upstream{
+		"writers":            upstream("writers", "writer", "", fleetToken),
+		"writers-notoken":    upstream("writers-notoken", "writer", "", "", agentTag),
+		"writers-wrong":      upstream("writers-wrong", "writer", "", "wrong-ingress-token-0123456", agentTag),
+		"writer-url":         upstream("writer-url", "", writer1URL, fleetToken),
+		"writer-url-notoken": upstream("writer-url-notoken", "", writer1URL, ""),
+		"plain":              upstream("plain", "", plain.srv.URL, ""),
+	}
+	down := newScripted(t, "down", http.StatusOK)
+	down.srv.Close()
+	dispatcher := func(id string, fallback string) *Sidecar {
+		cfg := base("dispatch", id, down)
+		cfg.Upstreams = ups
+		// A breaker that a single 401 would open: a refused token says
+		// nothing about the instance's health, and must not open it.
+		strict := testBreaker(time.Minute)
+		strict.Name, strict.ConsecutiveFailures, strict.FailureStatuses = "strict", 1, []int{http.StatusUnauthorized}
+		cfg.Breakers["strict"] = strict
+		cfg.Ingress.Fallback = []string{fallback}
+		return runLoggedSidecar(t, cfg, logs)
+	}
+	withToken, withoutToken := dispatcher("dispatch-1", "writers"), dispatcher("dispatch-2", "writers-notoken")
+	call := newExpect(t, "http://"+withToken.Addr())
+
+	// When tasks are sent through the dispatcher's /call/, then the two
+	// writers and the plain instance all answer them
+	answered := map[string]bool{}
+	waitFor(t, "both writers and the plain instance answering", 20*time.Second, func() bool {
+		r := call.POST("/call/writers/task").WithText("t").Expect()
+		switch r.Raw().StatusCode {
+		case http.StatusOK:
+			answered[r.Raw().Header.Get("X-Answered-By")] = true
+		case http.StatusServiceUnavailable: // Consul has not seen them pass yet
+		default:
+			t.Fatalf("a call through the dispatcher: %d %s", r.Raw().StatusCode, r.Body().Raw())
+		}
+		return answered["agent-1"] && answered["agent-2"] && answered["plain"]
+	})
+	// And the token reached the ingresses only: the plain instance never
+	// saw it, and the writers' agents never did either
+	for name, seen := range map[string]*[]string{"plain": seenPlain, "agent-1": seen1, "agent-2": seen2} {
+		for _, v := range *seen {
+			if v != "" {
+				t.Fatalf("%s received an ingress token header", name)
+			}
+		}
+	}
+	// And a static URL that is a writer's ingress takes the token when its
+	// block gives it one; the one that is no sidecar gets none
+	call.POST("/call/writer-url/task").WithText("t").Expect().Status(http.StatusOK).
+		Header("X-Answered-By").IsEqual("agent-1")
+	call.POST("/call/plain/task").WithText("t").Expect().Status(http.StatusOK)
+	if got := (*seenPlain)[len(*seenPlain)-1]; got != "" {
+		t.Fatal("the static upstream that is no sidecar received the token")
+	}
+
+	// When an upstream reaches the writers without the token, or with a
+	// wrong one, then the call fails with what to set, and no agent is
+	// called
+	calls := agent1.calls.Load() + agent2.calls.Load()
+	refused := func(path, want string) {
+		t.Helper()
+		obj := call.POST(path).WithText("t").Expect().Status(http.StatusBadGateway).JSON().Object().
+			Value("error").Object()
+		obj.Value("type").IsEqual(errIngressToken)
+		obj.Value("message").String().Contains(want)
+	}
+	for i := 0; i < 3; i++ {
+		refused("/call/writers-notoken/task", `set ingress_token in this sidecar's upstream "writers-notoken" block`)
+		refused("/call/writers-wrong/task", `refused the token of this sidecar's upstream "writers-wrong" ingress_token`)
+	}
+	refused("/call/writer-url-notoken/task", `set ingress_token in this sidecar's upstream "writer-url-notoken" block`)
+	if agent1.calls.Load()+agent2.calls.Load() != calls {
+		t.Fatal("a refused call reached a writer's agent")
+	}
+
+	// When a task reaches a dispatcher's ingress and its agent is down,
+	// then the fallback upstream with the token takes it
+	newExpect(t, "http://"+withToken.IngressAddr()).POST("/task").WithText("t").Expect().Status(http.StatusOK).
+		Header(headerUpstream).IsEqual("writers")
+	// and a fallback without it says what to set
+	obj := newExpect(t, "http://"+withoutToken.IngressAddr()).POST("/task").WithText("t").Expect().
+		Status(http.StatusBadGateway).JSON().Object().Value("error").Object()
+	obj.Value("type").IsEqual(errIngressToken)
+	obj.Value("message").String().Contains(`set ingress_token in this sidecar's upstream "writers-notoken" block`)
+
+	// The token appears in no status, answer or log
+	for _, s := range append(writers, withToken, withoutToken) {
+		status, _ := json.Marshal(s.Status())
+		if strings.Contains(string(status), fleetToken) || strings.Contains(string(status), "wrong-ingress-token") {
+			t.Fatalf("status of %s shows a token", s.Config().Agent.ID)
+		}
+	}
+	if got := withToken.Status().Config["upstreams"].(map[string]any)["writers"].(map[string]any)["ingress_token"]; got != "<redacted>" {
+		t.Fatalf("status shows ingress_token as %v", got)
+	}
+	out := logs.String()
+	if strings.Contains(out, fleetToken) || strings.Contains(out, "wrong-ingress-token") {
+		t.Fatal("a log line shows a token")
+	}
+	if !strings.Contains(out, "refused the call for its ingress token") {
+		t.Fatalf("no log line says that an ingress refused the token:\n%s", out)
+	}
+}
+
+// A sidecar hands a task to a peer with its ingress.token only when the
+// peer's registration is a sidecar's ingress; a peer's ingress that refuses
+// the token gets an answer that says what to set.
+func TestPeersGetTheTokenOnlyAtAnIngress(t *testing.T) {
+	const fleetToken = "fleet-ingress-token-0123"
+	instance := func(id, hostPort string, ingress bool) discovery.Instance {
+		host, port, _ := net.SplitHostPort(hostPort)
+		p, _ := strconv.Atoi(port)
+		in := discovery.Instance{ID: id, Service: "writer", Address: host, Port: p}
+		if ingress {
+			in.Meta = map[string]string{policies.MetaAgentPort: "8081"}
+		}
+		return in
+	}
+	down := newScripted(t, "down", http.StatusOK)
+	down.srv.Close()
+	task := func(base string) *httpexpect.Response {
+		return newExpect(t, base).POST("/task").WithHeader(HeaderIngressToken, fleetToken).WithText("t").Expect()
+	}
+
+	// Given a peer registered by a sidecar without an ingress (its port is
+	// its agent's), then a task reaches that agent without the token
+	bare := newScripted(t, "bare-agent", http.StatusOK)
+	seen := tokenWitness(bare)
+	peers := &fakeDiscovery{}
+	peers.set("writer", instance("writer-2", hostOf(bare), false))
+	_, baseA := startIngress(t, down, func(cfg *policies.Config) { cfg.Ingress.Token = fleetToken }, peers)
+	task(baseA).Status(http.StatusOK).Header("X-Answered-By").IsEqual("bare-agent")
+	if len(*seen) != 1 || (*seen)[0] != "" {
+		t.Fatalf("the peer's agent received token headers %q", *seen)
+	}
+
+	// Given a peer's ingress that requires a token
+	agentC := newScripted(t, "agent-c", http.StatusOK)
+	sc, _ := startIngress(t, agentC, func(cfg *policies.Config) { cfg.Ingress.Token = fleetToken; cfg.Agent.ID = "writer-3" })
+	withIngress := &fakeDiscovery{}
+	withIngress.set("writer", instance("writer-3", sc.IngressAddr(), true))
+	// (no subtests: the sidecars of this test run on while they would end)
+	for _, tc := range []struct{ token, want string }{
+		{"", `peer writer-3 requires an ingress token and this sidecar's ingress.token is not set`},
+		{"other-ingress-token-0123", `peer writer-3 refused this sidecar's ingress.token`},
+	} {
+		_, base := startIngress(t, down, func(cfg *policies.Config) { cfg.Ingress.Token = tc.token }, withIngress)
+		req := newExpect(t, base).POST("/task").WithText("t")
+		if tc.token != "" {
+			req = req.WithHeader(HeaderIngressToken, tc.token)
+		}
+		obj := req.Expect().Status(http.StatusBadGateway).JSON().Object().Value("error").Object()
+		obj.Value("type").IsEqual(errIngressToken)
+		obj.Value("message").String().Contains(tc.want).NotContains(fleetToken)
+		if agentC.calls.Load() != 0 {
+			t.Fatalf("ingress.token %q: a refused task reached the peer's agent", tc.token)
+		}
+	}
+}

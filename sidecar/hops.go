@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -29,13 +30,17 @@ func newHopNonce() string {
 	return hex.EncodeToString(b[:])
 }
 
+// hopEscaper keeps an agent id whole in X-Sidecar-Hops: a comma (the list's
+// separator) and a percent sign are percent-encoded.
+var hopEscaper = strings.NewReplacer("%", "%25", ",", "%2C")
+
 // hopName is this sidecar's entry in X-Sidecar-Hops, built once per agent
 // id.
 func (r *router) hopName(agentID string) string {
 	if h := r.hopSelf.Load(); h != nil && h[0] == agentID {
 		return h[1]
 	}
-	h := &[2]string{agentID, agentID + "#" + r.hopNonce}
+	h := &[2]string{agentID, hopEscaper.Replace(agentID) + "#" + r.hopNonce}
 	r.hopSelf.Store(h)
 	return h[1]
 }
@@ -63,6 +68,9 @@ func readHops(h http.Header) hopPath {
 			id := e
 			if i := strings.LastIndexByte(e, '#'); i > 0 {
 				id = e[:i]
+			}
+			if u, err := url.PathUnescape(id); err == nil {
+				id = u
 			}
 			p.ids[id] = true
 		}

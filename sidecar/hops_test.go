@@ -130,3 +130,21 @@ func TestCallToItselfIsRefusedOnce(t *testing.T) {
 	// The sidecar still answers
 	e.GET("/v1/health").Expect().Status(http.StatusOK)
 }
+
+func TestHopNamesKeepAgentIDsWhole(t *testing.T) {
+	for _, id := range []string{"writer-1", "writer,1", "w%2C1", "a#b"} {
+		t.Run(id, func(t *testing.T) {
+			r := &router{hopNonce: "0a0b0c0d"}
+			self := r.hopName(id)
+			h := http.Header{}
+			h.Set(headerHops, "other#01020304, "+self)
+			p := readHops(h)
+			if len(p.entries) != 2 || p.entries[1] != self {
+				t.Fatalf("entries %q, want [other#01020304 %s]", p.entries, self)
+			}
+			if !p.ids[id] || !p.ids["other"] || len(p.ids) != 2 {
+				t.Fatalf("ids %v, want other and %q", p.ids, id)
+			}
+		})
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -59,42 +58,14 @@ model "gpt-4o-mini" {
 }
 `, controlPort, consul.HTTPAddr, deepAnswers.URL, lite.URL))
 
-	var logs testutil.SyncBuffer
-	cmd := exec.Command(sidecarBin, "agent", "-config", cfgFile)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	defer func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("sidecar logs:\n%.4000s", logs.String())
-		}
-	}()
-	control := fmt.Sprintf("http://127.0.0.1:%d", controlPort)
-	waitFor(t, "the model gateway", 20*time.Second, func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("the sidecar exited:\n%s", logs.String())
-		default:
-		}
-		resp, err := http.Get(control + "/llm/v1/models")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	control, sidecar := startModelGateway(t, cfgFile, controlPort)
 	post := func(path string, body []byte) (*http.Response, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, control+path, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			t.Fatalf("POST %s: %v (the sidecar exited: %v)\n%.4000s", path, err, processExited(exited), logs.String())
+			t.Fatalf("POST %s: %v (the sidecar exited: %v)\n%.4000s", path, err, processExited(sidecar.exited), sidecar.logs.String())
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
@@ -126,7 +97,7 @@ model "gpt-4o-mini" {
 	// And the sidecar is still serving
 	hresp, err := http.Get(control + "/v1/health")
 	if err != nil || hresp.StatusCode != http.StatusOK {
-		t.Fatalf("/v1/health after the nested bodies: %v %v (the sidecar exited: %v)", hresp, err, processExited(exited))
+		t.Fatalf("/v1/health after the nested bodies: %v %v (the sidecar exited: %v)", hresp, err, processExited(sidecar.exited))
 	}
 	hresp.Body.Close()
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -156,35 +155,7 @@ breaker "tolerant" {
 
 %s`, controlPort, consul.HTTPAddr, sdkOpenFor.String(), models.String()))
 
-	var logs testutil.SyncBuffer
-	cmd := exec.Command(sidecarBin, "agent", "-config", cfgFile)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	defer func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("sidecar logs:\n%s", logs.String())
-		}
-	}()
-	control := fmt.Sprintf("http://127.0.0.1:%d", controlPort)
-	waitFor(t, "the model gateway", 20*time.Second, func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("the sidecar exited:\n%s", logs.String())
-		default:
-		}
-		resp, err := http.Get(control + "/llm/v1/models")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	control, _ := startModelGateway(t, cfgFile, controlPort)
 
 	// When the SDK tests run against it
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
-	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // TestNestedJSONCannotCrashTheSidecar drives the real binary with JSON
@@ -32,19 +31,7 @@ func TestNestedJSONCannotCrashTheSidecar(t *testing.T) {
 	lite := fakeModel(t, "lite", "Hello from the lite model.")
 
 	// And a sidecar whose primary has degrade_on set
-	controlPort := testutil.FreePort(t)
-	cfgFile := writeFile(t, t.TempDir(), "sidecar.hcl", fmt.Sprintf(`
-agent {
-  name = "nested-e2e"
-  id   = "nested-e2e-1"
-}
-listen { address = "127.0.0.1:%d" }
-consul {
-  address = %q
-  deregister_critical_after = "1m"
-}
-health { heartbeat_interval = "1h" }
-model "gpt-4o" {
+	control, sidecar := startModelGateway(t, "nested-e2e", consul.HTTPAddr, fmt.Sprintf(`model "gpt-4o" {
   provider   = "openai"
   base_url   = "%s/v1"
   api_key    = "sk-primary"
@@ -56,9 +43,7 @@ model "gpt-4o-mini" {
   base_url = "%s/v1"
   api_key  = "sk-lite"
 }
-`, controlPort, consul.HTTPAddr, deepAnswers.URL, lite.URL))
-
-	control, sidecar := startModelGateway(t, cfgFile, controlPort)
+`, deepAnswers.URL, lite.URL))
 	post := func(path string, body []byte) (*http.Response, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, control+path, bytes.NewReader(body))

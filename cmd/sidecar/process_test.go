@@ -74,11 +74,25 @@ func startHealthySidecar(t *testing.T, name, file string, port int) (string, *si
 	return control, p
 }
 
-// startModelGateway runs the sidecar with the config file, whose listener is
-// on port, until the test ends; it returns once the model gateway lists the
-// models, with the control URL.
-func startModelGateway(t *testing.T, file string, port int) (string, *sidecarProcess) {
+// startModelGateway runs, until the test ends, a sidecar registered as
+// name-1 in the Consul agent at consulAddr, with the configuration blocks
+// (models, breakers) and a heartbeat interval of an hour; it returns once
+// the model gateway lists the models, with the control URL.
+func startModelGateway(t *testing.T, name, consulAddr, blocks string) (string, *sidecarProcess) {
 	t.Helper()
+	port := testutil.FreePort(t)
+	file := writeFile(t, t.TempDir(), "sidecar.hcl", fmt.Sprintf(`
+agent {
+  name = %q
+  id   = "%s-1"
+}
+listen { address = "127.0.0.1:%d" }
+consul {
+  address = %q
+  deregister_critical_after = "1m"
+}
+health { heartbeat_interval = "1h" }
+`, name, name, port, consulAddr)+blocks)
 	p := startAgentBinary(t, "sidecar", file)
 	control := fmt.Sprintf("http://127.0.0.1:%d", port)
 	p.waitUntil(t, "the model gateway", 20*time.Second, func() bool {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/agent-sidecar/sidecar/examples/fakellm"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
-	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // sdkOpenFor is open_for of breaker "default" in the SDK test: short, so
@@ -130,19 +129,7 @@ func TestModelGatewayWithOfficialSDKs(t *testing.T) {
 		models.WriteString(modelBlock(p.prefix+"-down", p.provider, p.primaryURL, p.primaryKey, p.name, "tolerant", p.prefix+"-down-lite"))
 		models.WriteString(modelBlock(p.prefix+"-down-lite", p.provider, p.liteURL, p.liteKey, p.liteName, "tolerant", ""))
 	}
-	controlPort := testutil.FreePort(t)
-	cfgFile := writeFile(t, t.TempDir(), "sidecar.hcl", fmt.Sprintf(`
-agent {
-  name = "sdk-e2e"
-  id   = "sdk-e2e-1"
-}
-listen { address = "127.0.0.1:%d" }
-consul {
-  address = %q
-  deregister_critical_after = "1m"
-}
-health { heartbeat_interval = "1h" }
-
+	control, _ := startModelGateway(t, "sdk-e2e", consul.HTTPAddr, fmt.Sprintf(`
 breaker "default" {
   consecutive_failures = 3
   open_for             = %q
@@ -153,9 +140,7 @@ breaker "tolerant" {
   consecutive_failures = 1000
 }
 
-%s`, controlPort, consul.HTTPAddr, sdkOpenFor.String(), models.String()))
-
-	control, _ := startModelGateway(t, cfgFile, controlPort)
+%s`, sdkOpenFor.String(), models.String()))
 
 	// When the SDK tests run against it
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

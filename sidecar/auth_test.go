@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -114,12 +113,7 @@ func TestOversizedHeadersGet431(t *testing.T) {
 }
 
 func TestSupervisedAgentGetsAHeartbeatOnlyTokenUnderMutatingScope(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("curl is needed (.ci/run installs it)")
-		}
-		t.Skip("curl not found")
-	}
+	needCurl(t)
 	// Given a control token for mutating endpoints and a supervised agent
 	// that heartbeats with $SIDECAR_TOKEN, then tries to open a breaker and
 	// reload with it, and writes down the token and the answers

@@ -3,13 +3,10 @@ package sidecar
 import (
 	"bufio"
 	"context"
-	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -402,10 +399,7 @@ func TestTLSUpstreamTrustedOnlyWithItsCA(t *testing.T) {
 		_, _ = io.WriteString(w, `{"secure":true}`)
 	}))
 	defer srv.Close()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca := writeCAFile(t, srv)
 	run := func(caFile string) *httpexpect.Expect {
 		cfg := testConfig()
 		cfg.TLS.CAFile = caFile

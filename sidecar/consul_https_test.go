@@ -1,13 +1,9 @@
 package sidecar
 
 import (
-	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,25 +25,13 @@ func TestConsulInstanceMarkedHTTPSIsCalledOverVerifiedTLS(t *testing.T) {
 		_, _ = io.WriteString(w, `{"secure":true}`)
 	}))
 	t.Cleanup(srv.Close)
-	host, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "https://"), ":")
-	p, _ := strconv.Atoi(port)
-	err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "tools-1", Name: "tools", Address: host, Port: p,
-		Meta:  map[string]string{discovery.MetaScheme: "https"},
-		Check: &api.AgentServiceCheck{CheckID: "tools-1:ttl", TTL: "1h", Status: api.HealthPassing}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	host, p := splitHostPort(t, strings.TrimPrefix(srv.URL, "https://"))
+	registerPassing(t, c, &api.AgentServiceRegistration{ID: "tools-1", Name: "tools", Address: host, Port: p,
+		Meta: map[string]string{discovery.MetaScheme: "https"}})
+	ca := writeCAFile(t, srv)
 	run := func(caFile string) *Sidecar {
-		cfg := testConfig()
-		cfg.Consul.Address, cfg.Consul.Token = consul.HTTPAddr, ""
+		cfg := consulUpstreamConfig(consul.HTTPAddr, "tools", testBreaker(time.Minute))
 		cfg.TLS.CAFile = caFile
-		cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
-		cfg.Upstreams = map[string]policies.Upstream{"tools": {Name: "tools", Service: "tools", Breaker: "default",
-			Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}}
 		return runConsulSidecar(t, cfg)
 	}
 
@@ -69,20 +53,15 @@ func TestIngressPeerMarkedHTTPSIsReachedOverTLS(t *testing.T) {
 		_, _ = io.WriteString(w, "{}")
 	}))
 	t.Cleanup(peer.Close)
-	host, port, _ := strings.Cut(strings.TrimPrefix(peer.URL, "https://"), ":")
-	p, _ := strconv.Atoi(port)
+	host, p := splitHostPort(t, strings.TrimPrefix(peer.URL, "https://"))
 	d := &fakeDiscovery{}
 	d.set("writer", discovery.Instance{ID: "writer-2", Service: "writer", Address: host, Port: p,
 		Meta: map[string]string{discovery.MetaScheme: "HTTPS"}})
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: peer.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca := writeCAFile(t, peer)
 	agent := newScripted(t, "agent", http.StatusOK)
 	agent.delay.Store(int64(500 * time.Millisecond))
 	cfg := testConfig()
-	_, aport, _ := strings.Cut(hostOf(agent), ":")
-	cfg.Agent.Port, _ = strconv.Atoi(aport)
+	cfg.Agent.Port = portOf(t, agent)
 	cfg.TLS.CAFile = ca
 	cfg.Health.HeartbeatInterval = time.Hour
 	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}

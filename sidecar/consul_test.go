@@ -45,14 +45,7 @@ func startConsulSidecar(t *testing.T, interval, grace time.Duration) *consulSide
 	cfg.Health = policies.Health{HeartbeatInterval: interval, MissedHeartbeats: 2, Grace: grace, Notify: []string{"ops"}}
 	cfg.Notify = map[string]policies.Notify{"ops": {Webhook: srv.URL, Timeout: time.Second, Retries: 2}}
 
-	s, err := New(cfg, hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}}), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	s := runConsulSidecar(t, cfg)
 	client, err := discovery.NewClient(discovery.Config{Address: agent.HTTPAddr})
 	if err != nil {
 		t.Fatal(err)

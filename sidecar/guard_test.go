@@ -132,8 +132,7 @@ func TestJSONEndpointsTakeOnlyJSON(t *testing.T) {
 func startIngress(t *testing.T, agent *scripted, edit func(*policies.Config), d ...*fakeDiscovery) (*Sidecar, string) {
 	t.Helper()
 	cfg := guardedConfig(agent)
-	_, port, _ := net.SplitHostPort(hostOf(agent))
-	cfg.Agent.Port, _ = strconv.Atoi(port)
+	cfg.Agent.Port = portOf(t, agent)
 	cfg.Ingress = &policies.Ingress{Address: "127.0.0.1:0", Breaker: "default", Timeout: 5 * time.Second,
 		MaxConnections: 100, BodyReadTimeout: time.Minute}
 	if edit != nil {

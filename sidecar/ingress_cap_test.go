@@ -2,8 +2,6 @@ package sidecar
 
 import (
 	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,8 +14,7 @@ import (
 func ingressSidecar(t *testing.T, agent *scripted, maxConcurrent int, d Discovery, ups map[string]policies.Upstream, fallback ...string) *Sidecar {
 	t.Helper()
 	cfg := testConfig()
-	_, port, _ := strings.Cut(hostOf(agent), ":")
-	cfg.Agent.Port, _ = strconv.Atoi(port)
+	cfg.Agent.Port = portOf(t, agent)
 	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
 	for name, u := range ups {
 		u.Name, u.Breaker, u.Timeout, u.Balance = name, "default", 5*time.Second, policies.BalanceRoundRobin

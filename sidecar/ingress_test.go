@@ -3,8 +3,6 @@ package sidecar
 import (
 	"context"
 	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +21,13 @@ import (
 // package discovery has no way yet to close them.
 func runConsulSidecar(t *testing.T, cfg *policies.Config) *Sidecar {
 	t.Helper()
-	s, err := New(cfg, hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}}), Options{})
+	return runSidecarLoggingTo(t, cfg, hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}}))
+}
+
+// runSidecarLoggingTo is runConsulSidecar with the given logger.
+func runSidecarLoggingTo(t *testing.T, cfg *policies.Config, log hclog.Logger) *Sidecar {
+	t.Helper()
+	s, err := New(cfg, log, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,13 +40,8 @@ func runConsulSidecar(t *testing.T, cfg *policies.Config) *Sidecar {
 
 func registerInstance(t *testing.T, c *api.Client, id string, u *scripted) {
 	t.Helper()
-	host, port, _ := strings.Cut(hostOf(u), ":")
-	p, _ := strconv.Atoi(port)
-	err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: id, Name: "svc", Address: host, Port: p,
-		Check: &api.AgentServiceCheck{CheckID: id + ":ttl", TTL: "1h", Status: api.HealthPassing}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	host, p := splitHostPort(t, hostOf(u))
+	registerPassing(t, c, &api.AgentServiceRegistration{ID: id, Name: "svc", Address: host, Port: p})
 }
 
 func TestCallsFollowConsulHealth(t *testing.T) {
@@ -118,8 +117,7 @@ func TestIngressReroutesToPeerAndNeverLoops(t *testing.T) {
 	mk := func(id string, agent *scripted) *Sidecar {
 		cfg := testConfig()
 		cfg.Agent.ID = id
-		_, port, _ := strings.Cut(hostOf(agent), ":")
-		cfg.Agent.Port, _ = strconv.Atoi(port)
+		cfg.Agent.Port = portOf(t, agent)
 		cfg.Consul.Address, cfg.Consul.Token = consul.HTTPAddr, ""
 		cfg.Consul.DeregisterCriticalAfter = time.Minute
 		cfg.Health = policies.Health{HeartbeatInterval: 300 * time.Millisecond, MissedHeartbeats: 1, Grace: 200 * time.Millisecond}

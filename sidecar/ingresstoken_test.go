@@ -1,8 +1,6 @@
 package sidecar
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -18,26 +16,9 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
-
-// lockedBuffer collects the logs of several sidecars.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // tokenWitness wraps u's handler to record the X-Sidecar-Ingress-Token
 // header of every request it receives.
@@ -58,17 +39,9 @@ func tokenWitness(u *scripted) *[]string {
 
 // runLoggedSidecar runs a sidecar against the real Consul, logging at
 // debug level into logs.
-func runLoggedSidecar(t *testing.T, cfg *policies.Config, logs *lockedBuffer) *Sidecar {
+func runLoggedSidecar(t *testing.T, cfg *policies.Config, logs *testutil.SyncBuffer) *Sidecar {
 	t.Helper()
-	s, err := New(cfg, hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: logs}), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return s
+	return runSidecarLoggingTo(t, cfg, hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: logs}))
 }
 
 // Writers whose ingress requires a token, and a dispatcher that reaches
@@ -79,12 +52,11 @@ func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
 	const fleetToken = "fleet-ingress-token-0123456789"
 	verifyNoLeaks(t) // before Consul starts: see runConsulSidecar
 	consul := consultest.Start(t)
-	logs := &lockedBuffer{}
+	logs := &testutil.SyncBuffer{}
 	base := func(name, id string, agent *scripted) *policies.Config {
 		cfg := testConfig()
 		cfg.Agent.Name, cfg.Agent.ID = name, id
-		_, port, _ := net.SplitHostPort(hostOf(agent))
-		cfg.Agent.Port, _ = strconv.Atoi(port)
+		cfg.Agent.Port = portOf(t, agent)
 		cfg.Consul.Address, cfg.Consul.Token = consul.HTTPAddr, ""
 		cfg.Consul.DeregisterCriticalAfter = time.Minute
 		cfg.Health = policies.Health{HeartbeatInterval: time.Hour, MissedHeartbeats: 1, Grace: time.Minute}
@@ -108,13 +80,9 @@ func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
 	// and, in the same Consul service, an instance that is no sidecar
 	plain := newScripted(t, "plain", http.StatusOK)
 	seenPlain := tokenWitness(plain)
-	host, port, _ := net.SplitHostPort(hostOf(plain))
-	p, _ := strconv.Atoi(port)
-	if err := consul.Client(t).Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "writer-plain",
-		Name: "writer", Tags: []string{"plain"}, Address: host, Port: p,
-		Check: &api.AgentServiceCheck{CheckID: "writer-plain:ttl", TTL: "1h", Status: api.HealthPassing}}); err != nil {
-		t.Fatal(err)
-	}
+	host, p := splitHostPort(t, hostOf(plain))
+	registerPassing(t, consul.Client(t), &api.AgentServiceRegistration{ID: "writer-plain",
+		Name: "writer", Tags: []string{"plain"}, Address: host, Port: p})
 
 	// and dispatchers whose own agent is down, with upstreams to the
 	// writers with the token, without it and with a wrong one, and to a

@@ -37,11 +37,7 @@ func TestStateOfInstancesGoneFromConsulIsPruned(t *testing.T) {
 	consul := consultest.Start(t)
 	c := consul.Client(t)
 
-	cfg := testConfig()
-	cfg.Consul.Address, cfg.Consul.Token = consul.HTTPAddr, ""
-	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(100 * time.Millisecond)} // max_open_for 800ms
-	cfg.Upstreams = map[string]policies.Upstream{"svc": {Name: "svc", Service: "svc", Breaker: "default",
-		Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}}
+	cfg := consulUpstreamConfig(consul.HTTPAddr, "svc", testBreaker(100*time.Millisecond)) // max_open_for 800ms
 	s := runConsulSidecar(t, cfg)
 	e := newExpect(t, "http://"+s.Addr())
 	sidecarCheck := func() string {

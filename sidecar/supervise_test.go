@@ -121,17 +121,24 @@ func TestSupervisorRunsTheAgentAsAnotherUser(t *testing.T) {
 	})
 }
 
-// A stopped agent being restarted is sent SIGCONT with its SIGTERM and may
-// send a heartbeat before it exits; that heartbeat must not count, or the
-// agent would "recover" a millisecond after it was isolated (and its
-// Consul check would never show critical).
-func TestHeartbeatFromAProcessBeingRestartedIsIgnored(t *testing.T) {
+// needCurl ends the test when curl, which the supervised agents of these
+// tests heartbeat with, is missing: a skip, a failure under CI=true.
+func needCurl(t *testing.T) {
+	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("curl is needed (.ci/run installs it)")
 		}
 		t.Skip("curl not found")
 	}
+}
+
+// A stopped agent being restarted is sent SIGCONT with its SIGTERM and may
+// send a heartbeat before it exits; that heartbeat must not count, or the
+// agent would "recover" a millisecond after it was isolated (and its
+// Consul check would never show critical).
+func TestHeartbeatFromAProcessBeingRestartedIsIgnored(t *testing.T) {
+	needCurl(t)
 	codes := filepath.Join(t.TempDir(), "codes")
 	// One heartbeat at start, then none; on SIGTERM one more, whose status
 	// goes to a file.

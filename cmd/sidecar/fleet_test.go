@@ -20,25 +20,7 @@ import (
 func startSidecarBinary(t *testing.T, name, cfg string) string {
 	t.Helper()
 	port := testutil.FreePort(t)
-	file := writeFile(t, t.TempDir(), name+".hcl", fmt.Sprintf(cfg, port))
-	var logs testutil.SyncBuffer
-	cmd := exec.Command(sidecarBin, "agent", "-config", file)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s logs:\n%s", name, logs.String())
-		}
-	})
-	control := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitFor(t, name+" control API", 10*time.Second, func() bool {
-		_, _, code := runCLI(t, nil, "health", "-q", "-addr", control)
-		return code == exitOK
-	})
+	control, _ := startHealthySidecar(t, name, writeFile(t, t.TempDir(), name+".hcl", fmt.Sprintf(cfg, port)), port)
 	return control
 }
 

@@ -6,13 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
-	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // TestNestedJSONCannotCrashTheSidecar drives the real binary with JSON
@@ -33,19 +31,7 @@ func TestNestedJSONCannotCrashTheSidecar(t *testing.T) {
 	lite := fakeModel(t, "lite", "Hello from the lite model.")
 
 	// And a sidecar whose primary has degrade_on set
-	controlPort := testutil.FreePort(t)
-	cfgFile := writeFile(t, t.TempDir(), "sidecar.hcl", fmt.Sprintf(`
-agent {
-  name = "nested-e2e"
-  id   = "nested-e2e-1"
-}
-listen { address = "127.0.0.1:%d" }
-consul {
-  address = %q
-  deregister_critical_after = "1m"
-}
-health { heartbeat_interval = "1h" }
-model "gpt-4o" {
+	control, sidecar := startModelGateway(t, "nested-e2e", consul.HTTPAddr, fmt.Sprintf(`model "gpt-4o" {
   provider   = "openai"
   base_url   = "%s/v1"
   api_key    = "sk-primary"
@@ -57,44 +43,14 @@ model "gpt-4o-mini" {
   base_url = "%s/v1"
   api_key  = "sk-lite"
 }
-`, controlPort, consul.HTTPAddr, deepAnswers.URL, lite.URL))
-
-	var logs testutil.SyncBuffer
-	cmd := exec.Command(sidecarBin, "agent", "-config", cfgFile)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	defer func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("sidecar logs:\n%.4000s", logs.String())
-		}
-	}()
-	control := fmt.Sprintf("http://127.0.0.1:%d", controlPort)
-	waitFor(t, "the model gateway", 20*time.Second, func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("the sidecar exited:\n%s", logs.String())
-		default:
-		}
-		resp, err := http.Get(control + "/llm/v1/models")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+`, deepAnswers.URL, lite.URL))
 	post := func(path string, body []byte) (*http.Response, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, control+path, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			t.Fatalf("POST %s: %v (the sidecar exited: %v)\n%.4000s", path, err, processExited(exited), logs.String())
+			t.Fatalf("POST %s: %v (the sidecar exited: %v)\n%.4000s", path, err, processExited(sidecar.exited), sidecar.logs.String())
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
@@ -126,7 +82,7 @@ model "gpt-4o-mini" {
 	// And the sidecar is still serving
 	hresp, err := http.Get(control + "/v1/health")
 	if err != nil || hresp.StatusCode != http.StatusOK {
-		t.Fatalf("/v1/health after the nested bodies: %v %v (the sidecar exited: %v)", hresp, err, processExited(exited))
+		t.Fatalf("/v1/health after the nested bodies: %v %v (the sidecar exited: %v)", hresp, err, processExited(sidecar.exited))
 	}
 	hresp.Body.Close()
 }

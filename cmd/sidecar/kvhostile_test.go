@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -22,46 +21,6 @@ import (
 // deepPolicy is about 60 KB of nested "[": a policy the HCL parser would
 // follow down until the stack overflows.
 var deepPolicy = "breaker \"deep\" {\n  consecutive_failures = " + strings.Repeat("[", 60000) + "\n}\n"
-
-// runSidecar starts the binary with the config file and returns its control
-// URL, its logs, and a function that kills it.
-func runSidecar(t *testing.T, file string, port int) (string, *testutil.SyncBuffer, func()) {
-	t.Helper()
-	logs := &testutil.SyncBuffer{}
-	cmd := exec.Command(sidecarBin, "agent", "-config", file)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("sidecar logs:\n%s", logs.String())
-		}
-	})
-	control := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("the sidecar exited at start:\n%s", logs.String())
-		default:
-		}
-		if _, _, code := runCLI(t, nil, "health", "-q", "-addr", control); code == exitOK {
-			return control, logs, stop
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the sidecar did not answer /v1/health within 10s:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 type kvStatus struct {
 	LastReload *struct {
@@ -101,28 +60,11 @@ func readStatus(t *testing.T, control string) (kvStatus, string) {
 func TestHostileKVPolicyDoesNotStopSidecars(t *testing.T) {
 	consul := consultest.Start(t)
 	client := consul.Client(t)
-	put := func(key, value string) {
-		t.Helper()
-		if _, err := client.KV().Put(&api.KVPair{Key: key, Value: []byte(value)}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	put("sidecar/policies/deep.hcl", deepPolicy)
+	putKV(t, client, "sidecar/policies/deep.hcl", deepPolicy)
 
 	port := testutil.FreePort(t)
-	file := writeFile(t, t.TempDir(), "sidecar.hcl", fmt.Sprintf(`
-agent {
-  name = "writer"
-  id   = "writer-deep"
-}
-listen { address = "127.0.0.1:%d" }
-consul {
-  address       = %q
-  policy_prefix = "sidecar/policies/"
-}
-health { heartbeat_interval = "1m" }
-breaker "default" { consecutive_failures = 3 }
-`, port, consul.HTTPAddr))
+	file := writeFile(t, t.TempDir(), "sidecar.hcl", kvPolicyConfig("writer-deep", port, consul.HTTPAddr)+
+		"breaker \"default\" { consecutive_failures = 3 }\n")
 	rejectedAtStart := func(control string, logs *testutil.SyncBuffer) {
 		t.Helper()
 		st, _ := readStatus(t, control)
@@ -150,24 +92,24 @@ breaker "default" { consecutive_failures = 3 }
 			return c != nil && c.Status == api.HealthWarning && strings.Contains(c.Output, "nested more than 64")
 		})
 	}
-	control, logs, stop := runSidecar(t, file, port)
-	rejectedAtStart(control, logs)
+	control, sidecar := startHealthySidecar(t, "sidecar", file, port)
+	rejectedAtStart(control, sidecar.logs)
 	// A restart does not crash either.
-	stop()
-	control, logs, _ = runSidecar(t, file, port)
-	rejectedAtStart(control, logs)
+	sidecar.stop()
+	control, sidecar = startHealthySidecar(t, "sidecar", file, port)
+	rejectedAtStart(control, sidecar.logs)
 
 	// A valid policy is applied; the bad one pushed again to the running
 	// sidecar is rejected, and the last good configuration stays.
 	if _, err := client.KV().Delete("sidecar/policies/deep.hcl", nil); err != nil {
 		t.Fatal(err)
 	}
-	put("sidecar/policies/breakers.hcl", "breaker \"strict\" {\n  consecutive_failures = 7\n}\n")
+	putKV(t, client, "sidecar/policies/breakers.hcl", "breaker \"strict\" {\n  consecutive_failures = 7\n}\n")
 	waitFor(t, "the valid policy applied", 10*time.Second, func() bool {
 		st, _ := readStatus(t, control)
 		return st.Config.Breakers["strict"].ConsecutiveFailures == 7 && st.LastReload != nil && st.LastReload.OK
 	})
-	put("sidecar/policies/deep.hcl", deepPolicy)
+	putKV(t, client, "sidecar/policies/deep.hcl", deepPolicy)
 	waitFor(t, "the deep policy rejected", 10*time.Second, func() bool {
 		st, _ := readStatus(t, control)
 		return st.LastReload != nil && !st.LastReload.OK && strings.Contains(st.LastReload.Error, "nested more than 64")
@@ -251,30 +193,17 @@ func TestKVPolicyCannotReachLocalSecrets(t *testing.T) {
 	consul := consultest.Start(t)
 	client := consul.Client(t)
 	for key, value := range map[string]string{"sidecar/policies/exfil.hcl": exfil, "sidecar/policies/service/writer/capture.hcl": capture} {
-		if _, err := client.KV().Put(&api.KVPair{Key: key, Value: []byte(value)}, nil); err != nil {
-			t.Fatal(err)
-		}
+		putKV(t, client, key, value)
 	}
 	port := testutil.FreePort(t)
-	file := writeFile(t, t.TempDir(), "sidecar.hcl", fmt.Sprintf(`
-agent {
-  name = "writer"
-  id   = "writer-env"
-}
-listen { address = "127.0.0.1:%d" }
-consul {
-  address       = %q
-  policy_prefix = "sidecar/policies/"
-}
-health { heartbeat_interval = "1m" }
-model "main" {
+	file := writeFile(t, t.TempDir(), "sidecar.hcl", kvPolicyConfig("writer-env", port, consul.HTTPAddr)+fmt.Sprintf(`model "main" {
   provider = "openai"
   base_url = "%s/v1"
   name     = "gpt-4o-mini"
   api_key  = env("SIDECAR_E2E_SECRET")
 }
-`, port, consul.HTTPAddr, provider.URL))
-	control, logs, _ := runSidecar(t, file, port)
+`, provider.URL))
+	control, sidecar := startHealthySidecar(t, "sidecar", file, port)
 	st, body := readStatus(t, control)
 	if st.LastReload == nil || st.LastReload.OK ||
 		!strings.Contains(st.LastReload.Error, "consul:sidecar/policies/exfil.hcl:4:") ||
@@ -309,7 +238,7 @@ model "main" {
 	if n := hits.Load(); n != 0 {
 		t.Fatalf("%d request(s) reached the policies' host", n)
 	}
-	for what, text := range map[string]string{"status": body, "logs": logs.String(), "answer": answer} {
+	for what, text := range map[string]string{"status": body, "logs": sidecar.logs.String(), "answer": answer} {
 		if strings.Contains(text, secret) {
 			t.Fatalf("the %s show the variable's value", what)
 		}

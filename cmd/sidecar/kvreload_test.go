@@ -45,42 +45,25 @@ func postReload(t *testing.T, control string) (int, reloadAnswer, string) {
 func TestLocalReloadAppliesWhileKVPoliciesRejected(t *testing.T) {
 	consul := consultest.Start(t)
 	client := consul.Client(t)
-	put := func(key, value string) {
-		t.Helper()
-		if _, err := client.KV().Put(&api.KVPair{Key: key, Value: []byte(value)}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	put("sidecar/policies/breakers.hcl", "breaker \"strict\" {\n  consecutive_failures = 7\n}\n")
+	putKV(t, client, "sidecar/policies/breakers.hcl", "breaker \"strict\" {\n  consecutive_failures = 7\n}\n")
 
 	port := testutil.FreePort(t)
 	dir := t.TempDir()
 	local := func(failures int, openFor string) string {
-		return writeFile(t, dir, "sidecar.hcl", fmt.Sprintf(`
-agent {
-  name = "writer"
-  id   = "writer-reload"
-}
-listen { address = "127.0.0.1:%d" }
-consul {
-  address       = %q
-  policy_prefix = "sidecar/policies/"
-}
-health { heartbeat_interval = "1m" }
-breaker "default" {
+		return writeFile(t, dir, "sidecar.hcl", kvPolicyConfig("writer-reload", port, consul.HTTPAddr)+fmt.Sprintf(`breaker "default" {
   consecutive_failures = %d
   open_for             = %q
 }
-`, port, consul.HTTPAddr, failures, openFor))
+`, failures, openFor))
 	}
 	file := local(3, "30s")
-	control, _, stop := runSidecar(t, file, port)
+	control, sidecar := startHealthySidecar(t, "sidecar", file, port)
 	if st, body := readStatus(t, control); st.Config.Breakers["strict"].ConsecutiveFailures != 7 {
 		t.Fatalf("the fleet policy is not applied at start: %s", body)
 	}
 
 	// A bad change of the policies: rejected, the good layer stays.
-	put("sidecar/policies/breakers.hcl", "breaker \"strict\" {\n  consecutive_failures = 8\n}\n"+
+	putKV(t, client, "sidecar/policies/breakers.hcl", "breaker \"strict\" {\n  consecutive_failures = 8\n}\n"+
 		"breaker \"broken\" {\n  open_for = \"soon\"\n}\n")
 	waitFor(t, "the bad policy rejected", 10*time.Second, func() bool {
 		st, _ := readStatus(t, control)
@@ -143,8 +126,8 @@ breaker "default" {
 	// After a restart on the bad policies, a local change applies over no
 	// policies.
 	local(4, "30s")
-	stop()
-	control, _, _ = runSidecar(t, file, port)
+	sidecar.stop()
+	control, _ = startHealthySidecar(t, "sidecar", file, port)
 	local(2, "30s")
 	if code, ans, body = postReload(t, control); code != http.StatusOK || !ans.PoliciesRejected {
 		t.Fatalf("reload of a local change after a start on rejected policies: %d %s", code, body)
@@ -152,7 +135,7 @@ breaker "default" {
 	policyRejected("after a start on rejected policies", 2, 0)
 
 	// Fixing the policies applies them.
-	put("sidecar/policies/breakers.hcl", "breaker \"strict\" {\n  consecutive_failures = 8\n}\n")
+	putKV(t, client, "sidecar/policies/breakers.hcl", "breaker \"strict\" {\n  consecutive_failures = 8\n}\n")
 	waitFor(t, "the fixed policy applied", 10*time.Second, func() bool {
 		st, _ := readStatus(t, control)
 		return st.Config.Breakers["strict"].ConsecutiveFailures == 8 && st.LastReload != nil && st.LastReload.OK &&

@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
@@ -31,25 +29,7 @@ upstream %q {
 `, id, port, name, other, otherName)
 	}
 	start := func(id, body string, port int) string {
-		file := writeFile(t, t.TempDir(), id+".hcl", body)
-		var logs testutil.SyncBuffer
-		cmd := exec.Command(sidecarBin, "agent", "-config", file)
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			if t.Failed() {
-				t.Logf("%s logs:\n%s", id, logs.String())
-			}
-		})
-		control := fmt.Sprintf("http://127.0.0.1:%d", port)
-		waitFor(t, id+" control API", 10*time.Second, func() bool {
-			_, _, code := runCLI(t, nil, "health", "-q", "-addr", control)
-			return code == exitOK
-		})
+		control, _ := startHealthySidecar(t, id, writeFile(t, t.TempDir(), id+".hcl", body), port)
 		return control
 	}
 	a := start("writer-1", cfg("writer-1", pa, pb, "there", "back"), pa)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/agent-sidecar/sidecar/examples/fakellm"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
-	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // sdkOpenFor is open_for of breaker "default" in the SDK test: short, so
@@ -131,19 +129,7 @@ func TestModelGatewayWithOfficialSDKs(t *testing.T) {
 		models.WriteString(modelBlock(p.prefix+"-down", p.provider, p.primaryURL, p.primaryKey, p.name, "tolerant", p.prefix+"-down-lite"))
 		models.WriteString(modelBlock(p.prefix+"-down-lite", p.provider, p.liteURL, p.liteKey, p.liteName, "tolerant", ""))
 	}
-	controlPort := testutil.FreePort(t)
-	cfgFile := writeFile(t, t.TempDir(), "sidecar.hcl", fmt.Sprintf(`
-agent {
-  name = "sdk-e2e"
-  id   = "sdk-e2e-1"
-}
-listen { address = "127.0.0.1:%d" }
-consul {
-  address = %q
-  deregister_critical_after = "1m"
-}
-health { heartbeat_interval = "1h" }
-
+	control, _ := startModelGateway(t, "sdk-e2e", consul.HTTPAddr, fmt.Sprintf(`
 breaker "default" {
   consecutive_failures = 3
   open_for             = %q
@@ -154,37 +140,7 @@ breaker "tolerant" {
   consecutive_failures = 1000
 }
 
-%s`, controlPort, consul.HTTPAddr, sdkOpenFor.String(), models.String()))
-
-	var logs testutil.SyncBuffer
-	cmd := exec.Command(sidecarBin, "agent", "-config", cfgFile)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	defer func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("sidecar logs:\n%s", logs.String())
-		}
-	}()
-	control := fmt.Sprintf("http://127.0.0.1:%d", controlPort)
-	waitFor(t, "the model gateway", 20*time.Second, func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("the sidecar exited:\n%s", logs.String())
-		default:
-		}
-		resp, err := http.Get(control + "/llm/v1/models")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+%s`, sdkOpenFor.String(), models.String()))
 
 	// When the SDK tests run against it
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -41,19 +40,7 @@ model "gpt-4o-mini" {
   base_url = "http://127.0.0.1:1/v1"
 }
 `, controlPort, consul.HTTPAddr))
-	var logs testutil.SyncBuffer
-	cmd := exec.Command(sidecarBin, "agent", "-config", cfgFile)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("sidecar logs:\n%s", logs.String())
-		}
-	}()
+	logs := startAgentBinary(t, "sidecar", cfgFile).logs
 	env := []string{fmt.Sprintf("SIDECAR_ADDR=http://127.0.0.1:%d", controlPort)}
 	waitFor(t, "the control API", 10*time.Second, func() bool {
 		_, _, code := runCLI(t, env, "status")

@@ -152,6 +152,16 @@ func chainConfig(primary, lite *scriptedModel, openFor time.Duration) *policies.
 	}
 }
 
+// degradingChainConfig is chainConfig with open_for a minute and
+// degrade_on = ["empty", "invalid_json"] on the primary.
+func degradingChainConfig(primary, lite *scriptedModel) *policies.Config {
+	cfg := chainConfig(primary, lite, time.Minute)
+	m := cfg.Models["gpt-4o"]
+	m.DegradeOn = []string{policies.DegradeEmpty, policies.DegradeInvalidJSON}
+	cfg.Models["gpt-4o"] = m
+	return cfg
+}
+
 const chatBody = `{"model": "gpt-4o", "messages":[{"role":"user","content":"hi"}], "tools":[{"type":"function"}], "max_tokens": 4000}`
 
 func post(t *testing.T, url, body string, hdr ...string) (*http.Response, string) {
@@ -435,10 +445,7 @@ func TestModelsList(t *testing.T) {
 func TestDegradeOnEmptyAndInvalidJSON(t *testing.T) {
 	primary := newScriptedModel(t, chatOK(""))
 	lite := newScriptedModel(t, chatOK(`{"answer":42}`))
-	cfg := chainConfig(primary, lite, time.Minute)
-	m := cfg.Models["gpt-4o"]
-	m.DegradeOn = []string{policies.DegradeEmpty, policies.DegradeInvalidJSON}
-	cfg.Models["gpt-4o"] = m
+	cfg := degradingChainConfig(primary, lite)
 	base, _ := gw(t, cfg)
 
 	// An empty completion counts as a failure of the primary

@@ -112,10 +112,7 @@ func TestDeeplyNestedAnswerIsAFailureOfThatModel(t *testing.T) {
 			// Given a primary that answers nested JSON, and degrade_on set
 			primary := newScriptedModel(t, tc.answer)
 			lite := newScriptedModel(t, chatOK(`{"answer":42}`))
-			cfg := chainConfig(primary, lite, time.Minute)
-			m := cfg.Models["gpt-4o"]
-			m.DegradeOn = []string{policies.DegradeEmpty, policies.DegradeInvalidJSON}
-			cfg.Models["gpt-4o"] = m
+			cfg := degradingChainConfig(primary, lite)
 			base, g := gw(t, cfg)
 
 			// When the agent asks

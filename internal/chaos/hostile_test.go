@@ -197,13 +197,14 @@ func nestedJSON(hold time.Duration) scenario {
 	const depth = 10_000_000
 	n := count(10, 50)
 	var a *attack
-	var answers int64
+	var answers, fallbacks int64
 	return scenario{
 		name: "hostile: nested JSON, 10M '[' in requests and model answers", rate: 20,
 		kinds: []string{taskCall, modelCall}, hold: hold, wantFallback: true,
 		normal: everyoneServing,
 		fault: func(f *fleet) func() {
 			f.primary.ResetStats()
+			f.mini.ResetStats()
 			f.primary.Set(fakellm.Faults{Nested: depth})
 			body := bytes.Repeat([]byte{'['}, depth)
 			a = startAttack(n, 2, func(c *http.Client) (*http.Response, error) {
@@ -216,24 +217,25 @@ func nestedJSON(hold time.Duration) scenario {
 			})
 			return func() {
 				a.wait()
-				answers = f.primary.Stats().Calls
+				answers, fallbacks = f.primary.Stats().Calls, f.mini.Stats().Calls
 				f.primary.Heal()
 				a.check(f, "bodies of 10M '['", n, http.StatusBadRequest)
 			}
 		},
 		note: func(f *fleet) string {
 			_, all := a.answered(0)
-			return fmt.Sprintf("attacker: %d bodies of 10M '[' answered %s; %d model answers nested 10M deep, each replaced by the fallback",
-				n, all, answers)
+			return fmt.Sprintf("attacker: %d bodies of 10M '[' answered %s; the model answered %d calls nested 10M deep, the lighter model %d",
+				n, all, answers, fallbacks)
 		},
 	}
 }
 
-// 2. A policy of 60 KB of nested '[' (a breaker setting of [[[[…) is written to the fleet's KV prefix while the
-// fleet runs with a good fleet policy; a writer's sidecar is restarted
-// while it is there. Every sidecar rejects it, keeps the last good
-// configuration (the restarted one starts on its local files and says
-// why), and takes the good policy again once the bad key is gone.
+// 2. A policy of 60 KB of nested '[' (a breaker setting of [[[[…) is
+// written to the fleet's KV prefix while the fleet runs with a good fleet
+// policy; a writer's sidecar is restarted while it is there. Every sidecar
+// rejects it, keeps the last good configuration (the restarted one starts
+// on its local files and says why), and takes the good policy again once
+// the bad key is gone.
 func badKVPolicy(hold time.Duration) scenario {
 	const goodKey, badKey = "sidecar/policies/breakers.hcl", "sidecar/policies/bad.hcl"
 	good := []byte("breaker \"fleet\" {\n  consecutive_failures = 5\n}\n")
@@ -304,9 +306,8 @@ func rejected(p *sidecarProc, key string) bool {
 
 // 3. Hundreds of clients connect to writer-1's ingress, declare a body of
 // 2 MB (small enough to be kept for a retry) and send nothing, or a byte
-// now and then. The ingress cuts them off
-// (body deadline, connection cap) without holding memory for them, and the
-// load it serves goes on.
+// now and then. The ingress cuts them off (body deadline, connection cap)
+// without holding memory for them, and the load it serves goes on.
 func slowIngressClients(hold time.Duration) scenario {
 	n := count(200, 500)
 	var sl *slowClients

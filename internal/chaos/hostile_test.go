@@ -146,6 +146,18 @@ func (a *attack) check(f *fleet, what string, n, want int) {
 	}
 }
 
+// checkClear fails the test unless every request got a JSON error, want at
+// least once (a breaker may answer the rest: 503 while it is open).
+func (a *attack) checkClear(f *fleet, what string, n, want int) {
+	got, all := a.answered(want)
+	a.mu.Lock()
+	unclear := a.unclear
+	a.mu.Unlock()
+	if got == 0 || len(unclear) > 0 {
+		f.t.Errorf("%s: want all %d answered with a JSON error, %d at least once, got %s; e.g. %q", what, n, want, all, unclear)
+	}
+}
+
 // sampler reads a metric of some sidecars every 100 ms and keeps the
 // highest value of each.
 type sampler struct {
@@ -512,7 +524,7 @@ func callLoop(hold time.Duration) scenario {
 						f.t.Fatal(err)
 					}
 				}
-				a.check(f, "calls round the loop", n, http.StatusLoopDetected)
+				a.checkClear(f, "calls round the loop", n, http.StatusLoopDetected)
 				for i, p := range []*sidecarProc{f.dispatcher, f.writers[0]} {
 					if fdPeak[i] > fdFirst[i]+200 {
 						f.t.Errorf("%s: open files grew from %.0f to %.0f during the loop", p.id, fdFirst[i], fdPeak[i])

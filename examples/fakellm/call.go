@@ -1,10 +1,12 @@
 package fakellm
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -112,6 +114,7 @@ const (
 	reset
 	injected
 	invalid
+	nested
 )
 
 func (s *Server) api(w http.ResponseWriter, r *http.Request) {
@@ -147,6 +150,8 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		c.injectedError(provider, failStatus)
 	case invalid:
 		c.error(provider, status, msg)
+	case nested:
+		c.nested()
 	default:
 		c.ep.answer(c)
 	}
@@ -212,14 +217,29 @@ func (s *Server) admit(c *call, r *http.Request, body []byte, bad bool) (verdict
 		c.note(fmt.Sprintf("fail_rate %g%%", f.FailRate))
 	case bad:
 		v = invalid
+	case f.Nested > 0:
+		v = nested
+		c.note(fmt.Sprintf("nested %d deep", f.Nested))
 	}
-	if v != answer || f.CutAfter > 0 {
+	if (v != answer && v != nested) || f.CutAfter > 0 {
 		s.failed++
 	}
 	return v, f.failStatus()
 }
 
 func (c *call) note(fault string) { c.fault = append(c.fault, fault) }
+
+// nested answers 200 with arrays nested c.faults.Nested deep.
+func (c *call) nested() {
+	n := c.faults.Nested
+	h := c.w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(2*n))
+	c.status = http.StatusOK
+	c.w.WriteHeader(http.StatusOK)
+	_, _ = c.w.Write(bytes.Repeat([]byte{'['}, n))
+	_, _ = c.w.Write(bytes.Repeat([]byte{']'}, n))
+}
 
 // wait applies Stall and Latency; false when the client went away.
 func (c *call) wait() bool {

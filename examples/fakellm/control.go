@@ -51,6 +51,7 @@ type control struct {
 	EventDelay  *duration `json:"event_delay"`
 	RetryAfter  *duration `json:"retry_after"`
 	Reply       *string   `json:"reply"`
+	Nested      *int      `json:"nested"`
 }
 
 // check rejects values that make no sense.
@@ -64,6 +65,8 @@ func (c *control) check() error {
 		return errors.New("fail_rate must be a percentage (0–100)")
 	case c.CutAfter != nil && *c.CutAfter < 0:
 		return errors.New("cut_after must be 0 or more")
+	case c.Nested != nil && *c.Nested < 0:
+		return errors.New("nested must be 0 or more")
 	}
 	return nil
 }
@@ -80,6 +83,7 @@ func (c *control) apply(f *Faults) {
 	setIf(&f.InvalidJSON, c.InvalidJSON)
 	setIf((*duration)(&f.EventDelay), c.EventDelay)
 	setIf((*duration)(&f.RetryAfter), c.RetryAfter)
+	setIf(&f.Nested, c.Nested)
 }
 
 func setIf[T any](dst, src *T) {
@@ -102,6 +106,7 @@ type faultsView struct {
 	EventDelay  duration `json:"event_delay"`
 	RetryAfter  duration `json:"retry_after"`
 	Reply       string   `json:"reply"`
+	Nested      int      `json:"nested"`
 }
 
 func (s *Server) view() faultsView {
@@ -111,7 +116,7 @@ func (s *Server) view() faultsView {
 	return faultsView{FailNext: f.FailNext, FailStatus: f.failStatus(), FailRate: f.FailRate,
 		Latency: duration(f.Latency), Stall: duration(f.Stall), CutAfter: f.CutAfter, Reset: f.Reset,
 		Empty: f.Empty, InvalidJSON: f.InvalidJSON, EventDelay: duration(f.EventDelay),
-		RetryAfter: duration(f.RetryAfter), Reply: s.reply}
+		RetryAfter: duration(f.RetryAfter), Reply: s.reply, Nested: f.Nested}
 }
 
 // control answers the endpoints under /_:
@@ -152,7 +157,7 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&c); err != nil {
 				fail(http.StatusBadRequest, "want a JSON object of faults (fail_next, fail_status, fail_rate, latency, "+
-					"stall, cut_after, reset, empty, invalid_json, event_delay, retry_after, reply): "+err.Error())
+					"stall, cut_after, reset, empty, invalid_json, event_delay, retry_after, nested, reply): "+err.Error())
 				return
 			}
 			if err := c.check(); err != nil {

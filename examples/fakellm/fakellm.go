@@ -4,8 +4,8 @@
 // providers' own paths, plain and streaming, in shapes the official SDKs
 // parse, and injects failures on demand: error statuses (every call, a
 // number of calls, or a share of them), latency, stalls before the first
-// byte, streams cut midway, connection resets, empty answers and text that
-// is not the JSON that was asked for.
+// byte, streams cut midway, connection resets, empty answers, text that
+// is not the JSON that was asked for and answers nested too deep.
 //
 // A *Server is an http.Handler:
 //
@@ -61,8 +61,9 @@ type Options struct {
 // Faults are the failures a Server injects. The zero value injects none.
 // They apply to every API call (not to the /_ control endpoints) and are
 // checked in this order: Stall and Latency delay the call; then Reset, a
-// failure from FailNext or FailRate, or an answer (cut short by CutAfter,
-// slowed by EventDelay, made empty by Empty or not JSON by InvalidJSON).
+// failure from FailNext or FailRate, a Nested body, or an answer (cut short
+// by CutAfter, slowed by EventDelay, made empty by Empty or not JSON by
+// InvalidJSON).
 type Faults struct {
 	// FailNext is how many of the next calls answer FailStatus; it counts
 	// down with each of them.
@@ -98,6 +99,11 @@ type Faults struct {
 	// RetryAfter, when > 0, is sent as Retry-After (whole seconds, rounded
 	// up) and retry-after-ms with injected 429, 503 and 529 answers.
 	RetryAfter time.Duration
+	// Nested > 0 answers every call 200 with a JSON body of arrays nested
+	// that deep (Nested '[' then Nested ']'), plain or streamed request
+	// alike: what a hostile or broken model could send to a client's JSON
+	// parser.
+	Nested int
 }
 
 func (f Faults) failStatus() int {

@@ -335,6 +335,25 @@ func TestInvalidJSONOnlyWhenJSONIsAskedFor(t *testing.T) {
 	}
 }
 
+func TestNestedAnswersArraysThatDeep(t *testing.T) {
+	s, url := start(t, fakellm.Options{})
+	post(t, url+"/_control", `{"nested":5}`)
+	for _, body := range []string{chatBody, withStream(chatBody)} {
+		resp, got := post(t, url+"/v1/chat/completions", body)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" ||
+			string(got) != "[[[[[]]]]]" {
+			t.Fatalf("%s %q: %q", resp.Status, resp.Header.Get("Content-Type"), got)
+		}
+	}
+	if st := s.Stats(); st.Calls != 2 || st.Failed != 0 {
+		t.Fatalf("%+v", st)
+	}
+	s.Heal()
+	if _, body := post(t, url+"/v1/chat/completions", chatBody); answerText(t, "/v1/chat/completions", body) != fakellm.DefaultReply {
+		t.Fatalf("healed: %s", body)
+	}
+}
+
 func TestEventDelaySlowsTheStream(t *testing.T) {
 	_, url := start(t, fakellm.Options{Faults: fakellm.Faults{EventDelay: 20 * time.Millisecond}})
 	t0 := time.Now()

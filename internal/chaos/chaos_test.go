@@ -394,6 +394,7 @@ func TestChaos(t *testing.T) {
 				return func() { f.launch(f.writers[0]) }
 			}},
 	}
+	scenarios = append(scenarios, hostileScenarios(hold)...)
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			need(t, "python3")

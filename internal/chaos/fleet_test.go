@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -51,6 +52,9 @@ type fleet struct {
 	// answering at once.
 	steadyDelay            atomic.Int64
 	inFlight, peakInFlight atomic.Int64
+	// mark is in the environment of the fleet's agents, to find those a
+	// crashed sidecar left behind.
+	mark string
 }
 
 // track counts one call in flight at the flaky or steady service.
@@ -77,7 +81,8 @@ type sidecarProc struct {
 
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
-	f := &fleet{t: t}
+	f := &fleet{t: t, mark: fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())}
+	t.Cleanup(f.reapAgents)
 	f.consul = consultest.Start(t)
 	f.client = f.consul.Client(t)
 	f.consulVia = newDelayProxy(t, f.consul.HTTPAddr)
@@ -122,6 +127,7 @@ listen { address = "127.0.0.1:%[1]d" }
 consul {
   address = %[2]q
   sync_interval = "1s"
+  policy_prefix = "sidecar/policies/"
 }
 health { heartbeat_interval = "1h" }
 breaker "default" {
@@ -149,6 +155,7 @@ model "gpt-4o" {
   timeout  = "5s"
   first_byte_timeout = "1s"
   fallback = "gpt-4o-mini"
+  degrade_on = ["empty"]
 }
 model "gpt-4o-mini" {
   provider = "openai"
@@ -169,7 +176,7 @@ agent {
   port = %[2]d
   exec {
     command = ["python3", %[3]q]
-    env     = { AGENT_PORT = "%[2]d", HEARTBEAT_EVERY = "0.3" }
+    env     = { AGENT_PORT = "%[2]d", HEARTBEAT_EVERY = "0.3", CHAOS_FLEET = %[7]q }
     restart_on_isolation = true
     stop_timeout = "2s"
     restart_backoff = "200ms"
@@ -195,7 +202,7 @@ breaker "default" {
   consecutive_failures = 3
   open_for = "2s"
 }
-`, i, agentPort, filepath.Join(repoRoot(), "examples/python/agent.py"), testutil.FreePort(f.t), ingressPort, consulAddr),
+`, i, agentPort, filepath.Join(repoRoot(), "examples/python/agent.py"), testutil.FreePort(f.t), ingressPort, consulAddr, f.mark),
 		fmt.Sprintf("127.0.0.1:%d", ingressPort), agentPort)
 }
 
@@ -217,6 +224,8 @@ func (f *fleet) launch(p *sidecarProc) {
 	f.t.Helper()
 	p.cmd = exec.Command(sidecarBin, "agent", "-config", p.cfgFile)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	// An agent a crashed sidecar left behind holds the output pipe open.
+	p.cmd.WaitDelay = 5 * time.Second
 	if err := p.cmd.Start(); err != nil {
 		f.t.Fatal(err)
 	}
@@ -244,6 +253,24 @@ func (f *fleet) stop(p *sidecarProc) {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 		f.t.Errorf("%s did not stop within 20s of SIGTERM", p.id)
+	}
+}
+
+// reapAgents kills the fleet's agents that outlived their sidecar (one that
+// crashed cannot stop its agent).
+func (f *fleet) reapAgents() {
+	if f.mark == "" {
+		return
+	}
+	environs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, file := range environs {
+		env, err := os.ReadFile(file)
+		if err != nil || !slices.Contains(strings.Split(string(env), "\x00"), "CHAOS_FLEET="+f.mark) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(file))); err == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 }
 
@@ -393,11 +420,13 @@ func newDelayProxy(t *testing.T, target string) *delayProxy {
 	return d
 }
 
-// flakyServer answers after a delay, and fails a share of calls with 503.
+// flakyServer answers after a delay, and fails a share of calls with 503;
+// with endless set it answers a header that never ends.
 type flakyServer struct {
 	srv      *httptest.Server
 	failRate atomic.Int64 // percent
 	delay    atomic.Int64
+	endless  atomic.Bool
 }
 
 func newFlaky(t *testing.T, f *fleet) *flakyServer {
@@ -405,6 +434,10 @@ func newFlaky(t *testing.T, f *fleet) *flakyServer {
 	fl.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer f.track()()
 		_, _ = io.Copy(io.Discard, r.Body)
+		if fl.endless.Load() {
+			serveEndlessHeader(w, func() bool { return !fl.endless.Load() })
+			return
+		}
 		time.Sleep(time.Duration(fl.delay.Load()))
 		if mathrand.IntN(100) < int(fl.failRate.Load()) {
 			w.WriteHeader(http.StatusServiceUnavailable)

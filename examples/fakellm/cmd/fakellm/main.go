@@ -66,14 +66,15 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.BoolVar(&f.InvalidJSON, "invalid-json", false, "answer text that is not JSON when JSON is asked for")
 	fs.DurationVar(&f.EventDelay, "event-delay", 0, "delay between the events of a stream")
 	fs.DurationVar(&f.RetryAfter, "retry-after", 0, "Retry-After sent with injected 429, 503 and 529 answers")
+	fs.IntVar(&f.Nested, "nested", 0, "answer every call with JSON arrays nested N deep")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	switch {
 	case fs.NArg() > 0:
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
-	case f.FailNext < 0 || f.CutAfter < 0:
-		return c, errors.New("-fail-next and -cut-after must be 0 or more")
+	case f.FailNext < 0 || f.CutAfter < 0 || f.Nested < 0:
+		return c, errors.New("-fail-next, -cut-after and -nested must be 0 or more")
 	case f.FailStatus < 400 || f.FailStatus > 599:
 		return c, errors.New("-fail-status must be an error status (400-599)")
 	case f.FailRate < 0 || f.FailRate > 100:

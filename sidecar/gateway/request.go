@@ -152,7 +152,7 @@ func gjsonKey(name string) string {
 	var b strings.Builder
 	for _, r := range name {
 		switch r {
-		case '.', '*', '?', '|', '#', '@', '\\', '!', '=', '<', '>', '%', ':':
+		case '.', '*', '?', '|', '#', '@', '\\', '!', '=', '<', '>', '%', ':', '[', ']', '{', '}', ',':
 			b.WriteByte('\\')
 		}
 		b.WriteRune(r)

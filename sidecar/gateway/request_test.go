@@ -151,3 +151,21 @@ func TestErrorEventsAreRecognised(t *testing.T) {
 		}
 	}
 }
+
+func TestRewriteDropsFieldsWhoseNamesLookLikePaths(t *testing.T) {
+	// Given field names that gjson and sjson would otherwise read as a
+	// multipath, a query or a list
+	body := `{"model":"big","[0":1,"{a,b}":2,"x,y":3,"keep":4}`
+	m := &policies.Model{Name: "lite", DropFields: []string{"[0", "{a,b}", "x,y"}}
+
+	// When the request is rewritten for the lighter model
+	got, err := rewrite([]byte(body), m, endpoints["/v1/chat/completions"])
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Then exactly those fields are gone
+	if want := `{"model":"lite","keep":4}`; string(got) != want {
+		t.Fatalf("rewrite:\n got %s\nwant %s", got, want)
+	}
+}

@@ -186,6 +186,7 @@ listen { address = "127.0.0.1:%[4]d" }
 ingress {
   address = "127.0.0.1:%[5]d"
   timeout = "2s"
+  body_read_timeout = %[8]q
 }
 consul {
   address = %[6]q
@@ -202,9 +203,14 @@ breaker "default" {
   consecutive_failures = 3
   open_for = "2s"
 }
-`, i, agentPort, filepath.Join(repoRoot(), "examples/python/agent.py"), testutil.FreePort(f.t), ingressPort, consulAddr, f.mark),
+`, i, agentPort, filepath.Join(repoRoot(), "examples/python/agent.py"), testutil.FreePort(f.t), ingressPort, consulAddr, f.mark,
+		ingressBodyTimeout().String()),
 		fmt.Sprintf("127.0.0.1:%d", ingressPort), agentPort)
 }
+
+// ingressBodyTimeout is the writers' ingress.body_read_timeout: the
+// default (1m) in the long form, 3s in the short one.
+func ingressBodyTimeout() time.Duration { return dur(3*time.Second, time.Minute) }
 
 func (f *fleet) startSidecar(id, cfg, ingress string, agentPort int) *sidecarProc {
 	f.t.Helper()

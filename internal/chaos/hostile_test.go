@@ -334,12 +334,12 @@ func slowIngressClients(hold time.Duration) scenario {
 			sl = startSlowClients(w.ingress, n)
 			return func() {
 				// The clients stay until the ingress ends them.
-				cut = sl.waitCut(slowCutWithin)
+				cut = sl.waitCut(slowCutWithin())
 				first, peak := rss.end()
 				rssFirst, rssPeak = first[0], peak[0]
 				sl.close()
 				if cut < n {
-					f.t.Errorf("the ingress ended %d of %d slow connections within %s", cut, n, slowCutWithin)
+					f.t.Errorf("the ingress ended %d of %d slow connections within %s", cut, n, slowCutWithin())
 				}
 				if rssPeak > rssFirst+128e6 {
 					f.t.Errorf("%s's memory grew from %.0f MB to %.0f MB with %d slow clients", w.id, rssFirst/1e6, rssPeak/1e6, n)
@@ -354,9 +354,8 @@ func slowIngressClients(hold time.Duration) scenario {
 }
 
 // slowCutWithin bounds how long the ingress may take to end every slow
-// connection: its body deadline, once for those it accepted at once and
-// again for those that waited for a free connection.
-var slowCutWithin = 60 * time.Second
+// connection: its body deadline, and time to spare on a busy machine.
+func slowCutWithin() time.Duration { return ingressBodyTimeout() + 30*time.Second }
 
 // slowClients are connections that declare a large body and send little of
 // it.

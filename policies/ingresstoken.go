@@ -3,7 +3,6 @@ package policies
 import (
 	"fmt"
 	"sort"
-	"strings"
 )
 
 // MetaAgentPort is the service meta key a sidecar registers when its
@@ -15,7 +14,7 @@ const MetaAgentPort = "agent_port"
 // upstreamIngressToken checks an upstream's ingress_token: it must be a
 // value some ingress.token can have.
 func (v *validator) upstreamIngressToken(key string, u *upstreamFile) {
-	if t := deref(u.IngressToken); t != "" && (len(t) < 16 || strings.ContainsAny(t, " \t\r\n")) {
+	if weakToken(deref(u.IngressToken)) {
 		v.errorf(key+".ingress_token", "must be at least 16 characters without spaces or line breaks, as "+
 			"ingress.token is: set it to the ingress.token of the sidecars this upstream reaches")
 	}

@@ -30,7 +30,7 @@ func (v *validator) listenGuards(l *listenFile) {
 
 // ingressGuards checks the ingress block's token and limits.
 func (v *validator) ingressGuards(in *ingressFile) {
-	if t := deref(in.Token); t != "" && (len(t) < 16 || strings.ContainsAny(t, " \t\r\n")) {
+	if weakToken(deref(in.Token)) {
 		v.errorf("ingress.token", "must be at least 16 characters without spaces or line breaks "+
 			"(e.g. the output of openssl rand -hex 16)")
 	}

@@ -284,7 +284,7 @@ func (v *validator) listen(l *listenFile) {
 		v.errorf("listen.address", "%q is not a loopback address, so the control API needs a token: set token = "+
 			"env(\"SIDECAR_TOKEN\") in the listen block (or the SIDECAR_TOKEN variable), at least 16 characters", addr)
 	}
-	if token != "" && (len(token) < 16 || strings.ContainsAny(token, " \t\r\n")) {
+	if weakToken(token) {
 		v.errorf("listen.token", "must be at least 16 characters without spaces or line breaks "+
 			"(e.g. the output of openssl rand -hex 16)")
 	}
@@ -558,4 +558,11 @@ func LookupUser(name string) (uid, gid uint32, problem string) {
 		return 0, 0, fmt.Sprintf("user %q has a uid or gid that is not a number", name)
 	}
 	return uint32(id), uint32(g), ""
+}
+
+// weakToken reports whether a set token (listen.token, ingress.token, an
+// upstream's ingress_token) is shorter than 16 characters or holds a space
+// or line break.
+func weakToken(t string) bool {
+	return t != "" && (len(t) < 16 || strings.ContainsAny(t, " \t\r\n"))
 }

@@ -54,18 +54,13 @@ func mutating(r *http.Request) bool {
 // one of them held one of tokens (compared in constant time; empty tokens
 // match nothing).
 func stripToken(r *http.Request, tokens ...string) bool {
-	match := func(v string) bool {
-		ok := false
-		for _, t := range tokens {
-			if t != "" && subtle.ConstantTimeCompare([]byte(v), []byte(t)) == 1 {
-				ok = true
-			}
-		}
-		return ok
-	}
-	if !slices.ContainsFunc(tokens, func(t string) bool { return t != "" }) {
+	tokens = slices.DeleteFunc(tokens, func(t string) bool { return t == "" })
+	if len(tokens) == 0 {
 		r.Header.Del(headerToken)
 		return false
+	}
+	match := func(v string) bool {
+		return slices.ContainsFunc(tokens, func(t string) bool { return subtle.ConstantTimeCompare([]byte(v), []byte(t)) == 1 })
 	}
 	ok := false
 	if v := r.Header.Get(headerToken); v != "" {

@@ -26,7 +26,7 @@ func (s *Sidecar) pruneDeparted(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if gone := s.router.prune(s.Config(), time.Now()); len(gone) > 0 {
+			if gone := s.router.prune(s.Config(), s.now()); len(gone) > 0 {
 				s.forget(gone)
 			}
 		}
@@ -96,12 +96,8 @@ func (r *router) prune(cfg *policies.Config, now time.Time) []prunedTarget {
 			r.gone[name] = now
 			continue
 		}
-		b, ok := r.breakers.Lookup(name)
-		maxOpen := 10 * time.Minute
-		if ok {
-			maxOpen = b.Config().MaxOpenFor
-		}
-		if now.Sub(since) <= maxOpen {
+		// Without a breaker there is no open period to wait out.
+		if b, ok := r.breakers.Lookup(name); ok && now.Sub(since) <= b.Config().MaxOpenFor {
 			continue
 		}
 		out = append(out, prunedTarget{name: name, hostPort: name[strings.LastIndexByte(name, '@')+1:]})

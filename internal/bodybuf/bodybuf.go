@@ -94,6 +94,7 @@ const startSize = 1 << minShift
 // bytes), so that the caller can still send it on as a stream; other
 // errors return no Buf.
 func Read(r io.Reader, sizeHint, limit int64) (*Buf, error) {
+	most := int(min(limit, math.MaxInt-1)) + 1 // limit+1 bytes tell a body over the limit
 	b := get(startSize)
 	for {
 		if len(b) == cap(b) {
@@ -115,7 +116,7 @@ func Read(r io.Reader, sizeHint, limit int64) (*Buf, error) {
 				}
 				probed = true
 			}
-			nb := get(min(2*cap(b), int(min(limit, math.MaxInt-1))+1))
+			nb := get(min(2*cap(b), most))
 			nb = append(nb, b...)
 			put(b)
 			b = nb
@@ -124,7 +125,7 @@ func Read(r io.Reader, sizeHint, limit int64) (*Buf, error) {
 			}
 			continue
 		}
-		m, err := r.Read(b[len(b):min(cap(b), int(min(limit, math.MaxInt-1))+1)])
+		m, err := r.Read(b[len(b):min(cap(b), most)])
 		b = b[:len(b)+m]
 		if int64(len(b)) > limit {
 			return &Buf{b: b}, ErrTooLarge

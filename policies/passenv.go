@@ -1,13 +1,12 @@
 package policies
 
+import "strings"
+
 // passEnv checks agent.exec.pass_env: each entry is a variable name, or a
 // prefix of one followed by "*".
 func (v *validator) passEnv(list []string) {
 	for _, p := range list {
-		name := p
-		if len(name) > 0 && name[len(name)-1] == '*' {
-			name = name[:len(name)-1]
-		}
+		name := strings.TrimSuffix(p, "*")
 		switch {
 		case p == "*":
 			v.errorf("agent.exec.pass_env", `"*" would pass every variable of the sidecar, its secrets included: `+

@@ -3,7 +3,7 @@ package policies
 import "github.com/agent-sidecar/sidecar/internal/redact"
 
 // redacted replaces a secret in summaries and messages.
-const redacted = "<redacted>"
+const redacted = redact.Mark
 
 // Summary returns the configuration as a JSON-friendly map for
 // `GET /v1/status`, keyed like the file format. Secrets are redacted: the

@@ -22,7 +22,8 @@ var agentEnvAllowedPrefixes = []string{"LC_"}
 
 // agentEnviron builds the agent's environment: the allowed variables of the
 // sidecar's environment and those pass matches (a name, or a prefix ending
-// in "*"), then the sidecar's own SIDECAR_* variables, then exec.env (later
+// in "*"), then sidecarVars (the SIDECAR_* variables the sidecar sets, and
+// for another user its USER, LOGNAME and HOME), then exec.env (later
 // entries win).
 func agentEnviron(environ []string, pass []string, sidecarVars []string, extra map[string]string) []string {
 	env := make([]string, 0, len(agentEnvAllowed)+len(sidecarVars)+len(extra))

@@ -188,6 +188,14 @@ func siginfoPid(info *unix.Siginfo) int {
 	return int(*(*int32)(unsafe.Add(unsafe.Pointer(info), off)))
 }
 
+// procIsOurs reports whether /proc names this process's pid namespace's
+// pids. /proc of another namespace (not remounted for ours) names other
+// pids: then a zombie member of a group counts as alive.
+var procIsOurs = sync.OnceValue(func() bool {
+	self, err := os.Readlink("/proc/self")
+	return err == nil && self == strconv.Itoa(os.Getpid())
+})
+
 // groupAlive reports whether process group pgid still has a member that
 // has not exited (a zombie waiting for its parent to reap it does not
 // count). A group's id is not reused while it has members.
@@ -195,9 +203,7 @@ func groupAlive(pgid int) bool {
 	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
 		return false
 	}
-	// /proc of another pid namespace (not remounted for ours) names other
-	// pids: then a zombie member counts as alive.
-	if self, err := os.Readlink("/proc/self"); err != nil || self != strconv.Itoa(os.Getpid()) {
+	if !procIsOurs() {
 		return true
 	}
 	entries, err := os.ReadDir("/proc")

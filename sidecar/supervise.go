@@ -48,21 +48,17 @@ type Supervisor struct {
 	restarts int
 	lastExit string
 	lastWhy  string
-	// gen counts the processes started; a restart request applies to the
-	// generation that ran when it was made, never to a later one.
-	gen uint64
 	// accepting says whether a restart request now has a process to apply
 	// to: one runs (and onStart has run for it), or one exited and waits
 	// for a request to be started again. Requests made during the backoff
 	// before a start are dropped: the next process starts anyway, with a
 	// full TTL of its own.
 	accepting bool
-	pending   *restartRequest
-}
-
-type restartRequest struct {
-	gen    uint64
-	reason string
+	// pending is the reason of the restart request waiting for the running
+	// process (hasPending); start clears it, so a request never outlives
+	// the process it was made for.
+	pending    string
+	hasPending bool
 }
 
 // NewSupervisor prepares a supervisor; Run starts the process.
@@ -93,8 +89,8 @@ func (s *Supervisor) Restart(reason string) {
 		s.log.Debug("restart request dropped: no process to restart yet", "reason", reason)
 		return
 	}
-	if s.pending == nil || s.pending.gen != s.gen {
-		s.pending = &restartRequest{gen: s.gen, reason: reason}
+	if !s.hasPending {
+		s.pending, s.hasPending = reason, true
 	}
 	s.mu.Unlock()
 	select {
@@ -103,17 +99,13 @@ func (s *Supervisor) Restart(reason string) {
 	}
 }
 
-// takeRestart returns the pending request for generation gen, if any, and
-// discards one for another generation.
-func (s *Supervisor) takeRestart(gen uint64) (string, bool) {
+// takeRestart returns the pending restart request, if any, and clears it.
+func (s *Supervisor) takeRestart() (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	req := s.pending
-	s.pending = nil
-	if req == nil || req.gen != gen {
-		return "", false
-	}
-	return req.reason, true
+	reason, ok := s.pending, s.hasPending
+	s.pending, s.hasPending = "", false
+	return reason, ok
 }
 
 // Kill sends SIGKILL to the agent's process group at once, for a forced
@@ -159,7 +151,7 @@ func (s *Supervisor) Run(ctx context.Context) {
 		cfg := s.cfg
 		s.mu.Unlock()
 
-		cmd, gen, err := s.start(cfg)
+		cmd, err := s.start(cfg)
 		if err != nil {
 			s.log.Error("agent process did not start", "command", cfg.Command[0], "error", err, "retry_in", delay)
 			if !sleepCtx(ctx, delay) {
@@ -172,7 +164,7 @@ func (s *Supervisor) Run(ctx context.Context) {
 		exited := make(chan error, 1)
 		go func() { err := cmd.Wait(); releaseProcess(cmd); exited <- err }()
 
-		why, stopped := s.supervise(ctx, cmd, gen, exited, cfg)
+		why, stopped := s.supervise(ctx, cmd, exited, cfg)
 		if stopped {
 			return
 		}
@@ -192,19 +184,19 @@ func (s *Supervisor) Run(ctx context.Context) {
 	}
 }
 
-// supervise waits for the process of generation gen to exit or to be asked
+// supervise waits for the process cmd to exit or to be asked
 // to restart, and stops its process group. It returns why the process is to
 // start again, or stopped when ctx ended (the group is stopped then too).
-func (s *Supervisor) supervise(ctx context.Context, cmd *exec.Cmd, gen uint64, exited <-chan error, cfg policies.Exec) (why string, stopped bool) {
+func (s *Supervisor) supervise(ctx context.Context, cmd *exec.Cmd, exited <-chan error, cfg policies.Exec) (why string, stopped bool) {
 	for {
 		select {
 		case <-ctx.Done():
 			s.stop(cmd, exited, cfg.StopTimeout)
 			return "", true
 		case <-s.wake:
-			reason, ok := s.takeRestart(gen)
+			reason, ok := s.takeRestart()
 			if !ok {
-				continue // meant for an earlier process
+				continue // already taken
 			}
 			s.log.Warn("restarting agent process", "pid", cmd.Process.Pid, "reason", reason)
 			s.mu.Lock()
@@ -232,7 +224,7 @@ func (s *Supervisor) supervise(ctx context.Context, cmd *exec.Cmd, gen uint64, e
 				case <-ctx.Done():
 					return "", true
 				case <-s.wake:
-					if reason, ok := s.takeRestart(gen); ok {
+					if reason, ok := s.takeRestart(); ok {
 						s.mu.Lock()
 						s.accepting = false
 						s.mu.Unlock()
@@ -244,7 +236,7 @@ func (s *Supervisor) supervise(ctx context.Context, cmd *exec.Cmd, gen uint64, e
 	}
 }
 
-func (s *Supervisor) start(cfg policies.Exec) (*exec.Cmd, uint64, error) {
+func (s *Supervisor) start(cfg policies.Exec) (*exec.Cmd, error) {
 	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...)
 	cmd.Dir = cfg.Dir
 	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
@@ -253,7 +245,7 @@ func (s *Supervisor) start(cfg policies.Exec) (*exec.Cmd, uint64, error) {
 	if cfg.User != "" {
 		uid, gid, problem := policies.LookupUser(cfg.User)
 		if problem != "" {
-			return nil, 0, fmt.Errorf("agent.exec.user: %s", problem)
+			return nil, fmt.Errorf("agent.exec.user: %s", problem)
 		}
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uid, Gid: gid}
 	}
@@ -266,13 +258,11 @@ func (s *Supervisor) start(cfg policies.Exec) (*exec.Cmd, uint64, error) {
 	}
 	cmd.Env = agentEnviron(os.Environ(), cfg.PassEnv, vars, cfg.Env)
 	if err := startProcess(cmd); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	s.mu.Lock()
-	s.gen++
-	gen := s.gen
 	s.pid, s.pgid, s.running, s.started, s.stopping = cmd.Process.Pid, cmd.Process.Pid, true, time.Now(), false
-	s.accepting, s.pending = false, nil
+	s.accepting, s.pending, s.hasPending = false, "", false
 	s.mu.Unlock()
 	s.log.Info("agent process started", "pid", cmd.Process.Pid, "command", cfg.Command[0])
 	if s.onStart != nil {
@@ -281,11 +271,9 @@ func (s *Supervisor) start(cfg policies.Exec) (*exec.Cmd, uint64, error) {
 	// Only now, with the health tracker told of the new process, may a
 	// restart request apply to it.
 	s.mu.Lock()
-	if s.gen == gen {
-		s.accepting = true
-	}
+	s.accepting = true
 	s.mu.Unlock()
-	return cmd, gen, nil
+	return cmd, nil
 }
 
 // stop sends SIGTERM (and SIGCONT, so a stopped process can act on it) to

@@ -32,8 +32,6 @@ type kvPolicies struct {
 	// before any did).
 	goodFleet, goodOwn []policies.Source
 	goodIndex          string
-
-	loading sync.Mutex // one load at a time, so the policies in force are those last applied
 }
 
 func newKVPolicies(cfg *policies.Config) (*kvPolicies, error) {
@@ -50,13 +48,12 @@ func newKVPolicies(cfg *policies.Config) (*kvPolicies, error) {
 // *sidecar.PoliciesRejected error saying why the policies were rejected: a
 // bad policy does not hold back a change of the local files. When the files
 // do not load, the error lists their problems and, if they differ from
-// those in force, the policies' own.
+// those in force, the policies' own. Loads run one at a time: at start,
+// then only through Sidecar.Reload, which runs one reload at a time.
 func (k *kvPolicies) load(paths []string) (*policies.Config, error) {
 	if k == nil {
 		return policies.LoadWithPolicies(nil, nil, paths...)
 	}
-	k.loading.Lock()
-	defer k.loading.Unlock()
 	k.mu.Lock()
 	fleet, own, index := k.fleet, k.own, k.index
 	goodFleet, goodOwn, goodIndex := k.goodFleet, k.goodOwn, k.goodIndex

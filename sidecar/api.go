@@ -119,8 +119,7 @@ func parseHeartbeat(body []byte) (Heartbeat, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return hb, nil
 	}
-	var deep *jsonguard.Error
-	if _, err := jsonguard.Scan(body, jsonguard.MaxDepth); errors.As(err, &deep) && deep.TooDeep {
+	if _, err := jsonguard.Scan(body, jsonguard.MaxDepth); jsonguard.TooDeep(err) {
 		return hb, badRequest("heartbeat body is %s; send a flat {\"status\":…,\"metrics\":{…}} object", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))

@@ -8,7 +8,9 @@
 package jsonguard
 
 import (
+	"errors"
 	"strconv"
+	"unicode/utf8"
 )
 
 // MaxDepth is the nesting limit the sidecar applies to every JSON body it
@@ -29,6 +31,13 @@ type Error struct {
 	// Limit is the nesting limit that applied.
 	Limit int
 	what  string
+}
+
+// TooDeep reports whether err is a scan's refusal of a value nested deeper
+// than its limit.
+func TooDeep(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.TooDeep
 }
 
 func (e *Error) Error() string {
@@ -57,7 +66,7 @@ func (r Result) DuplicateKey() string {
 	for i := 0; i < len(r.Dup); {
 		var c rune
 		c, i = nextRune(r.Dup, i)
-		b = append(b, string(c)...)
+		b = utf8.AppendRune(b, c)
 	}
 	return string(b)
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -27,11 +26,8 @@ func unusable(ep endpoint, req request, m *policies.Model, body []byte) string {
 	}
 	// A model's answer is no more trusted than a request: the iterative
 	// scan bounds its nesting before gjson reads it.
-	if _, err := jsonguard.Scan(body, jsonguard.MaxDepth); err != nil {
-		if tooDeep(err) {
-			return "the answer is " + err.Error()
-		}
-		return "the answer is not valid JSON"
+	if why := notJSON(body, "the answer is ", ""); why != "" {
+		return why
 	}
 	root := gjson.ParseBytes(body)
 	text, acts := answerText(ep.kind, root)
@@ -39,21 +35,25 @@ func unusable(ep endpoint, req request, m *policies.Model, body []byte) string {
 		return "empty answer"
 	}
 	if invalidJSON && req.wantsJSON && !acts {
-		if _, err := jsonguard.Scan([]byte(text), jsonguard.MaxDepth); err != nil {
-			if tooDeep(err) {
-				return "the answer's text is " + err.Error() + " although JSON was asked for"
-			}
-			return "the answer is not valid JSON although JSON was asked for"
+		if why := notJSON([]byte(text), "the answer's text is ", " although JSON was asked for"); why != "" {
+			return why
 		}
 	}
 	return ""
 }
 
-// tooDeep reports whether err is a scan's refusal of a value nested too
-// deeply.
-func tooDeep(err error) bool {
-	var e *jsonguard.Error
-	return errors.As(err, &e) && e.TooDeep
+// notJSON says why b is not JSON the gateway reads, "" when it is: the
+// iterative scan bounds its nesting before gjson reads it. what starts the
+// message of a value nested too deep and suffix ends every message.
+func notJSON(b []byte, what, suffix string) string {
+	_, err := jsonguard.Scan(b, jsonguard.MaxDepth)
+	switch {
+	case err == nil:
+		return ""
+	case jsonguard.TooDeep(err):
+		return what + err.Error() + suffix
+	}
+	return "the answer is not valid JSON" + suffix
 }
 
 // answerText returns the text of an answer, and whether it does something

@@ -101,7 +101,7 @@ func parseRequest(body []byte, ep endpoint) (request, string) {
 	// the body first, so no parser meets a body nested without limit.
 	scan, err := jsonguard.Scan(body, jsonguard.MaxDepth)
 	if err != nil {
-		if tooDeep(err) {
+		if jsonguard.TooDeep(err) {
 			return request{}, "the request body is " + err.Error() + "; the gateway's limit is " +
 				strconv.Itoa(jsonguard.MaxDepth) + ": send a flatter request"
 		}
@@ -110,7 +110,6 @@ func parseRequest(body []byte, ep endpoint) (request, string) {
 	if !utf8.Valid(body) {
 		return request{}, "the request body is not valid JSON: it is not valid UTF-8"
 	}
-	// GetBytes reads body in place; ParseBytes would copy it first.
 	if scan.First != '{' {
 		return request{}, "the request body must be a JSON object"
 	}
@@ -119,6 +118,7 @@ func parseRequest(body []byte, ep endpoint) (request, string) {
 		return request{}, "the request body is ambiguous: the top-level key " + strconv.Quote(clipKey(scan.DuplicateKey())) +
 			" appears twice; send each key once"
 	}
+	// GetBytes reads body in place; ParseBytes would copy it first.
 	model := gjson.GetBytes(body, "model")
 	if model.Type != gjson.String || model.Str == "" {
 		return request{}, `the request has no "model": set "model" to one of the gateway's models (GET /llm/v1/models lists them)`
@@ -138,11 +138,11 @@ func clipKey(k string) string {
 	if len(k) <= 64 {
 		return k
 	}
-	k = k[:64]
-	for !utf8.ValidString(k) {
-		k = k[:len(k)-1]
+	n := 64
+	for n > 0 && !utf8.RuneStart(k[n]) {
+		n--
 	}
-	return k + "…"
+	return k[:n] + "…"
 }
 
 func jsonFormat(t string) bool { return t == "json_object" || t == "json_schema" }

@@ -86,8 +86,13 @@ func (w connWriter) Write(p []byte) (int, error) {
 // ReadFrom lets the buffered writer pass a large body on in large writes
 // (32 KiB, two full TLS records) instead of its own 4 KiB.
 func (w connWriter) ReadFrom(r io.Reader) (int64, error) {
-	return io.Copy(writeOnly{w}, r)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	return io.CopyBuffer(writeOnly{w}, r, *bp)
 }
+
+// copyBufs are the 32 KiB buffers of ReadFrom, reused across requests.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // writeOnly hides connWriter's ReadFrom from io.Copy.
 type writeOnly struct{ w connWriter }
@@ -180,10 +185,10 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 }
 
 // inlineBodyBytes is the largest body of known length written in the
-// calling goroutine. Held in memory, it leaves with its head in one write
-// to the socket, which neither waits for a server that does not read nor
-// is broken by one that answered and closed; and it spares a small call the
-// goroutine.
+// calling goroutine, sparing a small call the goroutine. A body held in
+// memory leaves with its head in one write to the socket, which neither
+// waits for a server that does not read nor is broken by one that answered
+// and closed.
 const inlineBodyBytes = 2 << 10
 
 // writesAside reports whether req's body is written by a goroutine of its

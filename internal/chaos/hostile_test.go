@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -123,16 +124,16 @@ func (a *attack) wait() { <-a.done }
 func (a *attack) answered(code int) (int, string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	keys := make([]string, 0, len(a.codes))
-	for k := range a.codes {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	return a.codes[fmt.Sprint(code)], countsByKey(a.codes)
+}
+
+// countsByKey is counts as "400×50, 508×4", in the order of their keys.
+func countsByKey(counts map[string]int) string {
 	var parts []string
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s×%d", k, a.codes[k]))
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, counts[k]))
 	}
-	return a.codes[fmt.Sprint(code)], strings.Join(parts, ", ")
+	return strings.Join(parts, ", ")
 }
 
 // check fails the test unless every request got want with a JSON error.
@@ -453,16 +454,7 @@ func (s *slowClients) close() {
 func (s *slowClients) summary() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	keys := make([]string, 0, len(s.answers))
-	for k := range s.answers {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s×%d", k, s.answers[k]))
-	}
-	return strings.Join(parts, ", ")
+	return countsByKey(s.answers)
 }
 
 // 4. Service policies in KV make a loop: the dispatcher's upstream "loop"

@@ -113,3 +113,23 @@ func (c *Client) WatchKV(ctx context.Context, prefix string, fn func([]KVPair, e
 		index = max(next, 1)
 	}
 }
+
+// KVPut writes value at key.
+func (c *Client) KVPut(ctx context.Context, key string, value []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	if _, err := c.api.KV().Put(&api.KVPair{Key: key, Value: value}, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("writing Consul KV %q: %w", key, err)
+	}
+	return nil
+}
+
+// KVDelete removes key; a key that does not exist is not an error.
+func (c *Client) KVDelete(ctx context.Context, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	if _, err := c.api.KV().Delete(key, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("deleting Consul KV %q: %w", key, err)
+	}
+	return nil
+}

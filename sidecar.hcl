@@ -38,6 +38,7 @@ consul {
   # address and token default to CONSUL_HTTP_ADDR / CONSUL_HTTP_TOKEN, then 127.0.0.1:8500.
   # token = env("CONSUL_HTTP_TOKEN")
   deregister_critical_after = "72h"   # Consul removes an agent critical this long (default 72h, minimum 1m)
+  # fleet_prefix = "sidecar/fleet/"   # KV prefix of this sidecar's report for `sidecar fleet` ("" writes none)
   # HTTPS: address = "https://127.0.0.1:8501" (or CONSUL_HTTP_SSL=true); the files alone do not switch to it.
   # Each defaults to its variable: CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY, CONSUL_TLS_SERVER_NAME.
   # ca_file         = "/etc/consul.d/consul-agent-ca.pem"    # the CA that signed Consul's certificate

@@ -115,6 +115,10 @@ type Consul struct {
 	// PolicyPrefix is the Consul KV prefix of fleet-wide policies, ending
 	// in "/"; "" (default) reads none.
 	PolicyPrefix string
+	// FleetPrefix is the Consul KV prefix under which the sidecar keeps
+	// its report for `sidecar fleet` (key <prefix><agent id>), ending in
+	// "/"; "" writes none. Default "sidecar/fleet/".
+	FleetPrefix string
 
 	// HTTPS to Consul. As with the consul CLI, HTTPS is chosen by an
 	// https:// Address or CONSUL_HTTP_SSL=true, never by these settings:

@@ -285,6 +285,7 @@ func resolve(fc *fileConfig) *Config {
 			DeregisterCriticalAfter: duration(fc.Consul.DeregisterCriticalAfter),
 			SyncInterval:            duration(fc.Consul.SyncInterval),
 			PolicyPrefix:            policyPrefix(deref(fc.Consul.PolicyPrefix)),
+			FleetPrefix:             fleetPrefix(fc.Consul.FleetPrefix),
 			CAFile:                  deref(fc.Consul.CAFile),
 			CertFile:                deref(fc.Consul.CertFile),
 			KeyFile:                 deref(fc.Consul.KeyFile),

@@ -33,6 +33,19 @@ func TestLoadErrors(t *testing.T) {
 			want:  dir + `bad_duration.hcl:6:3: health.heartbeat_interval: invalid duration "5x": use a number and a unit, e.g. "30s", "5m"`,
 		},
 		{
+			name:  "fleet reports inside the policy prefix",
+			paths: []string{dir + "fleet_prefix_overlap.hcl"},
+			want: dir + `fleet_prefix_overlap.hcl:5:3: consul.fleet_prefix: the fleet reports ("sidecar/fleet/") and the fleet ` +
+				`policies ("sidecar/") share a KV prefix: every report written would wake the policy watch of every sidecar; ` +
+				`give them separate prefixes, e.g. "sidecar/fleet/" and "sidecar/policies/"`,
+		},
+		{
+			name:  "fleet prefix with a leading slash",
+			paths: []string{dir + "fleet_prefix_slash.hcl"},
+			want: dir + `fleet_prefix_slash.hcl:4:3: consul.fleet_prefix: invalid Consul KV prefix "/sidecar/fleet/": write it ` +
+				`without a leading slash or spaces, e.g. "sidecar/fleet/"`,
+		},
+		{
 			name:  "missing agent name points at the agent block",
 			paths: []string{dir + "missing_name.hcl"},
 			want:  dir + `missing_name.hcl:3:1: agent.name: required: the agent's Consul service name, e.g. agent { name = "writer" }`,

@@ -87,6 +87,7 @@ type consulFile struct {
 	DeregisterCriticalAfter *string `mapstructure:"deregister_critical_after"`
 	SyncInterval            *string `mapstructure:"sync_interval"`
 	PolicyPrefix            *string `mapstructure:"policy_prefix"`
+	FleetPrefix             *string `mapstructure:"fleet_prefix"`
 	CAFile                  *string `mapstructure:"ca_file"`
 	CertFile                *string `mapstructure:"cert_file"`
 	KeyFile                 *string `mapstructure:"key_file"`

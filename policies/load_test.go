@@ -29,6 +29,7 @@ func defaultConfig(name string, sources ...string) *Config {
 			Address:                 "127.0.0.1:8500",
 			DeregisterCriticalAfter: 72 * time.Hour,
 			SyncInterval:            5 * time.Second,
+			FleetPrefix:             DefaultFleetPrefix,
 		},
 		Health: Health{
 			HeartbeatInterval: 5 * time.Minute,
@@ -82,6 +83,7 @@ func TestLoadFullFile(t *testing.T) {
 			Address:                 "https://consul.internal:8501",
 			Token:                   "consul-token",
 			DeregisterCriticalAfter: 24 * time.Hour,
+			FleetPrefix:             DefaultFleetPrefix,
 			SyncInterval:            15 * time.Second,
 			CAFile:                  "testdata/consul-tls/ca.pem",
 			CertFile:                "testdata/consul-tls/client.pem",
@@ -374,7 +376,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		{"agent", "address exec id meta name port tags"},
 		{"agent.exec", "command dir env max_restart_backoff pass_env restart restart_backoff restart_on_isolation stop_timeout user"},
 		{"listen", "address allow_remote allowed_hosts body_read_timeout max_connections token token_scope"},
-		{"consul", "address ca_file cert_file deregister_critical_after insecure_skip_verify key_file policy_prefix " +
+		{"consul", "address ca_file cert_file deregister_critical_after fleet_prefix insecure_skip_verify key_file policy_prefix " +
 			"sync_interval tls_server_name token"},
 		{"health", "grace heartbeat_interval missed_heartbeats notify probe stall_after"},
 		{"health.probe", "interval timeout url"},

@@ -309,6 +309,14 @@ func (v *validator) consul(c *consulFile) {
 	if p := deref(c.PolicyPrefix); strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\n") {
 		v.errorf("consul.policy_prefix", "invalid Consul KV prefix %q: write it without a leading slash or spaces, e.g. \"sidecar/policies/\"", p)
 	}
+	if p := deref(c.FleetPrefix); strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\n") {
+		v.errorf("consul.fleet_prefix", "invalid Consul KV prefix %q: write it without a leading slash or spaces, e.g. %q", p, DefaultFleetPrefix)
+	} else if pol, fleet := policyPrefix(deref(c.PolicyPrefix)), fleetPrefix(c.FleetPrefix); pol != "" && fleet != "" &&
+		(strings.HasPrefix(pol, fleet) || strings.HasPrefix(fleet, pol)) {
+		v.errorf("consul.fleet_prefix", "the fleet reports (%q) and the fleet policies (%q) share a KV prefix: every report "+
+			"written would wake the policy watch of every sidecar; give them separate prefixes, e.g. %q and \"sidecar/policies/\"",
+			fleet, pol, DefaultFleetPrefix)
+	}
 	v.consulTLS(c)
 }
 
@@ -426,6 +434,18 @@ func (v *validator) pemFile(key, path string, wantKey bool) bool {
 
 // policyPrefix ends a KV prefix with "/", so "sidecar/policies" does not
 // also match "sidecar/policies-old/".
+// DefaultFleetPrefix is consul.fleet_prefix when it is not set.
+const DefaultFleetPrefix = "sidecar/fleet/"
+
+// fleetPrefix is consul.fleet_prefix resolved: the default when unset, ""
+// (no reports) when set to "".
+func fleetPrefix(p *string) string {
+	if p == nil {
+		return DefaultFleetPrefix
+	}
+	return policyPrefix(*p)
+}
+
 func policyPrefix(p string) string {
 	if p != "" && !strings.HasSuffix(p, "/") {
 		p += "/"

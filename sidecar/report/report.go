@@ -18,10 +18,6 @@ import (
 	"github.com/agent-sidecar/sidecar/internal/jsonguard"
 )
 
-// DefaultPrefix is the KV prefix of the reports when consul.fleet_prefix is
-// not set.
-const DefaultPrefix = "sidecar/fleet/"
-
 // MaxBytes bounds a report read back from Consul KV (anyone with write
 // access to the prefix may put anything there).
 const MaxBytes = 16 << 10

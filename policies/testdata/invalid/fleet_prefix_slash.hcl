@@ -1,0 +1,5 @@
+agent { name = "writer" }
+
+consul {
+  fleet_prefix = "/sidecar/fleet/"
+}

@@ -20,7 +20,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -50,6 +52,9 @@ type Agent struct {
 	bin   string
 	ports ports
 	out   *tailBuffer
+	// defaultCheckUpdate keeps Consul's default check_update_interval
+	// (5m): check output reaches the catalog late, as in production.
+	defaultCheckUpdate bool
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -61,10 +66,19 @@ type ports struct {
 	http, serfLAN, serfWAN, server int
 }
 
+// Option changes how Start runs the agent.
+type Option func(*Agent)
+
+// DefaultCheckUpdateInterval keeps Consul's own check_update_interval (5
+// minutes) instead of pushing every check output to the catalog at once:
+// a check's output then reaches the catalog late, as on a real cluster,
+// while a change of its status still goes at once.
+func DefaultCheckUpdateInterval() Option { return func(a *Agent) { a.defaultCheckUpdate = true } }
+
 // Start starts a Consul dev agent on free loopback ports, waits until it has
 // elected itself leader and answers its HTTP API, and stops it when the test
 // ends.
-func Start(t testing.TB) *Agent {
+func Start(t testing.TB, opts ...Option) *Agent {
 	t.Helper()
 	bin := findBinary(t)
 	var lastErr error
@@ -78,6 +92,9 @@ func Start(t testing.TB) *Agent {
 			bin:      bin,
 			ports:    p,
 			out:      newTailBuffer(outputLimit),
+		}
+		for _, o := range opts {
+			o(a)
 		}
 		// A port picked here may be taken by someone else before Consul
 		// binds it; then Consul exits at once and new ports are tried.
@@ -186,7 +203,11 @@ func (a *Agent) start(extra []string, ready func(exited <-chan struct{}) error) 
 
 func (a *Agent) args() []string {
 	p := a.ports
-	return DevArgs("consultest-"+strconv.Itoa(p.http), p.http, p.serfLAN, p.serfWAN, p.server)
+	args := DevArgs("consultest-"+strconv.Itoa(p.http), p.http, p.serfLAN, p.serfWAN, p.server)
+	if a.defaultCheckUpdate {
+		args = slices.DeleteFunc(args, func(s string) bool { return strings.HasPrefix(s, "-hcl=check_update_interval") })
+	}
+	return args
 }
 
 // DevArgs are the arguments of a Consul dev agent named node on loopback

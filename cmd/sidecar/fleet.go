@@ -9,12 +9,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/report"
 )
 
 // agentTag is the tag every sidecar registers its agent with.
@@ -37,6 +38,10 @@ type FleetInstance struct {
 	Answered1h    string     `json:"answered_1h"`  // e.g. "99.5%"; "" without traffic
 	SidecarAddr   string     `json:"sidecar_addr"` // the control API, from service meta
 	Version       string     `json:"version"`      // the sidecar's version, from service meta
+	// Reported is when the sidecar last wrote its report to Consul KV
+	// (consul.fleet_prefix); nil without one, and then the fields above
+	// that come from it are empty.
+	Reported *time.Time `json:"reported,omitempty"`
 }
 
 func runFleet(args []string, stdout, stderr io.Writer) int {
@@ -46,13 +51,16 @@ func runFleet(args []string, stdout, stderr io.Writer) int {
 	service := fs.String("service", "", "only instances of this service")
 	critical := fs.Bool("critical", false, "only instances that are not healthy: a check not passing, or open breakers")
 	asJSON := fs.Bool("json", false, "print the instances as a JSON array")
-	watch := fs.Bool("watch", false, "redraw whenever a check in Consul changes (blocking queries); Ctrl-C stops")
+	watch := fs.Bool("watch", false, "redraw whenever an instance changes (a check in Consul, or a sidecar's report); Ctrl-C stops")
+	prefix := fs.String("prefix", policies.DefaultFleetPrefix, "the Consul KV prefix of the sidecars' reports (their consul.fleet_prefix)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: sidecar fleet [-consul ADDR] [-service NAME] [-critical] [-json] [-watch]
+		fmt.Fprint(fs.Output(), `Usage: sidecar fleet [-consul ADDR] [-service NAME] [-critical] [-json] [-watch] [-prefix KV-PREFIX]
 
 Prints one line per agent instance across the fleet (every service tagged
 ai-agent): its checks, the age of its last heartbeat, open breakers, and the
-share of calls answered in the last hour, as its sidecar reports them.
+share of calls answered in the last hour. The checks' statuses come from
+Consul's health state; the rest from the report each sidecar keeps in
+Consul KV (consul.fleet_prefix), which it rewrites when its state changes.
 
 Exit status: 0 when every instance listed is healthy, 1 when one is not,
 3 when Consul does not answer.
@@ -79,9 +87,17 @@ Flags:
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p := colorsFor(stdout)
+	warned := map[string]bool{} // reports that do not decode, named once
 	var index uint64
+	var drawn string
 	for {
-		entries, next, err := client.Fleet(ctx, agentTag, index, 5*time.Minute)
+		// A blocking query returns at once when a check changes; reports
+		// change in KV, so -watch also looks again every fleetPoll.
+		entries, next, err := client.Fleet(ctx, agentTag, index, fleetPoll)
+		var reports map[string]*report.Report
+		if err == nil {
+			reports, err = readReports(ctx, client, *prefix, stderr, warned)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return exitOK
@@ -100,7 +116,7 @@ Flags:
 		var list []FleetInstance
 		unhealthy := false
 		for _, e := range entries {
-			in := fleetInstance(e)
+			in := fleetInstance(e, reports[e.ID])
 			bad := !in.healthy()
 			if (*service != "" && in.Service != *service) || (*critical && !bad) {
 				continue
@@ -108,23 +124,18 @@ Flags:
 			unhealthy = unhealthy || bad
 			list = append(list, in)
 		}
-		if *watch && !*asJSON && p.on {
-			fmt.Fprint(stdout, "\033[H\033[2J")
-		}
+		var out strings.Builder
 		if *asJSON {
 			if list == nil {
 				list = []FleetInstance{}
 			}
 			b, _ := json.MarshalIndent(list, "", "  ")
-			fmt.Fprintf(stdout, "%s\n", b)
+			fmt.Fprintf(&out, "%s\n", b)
 		} else {
-			printFleet(stdout, list, time.Now(), p)
-			if *watch {
-				fmt.Fprintf(stdout, "%s\n", p.dim(fmt.Sprintf("Consul %s, index %d, %s; redraws on change, Ctrl-C stops",
-					client.Address(), next, time.Now().Format("15:04:05"))))
-			}
+			printFleet(&out, list, time.Now(), p)
 		}
 		if !*watch {
+			fmt.Fprint(stdout, out.String())
 			if unhealthy {
 				return exitError
 			}
@@ -134,47 +145,83 @@ Flags:
 			next++ // the index went back (Consul restarted): read afresh
 		}
 		index = next
+		if out.String() == drawn {
+			continue // nothing changed
+		}
+		drawn = out.String()
+		if !*asJSON && p.on {
+			fmt.Fprint(stdout, "\033[H\033[2J")
+		}
+		fmt.Fprint(stdout, drawn)
+		if !*asJSON {
+			fmt.Fprintf(stdout, "%s\n", p.dim(fmt.Sprintf("Consul %s, index %d, %s; redraws on change, Ctrl-C stops",
+				client.Address(), next, time.Now().Format("15:04:05"))))
+		}
 	}
 }
+
+// fleetPoll bounds a blocking query of `sidecar fleet -watch`: reports in
+// KV are looked at again at least this often.
+const fleetPoll = 2 * time.Second
 
 func (in FleetInstance) healthy() bool {
 	return in.Heartbeat == string(discovery.Passing) && (in.Sidecar == string(discovery.Passing) || in.Sidecar == "") &&
 		in.OpenBreakers == 0 && !in.Isolated
 }
 
-// Patterns of the check outputs the sidecar writes (sidecar/check.go and
-// sidecar/breakers.go).
-var (
-	reBeatAt     = regexp.MustCompile(`(?m)^(?:Heartbeat \w+ at|Last heartbeat:) (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC`)
-	reOpen       = regexp.MustCompile(`(?m)^(\d+) of \d+ breakers not closed`)
-	reAnswered1h = regexp.MustCompile(`Answered \(first choice or fallback\): 1h ([\d.]+%)`)
-)
-
-func fleetInstance(e discovery.ServiceEntry) FleetInstance {
+// fleetInstance is one instance as Consul sees it (its checks' statuses,
+// which reach the catalog at once) and as its sidecar last reported it in
+// KV (rep; nil when the sidecar writes none).
+func fleetInstance(e discovery.ServiceEntry, rep *report.Report) FleetInstance {
 	in := FleetInstance{Service: e.Name, ID: e.ID, Node: e.Node, Address: e.Address, Port: e.Port,
 		SidecarAddr: e.Meta["sidecar_control"], Version: e.Meta["sidecar_version"]}
 	for _, ch := range e.Checks {
 		switch ch.Name {
 		case "heartbeat":
 			in.Heartbeat = string(ch.Status)
-			in.Isolated = strings.Contains(ch.Output, "ISOLATED since")
-			if m := reBeatAt.FindStringSubmatch(ch.Output); m != nil {
-				if t, err := time.Parse("2006-01-02 15:04:05", m[1]); err == nil {
-					in.LastHeartbeat = &t
-				}
-			}
 		case "sidecar":
 			in.Sidecar = string(ch.Status)
-			if m := reOpen.FindStringSubmatch(ch.Output); m != nil {
-				_, _ = fmt.Sscan(m[1], &in.OpenBreakers)
-			}
-			in.Degraded = strings.Contains(ch.Output, "Degraded:")
-			if m := reAnswered1h.FindStringSubmatch(ch.Output); m != nil {
-				in.Answered1h = m[1]
-			}
 		}
 	}
+	if rep == nil {
+		return in
+	}
+	in.Reported = &rep.Updated
+	in.LastHeartbeat = rep.LastHeartbeat
+	in.Isolated = rep.Isolated
+	in.OpenBreakers = len(rep.OpenBreakers)
+	in.Degraded = len(rep.Degraded) > 0
+	if rep.Answered1h != nil {
+		in.Answered1h = report.Percent(*rep.Answered1h)
+	}
 	return in
+}
+
+// readReports reads the reports under prefix, by service ID. One that does
+// not decode is left out and named on stderr once (warned).
+func readReports(ctx context.Context, client *discovery.Client, prefix string, stderr io.Writer, warned map[string]bool) (map[string]*report.Report, error) {
+	out := map[string]*report.Report{}
+	if prefix == "" {
+		return out, nil
+	}
+	pairs, _, err := client.KVList(ctx, prefix, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pairs {
+		r, err := report.Decode(p.Value)
+		if err != nil {
+			if !warned[p.Key] {
+				fmt.Fprintf(stderr, "sidecar fleet: ignoring Consul KV %s: %v\n", p.Key, err)
+				warned[p.Key] = true
+			}
+			continue
+		}
+		if report.Key(prefix, r.ID) == p.Key {
+			out[r.ID] = &r
+		}
+	}
+	return out, nil
 }
 
 func printFleet(w io.Writer, list []FleetInstance, now time.Time, p palette) {

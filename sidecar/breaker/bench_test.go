@@ -25,8 +25,8 @@ func BenchmarkAllowDoneClosed(b *testing.B) {
 	}
 }
 
-// BenchmarkAllowDoneClosedRate is the same with the failure-rate rule on,
-// whose window the engine keeps.
+// BenchmarkAllowDoneClosedRate is the same with the failure-rate rule on:
+// every result goes into the window.
 func BenchmarkAllowDoneClosedRate(b *testing.B) {
 	br := benchBreaker(50)
 	b.ReportAllocs()

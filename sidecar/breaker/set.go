@@ -13,6 +13,7 @@ import (
 // Set holds breakers by name (e.g. "researcher@10.0.0.5:8081",
 // "agent:writer"), each created on first use. It is safe for concurrent use.
 type Set struct {
+	now       func() time.Time // the clock of its breakers
 	mu        sync.RWMutex
 	byName    map[string]*Breaker
 	listeners []func(Change)
@@ -20,7 +21,7 @@ type Set struct {
 
 // NewSet returns an empty set.
 func NewSet() *Set {
-	return &Set{byName: map[string]*Breaker{}}
+	return &Set{now: time.Now, byName: map[string]*Breaker{}}
 }
 
 // Get returns the breaker with this name, created when missing. When it
@@ -42,7 +43,7 @@ func (s *Set) Get(name string, cfg policies.Breaker) *Breaker {
 		s.mu.Unlock()
 		return old
 	}
-	b := New(name, want)
+	b := newBreaker(name, want, s.now)
 	b.listeners = slices.Clone(s.listeners)
 	s.byName[name] = b
 	listeners := s.listeners
@@ -50,7 +51,7 @@ func (s *Set) Get(name string, cfg policies.Breaker) *Breaker {
 
 	if ok {
 		if from := old.detach(); from != Closed {
-			ch := Change{Name: name, From: from, To: Closed, At: time.Now(),
+			ch := Change{Name: name, From: from, To: Closed, At: s.now(),
 				Reason: "settings changed: the breaker starts afresh"}
 			for _, fn := range listeners {
 				fn(ch)

@@ -50,6 +50,21 @@ func New(name string, cfg policies.Breaker) *Breaker {
 	return newBreaker(name, withDefaults(cfg), time.Now)
 }
 
+// NewWithClock is New with the clock now in place of time.Now: the breaker
+// reads the time from it when it admits and finishes calls, to time calls
+// (slow_call), to end open periods and to slide the failure-rate window.
+// A nil now is time.Now.
+func NewWithClock(name string, cfg policies.Breaker, now func() time.Time) *Breaker {
+	return newBreaker(name, withDefaults(cfg), orNow(now))
+}
+
+func orNow(now func() time.Time) func() time.Time {
+	if now == nil {
+		return time.Now
+	}
+	return now
+}
+
 // newBreaker returns a closed breaker with settings cfg, ready to use, and
 // the clock now.
 func newBreaker(name string, cfg policies.Breaker, now func() time.Time) *Breaker {

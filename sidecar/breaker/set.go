@@ -21,7 +21,13 @@ type Set struct {
 
 // NewSet returns an empty set.
 func NewSet() *Set {
-	return &Set{now: time.Now, byName: map[string]*Breaker{}}
+	return NewSetWithClock(time.Now)
+}
+
+// NewSetWithClock returns an empty set whose breakers read the time from
+// now (see NewWithClock). A nil now is time.Now.
+func NewSetWithClock(now func() time.Time) *Set {
+	return &Set{now: orNow(now), byName: map[string]*Breaker{}}
 }
 
 // Get returns the breaker with this name, created when missing. When it

@@ -117,7 +117,7 @@ func TestSetSnapshotsRetainAndListeners(t *testing.T) {
 }
 
 func TestSnapshotJSON(t *testing.T) {
-	b := New("agent:writer", testConfig(func(c *policies.Breaker) { c.OpenFor = 20 * time.Second }))
+	b, clk := clocked("agent:writer", testConfig(func(c *policies.Breaker) { c.OpenFor = 20 * time.Second }))
 	closed, _ := json.Marshal(b.Snapshot())
 	for _, absent := range []string{"last_failure", "opened_at", "half_open_in", "open_for", "forced"} {
 		if strings.Contains(string(closed), absent) {
@@ -125,17 +125,17 @@ func TestSnapshotJSON(t *testing.T) {
 		}
 	}
 	trip(t, b)
+	clk.Advance(2500 * ms)
 	open, _ := json.Marshal(b.Snapshot())
 	var m map[string]any
 	if err := json.Unmarshal(open, &m); err != nil {
 		t.Fatal(err)
 	}
-	if m["state"] != "open" || m["open_for"] != "20s" || m["last_failure_reason"] != "503" || m["opened_at"] == nil {
+	if m["state"] != "open" || m["open_for"] != "20s" || m["last_failure_reason"] != "503" || m["opened_at"] != t0.Format(time.RFC3339) {
 		t.Errorf("open snapshot = %s", open)
 	}
-	s, _ := m["half_open_in"].(string)
-	if d, err := time.ParseDuration(s); err != nil || d < 19*time.Second || d > 20*time.Second {
-		t.Errorf("half_open_in = %v, want about 20s", m["half_open_in"])
+	if m["half_open_in"] != "17.5s" {
+		t.Errorf("half_open_in = %v, want 17.5s", m["half_open_in"])
 	}
 }
 
@@ -153,5 +153,28 @@ func TestRoundDur(t *testing.T) {
 		if got := readable.Duration(tt.in).String(); got != tt.want {
 			t.Errorf("readable.Duration(%s) = %s, want %s", tt.in, got, tt.want)
 		}
+	}
+}
+
+func TestSetClock(t *testing.T) {
+	// Given a set whose breakers read a test clock
+	clk := newClock()
+	s := NewSetWithClock(clk.Now)
+	b := s.Get("researcher@10.0.0.5:8081", testConfig(nil))
+	trip(t, b)
+
+	// Then they open and half-open by that clock
+	if got := b.Snapshot().OpenedAt; !got.Equal(t0) {
+		t.Fatalf("opened at %s, want %s", got, t0)
+	}
+	waitOut(t, b, clk)
+
+	// And a change of settings is announced at the clock's time
+	var rec recorder
+	s.OnChange(rec.listen)
+	clk.Advance(time.Minute)
+	s.Get("researcher@10.0.0.5:8081", testConfig(func(c *policies.Breaker) { c.ConsecutiveFailures = 5 }))
+	if chs := rec.all(); len(chs) != 1 || !chs[0].At.Equal(clk.Now()) {
+		t.Fatalf("changes = %+v, want one at %s", chs, clk.Now())
 	}
 }

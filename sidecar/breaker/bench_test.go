@@ -8,7 +8,9 @@ import (
 )
 
 func benchBreaker(rate int) *Breaker {
-	return New("bench", policies.Breaker{FailureRate: rate, SlowCall: time.Minute})
+	cfg := policies.BreakerDefaults()
+	cfg.FailureRate, cfg.SlowCall = rate, time.Minute
+	return New("bench", cfg)
 }
 
 // BenchmarkAllowDoneClosed measures the cost the breaker adds to every call

@@ -14,7 +14,7 @@ import (
 // concurrent use.
 type Breaker struct {
 	name string
-	cfg  policies.Breaker // with defaults filled in
+	cfg  policies.Breaker // as given, held to the limits of settle
 	now  func() time.Time
 
 	mu          sync.Mutex
@@ -41,13 +41,14 @@ type Breaker struct {
 	detached  bool // dropped from its Set: takes no more listeners
 }
 
-// New returns a closed breaker. Zero fields of cfg take the defaults that
-// policies documents (3 consecutive failures, open 30s doubling up to 10m,
-// 1 probe, failures on 429 and 5xx; the rate rule counts at least 10 calls
-// in 1m). A nil FailureStatuses takes the default; an empty one means only
-// errors and slow calls are failures.
+// New returns a closed breaker with settings cfg, used as given: cfg is
+// expected the way policies resolves a breaker block, every default filled
+// in (policies.BreakerDefaults is a block that sets nothing). A zero field
+// is not replaced by a default: a nil or empty FailureStatuses means only
+// errors and slow calls are failures. New only holds cfg to the limits the
+// state machine needs (see settle), which Load's validation ensures anyway.
 func New(name string, cfg policies.Breaker) *Breaker {
-	return newBreaker(name, withDefaults(cfg), time.Now)
+	return newBreaker(name, settle(cfg), time.Now)
 }
 
 // NewWithClock is New with the clock now in place of time.Now: the breaker
@@ -55,7 +56,7 @@ func New(name string, cfg policies.Breaker) *Breaker {
 // (slow_call), to end open periods and to slide the failure-rate window.
 // A nil now is time.Now.
 func NewWithClock(name string, cfg policies.Breaker, now func() time.Time) *Breaker {
-	return newBreaker(name, withDefaults(cfg), orNow(now))
+	return newBreaker(name, settle(cfg), orNow(now))
 }
 
 func orNow(now func() time.Time) func() time.Time {
@@ -71,48 +72,30 @@ func newBreaker(name string, cfg policies.Breaker, now func() time.Time) *Breake
 	return &Breaker{name: name, cfg: cfg, now: now, openFor: cfg.OpenFor, window: newWindow(cfg.Window, now())}
 }
 
-// withDefaults fills the zero fields of cfg.
-func withDefaults(cfg policies.Breaker) policies.Breaker {
-	if cfg.ConsecutiveFailures <= 0 {
-		cfg.ConsecutiveFailures = 3
-	}
-	cfg.FailureRate = min(max(cfg.FailureRate, 0), 100)
-	if cfg.MinCalls <= 0 {
-		cfg.MinCalls = 10
-	}
-	if cfg.Window <= 0 {
-		cfg.Window = time.Minute
-	}
-	// The rate window is kept in ten buckets; below 10ms they would be empty.
-	cfg.Window = max(cfg.Window, 10*time.Millisecond)
-	if cfg.OpenFor <= 0 {
-		cfg.OpenFor = 30 * time.Second
-	}
-	if cfg.MaxOpenFor <= 0 {
-		cfg.MaxOpenFor = 10 * time.Minute
-	}
+// minWindow is the shortest failure-rate window: ten buckets of 1ms.
+const minWindow = windowBuckets * time.Millisecond
+
+// settle holds cfg to the limits the state machine needs: at least one
+// half-open probe (none would keep the breaker half-open for ever), a window
+// of at least minWindow, a cap on the open period no shorter than the period
+// itself, and sorted FailureStatuses (IsFailureStatus searches them). It
+// fills in no default.
+func settle(cfg policies.Breaker) policies.Breaker {
+	cfg.HalfOpenProbes = max(cfg.HalfOpenProbes, 1)
+	cfg.Window = max(cfg.Window, minWindow)
 	cfg.MaxOpenFor = max(cfg.MaxOpenFor, cfg.OpenFor)
-	if cfg.HalfOpenProbes <= 0 {
-		cfg.HalfOpenProbes = 1
-	}
-	if !slices.IsSorted(cfg.FailureStatuses) { // IsFailureStatus needs them sorted
+	if !slices.IsSorted(cfg.FailureStatuses) {
 		cfg.FailureStatuses = slices.Sorted(slices.Values(cfg.FailureStatuses))
 	}
-	if cfg.FailureStatuses == nil {
-		cfg.FailureStatuses = []int{429}
-		for c := 500; c <= 599; c++ {
-			cfg.FailureStatuses = append(cfg.FailureStatuses, c)
-		}
-	}
-	cfg.SlowCall = max(cfg.SlowCall, 0)
 	return cfg
 }
 
 // Name returns the breaker's name, e.g. "researcher@10.0.0.5:8081".
 func (b *Breaker) Name() string { return b.name }
 
-// Config returns the breaker's settings, with defaults filled in. The
-// FailureStatuses slice is shared and must not be changed.
+// Config returns the breaker's settings, as given to New (held to the
+// limits of settle). The FailureStatuses slice is shared and must not be
+// changed.
 func (b *Breaker) Config() policies.Breaker { return b.cfg }
 
 // Permit is a call admitted by Allow. It must be finished exactly once, with

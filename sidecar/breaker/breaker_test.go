@@ -29,7 +29,11 @@ func TestTripsOnConsecutiveFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := New("t", testConfig(func(c *policies.Breaker) { c.FailureStatuses = tt.statuses }))
+			b := New("t", testConfig(func(c *policies.Breaker) {
+				if tt.statuses != nil {
+					c.FailureStatuses = tt.statuses
+				}
+			}))
 			for _, o := range tt.outcomes {
 				call(b, o)
 			}

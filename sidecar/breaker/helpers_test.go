@@ -11,15 +11,11 @@ import (
 
 const ms = time.Millisecond
 
-// testConfig returns settings with short open periods, changed by mod.
+// testConfig returns the default settings with short open periods, changed
+// by mod.
 func testConfig(mod func(*policies.Breaker)) policies.Breaker {
-	c := policies.Breaker{
-		Name:                "test",
-		ConsecutiveFailures: 3,
-		OpenFor:             50 * ms,
-		MaxOpenFor:          400 * ms,
-		HalfOpenProbes:      1,
-	}
+	c := policies.BreakerDefaults()
+	c.Name, c.OpenFor, c.MaxOpenFor = "test", 50*ms, 400*ms
 	if mod != nil {
 		mod(&c)
 	}

@@ -35,7 +35,7 @@ func NewSetWithClock(now func() time.Time) *Set {
 // listeners hear of it when the old one was not closed); with the same
 // settings it keeps its state.
 func (s *Set) Get(name string, cfg policies.Breaker) *Breaker {
-	want := withDefaults(cfg)
+	want := settle(cfg)
 	s.mu.RLock()
 	old, ok := s.byName[name]
 	s.mu.RUnlock()

@@ -2,6 +2,7 @@ package breaker
 
 import (
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -65,17 +66,39 @@ func TestSetGet(t *testing.T) {
 	}
 }
 
-func TestSetDefaultsCompareEqual(t *testing.T) {
-	// A zero config and the same config with its defaults spelled out keep
-	// the same breaker.
+func TestSetKeepsABreakerWhoseSettingsReloadUnchanged(t *testing.T) {
+	// The default settings, resolved afresh (as a reload does), keep the
+	// same breaker; so do statuses listed out of order, which the breaker
+	// sorts.
 	s := NewSet()
-	b := s.Get("agent:writer", policies.Breaker{})
-	explicit := b.Config()
-	if got := s.Get("agent:writer", explicit); got != b {
-		t.Fatal("defaults spelled out replaced the breaker")
+	b := s.Get("agent:writer", policies.BreakerDefaults())
+	if got := s.Get("agent:writer", policies.BreakerDefaults()); got != b {
+		t.Fatal("the same settings, resolved again, replaced the breaker")
 	}
-	if got := s.Get("agent:writer", policies.Breaker{}); got != b {
-		t.Fatal("the same zero config replaced the breaker")
+	if !reflect.DeepEqual(b.Config(), policies.BreakerDefaults()) {
+		t.Fatalf("Config() = %+v, want the settings given", b.Config())
+	}
+	cfg := policies.BreakerDefaults()
+	cfg.FailureStatuses = []int{503, 429}
+	b = s.Get("model:gpt-4o", cfg)
+	cfg.FailureStatuses = []int{429, 503}
+	if got := s.Get("model:gpt-4o", cfg); got != b {
+		t.Fatal("the same statuses in another order replaced the breaker")
+	}
+}
+
+func TestNewUsesItsSettingsAsGiven(t *testing.T) {
+	// Defaults are policies' business: a breaker given one consecutive
+	// failure and no failure statuses opens on the first error, and no
+	// status counts.
+	b := New("t", policies.Breaker{ConsecutiveFailures: 1, OpenFor: time.Minute, MaxOpenFor: time.Minute, HalfOpenProbes: 1})
+	calls(t, b, 3, fail)
+	if got := b.State(); got != Closed {
+		t.Fatalf("after three 503s with no failure statuses: %s, want closed", got)
+	}
+	calls(t, b, 1, failed)
+	if got := b.State(); got != Open {
+		t.Fatalf("after one error: %s, want open", got)
 	}
 }
 

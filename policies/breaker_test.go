@@ -171,6 +171,25 @@ func TestBreakersOfTheSameFileAreDeepEqual(t *testing.T) {
 	}
 }
 
+func TestBreakerDefaults(t *testing.T) {
+	// A breaker block that sets nothing, the "default" breaker of a file
+	// without one, and BreakerDefaults are the same documented settings.
+	want := defaultBreaker(DefaultBreaker)
+	if got := BreakerDefaults(); !reflect.DeepEqual(got, want) {
+		t.Errorf("BreakerDefaults() = %+v, want %+v", got, want)
+	}
+	clearConsulEnv(t)
+	if got := Dev().Breakers[DefaultBreaker]; !reflect.DeepEqual(got, want) {
+		t.Errorf("Dev default breaker = %+v, want %+v", got, want)
+	}
+
+	// Each call returns its own statuses: changing one leaves the next alone.
+	BreakerDefaults().FailureStatuses[0] = 999
+	if got := BreakerDefaults().FailureStatuses[0]; got != 429 {
+		t.Errorf("first failure status = %d after changing an earlier copy, want 429", got)
+	}
+}
+
 func TestBreakerErrors(t *testing.T) {
 	const dir = "testdata/invalid/"
 	tests := []struct {

@@ -197,17 +197,7 @@ func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string
 		fc.Breaker[DefaultBreaker] = &breakerFile{}
 	}
 	for _, b := range fc.Breaker {
-		setDefault(&b.ConsecutiveFailures, defaultConsecutiveFailures)
-		setDefault(&b.FailureRate, defaultFailureRate)
-		setDefault(&b.MinCalls, defaultMinCalls)
-		setDefault(&b.Window, defaultWindow)
-		setDefault(&b.OpenFor, defaultOpenFor)
-		setDefault(&b.MaxOpenFor, defaultMaxOpenFor)
-		setDefault(&b.HalfOpenProbes, defaultHalfOpenProbes)
-		if b.FailureStatuses == nil {
-			b.FailureStatuses = defaultFailureStatuses()
-		}
-		setDefault(&b.SlowCall, defaultSlowCall)
+		breakerDefaults(b)
 	}
 
 	if fc.Upstream == nil {
@@ -338,19 +328,7 @@ func resolve(fc *fileConfig) *Config {
 		}
 	}
 	for name, b := range fc.Breaker {
-		statuses, _ := expandStatuses(b.FailureStatuses)
-		cfg.Breakers[name] = Breaker{
-			Name:                name,
-			ConsecutiveFailures: deref(b.ConsecutiveFailures),
-			FailureRate:         deref(b.FailureRate),
-			MinCalls:            deref(b.MinCalls),
-			Window:              duration(b.Window),
-			OpenFor:             duration(b.OpenFor),
-			MaxOpenFor:          duration(b.MaxOpenFor),
-			HalfOpenProbes:      deref(b.HalfOpenProbes),
-			FailureStatuses:     statuses,
-			SlowCall:            duration(b.SlowCall),
-		}
+		cfg.Breakers[name] = resolveBreaker(name, b)
 	}
 	for name, u := range fc.Upstream {
 		cfg.Upstreams[name] = Upstream{
@@ -421,4 +399,47 @@ func duration(s *string) time.Duration {
 	}
 	d, _ := time.ParseDuration(*s)
 	return d
+}
+
+// BreakerDefaults returns the settings of a breaker block that sets nothing,
+// as Load resolves it: those of the "default" breaker when no block changes
+// them. Package breaker uses the settings it is given as they are; code that
+// builds a Breaker by hand starts from this one.
+func BreakerDefaults() Breaker {
+	b := &breakerFile{}
+	breakerDefaults(b)
+	return resolveBreaker(DefaultBreaker, b)
+}
+
+// breakerDefaults fills the unset values of a breaker block.
+func breakerDefaults(b *breakerFile) {
+	setDefault(&b.ConsecutiveFailures, defaultConsecutiveFailures)
+	setDefault(&b.FailureRate, defaultFailureRate)
+	setDefault(&b.MinCalls, defaultMinCalls)
+	setDefault(&b.Window, defaultWindow)
+	setDefault(&b.OpenFor, defaultOpenFor)
+	setDefault(&b.MaxOpenFor, defaultMaxOpenFor)
+	setDefault(&b.HalfOpenProbes, defaultHalfOpenProbes)
+	if b.FailureStatuses == nil {
+		b.FailureStatuses = defaultFailureStatuses()
+	}
+	setDefault(&b.SlowCall, defaultSlowCall)
+}
+
+// resolveBreaker turns a breaker block, its defaults applied and validated,
+// into its settings.
+func resolveBreaker(name string, b *breakerFile) Breaker {
+	statuses, _ := expandStatuses(b.FailureStatuses)
+	return Breaker{
+		Name:                name,
+		ConsecutiveFailures: deref(b.ConsecutiveFailures),
+		FailureRate:         deref(b.FailureRate),
+		MinCalls:            deref(b.MinCalls),
+		Window:              duration(b.Window),
+		OpenFor:             duration(b.OpenFor),
+		MaxOpenFor:          duration(b.MaxOpenFor),
+		HalfOpenProbes:      deref(b.HalfOpenProbes),
+		FailureStatuses:     statuses,
+		SlowCall:            duration(b.SlowCall),
+	}
 }

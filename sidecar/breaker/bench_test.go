@@ -8,7 +8,9 @@ import (
 )
 
 func benchBreaker(rate int) *Breaker {
-	return New("bench", policies.Breaker{FailureRate: rate, SlowCall: time.Minute})
+	cfg := policies.BreakerDefaults()
+	cfg.FailureRate, cfg.SlowCall = rate, time.Minute
+	return New("bench", cfg)
 }
 
 // BenchmarkAllowDoneClosed measures the cost the breaker adds to every call
@@ -25,8 +27,8 @@ func BenchmarkAllowDoneClosed(b *testing.B) {
 	}
 }
 
-// BenchmarkAllowDoneClosedRate is the same with the failure-rate rule on,
-// whose window the engine keeps.
+// BenchmarkAllowDoneClosedRate is the same with the failure-rate rule on:
+// every result goes into the window.
 func BenchmarkAllowDoneClosedRate(b *testing.B) {
 	br := benchBreaker(50)
 	b.ReportAllocs()

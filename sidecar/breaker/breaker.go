@@ -6,49 +6,25 @@ import (
 	"sync"
 	"time"
 
-	"github.com/failsafe-go/failsafe-go/circuitbreaker"
-
 	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/policies"
-)
-
-// engine is failsafe-go's circuit breaker. Reset (closing and clearing the
-// counts) is exported by its implementation but not by its interface.
-type engine interface {
-	circuitbreaker.CircuitBreaker[struct{}]
-	Reset()
-}
-
-// neverHalfOpen is the open delay given to the engine: the open period is
-// this package's (it doubles on re-trips), so the engine must never leave
-// the open state on its own.
-const neverHalfOpen = 100 * 365 * 24 * time.Hour
-
-// cause says why the engine is about to change state, so the listener can
-// write the reason.
-type cause int
-
-const (
-	causeResult cause = iota // a recorded success or failure
-	causeTimer
-	causeForce
-	causeClose
-	causeReset
 )
 
 // Breaker is a circuit breaker for one call target. It is safe for
 // concurrent use.
 type Breaker struct {
 	name string
-	cfg  policies.Breaker // with defaults filled in
+	cfg  policies.Breaker // as given, held to the limits of settle
+	now  func() time.Time
 
 	mu          sync.Mutex
-	fs          engine // the state machine; only called with mu held
-	state       State  // mirror of the engine's state, kept by onEngineChange
+	state       State
 	gen         uint64 // bumped on every state change and on Close/Reset
 	forced      bool   // opened by an operator: stays open until Close/Reset
 	consecutive int    // failures in a row (current generation only)
+	window      window // calls and failures while closed, when FailureRate is set
 	probes      int    // probes admitted in the current half-open period
+	succeeded   int    // probes that succeeded in the current half-open period
 	openFor     time.Duration
 	openedAt    time.Time
 	openUntil   time.Time
@@ -58,7 +34,6 @@ type Breaker struct {
 	calls       uint64
 	failures    uint64
 	rejected    uint64
-	cause       cause // why the next engine transition happens
 
 	queue     []Change // changes not yet given to listeners
 	draining  bool     // a goroutine is giving changes to listeners
@@ -66,69 +41,61 @@ type Breaker struct {
 	detached  bool // dropped from its Set: takes no more listeners
 }
 
-// New returns a closed breaker. Zero fields of cfg take the defaults that
-// policies documents (3 consecutive failures, open 30s doubling up to 10m,
-// 1 probe, failures on 429 and 5xx; the rate rule counts at least 10 calls
-// in 1m). A nil FailureStatuses takes the default; an empty one means only
-// errors and slow calls are failures.
+// New returns a closed breaker with settings cfg, used as given: cfg is
+// expected the way policies resolves a breaker block, every default filled
+// in (policies.BreakerDefaults is a block that sets nothing). A zero field
+// is not replaced by a default: a nil or empty FailureStatuses means only
+// errors and slow calls are failures. New only holds cfg to the limits the
+// state machine needs (see settle), which Load's validation ensures anyway.
 func New(name string, cfg policies.Breaker) *Breaker {
-	cfg = withDefaults(cfg)
-	b := &Breaker{name: name, cfg: cfg, openFor: cfg.OpenFor}
-	bld := circuitbreaker.NewBuilder[struct{}]().
-		WithDelay(neverHalfOpen).
-		WithSuccessThreshold(uint(cfg.HalfOpenProbes)).
-		OnStateChanged(b.onEngineChange)
-	if cfg.FailureRate > 0 {
-		bld = bld.WithFailureRateThreshold(float64(cfg.FailureRate)/100, uint(cfg.MinCalls), cfg.Window)
-	} else {
-		bld = bld.WithFailureThreshold(uint(cfg.ConsecutiveFailures))
-	}
-	b.fs = bld.Build().(engine)
-	return b
+	return newBreaker(name, settle(cfg), time.Now)
 }
 
-// withDefaults fills the zero fields of cfg.
-func withDefaults(cfg policies.Breaker) policies.Breaker {
-	if cfg.ConsecutiveFailures <= 0 {
-		cfg.ConsecutiveFailures = 3
+// NewWithClock is New with the clock now in place of time.Now: the breaker
+// reads the time from it when it admits and finishes calls, to time calls
+// (slow_call), to end open periods and to slide the failure-rate window.
+// A nil now is time.Now.
+func NewWithClock(name string, cfg policies.Breaker, now func() time.Time) *Breaker {
+	return newBreaker(name, settle(cfg), orNow(now))
+}
+
+func orNow(now func() time.Time) func() time.Time {
+	if now == nil {
+		return time.Now
 	}
-	cfg.FailureRate = min(max(cfg.FailureRate, 0), 100)
-	if cfg.MinCalls <= 0 {
-		cfg.MinCalls = 10
-	}
-	if cfg.Window <= 0 {
-		cfg.Window = time.Minute
-	}
-	// The rate window is kept in ten buckets; below 10ms they would be empty.
-	cfg.Window = max(cfg.Window, 10*time.Millisecond)
-	if cfg.OpenFor <= 0 {
-		cfg.OpenFor = 30 * time.Second
-	}
-	if cfg.MaxOpenFor <= 0 {
-		cfg.MaxOpenFor = 10 * time.Minute
-	}
+	return now
+}
+
+// newBreaker returns a closed breaker with settings cfg, ready to use, and
+// the clock now.
+func newBreaker(name string, cfg policies.Breaker, now func() time.Time) *Breaker {
+	return &Breaker{name: name, cfg: cfg, now: now, openFor: cfg.OpenFor, window: newWindow(cfg.Window, now())}
+}
+
+// minWindow is the shortest failure-rate window: ten buckets of 1ms.
+const minWindow = windowBuckets * time.Millisecond
+
+// settle holds cfg to the limits the state machine needs: at least one
+// half-open probe (none would keep the breaker half-open for ever), a window
+// of at least minWindow, a cap on the open period no shorter than the period
+// itself, and sorted FailureStatuses (IsFailureStatus searches them). It
+// fills in no default.
+func settle(cfg policies.Breaker) policies.Breaker {
+	cfg.HalfOpenProbes = max(cfg.HalfOpenProbes, 1)
+	cfg.Window = max(cfg.Window, minWindow)
 	cfg.MaxOpenFor = max(cfg.MaxOpenFor, cfg.OpenFor)
-	if cfg.HalfOpenProbes <= 0 {
-		cfg.HalfOpenProbes = 1
-	}
-	if !slices.IsSorted(cfg.FailureStatuses) { // IsFailureStatus needs them sorted
+	if !slices.IsSorted(cfg.FailureStatuses) {
 		cfg.FailureStatuses = slices.Sorted(slices.Values(cfg.FailureStatuses))
 	}
-	if cfg.FailureStatuses == nil {
-		cfg.FailureStatuses = []int{429}
-		for c := 500; c <= 599; c++ {
-			cfg.FailureStatuses = append(cfg.FailureStatuses, c)
-		}
-	}
-	cfg.SlowCall = max(cfg.SlowCall, 0)
 	return cfg
 }
 
 // Name returns the breaker's name, e.g. "researcher@10.0.0.5:8081".
 func (b *Breaker) Name() string { return b.name }
 
-// Config returns the breaker's settings, with defaults filled in. The
-// FailureStatuses slice is shared and must not be changed.
+// Config returns the breaker's settings, as given to New (held to the
+// limits of settle). The FailureStatuses slice is shared and must not be
+// changed.
 func (b *Breaker) Config() policies.Breaker { return b.cfg }
 
 // Permit is a call admitted by Allow. It must be finished exactly once, with
@@ -146,7 +113,7 @@ func (p Permit) Started() time.Time { return p.start }
 // Allow admits a call or not. While open it admits none; half-open it admits
 // HalfOpenProbes probe calls in all (a cancelled probe gives its place back).
 func (b *Breaker) Allow() (Permit, bool) {
-	now := time.Now()
+	now := b.now()
 	b.mu.Lock()
 	if b.state == Closed {
 		gen := b.gen
@@ -177,8 +144,9 @@ func (p Permit) Done(status int, err error) {
 	if p.b == nil {
 		return
 	}
-	failure, reason := p.b.Classify(status, err, time.Since(p.start))
-	p.b.record(p.gen, failure, reason)
+	now := p.b.now()
+	failure, reason := p.b.Classify(status, err, now.Sub(p.start))
+	p.b.record(p.gen, now, failure, reason)
 }
 
 // DoneFailure finishes the call as a failure for the given reason, e.g. the
@@ -187,7 +155,7 @@ func (p Permit) DoneFailure(reason string) {
 	if p.b == nil {
 		return
 	}
-	p.b.record(p.gen, true, reason)
+	p.b.record(p.gen, p.b.now(), true, reason)
 }
 
 // Cancel finishes a call that never reached the target: nothing is
@@ -204,11 +172,8 @@ func (p Permit) Cancel() {
 	b.mu.Unlock()
 }
 
-func (b *Breaker) record(gen uint64, failure bool, reason string) {
-	var now time.Time
-	if failure {
-		now = time.Now()
-	}
+// record counts the result of a call of generation gen that ended at now.
+func (b *Breaker) record(gen uint64, now time.Time, failure bool, reason string) {
 	b.mu.Lock()
 	b.calls++
 	if failure {
@@ -221,41 +186,82 @@ func (b *Breaker) record(gen uint64, failure bool, reason string) {
 		b.mu.Unlock()
 		return
 	}
-	b.cause = causeResult
 	if failure {
 		b.consecutive++
-		b.fs.RecordFailure()
-		// The engine runs the rate rule when one is set; the consecutive
-		// rule is then this package's.
-		if b.state == Closed && b.consecutive >= b.cfg.ConsecutiveFailures {
-			b.fs.Open()
-		}
 	} else {
 		b.consecutive = 0
-		b.fs.RecordSuccess()
+	}
+	switch b.state {
+	case Closed:
+		b.recordClosed(now, failure)
+	case HalfOpen:
+		b.recordProbe(now, failure)
 	}
 	b.unlock()
+}
+
+// recordClosed opens a closed breaker when a rule says so: the consecutive
+// failures, or the failure rate over the window (checked after a success
+// too, since a success may bring the window to MinCalls). Requires mu.
+func (b *Breaker) recordClosed(now time.Time, failure bool) {
+	if failure && b.consecutive >= b.cfg.ConsecutiveFailures {
+		b.setState(Open, now, fmt.Sprintf("%d consecutive failures (last: %s)", b.consecutive, b.lastReason))
+		return
+	}
+	if b.cfg.FailureRate <= 0 {
+		return
+	}
+	b.window.add(now, failure)
+	calls, percent := b.window.failurePercent()
+	if calls >= uint64(max(b.cfg.MinCalls, 0)) && percent >= uint64(b.cfg.FailureRate) {
+		b.setState(Open, now, fmt.Sprintf("%d%% of %d calls within %s failed (last: %s)",
+			percent, calls, readable.Duration(b.cfg.Window), b.lastReason))
+	}
+}
+
+// recordProbe closes a half-open breaker when all its probes succeeded, and
+// opens it again when one failed. Requires mu.
+func (b *Breaker) recordProbe(now time.Time, failure bool) {
+	if failure {
+		b.setState(Open, now, "probe failed: "+b.lastReason)
+		return
+	}
+	b.succeeded++
+	if b.succeeded < b.cfg.HalfOpenProbes {
+		return
+	}
+	reason := "the probe succeeded"
+	if b.cfg.HalfOpenProbes > 1 {
+		reason = fmt.Sprintf("all %d probes succeeded", b.cfg.HalfOpenProbes)
+	}
+	b.setState(Closed, now, reason)
 }
 
 // advance moves an open breaker whose open period has passed to half-open.
 // Requires mu.
 func (b *Breaker) advance(now time.Time) {
-	if b.state == Open && !b.forced && !now.Before(b.openUntil) {
-		b.cause = causeTimer
-		b.fs.HalfOpen()
+	if b.state != Open || b.forced || now.Before(b.openUntil) {
+		return
 	}
+	reason := fmt.Sprintf("open for %s: letting a probe through", readable.Duration(b.openFor))
+	if b.cfg.HalfOpenProbes > 1 {
+		reason = fmt.Sprintf("open for %s: letting %d probes through", readable.Duration(b.openFor), b.cfg.HalfOpenProbes)
+	}
+	b.setState(HalfOpen, now, reason)
 }
 
-// onEngineChange runs inside every engine transition, which only happens
-// while mu is held. It keeps the mirror state and queues the change for
-// listeners.
-func (b *Breaker) onEngineChange(ev circuitbreaker.StateChangedEvent) {
-	from, to := fromEngine(ev.OldState), fromEngine(ev.NewState)
-	now := time.Now()
+// setState moves the breaker to state to, for reason, and queues the change
+// for the listeners. It does nothing when the breaker is in that state
+// already. Requires mu.
+func (b *Breaker) setState(to State, now time.Time, reason string) {
+	from := b.state
+	if from == to {
+		return
+	}
 	b.state = to
 	b.gen++
-	b.probes = 0
-	ch := Change{Name: b.name, From: from, To: to, At: now}
+	b.probes, b.succeeded = 0, 0
+	ch := Change{Name: b.name, From: from, To: to, At: now, Reason: reason}
 	switch to {
 	case Open:
 		if !b.forced {
@@ -269,54 +275,11 @@ func (b *Breaker) onEngineChange(ev circuitbreaker.StateChangedEvent) {
 	case Closed:
 		b.openFor = b.cfg.OpenFor
 		b.consecutive = 0
+		b.window.reset()
 		b.openedAt, b.openUntil = time.Time{}, time.Time{}
 	}
 	ch.ConsecutiveFailures = b.consecutive
-	ch.Reason = b.reason(from, to, ev.Metrics())
 	b.queue = append(b.queue, ch)
-}
-
-// reason writes why the breaker moved from one state to another. Requires mu.
-func (b *Breaker) reason(from, to State, m circuitbreaker.Metrics) string {
-	switch b.cause {
-	case causeForce:
-		return "opened by an operator"
-	case causeClose:
-		return "closed by an operator"
-	case causeReset:
-		return "reset by an operator"
-	case causeTimer:
-		if b.cfg.HalfOpenProbes == 1 {
-			return fmt.Sprintf("open for %s: letting a probe through", readable.Duration(b.openFor))
-		}
-		return fmt.Sprintf("open for %s: letting %d probes through", readable.Duration(b.openFor), b.cfg.HalfOpenProbes)
-	}
-	// A recorded result: a success may close a half-open breaker, or tip
-	// the failure rate of a closed one.
-	switch {
-	case to == Closed && b.cfg.HalfOpenProbes == 1:
-		return "the probe succeeded"
-	case to == Closed:
-		return fmt.Sprintf("all %d probes succeeded", b.cfg.HalfOpenProbes)
-	case from == HalfOpen:
-		return "probe failed: " + b.lastReason
-	case b.consecutive >= b.cfg.ConsecutiveFailures:
-		return fmt.Sprintf("%d consecutive failures (last: %s)", b.consecutive, b.lastReason)
-	default:
-		return fmt.Sprintf("%.0f%% of %d calls within %s failed (last: %s)",
-			m.FailureRate()*100, m.Executions(), readable.Duration(b.cfg.Window), b.lastReason)
-	}
-}
-
-func fromEngine(s circuitbreaker.State) State {
-	switch s {
-	case circuitbreaker.OpenState:
-		return Open
-	case circuitbreaker.HalfOpenState:
-		return HalfOpen
-	default:
-		return Closed
-	}
 }
 
 // unlock releases mu and then gives queued changes to the listeners. One

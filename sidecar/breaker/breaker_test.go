@@ -29,7 +29,11 @@ func TestTripsOnConsecutiveFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := New("t", testConfig(func(c *policies.Breaker) { c.FailureStatuses = tt.statuses }))
+			b := New("t", testConfig(func(c *policies.Breaker) {
+				if tt.statuses != nil {
+					c.FailureStatuses = tt.statuses
+				}
+			}))
 			for _, o := range tt.outcomes {
 				call(b, o)
 			}
@@ -42,16 +46,19 @@ func TestTripsOnConsecutiveFailures(t *testing.T) {
 
 func TestTripReasonAndSnapshot(t *testing.T) {
 	// Given a breaker that saw two refused connections and a 503
-	b := New("researcher@10.0.0.5:8081", testConfig(nil))
+	b, clk := clocked("researcher@10.0.0.5:8081", testConfig(nil))
 	calls(t, b, 2, failed)
+	clk.Advance(10 * ms)
 	calls(t, b, 1, fail)
 
 	// Then the snapshot explains the open state
+	clk.Advance(10 * ms)
 	s := b.Snapshot()
 	if s.State != "open" || s.ConsecutiveFailures != 3 || s.LastFailureReason != "503" || s.Trips != 1 {
 		t.Errorf("snapshot = %+v", s)
 	}
-	if s.OpenedAt.IsZero() || s.LastFailure.IsZero() || s.HalfOpenIn <= 0 || s.HalfOpenInText == "" || s.OpenFor != "50ms" {
+	opened := t0.Add(10 * ms)
+	if !s.OpenedAt.Equal(opened) || !s.LastFailure.Equal(opened) || s.HalfOpenIn != 40*ms || s.HalfOpenInText != "40ms" || s.OpenFor != "50ms" {
 		t.Errorf("snapshot times = %+v", s)
 	}
 	if s.Calls != 3 || s.Failures != 3 {
@@ -61,10 +68,11 @@ func TestTripReasonAndSnapshot(t *testing.T) {
 
 func TestOpenAdmitsNothing(t *testing.T) {
 	// Given an open breaker
-	b := New("t", testConfig(func(c *policies.Breaker) { c.OpenFor = time.Second }))
+	b, clk := clocked("t", testConfig(func(c *policies.Breaker) { c.OpenFor = time.Second }))
 	trip(t, b)
 
-	// When 100 calls arrive
+	// When 100 calls arrive during its open period
+	clk.Advance(999 * ms)
 	admitted := 0
 	for range 100 {
 		if call(b, ok200) {
@@ -79,16 +87,16 @@ func TestOpenAdmitsNothing(t *testing.T) {
 	if got := b.Snapshot().Rejected; got != 100 {
 		t.Errorf("rejected = %d, want 100", got)
 	}
-	assertRemaining(t, b, time.Second)
+	assertRemaining(t, b, ms)
 }
 
 func TestHalfOpenAdmitsExactlyTheProbes(t *testing.T) {
 	for _, probes := range []int{1, 2, 3} {
 		t.Run(strings.Repeat("probe ", probes), func(t *testing.T) {
 			// Given a breaker that tripped and waited out its open period
-			b := New("t", testConfig(func(c *policies.Breaker) { c.HalfOpenProbes = probes }))
+			b, clk := clocked("t", testConfig(func(c *policies.Breaker) { c.HalfOpenProbes = probes }))
 			trip(t, b)
-			waitState(t, b, HalfOpen)
+			waitOut(t, b, clk)
 
 			// When more calls arrive than there are probes
 			var permits []Permit
@@ -130,12 +138,12 @@ func TestHalfOpenAdmitsExactlyTheProbes(t *testing.T) {
 
 func TestReTripDoublesOpenPeriod(t *testing.T) {
 	// Given a breaker open for 50ms, at most 150ms
-	b := New("t", testConfig(func(c *policies.Breaker) { c.MaxOpenFor = 150 * ms }))
+	b, clk := clocked("t", testConfig(func(c *policies.Breaker) { c.MaxOpenFor = 150 * ms }))
 	trip(t, b)
 	assertRemaining(t, b, 50*ms)
 
 	// When the probe fails, the breaker opens for twice as long
-	waitState(t, b, HalfOpen)
+	waitOut(t, b, clk)
 	calls(t, b, 1, fail)
 	assertRemaining(t, b, 100*ms)
 	if got := b.Snapshot().OpenFor; got != "100ms" {
@@ -143,12 +151,12 @@ func TestReTripDoublesOpenPeriod(t *testing.T) {
 	}
 
 	// When it fails again, the doubling stops at MaxOpenFor
-	waitState(t, b, HalfOpen)
+	waitOut(t, b, clk)
 	calls(t, b, 1, failed)
 	assertRemaining(t, b, 150*ms)
 
 	// When a probe succeeds, it closes, and the next trip is back to 50ms
-	waitState(t, b, HalfOpen)
+	waitOut(t, b, clk)
 	calls(t, b, 1, ok200)
 	if got := b.State(); got != Closed {
 		t.Fatalf("after a successful probe: %s", got)
@@ -172,7 +180,7 @@ func TestTripsOnFailureRate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// Given a breaker that opens at 50% of at least 10 calls in 1s
-			b := New("t", testConfig(func(c *policies.Breaker) {
+			b, _ := clocked("t", testConfig(func(c *policies.Breaker) {
 				c.FailureRate, c.MinCalls, c.Window = 50, 10, time.Second
 			}))
 			var rec recorder
@@ -204,6 +212,97 @@ func TestTripsOnFailureRate(t *testing.T) {
 	}
 }
 
+func TestFailureRateWindow(t *testing.T) {
+	// A breaker that opens at 50% of at least 4 calls within 1s (kept in
+	// buckets of 100ms); 3 failures in a row would open it too.
+	type step struct {
+		after    time.Duration // clock moved before the calls
+		outcomes []outcome
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		want  State
+	}{
+		{"calls within the window count together",
+			[]step{{0, []outcome{fail, ok200, fail}}, {900 * ms, []outcome{fail}}}, Open},
+		{"calls older than the window are forgotten",
+			[]step{{0, []outcome{fail, ok200, fail}}, {time.Second, []outcome{fail, ok200, ok200, ok200}}}, Closed},
+		{"min_calls counts only calls within the window",
+			[]step{{0, []outcome{ok200, ok200, ok200}}, {time.Second, []outcome{fail}}}, Closed},
+		{"the window slides a bucket at a time",
+			[]step{{0, []outcome{ok200, ok200}}, {500 * ms, []outcome{fail, ok200}}, {500 * ms, []outcome{fail}}}, Closed},
+		{"the window slides a bucket at a time, and keeps the newer ones",
+			[]step{{0, []outcome{ok200, ok200}}, {500 * ms, []outcome{fail, ok200}}, {500 * ms, []outcome{fail, fail}}}, Open},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, clk := clocked("t", testConfig(func(c *policies.Breaker) {
+				c.FailureRate, c.MinCalls, c.Window = 50, 4, time.Second
+			}))
+			for _, st := range tt.steps {
+				clk.Advance(st.after)
+				for _, o := range st.outcomes {
+					call(b, o)
+				}
+			}
+			if got := b.State(); got != tt.want {
+				t.Fatalf("state = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFailureRateStartsAfreshAfterAClose(t *testing.T) {
+	// Given a rate breaker opened by 2 failures of 4 calls, then closed
+	b, _ := clocked("t", testConfig(func(c *policies.Breaker) {
+		c.FailureRate, c.MinCalls, c.Window = 50, 4, 10*time.Second
+	}))
+	var rec recorder
+	b.OnChange(rec.listen)
+	calls(t, b, 1, fail)
+	calls(t, b, 2, ok200)
+	calls(t, b, 1, fail)
+	if got := b.State(); got != Open {
+		t.Fatalf("state = %s, want open", got)
+	}
+	if got := rec.all()[0].Reason; got != "50% of 4 calls within 10s failed (last: 503)" {
+		t.Errorf("reason = %q", got)
+	}
+	b.Close()
+
+	// When 2 of the next 3 calls fail, the rate has too few calls to apply
+	calls(t, b, 1, fail)
+	calls(t, b, 1, ok200)
+	calls(t, b, 1, fail)
+	if got := b.State(); got != Closed {
+		t.Fatalf("calls from before the close still counted: %s", got)
+	}
+}
+
+func TestFailurePercentRounds(t *testing.T) {
+	tests := []struct {
+		calls, failures uint64
+		want            uint64
+	}{
+		{0, 0, 0},
+		{3, 1, 33},
+		{3, 2, 67},
+		{200, 1, 1}, // 0.5% rounds up
+		{201, 1, 0},
+		{10, 10, 100},
+	}
+	for _, tt := range tests {
+		w := newWindow(time.Second, t0)
+		for i := range tt.calls {
+			w.add(t0, i < tt.failures)
+		}
+		if n, got := w.failurePercent(); n != tt.calls || got != tt.want {
+			t.Errorf("%d of %d failed: %d calls, %d%%, want %d%%", tt.failures, tt.calls, n, got, tt.want)
+		}
+	}
+}
+
 func TestRateBreakerStillTripsOnConsecutiveFailures(t *testing.T) {
 	// Given a rate breaker that has not seen MinCalls calls yet
 	b := New("t", testConfig(func(c *policies.Breaker) { c.FailureRate, c.MinCalls = 90, 100 }))
@@ -222,7 +321,15 @@ func TestRateBreakerStillTripsOnConsecutiveFailures(t *testing.T) {
 
 func TestSlowCallCountsAsFailure(t *testing.T) {
 	// Given a breaker for which a call over 5ms is a failure
-	b := New("t", testConfig(func(c *policies.Breaker) { c.SlowCall = 5 * ms }))
+	b, clk := clocked("t", testConfig(func(c *policies.Breaker) { c.SlowCall = 5 * ms }))
+
+	// When a call answers 200 after exactly 5ms, it is not slow
+	p, _ := b.Allow()
+	clk.Advance(5 * ms)
+	p.Done(200, nil)
+	if s := b.Snapshot(); s.Failures != 0 {
+		t.Fatalf("a call of exactly slow_call counted as a failure: %+v", s)
+	}
 
 	// When three calls answer 200 after 10ms
 	for range 3 {
@@ -230,22 +337,22 @@ func TestSlowCallCountsAsFailure(t *testing.T) {
 		if !ok {
 			t.Fatal("call not admitted")
 		}
-		time.Sleep(10 * ms)
+		clk.Advance(10 * ms)
 		p.Done(200, nil)
 	}
 
 	// Then the breaker is open because of slowness
 	s := b.Snapshot()
-	if s.State != "open" || !strings.HasPrefix(s.LastFailureReason, "slow: ") {
+	if s.State != "open" || s.LastFailureReason != "slow: 10ms" {
 		t.Fatalf("snapshot = %+v, want open with a slow reason", s)
 	}
 }
 
 func TestManualControl(t *testing.T) {
 	t.Run("ForceOpen holds until Close", func(t *testing.T) {
-		b := New("t", testConfig(nil))
+		b, clk := clocked("t", testConfig(nil))
 		b.ForceOpen()
-		time.Sleep(3 * b.Config().OpenFor)
+		clk.Advance(3 * b.Config().OpenFor)
 		if got := b.State(); got != Open {
 			t.Fatalf("forced open, after 3× open_for: %s", got)
 		}
@@ -262,18 +369,18 @@ func TestManualControl(t *testing.T) {
 		calls(t, b, 1, ok200)
 	})
 	t.Run("ForceOpen on an open breaker holds it", func(t *testing.T) {
-		b := New("t", testConfig(nil))
+		b, clk := clocked("t", testConfig(nil))
 		trip(t, b)
 		b.ForceOpen()
-		time.Sleep(3 * b.Config().OpenFor)
+		clk.Advance(3 * b.Config().OpenFor)
 		if got := b.State(); got != Open {
 			t.Fatalf("state = %s, want open", got)
 		}
 	})
 	t.Run("Close forgets failures and the doubled period", func(t *testing.T) {
-		b := New("t", testConfig(nil))
+		b, clk := clocked("t", testConfig(nil))
 		trip(t, b)
-		waitState(t, b, HalfOpen)
+		waitOut(t, b, clk)
 		calls(t, b, 1, fail) // open for 100ms now
 		b.Close()
 		calls(t, b, 2, fail)

@@ -47,8 +47,8 @@ func timeoutError(t *testing.T) error {
 }
 
 func TestClassify(t *testing.T) {
-	b := New("t", policies.Breaker{SlowCall: 30 * time.Second})
-	custom := New("t", policies.Breaker{FailureStatuses: []int{409, 502}})
+	b := New("t", testConfig(func(c *policies.Breaker) { c.SlowCall = 30 * time.Second }))
+	custom := New("t", testConfig(func(c *policies.Breaker) { c.FailureStatuses = []int{409, 502} }))
 	reset := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
 	tests := []struct {
 		name        string
@@ -89,7 +89,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestHotPathAllocatesNothing(t *testing.T) {
-	b := New("t", policies.Breaker{SlowCall: time.Minute, FailureRate: 50})
+	b := New("t", testConfig(func(c *policies.Breaker) { c.SlowCall, c.FailureRate = time.Minute, 50 }))
 	tests := []struct {
 		name string
 		fn   func()
@@ -110,7 +110,7 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 
 func TestLongErrorReasonIsCut(t *testing.T) {
 	long := fmt.Errorf("x: %s", string(make([]byte, 200)))
-	if _, r := New("t", policies.Breaker{}).Classify(0, long, 0); len(r) > maxErrorReason+len("…") {
+	if _, r := New("t", testConfig(nil)).Classify(0, long, 0); len(r) > maxErrorReason+len("…") {
 		t.Errorf("reason of %d bytes", len(r))
 	}
 }

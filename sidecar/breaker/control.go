@@ -9,12 +9,10 @@ import (
 // ForceOpen opens the breaker and holds it open until Close or Reset: no
 // call is admitted meanwhile, whatever the open period.
 func (b *Breaker) ForceOpen() {
+	now := b.now()
 	b.mu.Lock()
 	b.forced = true
-	if b.state != Open {
-		b.cause = causeForce
-		b.fs.Open()
-	}
+	b.setState(Open, now, "opened by an operator")
 	b.unlock()
 }
 
@@ -22,37 +20,41 @@ func (b *Breaker) ForceOpen() {
 // period goes back to OpenFor. Results of calls admitted before Close do not
 // count.
 func (b *Breaker) Close() {
+	now := b.now()
 	b.mu.Lock()
-	b.closeLocked(causeClose)
+	b.closeLocked(now, "closed by an operator")
 	b.unlock()
 }
 
 // Reset closes the breaker like Close, and also forgets the trip count and
 // the last failure. The totals of calls, failures and rejections are kept.
 func (b *Breaker) Reset() {
+	now := b.now()
 	b.mu.Lock()
-	b.closeLocked(causeReset)
+	b.closeLocked(now, "reset by an operator")
 	b.trips = 0
 	b.lastFailure, b.lastReason = time.Time{}, ""
 	b.unlock()
 }
 
-// closeLocked closes the engine and clears its counts. Requires mu.
-func (b *Breaker) closeLocked(c cause) {
+// closeLocked closes the breaker (a change for the listeners when it was
+// not closed) and clears its counts. Requires mu.
+func (b *Breaker) closeLocked(now time.Time, reason string) {
 	b.forced = false
-	b.cause = c
-	b.fs.Reset() // closes (through onEngineChange when not closed) and clears the window
-	b.gen++
+	b.setState(Closed, now, reason)
+	b.gen++ // even when it was closed: results of calls admitted before do not count
 	b.consecutive = 0
-	b.probes = 0
+	b.probes, b.succeeded = 0, 0
 	b.openFor = b.cfg.OpenFor
+	b.window.reset()
 }
 
 // State returns the current state. An open breaker whose open period has
 // passed is half-open.
 func (b *Breaker) State() State {
+	now := b.now()
 	b.mu.Lock()
-	b.advance(time.Now())
+	b.advance(now)
 	s := b.state
 	b.unlock()
 	return s
@@ -62,7 +64,7 @@ func (b *Breaker) State() State {
 // open, and 0 when an operator opened it (there is no end to announce). It
 // suits a Retry-After header.
 func (b *Breaker) RemainingOpen() time.Duration {
-	now := time.Now()
+	now := b.now()
 	b.mu.Lock()
 	b.advance(now)
 	d := b.remainingLocked(now)
@@ -80,7 +82,7 @@ func (b *Breaker) remainingLocked(now time.Time) time.Duration {
 
 // Snapshot returns the breaker's state for status output.
 func (b *Breaker) Snapshot() Snapshot {
-	now := time.Now()
+	now := b.now()
 	b.mu.Lock()
 	b.advance(now)
 	s := Snapshot{

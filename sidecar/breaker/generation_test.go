@@ -31,10 +31,10 @@ func TestGenerations(t *testing.T) {
 	t.Run("successes from before a trip are not probes", func(t *testing.T) {
 		// Given a slow call admitted while closed, and a breaker that
 		// tripped and is now half-open
-		b := New("t", testConfig(nil))
+		b, clk := clocked("t", testConfig(nil))
 		slow := admit(t, b, 1)
 		trip(t, b)
-		waitState(t, b, HalfOpen)
+		waitOut(t, b, clk)
 
 		// When the slow call succeeds
 		slow[0].Done(200, nil)
@@ -52,10 +52,10 @@ func TestGenerations(t *testing.T) {
 	t.Run("failures from before a close do not count after it", func(t *testing.T) {
 		// Given three calls admitted while closed, then a trip and a
 		// successful probe that closed the breaker again
-		b := New("t", testConfig(nil))
+		b, clk := clocked("t", testConfig(nil))
 		late := admit(t, b, 3)
 		trip(t, b)
-		waitState(t, b, HalfOpen)
+		waitOut(t, b, clk)
 		calls(t, b, 1, ok200)
 
 		// When the late calls fail
@@ -72,9 +72,9 @@ func TestGenerations(t *testing.T) {
 	t.Run("a probe from an earlier half-open period is not counted", func(t *testing.T) {
 		// Given a probe admitted in the first half-open period, then the
 		// breaker forced open and closed again
-		b := New("t", testConfig(nil))
+		b, clk := clocked("t", testConfig(nil))
 		trip(t, b)
-		waitState(t, b, HalfOpen)
+		waitOut(t, b, clk)
 		probe := admit(t, b, 1)
 		b.ForceOpen()
 		b.Close()
@@ -92,12 +92,12 @@ func TestGenerations(t *testing.T) {
 	t.Run("cancelling a stale probe does not free a place", func(t *testing.T) {
 		// Given a probe from a previous half-open period, and a new
 		// half-open period whose probe is taken
-		b := New("t", testConfig(nil))
+		b, clk := clocked("t", testConfig(nil))
 		trip(t, b)
-		waitState(t, b, HalfOpen)
+		waitOut(t, b, clk)
 		old := admit(t, b, 1)
 		old[0].Done(503, nil) // re-trips
-		waitState(t, b, HalfOpen)
+		waitOut(t, b, clk)
 		admit(t, b, 1)
 
 		// When the stale permit is cancelled

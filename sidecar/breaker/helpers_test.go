@@ -11,15 +11,11 @@ import (
 
 const ms = time.Millisecond
 
-// testConfig returns settings with short open periods, changed by mod.
+// testConfig returns the default settings with short open periods, changed
+// by mod.
 func testConfig(mod func(*policies.Breaker)) policies.Breaker {
-	c := policies.Breaker{
-		Name:                "test",
-		ConsecutiveFailures: 3,
-		OpenFor:             50 * ms,
-		MaxOpenFor:          400 * ms,
-		HalfOpenProbes:      1,
-	}
+	c := policies.BreakerDefaults()
+	c.Name, c.OpenFor, c.MaxOpenFor = "test", 50*ms, 400*ms
 	if mod != nil {
 		mod(&c)
 	}
@@ -60,21 +56,53 @@ func calls(t *testing.T, b *Breaker, n int, o outcome) {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after a deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(ms)
-	}
+// clock is a test clock: time moves only when the test moves it.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
 }
 
-func waitState(t *testing.T, b *Breaker, want State) {
+// t0 is when every test clock starts.
+var t0 = time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
+
+func newClock() *clock { return &clock{now: t0} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock d forward.
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// clocked returns a breaker with settings cfg that reads the time from a
+// test clock.
+func clocked(name string, cfg policies.Breaker) (*Breaker, *clock) {
+	c := newClock()
+	return NewWithClock(name, cfg, c.Now), c
+}
+
+// waitOut moves the clock to the end of b's open period and checks that b
+// is half-open then, not a moment before.
+func waitOut(t *testing.T, b *Breaker, c *clock) {
 	t.Helper()
-	waitFor(t, "state "+want.String(), func() bool { return b.State() == want })
+	left := b.RemainingOpen()
+	if left <= 0 {
+		t.Fatalf("waitOut: state %s, %s left open", b.State(), left)
+	}
+	c.Advance(left - 1)
+	if got := b.State(); got != Open {
+		t.Fatalf("1ns before the end of the open period: state %s, want open", got)
+	}
+	c.Advance(1)
+	if got := b.State(); got != HalfOpen {
+		t.Fatalf("at the end of the open period: state %s, want half-open", got)
+	}
 }
 
 // trip opens a closed breaker with consecutive failures.
@@ -86,13 +114,11 @@ func trip(t *testing.T, b *Breaker) {
 	}
 }
 
-// assertRemaining checks that RemainingOpen is want, less a little time
-// already spent.
+// assertRemaining checks that RemainingOpen is want.
 func assertRemaining(t *testing.T, b *Breaker, want time.Duration) {
 	t.Helper()
-	const tolerance = 25 * ms
-	if got := b.RemainingOpen(); got > want || got < want-tolerance {
-		t.Fatalf("RemainingOpen = %s, want %s (within %s below)", got, want, tolerance)
+	if got := b.RemainingOpen(); got != want {
+		t.Fatalf("RemainingOpen = %s, want %s", got, want)
 	}
 }
 

@@ -26,7 +26,7 @@ func within(t *testing.T, d time.Duration, fn func()) {
 
 func TestListenersSeeEveryChangeInOrder(t *testing.T) {
 	// Given a listener that reads the breaker back
-	b := New("model:gpt-4o", testConfig(nil))
+	b, clk := clocked("model:gpt-4o", testConfig(nil))
 	var rec recorder
 	var snaps []Snapshot
 	b.OnChange(func(ch Change) {
@@ -39,9 +39,9 @@ func TestListenersSeeEveryChangeInOrder(t *testing.T) {
 	within(t, 5*time.Second, func() {
 		// When it trips, fails a probe, then closes on a successful probe
 		calls(t, b, 3, fail)
-		waitState(t, b, HalfOpen)
+		waitOut(t, b, clk)
 		calls(t, b, 1, fail)
-		waitState(t, b, HalfOpen)
+		waitOut(t, b, clk)
 		calls(t, b, 1, ok200)
 	})
 
@@ -51,10 +51,10 @@ func TestListenersSeeEveryChangeInOrder(t *testing.T) {
 		t.Fatalf("changes = %v, want %v", got, want)
 	}
 	chs := rec.all()
-	if c := chs[0]; c.Name != "model:gpt-4o" || c.Reason != "3 consecutive failures (last: 503)" || c.OpenFor != 50*ms || c.ConsecutiveFailures != 3 || c.At.IsZero() {
+	if c := chs[0]; c.Name != "model:gpt-4o" || c.Reason != "3 consecutive failures (last: 503)" || c.OpenFor != 50*ms || c.ConsecutiveFailures != 3 || !c.At.Equal(t0) {
 		t.Errorf("trip = %+v", c)
 	}
-	if c := chs[1]; c.Reason != "open for 50ms: letting a probe through" {
+	if c := chs[1]; c.Reason != "open for 50ms: letting a probe through" || !c.At.Equal(t0.Add(50*ms)) {
 		t.Errorf("half-open = %+v", c)
 	}
 	if c := chs[2]; c.Reason != "probe failed: 503" || c.OpenFor != 100*ms || c.ConsecutiveFailures != 4 {

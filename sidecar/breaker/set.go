@@ -13,6 +13,7 @@ import (
 // Set holds breakers by name (e.g. "researcher@10.0.0.5:8081",
 // "agent:writer"), each created on first use. It is safe for concurrent use.
 type Set struct {
+	now       func() time.Time // the clock of its breakers
 	mu        sync.RWMutex
 	byName    map[string]*Breaker
 	listeners []func(Change)
@@ -20,7 +21,13 @@ type Set struct {
 
 // NewSet returns an empty set.
 func NewSet() *Set {
-	return &Set{byName: map[string]*Breaker{}}
+	return NewSetWithClock(time.Now)
+}
+
+// NewSetWithClock returns an empty set whose breakers read the time from
+// now (see NewWithClock). A nil now is time.Now.
+func NewSetWithClock(now func() time.Time) *Set {
+	return &Set{now: orNow(now), byName: map[string]*Breaker{}}
 }
 
 // Get returns the breaker with this name, created when missing. When it
@@ -28,7 +35,7 @@ func NewSet() *Set {
 // listeners hear of it when the old one was not closed); with the same
 // settings it keeps its state.
 func (s *Set) Get(name string, cfg policies.Breaker) *Breaker {
-	want := withDefaults(cfg)
+	want := settle(cfg)
 	s.mu.RLock()
 	old, ok := s.byName[name]
 	s.mu.RUnlock()
@@ -42,7 +49,7 @@ func (s *Set) Get(name string, cfg policies.Breaker) *Breaker {
 		s.mu.Unlock()
 		return old
 	}
-	b := New(name, want)
+	b := newBreaker(name, want, s.now)
 	b.listeners = slices.Clone(s.listeners)
 	s.byName[name] = b
 	listeners := s.listeners
@@ -50,7 +57,7 @@ func (s *Set) Get(name string, cfg policies.Breaker) *Breaker {
 
 	if ok {
 		if from := old.detach(); from != Closed {
-			ch := Change{Name: name, From: from, To: Closed, At: time.Now(),
+			ch := Change{Name: name, From: from, To: Closed, At: s.now(),
 				Reason: "settings changed: the breaker starts afresh"}
 			for _, fn := range listeners {
 				fn(ch)

@@ -2,6 +2,7 @@ package breaker
 
 import (
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -65,17 +66,39 @@ func TestSetGet(t *testing.T) {
 	}
 }
 
-func TestSetDefaultsCompareEqual(t *testing.T) {
-	// A zero config and the same config with its defaults spelled out keep
-	// the same breaker.
+func TestSetKeepsABreakerWhoseSettingsReloadUnchanged(t *testing.T) {
+	// The default settings, resolved afresh (as a reload does), keep the
+	// same breaker; so do statuses listed out of order, which the breaker
+	// sorts.
 	s := NewSet()
-	b := s.Get("agent:writer", policies.Breaker{})
-	explicit := b.Config()
-	if got := s.Get("agent:writer", explicit); got != b {
-		t.Fatal("defaults spelled out replaced the breaker")
+	b := s.Get("agent:writer", policies.BreakerDefaults())
+	if got := s.Get("agent:writer", policies.BreakerDefaults()); got != b {
+		t.Fatal("the same settings, resolved again, replaced the breaker")
 	}
-	if got := s.Get("agent:writer", policies.Breaker{}); got != b {
-		t.Fatal("the same zero config replaced the breaker")
+	if !reflect.DeepEqual(b.Config(), policies.BreakerDefaults()) {
+		t.Fatalf("Config() = %+v, want the settings given", b.Config())
+	}
+	cfg := policies.BreakerDefaults()
+	cfg.FailureStatuses = []int{503, 429}
+	b = s.Get("model:gpt-4o", cfg)
+	cfg.FailureStatuses = []int{429, 503}
+	if got := s.Get("model:gpt-4o", cfg); got != b {
+		t.Fatal("the same statuses in another order replaced the breaker")
+	}
+}
+
+func TestNewUsesItsSettingsAsGiven(t *testing.T) {
+	// Defaults are policies' business: a breaker given one consecutive
+	// failure and no failure statuses opens on the first error, and no
+	// status counts.
+	b := New("t", policies.Breaker{ConsecutiveFailures: 1, OpenFor: time.Minute, MaxOpenFor: time.Minute, HalfOpenProbes: 1})
+	calls(t, b, 3, fail)
+	if got := b.State(); got != Closed {
+		t.Fatalf("after three 503s with no failure statuses: %s, want closed", got)
+	}
+	calls(t, b, 1, failed)
+	if got := b.State(); got != Open {
+		t.Fatalf("after one error: %s, want open", got)
 	}
 }
 
@@ -117,7 +140,7 @@ func TestSetSnapshotsRetainAndListeners(t *testing.T) {
 }
 
 func TestSnapshotJSON(t *testing.T) {
-	b := New("agent:writer", testConfig(func(c *policies.Breaker) { c.OpenFor = 20 * time.Second }))
+	b, clk := clocked("agent:writer", testConfig(func(c *policies.Breaker) { c.OpenFor = 20 * time.Second }))
 	closed, _ := json.Marshal(b.Snapshot())
 	for _, absent := range []string{"last_failure", "opened_at", "half_open_in", "open_for", "forced"} {
 		if strings.Contains(string(closed), absent) {
@@ -125,17 +148,17 @@ func TestSnapshotJSON(t *testing.T) {
 		}
 	}
 	trip(t, b)
+	clk.Advance(2500 * ms)
 	open, _ := json.Marshal(b.Snapshot())
 	var m map[string]any
 	if err := json.Unmarshal(open, &m); err != nil {
 		t.Fatal(err)
 	}
-	if m["state"] != "open" || m["open_for"] != "20s" || m["last_failure_reason"] != "503" || m["opened_at"] == nil {
+	if m["state"] != "open" || m["open_for"] != "20s" || m["last_failure_reason"] != "503" || m["opened_at"] != t0.Format(time.RFC3339) {
 		t.Errorf("open snapshot = %s", open)
 	}
-	s, _ := m["half_open_in"].(string)
-	if d, err := time.ParseDuration(s); err != nil || d < 19*time.Second || d > 20*time.Second {
-		t.Errorf("half_open_in = %v, want about 20s", m["half_open_in"])
+	if m["half_open_in"] != "17.5s" {
+		t.Errorf("half_open_in = %v, want 17.5s", m["half_open_in"])
 	}
 }
 
@@ -153,5 +176,28 @@ func TestRoundDur(t *testing.T) {
 		if got := readable.Duration(tt.in).String(); got != tt.want {
 			t.Errorf("readable.Duration(%s) = %s, want %s", tt.in, got, tt.want)
 		}
+	}
+}
+
+func TestSetClock(t *testing.T) {
+	// Given a set whose breakers read a test clock
+	clk := newClock()
+	s := NewSetWithClock(clk.Now)
+	b := s.Get("researcher@10.0.0.5:8081", testConfig(nil))
+	trip(t, b)
+
+	// Then they open and half-open by that clock
+	if got := b.Snapshot().OpenedAt; !got.Equal(t0) {
+		t.Fatalf("opened at %s, want %s", got, t0)
+	}
+	waitOut(t, b, clk)
+
+	// And a change of settings is announced at the clock's time
+	var rec recorder
+	s.OnChange(rec.listen)
+	clk.Advance(time.Minute)
+	s.Get("researcher@10.0.0.5:8081", testConfig(func(c *policies.Breaker) { c.ConsecutiveFailures = 5 }))
+	if chs := rec.all(); len(chs) != 1 || !chs[0].At.Equal(clk.Now()) {
+		t.Fatalf("changes = %+v, want one at %s", chs, clk.Now())
 	}
 }

@@ -2,12 +2,15 @@
 // (an upstream instance, the agent, a model). After too many failures the
 // target gets no calls for a while, so callers go straight to a fallback.
 //
-// The state machine runs on failsafe-go's circuit breaker; this package adds
-// what the sidecar needs on top of it: a consecutive-failure rule next to the
-// failure-rate rule, an open period that doubles on each re-trip, a fixed
-// number of half-open probes that a cancelled call gives back, generations
-// (a result of a call admitted before the state changed does not move the new
-// state), manual open/close, and listeners called without locks held.
+// The state machine is this package's own, with no timer or goroutine: an
+// open breaker becomes half-open when a call, a status read or a snapshot
+// finds its open period over, by the breaker's clock. It opens after a number
+// of consecutive failures, or (optionally) at a failure rate over a sliding
+// window kept in ten buckets; it stays open for a period that doubles on each
+// re-trip; half-open it admits a fixed number of probes, which a cancelled
+// call gives back. Generations make the result of a call admitted before the
+// state changed unable to move the new state. Operators may open and close it
+// by hand. Listeners are called in order, after the lock is released.
 package breaker
 
 import (

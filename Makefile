@@ -24,7 +24,7 @@ help:
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sidecar
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/fakellm ./examples/fakellm/cmd/fakellm
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/fakellm ./test/fakellm/cmd/fakellm
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/agent-go ./examples/go/agent
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/demo ./examples/demo
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/fleet ./examples/fleet

@@ -26,9 +26,9 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/agent-sidecar/sidecar/examples/fakellm"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
+	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
 
 // plantedKey is the provider key the sidecar is given; the agents never see

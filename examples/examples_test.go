@@ -360,7 +360,7 @@ func TestExampleConfigurationsAreValid(t *testing.T) {
 		sets = append(sets, []string{"examples/" + dir + "/sidecar.hcl"})
 	}
 	for _, m := range []string{"writer-1", "writer-2", "writer-lite", "researcher", "indexer"} {
-		sets = append(sets, []string{"examples/demo/fleet.hcl", "examples/demo/" + m + ".hcl"})
+		sets = append(sets, []string{"tools/demo/fleet.hcl", "tools/demo/" + m + ".hcl"})
 	}
 	for _, files := range sets {
 		args := []string{"validate"}

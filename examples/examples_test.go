@@ -353,7 +353,7 @@ func splitHostPort(t *testing.T, hp string) (string, int) {
 
 // TestExampleConfigurationsAreValid loads every configuration the examples
 // ship, as `sidecar validate` does (the compose one included, which is not
-// run here).
+// run here), and the demo's (tools/demo).
 func TestExampleConfigurationsAreValid(t *testing.T) {
 	sets := [][]string{{"sidecar.hcl"}}
 	for _, dir := range []string{"python", "node", "go", "shell", "compose"} {

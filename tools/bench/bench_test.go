@@ -16,11 +16,11 @@ import (
 // breaker kept the failing primary model from getting more than a handful
 // of calls.
 func TestQuickRun(t *testing.T) {
-	if os.Getenv("BENCHRUN_TEST") != "1" {
+	if os.Getenv("BENCH_TEST") != "1" {
 		// It saturates both CPUs for about 20 s, which would disturb the
 		// timing-sensitive tests running beside it under make test; .ci/run
 		// runs it alone afterwards (make bench-test).
-		t.Skip("set BENCHRUN_TEST=1 (make bench-test)")
+		t.Skip("set BENCH_TEST=1 (make bench-test)")
 	}
 	if testing.Short() {
 		t.Skip("a benchmark run of about 25 s (-short)")
@@ -40,15 +40,15 @@ func TestQuickRun(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	exe := filepath.Join(dir, "benchrun")
+	exe := filepath.Join(dir, "bench")
 	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
 		t.Fatalf("building the harness: %v\n%s", err, out)
 	}
 	jsonPath := filepath.Join(dir, "bench.json")
 	out, err := exec.Command(exe, "-root", root, "-quick", "-json", jsonPath).CombinedOutput()
-	t.Logf("benchrun -quick:\n%s", out)
+	t.Logf("bench -quick:\n%s", out)
 	if err != nil {
-		t.Fatalf("benchrun -quick failed: %v", err)
+		t.Fatalf("bench -quick failed: %v", err)
 	}
 	raw, err := os.ReadFile(jsonPath)
 	if err != nil {

@@ -43,7 +43,7 @@ import (
 	"github.com/hashicorp/consul/api"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/agent-sidecar/sidecar/internal/proc"
+	"github.com/agent-sidecar/sidecar/tools/internal/proc"
 )
 
 const (

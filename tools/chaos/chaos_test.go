@@ -25,7 +25,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/agent-sidecar/sidecar/examples/fakellm"
+	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
 
 var (

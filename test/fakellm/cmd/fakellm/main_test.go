@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agent-sidecar/sidecar/examples/fakellm"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
+	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
 
 func TestFlagsSetTheOptions(t *testing.T) {

@@ -1,12 +1,12 @@
-// Command benchrun is the benchmark harness behind `make bench`. It runs
+// Command bench is the benchmark harness behind `make bench`. It runs
 // the sidecar as it runs in production, a process of its own built by
 // `make build`, beside the alternatives an operator would weigh it against,
 // and measures what each costs on the same machine in the same run:
 //
 //   - an upstream answering a fixed 600-byte JSON body (this program
-//     re-executed as `benchrun serve-upstream`), called directly, through
+//     re-executed as `bench serve-upstream`), called directly, through
 //     nginx (upstream keepalive 64, two workers), through a plain Go
-//     httputil.ReverseProxy (`benchrun serve-goproxy`: the default
+//     httputil.ReverseProxy (`bench serve-goproxy`: the default
 //     transport with 64 idle connections per host) and through the
 //     sidecar's /call/up/ (the upstream found in Consul, with breaker,
 //     balancing and fallback logic included);
@@ -48,7 +48,7 @@
 // where both apply, and with -json writes everything, with the machine and
 // the date, so that runs can be compared:
 //
-//	make build && go run ./internal/benchrun -root . -json test-artifacts/bench.json
+//	make build && go -C tools run ./bench -root "$PWD" -json "$PWD/test-artifacts/bench.json"
 //
 // nginx missing: as root, it is installed with apt-get (nginx-light); else
 // its column is skipped with a note (under CI=true a missing nginx is an
@@ -113,7 +113,7 @@ func main() {
 	flag.BoolVar(&o.portkey, "portkey", true, "also measure Portkey's AI gateway (installed from npm into a temp dir)")
 	flag.Parse()
 	if flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "benchrun: unexpected arguments:", flag.Args())
+		fmt.Fprintln(os.Stderr, "bench: unexpected arguments:", flag.Args())
 		os.Exit(2)
 	}
 	o.eventDelay, o.failoverRequests, o.failoverRate = 500*time.Millisecond, 100, 50
@@ -125,7 +125,7 @@ func main() {
 	defer stop()
 	rep, err := run(ctx, o)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchrun:", err)
+		fmt.Fprintln(os.Stderr, "bench:", err)
 		if ctx.Err() != nil {
 			os.Exit(130)
 		}
@@ -134,7 +134,7 @@ func main() {
 	rep.printTable(os.Stdout)
 	if o.jsonPath != "" {
 		if err := rep.writeJSON(o.jsonPath); err != nil {
-			fmt.Fprintln(os.Stderr, "benchrun:", err)
+			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
 		fmt.Println("report written to", o.jsonPath)
@@ -159,7 +159,7 @@ type bench struct {
 }
 
 func (b *bench) logf(format string, args ...any) {
-	fmt.Fprintf(b.o.log, "benchrun: "+format+"\n", args...)
+	fmt.Fprintf(b.o.log, "bench: "+format+"\n", args...)
 }
 
 // run starts everything, measures, and stops everything, always.
@@ -175,7 +175,7 @@ func run(ctx context.Context, o options) (*Report, error) {
 			return nil, fmt.Errorf("%s is missing: run `make build` in %s first", p, root)
 		}
 	}
-	tmp, err := os.MkdirTemp("", "benchrun-")
+	tmp, err := os.MkdirTemp("", "bench-")
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +326,7 @@ func (b *bench) startHTTP(ctx context.Context, name, path string, argv ...string
 // in Consul (the service the harness registered), gpt-4o falling back to
 // gpt-4o-mini, breakers that open after 3 failures for 1 s (doubling).
 func sidecarConfig(listen, consul, primary, lite string) string {
-	return fmt.Sprintf(`# Written by internal/benchrun.
+	return fmt.Sprintf(`# Written by tools/bench.
 agent { name = "bench" }
 listen { address = %q }
 consul { address = %q }

@@ -23,9 +23,9 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/agent-sidecar/sidecar/examples/fakellm"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
+	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
 
 // fleet is one scenario's system, all real processes but the fake models

@@ -26,7 +26,7 @@ func nginxConfig(prefix, listen, up string) string {
 		// like everything else of the run.
 		userLine = "user root root;\n"
 	}
-	return fmt.Sprintf(`# Written by internal/benchrun.
+	return fmt.Sprintf(`# Written by tools/bench.
 %sworker_processes 2;
 worker_rlimit_nofile 8192;
 daemon off;

@@ -3,7 +3,7 @@
 //
 // It starts a Consul dev agent, two fake models (gpt-4o and the lighter
 // gpt-4o-mini) and five agents in four languages, each under its own
-// sidecar (configurations: examples/demo/*.hcl):
+// sidecar (configurations: tools/demo/*.hcl):
 //
 //	writer-1, writer-2  Python (examples/python), the service "writer"
 //	writer-lite         Node   (examples/node), the fallback service of writer
@@ -37,7 +37,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/agent-sidecar/sidecar/internal/proc"
+	"github.com/agent-sidecar/sidecar/tools/internal/proc"
 )
 
 // startProc starts a process of the demo; its pid is not needed.
@@ -230,7 +230,7 @@ func run(ctx context.Context, o options) (rep report, err error) {
 		}
 	}
 
-	head("starting five agents, each under its own sidecar (examples/demo/*.hcl)")
+	head("starting five agents, each under its own sidecar (tools/demo/*.hcl)")
 	say("   writer-1, writer-2  Python   service writer: takes the tasks, asks gpt-4o, calls the researcher")
 	say("   writer-lite         Node     fallback service of writer, asks gpt-4o-mini")
 	say("   researcher          Go       called by the writers through /call/researcher/")
@@ -239,7 +239,7 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	env := []string{"CONSUL_HTTP_ADDR=" + consulHTTP, "DEMO_MODEL_KEY=demo-key-not-secret"}
 	for _, m := range fleet {
 		if err := startProc(ps, m.id, env, bin("sidecar"), "agent",
-			"-config", "examples/demo/fleet.hcl", "-config", "examples/demo/"+m.config); err != nil {
+			"-config", "tools/demo/fleet.hcl", "-config", "tools/demo/"+m.config); err != nil {
 			return rep, err
 		}
 	}

@@ -1,6 +1,6 @@
 // Command fakellm runs a fake model server: OpenAI- and Anthropic-compatible
 // answers, plain and streaming, with failures injected by flags or by its
-// /_control endpoint. See examples/fakellm/README.md.
+// /_control endpoint. See test/fakellm/README.md.
 //
 //	fakellm -addr 127.0.0.1:19200 -name gpt-4o -reply "Hi." -fail-next 3 -fail-status 503
 package main
@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/agent-sidecar/sidecar/examples/fakellm"
+	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
 
 func main() {

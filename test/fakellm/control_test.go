@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agent-sidecar/sidecar/examples/fakellm"
+	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
 
 // get fetches url and decodes its JSON answer into v; it returns the status.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agent-sidecar/sidecar/examples/fakellm"
+	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
 
 func TestFailNextCountsDown(t *testing.T) {

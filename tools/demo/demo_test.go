@@ -40,7 +40,7 @@ func TestDemoShort(t *testing.T) {
 	}
 	// The same binaries make build makes, where the demo's configurations
 	// expect them.
-	for pkg, name := range map[string]string{"./cmd/sidecar": "sidecar", "./examples/fakellm/cmd/fakellm": "fakellm",
+	for pkg, name := range map[string]string{"./cmd/sidecar": "sidecar", "./test/fakellm/cmd/fakellm": "fakellm",
 		"./examples/go/agent": "agent-go"} {
 		build := exec.Command("go", "build", "-o", filepath.Join(root, "bin", name), pkg)
 		build.Dir = root

@@ -26,7 +26,7 @@ breaker "default" {
 # passing instance of the Consul service, reached through its sidecar.
 upstream "researcher" { timeout = "10s" }
 
-# The fake models of examples/fakellm. The agents ask for gpt-4o; when it
+# The fake models of test/fakellm. The agents ask for gpt-4o; when it
 # fails, or its breaker is open, the same request goes to gpt-4o-mini.
 model "gpt-4o" {
   provider           = "openai"

@@ -37,7 +37,7 @@ func (b *bench) startConsul(upAddr string) (string, error) {
 		ports[i], _ = strconv.Atoi(p)
 	}
 	httpAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
-	p, err := b.g.start("consul", "", nil, append([]string{bin}, consultest.DevArgs("benchrun", ports[0], ports[1], ports[2], ports[3])...)...)
+	p, err := b.g.start("consul", "", nil, append([]string{bin}, consultest.DevArgs("bench", ports[0], ports[1], ports[2], ports[3])...)...)
 	if err != nil {
 		return "", err
 	}

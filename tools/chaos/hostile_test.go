@@ -17,7 +17,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/agent-sidecar/sidecar/examples/fakellm"
+	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
 
 // The hostile scenarios: what an attacker or an unlucky operator does to a

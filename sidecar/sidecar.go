@@ -148,7 +148,9 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		s.watchQueries(cfg)
 	}
 	s.router = newRouter(s, s.discovery, s.breakers)
-	s.metrics = newMetrics(s)
+	s.metrics = newMetrics(metricSources{now: s.now, health: s.tracker.Snapshot, breakers: s.breakers.Snapshots,
+		registration: func() discovery.RegistrationState { return s.registry.State() }, notifications: s.notifier.Stats,
+		models: func() []gateway.ModelStatus { return s.gateway.Models() }})
 	roots := cfg.TLS.CertPool()
 	callRT, notifyRT, modelRT := newCallTransport(roots), newNotifyTransport(roots), gateway.NewTransport(roots)
 	s.transports = []interface{ CloseIdleConnections() }{callRT, notifyRT, modelRT}

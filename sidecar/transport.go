@@ -25,6 +25,7 @@ import (
 	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/h1"
+	"github.com/agent-sidecar/sidecar/sidecar/outcome"
 )
 
 // maxReplayBody is the largest request body kept in memory so that a call
@@ -132,17 +133,17 @@ func (o *onceReader) Read(p []byte) (int, error) {
 }
 func (o *onceReader) Close() error { return nil }
 
-// outcome classifies one attempt.
-type outcome int
+// attemptOutcome classifies one attempt.
+type attemptOutcome int
 
 const (
-	outcomeOK           outcome = iota // an answer that is not a failure (2xx, 3xx, most 4xx)
-	outcomeFailStatus                  // an answer with a failure status (5xx, 429, …)
-	outcomeNotSent                     // the connection failed before the request was sent
-	outcomeTimeout                     // no answer within the timeout
-	outcomeBroken                      // the connection broke after the request was sent
-	outcomeCanceled                    // the caller went away
-	outcomeTokenRefused                // a sidecar's ingress refused the token sent, or its absence
+	outcomeOK           attemptOutcome = iota // an answer that is not a failure (2xx, 3xx, most 4xx)
+	outcomeFailStatus                         // an answer with a failure status (5xx, 429, …)
+	outcomeNotSent                            // the connection failed before the request was sent
+	outcomeTimeout                            // no answer within the timeout
+	outcomeBroken                             // the connection broke after the request was sent
+	outcomeCanceled                           // the caller went away
+	outcomeTokenRefused                       // a sidecar's ingress refused the token sent, or its absence
 )
 
 // callTransport is the proxy's RoundTripper: it walks the plan's stages and
@@ -192,19 +193,19 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errors.New("sidecar: request without a call plan")
 	}
 	start := time.Now()
-	resp, outcome, err := t.route(req, plan)
-	if outcome != "" && t.metrics != nil {
-		t.metrics.observe(plan.kind, plan.target, outcome, time.Since(start))
+	resp, o, err := t.route(req, plan)
+	if err == nil && t.metrics != nil {
+		t.metrics.observe(plan.kind, plan.target, o, time.Since(start))
 	}
 	return resp, err
 }
 
-// route walks the plan and returns the answer and its outcome for metrics
-// ("" when the caller went away).
-func (t *callTransport) route(req *http.Request, plan *callPlan) (*http.Response, string, error) {
+// route walks the plan and returns the answer and its outcome for metrics;
+// an error only when the caller went away.
+func (t *callTransport) route(req *http.Request, plan *callPlan) (*http.Response, outcome.Outcome, error) {
 	var (
 		held       *http.Response // the last failure answer, returned when nothing does better
-		lastHard   outcome        // the last timeout or broken connection
+		lastHard   attemptOutcome // the last timeout or broken connection
 		hardDetail string
 		refused    string // why an ingress refused the token, and what to set
 		reasons    []string
@@ -272,12 +273,12 @@ stages:
 					rb.releasing().slot, slot = slot, nil // held until the answer is read
 				}
 				if st.fallback {
-					return resp, resultFallback, nil
+					return resp, outcome.Fallback, nil
 				}
-				return resp, resultSuccess, nil
+				return resp, outcome.Success, nil
 			case outcomeCanceled:
 				release()
-				return nil, "", req.Context().Err()
+				return nil, 0, req.Context().Err()
 			case outcomeFailStatus:
 				release()
 				annotate(resp, st, tg)
@@ -313,15 +314,15 @@ stages:
 	if refused != "" {
 		// A configuration to fix comes before any other answer.
 		release()
-		return errorResponse(req, http.StatusBadGateway, errIngressToken, refused, 0), resultFailure, nil
+		return errorResponse(req, http.StatusBadGateway, errIngressToken, refused, 0), outcome.Failure, nil
 	}
 	switch {
 	case held != nil:
-		return held, resultFailure, nil
+		return held, outcome.Failure, nil
 	case lastHard == outcomeTimeout:
-		return errorResponse(req, http.StatusGatewayTimeout, errTimeout, "the upstream did not answer in time: "+hardDetail, 0), resultFailure, nil
+		return errorResponse(req, http.StatusGatewayTimeout, errTimeout, "the upstream did not answer in time: "+hardDetail, 0), outcome.Failure, nil
 	case lastHard == outcomeBroken:
-		return errorResponse(req, http.StatusBadGateway, errUpstreamBroke, "the upstream broke the connection: "+hardDetail, 0), resultFailure, nil
+		return errorResponse(req, http.StatusBadGateway, errUpstreamBroke, "the upstream broke the connection: "+hardDetail, 0), outcome.Failure, nil
 	}
 	retry := time.Second
 	if minOpen > 0 {
@@ -331,13 +332,13 @@ stages:
 	if len(reasons) > 0 {
 		msg += ": " + strings.Join(reasons, "; ")
 	}
-	return errorResponse(req, http.StatusServiceUnavailable, errUnavailable, msg, retry), resultRejected, nil
+	return errorResponse(req, http.StatusServiceUnavailable, errUnavailable, msg, retry), outcome.Rejected, nil
 }
 
 // attempt sends the request to one target and classifies the result. On
 // outcomeOK and outcomeFailStatus the response is returned and its body
 // must be closed by the caller.
-func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg target, permit breaker.Permit) (*http.Response, outcome, string) {
+func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg target, permit breaker.Permit) (*http.Response, attemptOutcome, string) {
 	ctx, cancel := context.WithTimeout(req.Context(), st.timeout)
 	// req is the proxy's own copy of the caller's request; each attempt
 	// gets a shallow copy with its own URL, and its own headers only when

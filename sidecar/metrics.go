@@ -15,12 +15,9 @@ import (
 	"github.com/agent-sidecar/sidecar/sidecar/outcome"
 )
 
-// Kinds of traffic, for metrics.
-const (
-	kindUpstream = "upstream" // /call/{upstream}/…
-	kindModel    = "model"    // /llm/…
-	kindTask     = "task"     // the ingress
-)
+// kindModel is the kind of the model gateway's requests (/llm/…), for
+// metrics; the proxy reports its own (proxy.KindUpstream, proxy.KindTask).
+const kindModel = "model"
 
 // metrics holds the sidecar's Prometheus registry. Counters the sidecar
 // already keeps (heartbeats, breakers, notifications, registration) are
@@ -109,11 +106,14 @@ func (m *metrics) observe(kind, target string, o outcome.Outcome, d time.Duratio
 	m.avail.Record(o.Answered(), m.now())
 }
 
-// forgetBreaker drops the transition series of a breaker that is gone (its
-// state, trips and rejections are read from the breakers at scrape time).
-func (m *metrics) forgetBreaker(name string) {
-	for _, st := range []breaker.State{breaker.Closed, breaker.Open, breaker.HalfOpen} {
-		m.transitions.DeleteLabelValues(name, st.String())
+// forgetBreakers drops the transition series of breakers that are gone
+// (their state, trips and rejections are read from the breakers at scrape
+// time).
+func (m *metrics) forgetBreakers(names []string) {
+	for _, name := range names {
+		for _, st := range []breaker.State{breaker.Closed, breaker.Open, breaker.HalfOpen} {
+			m.transitions.DeleteLabelValues(name, st.String())
+		}
 	}
 }
 

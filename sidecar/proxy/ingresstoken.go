@@ -1,4 +1,4 @@
-package sidecar
+package proxy
 
 import (
 	"fmt"
@@ -22,8 +22,14 @@ import (
 // from any other 401.
 const ingressScheme = "Sidecar-Ingress-Token"
 
-// ingressChallenge is the WWW-Authenticate header of an ingress's 401.
-const ingressChallenge = ingressScheme + ` realm="ingress"`
+// HeaderIngressToken carries ingress.token on a request to an ingress. A
+// sidecar that calls another's ingress (a dispatcher's /call/ to a service
+// with an ingress, a peer taking over a task) sends it; the ingress removes
+// it before the task goes on.
+const HeaderIngressToken = "X-Sidecar-Ingress-Token"
+
+// IngressChallenge is the WWW-Authenticate header of an ingress's 401.
+const IngressChallenge = ingressScheme + ` realm="ingress"`
 
 // errIngressToken is the error type of a call a sidecar's ingress refused
 // for its token: the calling sidecar's configuration must change.

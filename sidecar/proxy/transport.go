@@ -1,43 +1,25 @@
-package sidecar
+package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/agent-sidecar/sidecar/internal/bodybuf"
 	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/h1"
 	"github.com/agent-sidecar/sidecar/sidecar/outcome"
-)
-
-// maxReplayBody is the largest request body kept in memory so that a call
-// can be retried on another instance or sent to a fallback. A larger body is
-// streamed once, without retries.
-const maxReplayBody = 2 << 20
-
-// Error types of the call proxy's own answers.
-const (
-	errUnavailable   = "unavailable"    // 503: nothing healthy could take the call
-	errTimeout       = "timeout"        // 504
-	errUpstreamBroke = "upstream_error" // 502
 )
 
 // callPlan is what the transport needs to route one proxied request; it
@@ -54,84 +36,6 @@ type callPlan struct {
 }
 
 type planKey struct{}
-
-// replayBody holds a request body: whole when it fits in maxReplayBody
-// (then it can be sent again), else a stream that can be sent once.
-type replayBody struct {
-	buf    *bodybuf.Buf // the whole body, in a pooled buffer
-	stream io.Reader    // nil when buf holds the whole body
-	mu     sync.Mutex
-	read   bool // the stream has been (partly) consumed
-}
-
-// readReplayBody reads a request body up to the replay limit into a
-// pooled buffer; release gives it back once the call is over.
-func readReplayBody(r *http.Request) (*replayBody, error) {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return nil, nil
-	}
-	if r.ContentLength > maxReplayBody {
-		return &replayBody{stream: r.Body}, nil
-	}
-	buf, err := bodybuf.Read(r.Body, r.ContentLength, maxReplayBody)
-	if errors.Is(err, bodybuf.ErrTooLarge) {
-		// Streamed once from what was read on; buf is kept (not released)
-		// because the stream reads from it.
-		return &replayBody{stream: io.MultiReader(bytes.NewReader(buf.Bytes()), r.Body)}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &replayBody{buf: buf}, nil
-}
-
-// release gives the body's buffer back. The call must be over: the call
-// transport (package h1) has finished reading every attempt's body when
-// RoundTrip returns an error or the answer's body is closed.
-func (b *replayBody) release() {
-	if b != nil {
-		b.buf.Release()
-	}
-}
-
-// replayable reports whether the body can be sent more than once.
-func (b *replayBody) replayable() bool {
-	if b == nil || b.stream == nil {
-		return true
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return !b.read
-}
-
-// attach sets the body of an outgoing request.
-func (b *replayBody) attach(out *http.Request) {
-	if b == nil {
-		out.Body, out.ContentLength, out.GetBody = http.NoBody, 0, nil
-		return
-	}
-	if b.stream == nil {
-		buf := b.buf.Bytes()
-		out.ContentLength = int64(len(buf))
-		out.Body = io.NopCloser(bytes.NewReader(buf))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
-		return
-	}
-	out.Body, out.GetBody = &onceReader{b: b}, nil
-}
-
-// onceReader reads the stream of a large body and notes that it did; its
-// Close does not close the stream, so a body nobody read can still be sent
-// elsewhere.
-type onceReader struct{ b *replayBody }
-
-func (o *onceReader) Read(p []byte) (int, error) {
-	o.b.mu.Lock()
-	o.b.read = true
-	o.b.mu.Unlock()
-	return o.b.stream.Read(p)
-}
-func (o *onceReader) Close() error { return nil }
 
 // attemptOutcome classifies one attempt.
 type attemptOutcome int
@@ -151,31 +55,16 @@ const (
 // the first good answer, else the best error.
 type callTransport struct {
 	rt      http.RoundTripper
-	metrics *metrics
-	log     hclog.Logger // nil: no log
-}
-
-// newNotifyTransport is the client of notification webhooks.
-func newNotifyTransport(roots *x509.CertPool) *http.Transport {
-	return &http.Transport{
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:   10 * time.Second,
-		Proxy:                 nil,
-		DialContext:           upstreamDialer.DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		DisableCompression:    true,
-		ExpectContinueTimeout: time.Second,
-	}
+	observe func(kind, target string, o outcome.Outcome, d time.Duration) // nil: not observed
+	log     hclog.Logger                                                  // nil: no log
 }
 
 var upstreamDialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 
-// newCallTransport is the client of /call/ and the ingress: HTTP/1.1 with
+// NewTransport returns the client of /call/ and the ingress: HTTP/1.1 with
 // the exchange made in the calling goroutine (package h1), which make bench
 // measured faster than net/http's Transport on this path.
-func newCallTransport(roots *x509.CertPool) *h1.Transport {
+func NewTransport(roots *x509.CertPool) *h1.Transport {
 	return &h1.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout: 10 * time.Second,
@@ -190,12 +79,12 @@ func newCallTransport(roots *x509.CertPool) *h1.Transport {
 func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	plan, _ := req.Context().Value(planKey{}).(*callPlan)
 	if plan == nil {
-		return nil, errors.New("sidecar: request without a call plan")
+		return nil, errors.New("proxy: request without a call plan")
 	}
 	start := time.Now()
 	resp, o, err := t.route(req, plan)
-	if err == nil && t.metrics != nil {
-		t.metrics.observe(plan.kind, plan.target, o, time.Since(start))
+	if err == nil && t.observe != nil {
+		t.observe(plan.kind, plan.target, o, time.Since(start))
 	}
 	return resp, err
 }
@@ -356,7 +245,7 @@ func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg 
 	if token := tokenSent(st, tg); st.forwarded || token != "" {
 		out.Header = req.Header.Clone()
 		if st.forwarded {
-			out.Header.Set(headerHops, plan.hops)
+			out.Header.Set(HeaderHops, plan.hops)
 		}
 		if token != "" {
 			out.Header.Set(HeaderIngressToken, token)
@@ -449,15 +338,15 @@ func annotate(resp *http.Response, st stage, tg target) {
 	if st.name == "peer" {
 		// A peer's sidecar whose own agent could not take the task hands
 		// it to its fallbacks and says which one answered: keep that.
-		if up := resp.Header.Get(headerUpstream); up != "" && up != "agent" && up != "peer" {
-			resp.Header[headerFallback] = trueValue
+		if up := resp.Header.Get(HeaderUpstream); up != "" && up != "agent" && up != "peer" {
+			resp.Header[HeaderFallback] = trueValue
 			return
 		}
 	}
-	resp.Header[headerUpstream] = []string{st.name}
-	resp.Header[headerInstance] = []string{tg.instance}
+	resp.Header[HeaderUpstream] = []string{st.name}
+	resp.Header[HeaderInstance] = []string{tg.instance}
 	if st.fallback {
-		resp.Header[headerFallback] = trueValue
+		resp.Header[HeaderFallback] = trueValue
 	}
 }
 
@@ -469,28 +358,6 @@ func notSent(err error) bool {
 		return true
 	}
 	return errors.Is(err, syscall.ECONNREFUSED)
-}
-
-// shortError turns a transport error into a short reason without URLs.
-func shortError(err error) string {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return "connection closed before an answer"
-	}
-	return readable.NetError(err)
-}
-
-// errorResponse builds the sidecar's own JSON error answer.
-func errorResponse(req *http.Request, status int, typ, msg string, retryAfter time.Duration) *http.Response {
-	body, _ := json.Marshal(APIError{Error: APIErrorBody{Type: typ, Message: msg}})
-	h := http.Header{"Content-Type": {"application/json"}}
-	if retryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
-	}
-	return &http.Response{
-		StatusCode: status, Status: fmt.Sprintf("%d %s", status, http.StatusText(status)),
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: req,
-	}
 }
 
 // isIdempotent says whether a request may be sent again after a timeout or

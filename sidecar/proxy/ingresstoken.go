@@ -14,7 +14,7 @@ import (
 // send HeaderIngressToken: the upstream's ingress_token, or for peers this
 // sidecar's own ingress.token. The token goes only to targets that are
 // ingresses: Consul instances whose registration carries the agent_port
-// meta (see serviceFor), the static URL of an upstream that has an
+// meta (see the sidecar's serviceFor), the static URL of an upstream that has an
 // ingress_token, and peers.
 
 // ingressScheme is the auth scheme of an ingress's WWW-Authenticate on a

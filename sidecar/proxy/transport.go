@@ -31,7 +31,7 @@ type callPlan struct {
 	body       *replayBody
 	idempotent bool
 	hops       string // X-Sidecar-Hops on the ingress's forwarded stages
-	kind       string // kindUpstream or kindTask, for metrics
+	kind       string // KindUpstream or KindTask, for metrics
 	target     string // the upstream called, or the agent's service
 }
 

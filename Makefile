@@ -70,7 +70,7 @@ demo: build consul examples/node/node_modules/.package-lock.json
 # benchmarks of the call path and the hot functions.
 bench: build
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) run -C tools ./bench -root $(CURDIR) -json $(CURDIR)/test-artifacts/bench.json
-	$(GO) test -run '^$$' -bench 'CallPath|ModelPath' -benchtime 5000x -count 3 ./sidecar/
+	$(GO) test -run '^$$' -bench 'CallPath|ModelPath' -benchtime 5000x -count 3 ./sidecar/ ./sidecar/proxy/
 	$(GO) test -run '^$$' -bench 'BodySize' -benchtime 200x ./sidecar/
 	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/breaker/ ./sidecar/gateway/ ./policies/
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -run '^$$' -bench 'Instances' -benchmem ./discovery/
@@ -88,7 +88,7 @@ bench-test: build
 # second), so it runs for FUZZTIME_NET instead.
 FUZZTIME ?= 30s
 FUZZTIME_NET ?= 30s
-FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/:FuzzParseHeartbeat ./sidecar/:FuzzCallPath \
+FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/:FuzzParseHeartbeat ./sidecar/proxy/:FuzzCallPath \
 	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader ./internal/jsonguard/:FuzzScan \
 	./sidecar/h1/:FuzzAgainstNetHTTP:net
 fuzz:

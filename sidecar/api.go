@@ -52,6 +52,14 @@ type APIErrorBody struct {
 	Message string `json:"message"`
 }
 
+// writeJSONError writes one of the sidecar's own errors.
+func writeJSONError(w http.ResponseWriter, status int, typ, msg string) {
+	body, _ := json.Marshal(APIError{Error: APIErrorBody{Type: typ, Message: msg}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
 type httpError struct {
 	status int
 	typ    string

@@ -88,7 +88,7 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 	s.notifier.SetTargets(notifyTargets(merged))
 	s.registry.Update(s.service(merged))
 	s.watchQueries(merged)
-	s.router.rebind(merged)
+	s.proxy.Rebind(merged)
 	s.gateway.SetConfig(merged)
 	if s.supervisor != nil && merged.Agent.Exec != nil {
 		s.supervisor.SetExec(*merged.Agent.Exec)

@@ -11,7 +11,6 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"os"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
+	"github.com/agent-sidecar/sidecar/sidecar/proxy"
 )
 
 // Version is the sidecar's version, set at build time with
@@ -54,7 +54,7 @@ type Options struct {
 	// Now replaces the clock (tests).
 	Now func() time.Time
 	// Discovery replaces the Consul watcher of healthy instances (tests).
-	Discovery Discovery
+	Discovery proxy.Discovery
 	// AgentOutput receives the supervised agent's stdout and stderr.
 	// Default: the sidecar's own.
 	AgentOutput io.Writer
@@ -84,10 +84,9 @@ type Sidecar struct {
 
 	breakers  *breaker.Set
 	notices   breakerNotices
-	discovery Discovery
+	discovery proxy.Discovery
 	watcher   *discovery.Watcher // nil when Options.Discovery is set
-	router    *router
-	proxy     *httputil.ReverseProxy
+	proxy     *proxy.Proxy       // /call/ and the ingress
 	gateway   *gateway.Gateway
 	metrics   *metrics
 	// transports are the clients of calls, notifications and models; their
@@ -147,12 +146,16 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		s.watcher, s.discovery = w, w
 		s.watchQueries(cfg)
 	}
-	s.router = newRouter(s, s.discovery, s.breakers)
-	s.metrics = newMetrics(s)
+	s.metrics = newMetrics(metricSources{now: s.now, health: s.tracker.Snapshot, breakers: s.breakers.Snapshots,
+		registration: func() discovery.RegistrationState { return s.registry.State() }, notifications: s.notifier.Stats,
+		models: func() []gateway.ModelStatus { return s.gateway.Models() }})
 	roots := cfg.TLS.CertPool()
-	callRT, notifyRT, modelRT := newCallTransport(roots), newNotifyTransport(roots), gateway.NewTransport(roots)
+	callRT, notifyRT, modelRT := proxy.NewTransport(roots), newNotifyTransport(roots), gateway.NewTransport(roots)
 	s.transports = []interface{ CloseIdleConnections() }{callRT, notifyRT, modelRT}
-	s.proxy = newReverseProxy(&callTransport{rt: callRT, metrics: s.metrics, log: log.Named("call")}, s)
+	s.proxy = proxy.New(cfg, proxy.Options{Breakers: s.breakers, Discovery: s.discovery, Log: log, ErrorLog: s.httpLog,
+		Transport: callRT, Now: s.now, Observe: s.metrics.observe,
+		AgentIsolated:   func() (string, bool) { h := s.tracker.Snapshot(); return h.Reason, h.IsolatedNow() },
+		BreakersDropped: s.metrics.forgetBreakers, InstancesDeparted: s.forgetDeparted})
 	s.notifier.client.Transport = notifyRT
 	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: modelRT,
 		OnDegradedChange: s.onDegradedChange, Observe: s.observeModel})
@@ -169,7 +172,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 			return nil, fmt.Errorf("ingress: cannot listen on %s: %w (set ingress.address to a free address)", cfg.Ingress.Address, err)
 		}
 		s.ingressLn = limitListener(iln, cfg.Ingress.MaxConnections)
-		s.ingressSrv = newServer(s.guardIngress(s.ingressHandler()), s.httpLog)
+		s.ingressSrv = newServer(s.guardIngress(s.proxy.IngressHandler()), s.httpLog)
 	}
 
 	s.registry = opts.Registry
@@ -224,7 +227,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	handler := s.guardControl(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/call/"):
-			s.serveCall(w, r)
+			s.proxy.ServeCall(w, r)
 			return
 		case strings.HasPrefix(r.URL.Path, "/llm/"):
 			s.gateway.ServeHTTP(w, r)
@@ -282,15 +285,7 @@ func (s *Sidecar) watchQueries(cfg *policies.Config) {
 	if s.watcher == nil {
 		return
 	}
-	var qs []discovery.Query
-	for _, u := range cfg.Upstreams {
-		if u.Service != "" {
-			qs = append(qs, queryOf(u))
-		}
-	}
-	if cfg.Ingress != nil {
-		qs = append(qs, discovery.Query{Service: cfg.Agent.Name})
-	}
+	qs := proxy.Queries(cfg)
 	for _, q := range qs {
 		s.watcher.Watch(q)
 	}
@@ -346,7 +341,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.watch(bg) }()
 	go func() { defer wg.Done(); s.refreshSidecarCheck(bg) }()
 	wg.Add(1)
-	go func() { defer wg.Done(); s.pruneDeparted(bg) }()
+	go func() { defer wg.Done(); s.proxy.Run(bg) }()
 	watchDone := make(chan struct{})
 	if s.watcher != nil {
 		go func() { defer close(watchDone); s.watcher.Run(bg) }()

@@ -1,4 +1,4 @@
-package sidecar
+package proxy
 
 import (
 	"crypto/rand"
@@ -9,11 +9,11 @@ import (
 	"strings"
 )
 
-// headerHops lists the sidecars a proxied request has passed through, oldest
+// HeaderHops lists the sidecars a proxied request has passed through, oldest
 // first, comma-separated, like Via: each sidecar that passes a call or a
 // task on appends its hop name ("{agent id}#{8 hex digits}", the digits
 // drawn at each start so two sidecars sharing an agent id are told apart).
-const headerHops = "X-Sidecar-Hops"
+const HeaderHops = "X-Sidecar-Hops"
 
 // maxHops is how many sidecars a request may have passed through before one
 // refuses it: more than any sane chain of calls, few enough that a loop
@@ -55,7 +55,7 @@ type hopPath struct {
 // ignored.
 func readHops(h http.Header) hopPath {
 	var p hopPath
-	for _, line := range h.Values(headerHops) {
+	for _, line := range h.Values(HeaderHops) {
 		for _, e := range strings.Split(line, ",") {
 			e = strings.TrimSpace(e)
 			if e == "" {
@@ -84,28 +84,28 @@ func readHops(h http.Header) hopPath {
 // before anything is dialled. Otherwise X-Sidecar-Hops is set to the path
 // so far plus this sidecar. X-Sidecar-Forwarded, which older sidecars set on
 // tasks they forwarded, is removed: it is not trusted and not passed on.
-func (s *Sidecar) passHop(w http.ResponseWriter, req *http.Request, agentID string) (hopPath, bool) {
-	req.Header.Del(headerForwarded)
+func (r *router) passHop(w http.ResponseWriter, req *http.Request, agentID string) (hopPath, bool) {
+	req.Header.Del(HeaderForwarded)
 	p := readHops(req.Header)
-	self := s.router.hopName(agentID)
+	self := r.hopName(agentID)
 	for _, e := range p.entries {
 		if e == self {
 			writeJSONError(w, http.StatusLoopDetected, errLoop, fmt.Sprintf(
 				"this request has already passed through this sidecar (%s: %s): an upstream or a peer points back "+
-					"at it; check the url of the upstreams in the chain", headerHops, strings.Join(p.entries, ", ")))
+					"at it; check the url of the upstreams in the chain", HeaderHops, strings.Join(p.entries, ", ")))
 			return p, false
 		}
 	}
 	if len(p.entries) >= maxHops {
 		writeJSONError(w, http.StatusLoopDetected, errLoop, fmt.Sprintf(
 			"this request has passed through %d sidecars, the most it may (%s: %s); check the url of the upstreams "+
-				"in the chain", len(p.entries), headerHops, strings.Join(p.entries, ", ")))
+				"in the chain", len(p.entries), HeaderHops, strings.Join(p.entries, ", ")))
 		return p, false
 	}
 	if len(p.entries) == 0 {
-		req.Header[headerHops] = []string{self}
+		req.Header[HeaderHops] = []string{self}
 		return p, true
 	}
-	req.Header[headerHops] = []string{strings.Join(append(p.entries[:len(p.entries):len(p.entries)], self), ", ")}
+	req.Header[HeaderHops] = []string{strings.Join(append(p.entries[:len(p.entries):len(p.entries)], self), ", ")}
 	return p, true
 }

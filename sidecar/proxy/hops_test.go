@@ -1,4 +1,4 @@
-package sidecar
+package proxy
 
 import (
 	"io"
@@ -47,7 +47,7 @@ func newRelay(t *testing.T, limit int32) *relay {
 // the sidecar dials anything again.
 func TestCallLoopIsRefusedOnItsSecondPass(t *testing.T) {
 	rl := newRelay(t, 20)
-	s, e := callSidecar(t, map[string]policies.Upstream{
+	s, e := callProxy(t, map[string]policies.Upstream{
 		"self": {URL: rl.srv.URL + "/call/self"},
 	}, &fakeDiscovery{}, time.Minute)
 	target, _ := url.Parse("http://" + s.Addr())
@@ -82,30 +82,30 @@ func headerRecorder(t *testing.T) (*httptest.Server, func() http.Header, *atomic
 
 func TestCallMarksItsHopAndDropsForwarded(t *testing.T) {
 	up, last, calls := headerRecorder(t)
-	_, e := callSidecar(t, map[string]policies.Upstream{"up": {URL: up.URL}}, &fakeDiscovery{}, time.Minute)
+	_, e := callProxy(t, map[string]policies.Upstream{"up": {URL: up.URL}}, &fakeDiscovery{}, time.Minute)
 
 	// A call that passed through another sidecar keeps its path and gains this hop
-	e.GET("/call/up/x").WithHeader(headerForwarded, "writer-9").WithHeader(headerHops, "other#0a0b0c0d").
+	e.GET("/call/up/x").WithHeader(HeaderForwarded, "writer-9").WithHeader(HeaderHops, "other#0a0b0c0d").
 		Expect().Status(http.StatusOK)
 	h := last()
-	if v := h.Get(headerForwarded); v != "" {
-		t.Errorf("the upstream received %s: %q", headerForwarded, v)
+	if v := h.Get(HeaderForwarded); v != "" {
+		t.Errorf("the upstream received %s: %q", HeaderForwarded, v)
 	}
-	hops := strings.Split(h.Get(headerHops), ", ")
+	hops := strings.Split(h.Get(HeaderHops), ", ")
 	if len(hops) != 2 || hops[0] != "other#0a0b0c0d" || !strings.HasPrefix(hops[1], "writer-1#") {
-		t.Errorf("the upstream received %s: %q", headerHops, h.Get(headerHops))
+		t.Errorf("the upstream received %s: %q", HeaderHops, h.Get(HeaderHops))
 	}
 
 	// A call that has passed through as many sidecars as a call may is refused without a dial
 	before := calls.Load()
 	eight := strings.Repeat("a#00000000, ", maxHops-1) + "b#00000000"
-	e.GET("/call/up/x").WithHeader(headerHops, eight).Expect().Status(http.StatusLoopDetected).
+	e.GET("/call/up/x").WithHeader(HeaderHops, eight).Expect().Status(http.StatusLoopDetected).
 		JSON().Object().Value("error").Object().Value("message").String().Contains("passed through 8 sidecars")
 	if calls.Load() != before {
 		t.Fatal("the upstream was called")
 	}
 	// One fewer passes
-	e.GET("/call/up/x").WithHeader(headerHops, strings.Repeat("a#00000000, ", maxHops-2)+"b#00000000").
+	e.GET("/call/up/x").WithHeader(HeaderHops, strings.Repeat("a#00000000, ", maxHops-2)+"b#00000000").
 		Expect().Status(http.StatusOK)
 }
 
@@ -123,12 +123,24 @@ func TestCallToItselfIsRefusedOnce(t *testing.T) {
 	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
 	cfg.Upstreams = map[string]policies.Upstream{"self": {Name: "self", URL: "http://" + addr + "/call/self",
 		Breaker: "default", Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}}
-	_, _, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
+	p := New(cfg, Options{Discovery: &fakeDiscovery{}})
+	rt := NewTransport(nil)
+	defer rt.CloseIdleConnections()
+	p.opts.Transport = rt
+	p.rp.Transport.(*callTransport).rt = rt
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(p.ServeCall))
+	_ = srv.Listener.Close()
+	if srv.Listener, err = net.Listen("tcp", addr); err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	defer srv.Close()
+	e := newExpect(t, srv.URL)
 
 	r := e.GET("/call/self/x").Expect().Status(http.StatusLoopDetected)
 	r.JSON().Object().Value("error").Object().Value("type").IsEqual(errLoop)
-	// The sidecar still answers
-	e.GET("/v1/health").Expect().Status(http.StatusOK)
+	// The proxy still answers
+	e.GET("/call/self/y").Expect().Status(http.StatusLoopDetected)
 }
 
 func TestHopNamesKeepAgentIDsWhole(t *testing.T) {
@@ -137,7 +149,7 @@ func TestHopNamesKeepAgentIDsWhole(t *testing.T) {
 			r := &router{hopNonce: "0a0b0c0d"}
 			self := r.hopName(id)
 			h := http.Header{}
-			h.Set(headerHops, "other#01020304, "+self)
+			h.Set(HeaderHops, "other#01020304, "+self)
 			p := readHops(h)
 			if len(p.entries) != 2 || p.entries[1] != self {
 				t.Fatalf("entries %q, want [other#01020304 %s]", p.entries, self)

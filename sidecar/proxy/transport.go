@@ -1,42 +1,25 @@
-package sidecar
+package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/agent-sidecar/sidecar/internal/bodybuf"
 	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/h1"
-)
-
-// maxReplayBody is the largest request body kept in memory so that a call
-// can be retried on another instance or sent to a fallback. A larger body is
-// streamed once, without retries.
-const maxReplayBody = 2 << 20
-
-// Error types of the call proxy's own answers.
-const (
-	errUnavailable   = "unavailable"    // 503: nothing healthy could take the call
-	errTimeout       = "timeout"        // 504
-	errUpstreamBroke = "upstream_error" // 502
+	"github.com/agent-sidecar/sidecar/sidecar/outcome"
 )
 
 // callPlan is what the transport needs to route one proxied request; it
@@ -48,101 +31,23 @@ type callPlan struct {
 	body       *replayBody
 	idempotent bool
 	hops       string // X-Sidecar-Hops on the ingress's forwarded stages
-	kind       string // kindUpstream or kindTask, for metrics
+	kind       string // KindUpstream or KindTask, for metrics
 	target     string // the upstream called, or the agent's service
 }
 
 type planKey struct{}
 
-// replayBody holds a request body: whole when it fits in maxReplayBody
-// (then it can be sent again), else a stream that can be sent once.
-type replayBody struct {
-	buf    *bodybuf.Buf // the whole body, in a pooled buffer
-	stream io.Reader    // nil when buf holds the whole body
-	mu     sync.Mutex
-	read   bool // the stream has been (partly) consumed
-}
-
-// readReplayBody reads a request body up to the replay limit into a
-// pooled buffer; release gives it back once the call is over.
-func readReplayBody(r *http.Request) (*replayBody, error) {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return nil, nil
-	}
-	if r.ContentLength > maxReplayBody {
-		return &replayBody{stream: r.Body}, nil
-	}
-	buf, err := bodybuf.Read(r.Body, r.ContentLength, maxReplayBody)
-	if errors.Is(err, bodybuf.ErrTooLarge) {
-		// Streamed once from what was read on; buf is kept (not released)
-		// because the stream reads from it.
-		return &replayBody{stream: io.MultiReader(bytes.NewReader(buf.Bytes()), r.Body)}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &replayBody{buf: buf}, nil
-}
-
-// release gives the body's buffer back. The call must be over: the call
-// transport (package h1) has finished reading every attempt's body when
-// RoundTrip returns an error or the answer's body is closed.
-func (b *replayBody) release() {
-	if b != nil {
-		b.buf.Release()
-	}
-}
-
-// replayable reports whether the body can be sent more than once.
-func (b *replayBody) replayable() bool {
-	if b == nil || b.stream == nil {
-		return true
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return !b.read
-}
-
-// attach sets the body of an outgoing request.
-func (b *replayBody) attach(out *http.Request) {
-	if b == nil {
-		out.Body, out.ContentLength, out.GetBody = http.NoBody, 0, nil
-		return
-	}
-	if b.stream == nil {
-		buf := b.buf.Bytes()
-		out.ContentLength = int64(len(buf))
-		out.Body = io.NopCloser(bytes.NewReader(buf))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
-		return
-	}
-	out.Body, out.GetBody = &onceReader{b: b}, nil
-}
-
-// onceReader reads the stream of a large body and notes that it did; its
-// Close does not close the stream, so a body nobody read can still be sent
-// elsewhere.
-type onceReader struct{ b *replayBody }
-
-func (o *onceReader) Read(p []byte) (int, error) {
-	o.b.mu.Lock()
-	o.b.read = true
-	o.b.mu.Unlock()
-	return o.b.stream.Read(p)
-}
-func (o *onceReader) Close() error { return nil }
-
-// outcome classifies one attempt.
-type outcome int
+// attemptOutcome classifies one attempt.
+type attemptOutcome int
 
 const (
-	outcomeOK           outcome = iota // an answer that is not a failure (2xx, 3xx, most 4xx)
-	outcomeFailStatus                  // an answer with a failure status (5xx, 429, …)
-	outcomeNotSent                     // the connection failed before the request was sent
-	outcomeTimeout                     // no answer within the timeout
-	outcomeBroken                      // the connection broke after the request was sent
-	outcomeCanceled                    // the caller went away
-	outcomeTokenRefused                // a sidecar's ingress refused the token sent, or its absence
+	outcomeOK           attemptOutcome = iota // an answer that is not a failure (2xx, 3xx, most 4xx)
+	outcomeFailStatus                         // an answer with a failure status (5xx, 429, …)
+	outcomeNotSent                            // the connection failed before the request was sent
+	outcomeTimeout                            // no answer within the timeout
+	outcomeBroken                             // the connection broke after the request was sent
+	outcomeCanceled                           // the caller went away
+	outcomeTokenRefused                       // a sidecar's ingress refused the token sent, or its absence
 )
 
 // callTransport is the proxy's RoundTripper: it walks the plan's stages and
@@ -150,31 +55,16 @@ const (
 // the first good answer, else the best error.
 type callTransport struct {
 	rt      http.RoundTripper
-	metrics *metrics
-	log     hclog.Logger // nil: no log
-}
-
-// newNotifyTransport is the client of notification webhooks.
-func newNotifyTransport(roots *x509.CertPool) *http.Transport {
-	return &http.Transport{
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:   10 * time.Second,
-		Proxy:                 nil,
-		DialContext:           upstreamDialer.DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		DisableCompression:    true,
-		ExpectContinueTimeout: time.Second,
-	}
+	observe func(kind, target string, o outcome.Outcome, d time.Duration) // nil: not observed
+	log     hclog.Logger                                                  // nil: no log
 }
 
 var upstreamDialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 
-// newCallTransport is the client of /call/ and the ingress: HTTP/1.1 with
+// NewTransport returns the client of /call/ and the ingress: HTTP/1.1 with
 // the exchange made in the calling goroutine (package h1), which make bench
 // measured faster than net/http's Transport on this path.
-func newCallTransport(roots *x509.CertPool) *h1.Transport {
+func NewTransport(roots *x509.CertPool) *h1.Transport {
 	return &h1.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout: 10 * time.Second,
@@ -189,22 +79,22 @@ func newCallTransport(roots *x509.CertPool) *h1.Transport {
 func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	plan, _ := req.Context().Value(planKey{}).(*callPlan)
 	if plan == nil {
-		return nil, errors.New("sidecar: request without a call plan")
+		return nil, errors.New("proxy: request without a call plan")
 	}
 	start := time.Now()
-	resp, outcome, err := t.route(req, plan)
-	if outcome != "" && t.metrics != nil {
-		t.metrics.observe(plan.kind, plan.target, outcome, time.Since(start))
+	resp, o, err := t.route(req, plan)
+	if err == nil && t.observe != nil {
+		t.observe(plan.kind, plan.target, o, time.Since(start))
 	}
 	return resp, err
 }
 
-// route walks the plan and returns the answer and its outcome for metrics
-// ("" when the caller went away).
-func (t *callTransport) route(req *http.Request, plan *callPlan) (*http.Response, string, error) {
+// route walks the plan and returns the answer and its outcome for metrics;
+// an error only when the caller went away.
+func (t *callTransport) route(req *http.Request, plan *callPlan) (*http.Response, outcome.Outcome, error) {
 	var (
 		held       *http.Response // the last failure answer, returned when nothing does better
-		lastHard   outcome        // the last timeout or broken connection
+		lastHard   attemptOutcome // the last timeout or broken connection
 		hardDetail string
 		refused    string // why an ingress refused the token, and what to set
 		reasons    []string
@@ -272,12 +162,12 @@ stages:
 					rb.releasing().slot, slot = slot, nil // held until the answer is read
 				}
 				if st.fallback {
-					return resp, resultFallback, nil
+					return resp, outcome.Fallback, nil
 				}
-				return resp, resultSuccess, nil
+				return resp, outcome.Success, nil
 			case outcomeCanceled:
 				release()
-				return nil, "", req.Context().Err()
+				return nil, 0, req.Context().Err()
 			case outcomeFailStatus:
 				release()
 				annotate(resp, st, tg)
@@ -313,15 +203,15 @@ stages:
 	if refused != "" {
 		// A configuration to fix comes before any other answer.
 		release()
-		return errorResponse(req, http.StatusBadGateway, errIngressToken, refused, 0), resultFailure, nil
+		return errorResponse(req, http.StatusBadGateway, errIngressToken, refused, 0), outcome.Failure, nil
 	}
 	switch {
 	case held != nil:
-		return held, resultFailure, nil
+		return held, outcome.Failure, nil
 	case lastHard == outcomeTimeout:
-		return errorResponse(req, http.StatusGatewayTimeout, errTimeout, "the upstream did not answer in time: "+hardDetail, 0), resultFailure, nil
+		return errorResponse(req, http.StatusGatewayTimeout, errTimeout, "the upstream did not answer in time: "+hardDetail, 0), outcome.Failure, nil
 	case lastHard == outcomeBroken:
-		return errorResponse(req, http.StatusBadGateway, errUpstreamBroke, "the upstream broke the connection: "+hardDetail, 0), resultFailure, nil
+		return errorResponse(req, http.StatusBadGateway, errUpstreamBroke, "the upstream broke the connection: "+hardDetail, 0), outcome.Failure, nil
 	}
 	retry := time.Second
 	if minOpen > 0 {
@@ -331,13 +221,13 @@ stages:
 	if len(reasons) > 0 {
 		msg += ": " + strings.Join(reasons, "; ")
 	}
-	return errorResponse(req, http.StatusServiceUnavailable, errUnavailable, msg, retry), resultRejected, nil
+	return errorResponse(req, http.StatusServiceUnavailable, errUnavailable, msg, retry), outcome.Rejected, nil
 }
 
 // attempt sends the request to one target and classifies the result. On
 // outcomeOK and outcomeFailStatus the response is returned and its body
 // must be closed by the caller.
-func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg target, permit breaker.Permit) (*http.Response, outcome, string) {
+func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg target, permit breaker.Permit) (*http.Response, attemptOutcome, string) {
 	ctx, cancel := context.WithTimeout(req.Context(), st.timeout)
 	// req is the proxy's own copy of the caller's request; each attempt
 	// gets a shallow copy with its own URL, and its own headers only when
@@ -355,7 +245,7 @@ func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg 
 	if token := tokenSent(st, tg); st.forwarded || token != "" {
 		out.Header = req.Header.Clone()
 		if st.forwarded {
-			out.Header.Set(headerHops, plan.hops)
+			out.Header.Set(HeaderHops, plan.hops)
 		}
 		if token != "" {
 			out.Header.Set(HeaderIngressToken, token)
@@ -448,15 +338,15 @@ func annotate(resp *http.Response, st stage, tg target) {
 	if st.name == "peer" {
 		// A peer's sidecar whose own agent could not take the task hands
 		// it to its fallbacks and says which one answered: keep that.
-		if up := resp.Header.Get(headerUpstream); up != "" && up != "agent" && up != "peer" {
-			resp.Header[headerFallback] = trueValue
+		if up := resp.Header.Get(HeaderUpstream); up != "" && up != "agent" && up != "peer" {
+			resp.Header[HeaderFallback] = trueValue
 			return
 		}
 	}
-	resp.Header[headerUpstream] = []string{st.name}
-	resp.Header[headerInstance] = []string{tg.instance}
+	resp.Header[HeaderUpstream] = []string{st.name}
+	resp.Header[HeaderInstance] = []string{tg.instance}
 	if st.fallback {
-		resp.Header[headerFallback] = trueValue
+		resp.Header[HeaderFallback] = trueValue
 	}
 }
 
@@ -468,28 +358,6 @@ func notSent(err error) bool {
 		return true
 	}
 	return errors.Is(err, syscall.ECONNREFUSED)
-}
-
-// shortError turns a transport error into a short reason without URLs.
-func shortError(err error) string {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return "connection closed before an answer"
-	}
-	return readable.NetError(err)
-}
-
-// errorResponse builds the sidecar's own JSON error answer.
-func errorResponse(req *http.Request, status int, typ, msg string, retryAfter time.Duration) *http.Response {
-	body, _ := json.Marshal(APIError{Error: APIErrorBody{Type: typ, Message: msg}})
-	h := http.Header{"Content-Type": {"application/json"}}
-	if retryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
-	}
-	return &http.Response{
-		StatusCode: status, Status: fmt.Sprintf("%d %s", status, http.StatusText(status)),
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: req,
-	}
 }
 
 // isIdempotent says whether a request may be sent again after a timeout or

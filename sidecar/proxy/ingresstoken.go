@@ -1,4 +1,4 @@
-package sidecar
+package proxy
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ import (
 // send HeaderIngressToken: the upstream's ingress_token, or for peers this
 // sidecar's own ingress.token. The token goes only to targets that are
 // ingresses: Consul instances whose registration carries the agent_port
-// meta (see serviceFor), the static URL of an upstream that has an
+// meta (see the sidecar's serviceFor), the static URL of an upstream that has an
 // ingress_token, and peers.
 
 // ingressScheme is the auth scheme of an ingress's WWW-Authenticate on a
@@ -22,8 +22,14 @@ import (
 // from any other 401.
 const ingressScheme = "Sidecar-Ingress-Token"
 
-// ingressChallenge is the WWW-Authenticate header of an ingress's 401.
-const ingressChallenge = ingressScheme + ` realm="ingress"`
+// HeaderIngressToken carries ingress.token on a request to an ingress. A
+// sidecar that calls another's ingress (a dispatcher's /call/ to a service
+// with an ingress, a peer taking over a task) sends it; the ingress removes
+// it before the task goes on.
+const HeaderIngressToken = "X-Sidecar-Ingress-Token"
+
+// IngressChallenge is the WWW-Authenticate header of an ingress's 401.
+const IngressChallenge = ingressScheme + ` realm="ingress"`
 
 // errIngressToken is the error type of a call a sidecar's ingress refused
 // for its token: the calling sidecar's configuration must change.

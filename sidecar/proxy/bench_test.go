@@ -1,7 +1,6 @@
-package sidecar
+package proxy
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -23,8 +20,8 @@ import (
 var answer600 = `{"result":"` + strings.Repeat("x", 600-13) + `"}`
 
 // benchPaths starts an upstream, a plain httputil.ReverseProxy in front of
-// it, and a sidecar whose upstream "up" is that upstream (static URL), and
-// returns the three URLs to call.
+// it, and the sidecar's call proxy whose upstream "up" is that upstream
+// (static URL), and returns the three URLs to call.
 func benchPaths(b *testing.B) (direct, plain, side string) {
 	b.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -40,43 +37,20 @@ func benchPaths(b *testing.B) (direct, plain, side string) {
 	proxy := httptest.NewServer(rp)
 	b.Cleanup(proxy.Close)
 
-	cfg := benchConfig()
+	cfg := testConfig()
+	cfg.Agent.Name, cfg.Agent.ID = "bench", "bench-1"
+	cfg.Breakers = map[string]policies.Breaker{"default": benchBreaker()}
 	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: up.URL, Breaker: "default",
 		Timeout: 10 * time.Second, Retries: 1, Balance: policies.BalanceRoundRobin}}
-	return up.URL + "/search", proxy.URL + "/search", "http://" + runBenchSidecar(b, cfg) + "/call/up/search"
+	return up.URL + "/search", proxy.URL + "/search", "http://" + serveBenchProxy(b, cfg) + "/call/up/search"
 }
 
-// benchConfig is a sidecar on a free loopback port with the default breaker.
-func benchConfig() *policies.Config {
-	cfg := policies.Dev()
-	cfg.Agent.Name, cfg.Agent.ID = "bench", "bench-1"
-	cfg.Listen.Address = "127.0.0.1:0"
-	cfg.Breakers = map[string]policies.Breaker{"default": benchBreaker()}
-	return cfg
-}
-
-// runBenchSidecar runs a sidecar with cfg until the benchmark ends and
-// returns its control address.
-func runBenchSidecar(b *testing.B, cfg *policies.Config) string {
+// serveBenchProxy serves a proxy for cfg on loopback until the benchmark
+// ends and returns the address of its /call/.
+func serveBenchProxy(b *testing.B, cfg *policies.Config) string {
 	b.Helper()
-	s, err := New(cfg, hclog.NewNullLogger(), Options{Registry: newFakeRegistry()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
-	return s.Addr()
-}
-
-func benchBreaker() policies.Breaker {
-	statuses := []int{429}
-	for c := 500; c < 600; c++ {
-		statuses = append(statuses, c)
-	}
-	return policies.Breaker{Name: "default", ConsecutiveFailures: 3, MinCalls: 10, Window: time.Minute,
-		OpenFor: 30 * time.Second, MaxOpenFor: 10 * time.Minute, HalfOpenProbes: 1, FailureStatuses: statuses}
+	p, _ := startProxy(b, cfg, Options{})
+	return p.Addr()
 }
 
 func get(b *testing.B, c *http.Client, u string) {

@@ -1,4 +1,4 @@
-package sidecar
+package proxy
 
 import (
 	"bufio"
@@ -38,7 +38,7 @@ func rawGet(t *testing.T, addr, target string) int {
 
 func TestCallRefusesDotSegmentsBelowTheUpstream(t *testing.T) {
 	up := newScripted(t, "up", http.StatusOK)
-	s, _ := callSidecar(t, map[string]policies.Upstream{"search": {URL: up.srv.URL + "/api/search"}},
+	s, _ := callProxy(t, map[string]policies.Upstream{"search": {URL: up.srv.URL + "/api/search"}},
 		&fakeDiscovery{}, time.Minute)
 
 	for _, p := range []string{"/call/search/../../admin", "/call/search/%2e%2e/%2e%2e/admin",

@@ -1,20 +1,15 @@
 package sidecar
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
-	"github.com/agent-sidecar/sidecar/policies"
-	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 )
 
 // countSeries counts the metric samples whose line starts with prefix.
@@ -87,12 +82,6 @@ func TestStateOfInstancesGoneFromConsulIsPruned(t *testing.T) {
 	if snaps := s.breakers.Snapshots(); snaps[0].Name != last {
 		t.Fatalf("the breaker left is %s, want %s", snaps[0].Name, last)
 	}
-	s.router.mu.Lock()
-	owners, outstanding := len(s.router.owners), len(s.router.outstanding)
-	s.router.mu.Unlock()
-	if owners != 1 || outstanding != 1 {
-		t.Fatalf("router keeps %d owners and %d in-flight counters, want 1", owners, outstanding)
-	}
 	text := scrape(e)
 	if n := countSeries(text, "sidecar_breaker_state{"); n != 3 {
 		t.Errorf("%d sidecar_breaker_state series, want 3 (one breaker)", n)
@@ -115,63 +104,4 @@ func hostOfName(t *testing.T, s *Sidecar) string {
 	}
 	t.Fatal("no breaker")
 	return ""
-}
-
-// staleDiscovery answers with a fixed set, marked stale or not.
-type staleDiscovery struct{ set discovery.InstanceSet }
-
-func (d *staleDiscovery) Instances(discovery.Query) discovery.InstanceSet { return d.set }
-func (d *staleDiscovery) Wait(context.Context, discovery.Query) discovery.InstanceSet {
-	return d.set
-}
-
-func TestPruneKeepsInstancesWhileConsulCannotSay(t *testing.T) {
-	cfg := testConfig()
-	bcfg := testBreaker(time.Second) // max_open_for 8s
-	cfg.Breakers = map[string]policies.Breaker{"default": bcfg}
-	cfg.Upstreams = map[string]policies.Upstream{
-		"svc":    {Name: "svc", Service: "svc", Breaker: "default"},
-		"static": {Name: "static", URL: "http://10.0.0.9:80", Breaker: "default"},
-	}
-	cfg.Ingress = &policies.Ingress{Address: "127.0.0.1:0", Breaker: "default"}
-	in := discovery.Instance{ID: "svc-1", Service: "svc", Address: "10.0.0.1", Port: 80}
-	d := &staleDiscovery{set: discovery.InstanceSet{Known: true, Instances: []discovery.Instance{in}}}
-	r := newRouter(nil, d, breaker.NewSet())
-	r.newTarget("svc", "svc@10.0.0.1:80", "svc", in.ID, "http", in.HostPort(), bcfg)
-	r.newTarget("static", "static@10.0.0.9:80", "static", "10.0.0.9:80", "http", "10.0.0.9:80", bcfg)
-	r.newTarget(ingressOwner, "agent:writer-1", "agent", "writer-1", "http", "127.0.0.1:8081", bcfg)
-	r.newTarget(ingressOwner, "peer:svc-1@10.0.0.1:80", "peer", in.ID, "http", in.HostPort(), bcfg)
-	t0 := time.Now()
-
-	// While Consul's answer is stale or missing, an instance it no longer lists is kept
-	d.set = discovery.InstanceSet{Known: true, Stale: true}
-	for _, at := range []time.Duration{0, time.Minute} {
-		if gone := r.prune(cfg, t0.Add(at)); len(gone) != 0 {
-			t.Fatalf("pruned %v while Consul's answer is stale", gone)
-		}
-	}
-	d.set = discovery.InstanceSet{}
-	if gone := r.prune(cfg, t0.Add(2*time.Minute)); len(gone) != 0 {
-		t.Fatalf("pruned %v before Consul answered", gone)
-	}
-	// Once Consul says it is gone, it is kept for max_open_for, then pruned; a static upstream never is
-	d.set = discovery.InstanceSet{Known: true}
-	t1 := t0.Add(3 * time.Minute)
-	for _, at := range []time.Duration{0, bcfg.MaxOpenFor} {
-		if gone := r.prune(cfg, t1.Add(at)); len(gone) != 0 {
-			t.Fatalf("pruned %v after %s", gone, at)
-		}
-	}
-	gone := r.prune(cfg, t1.Add(bcfg.MaxOpenFor+time.Second))
-	slices.SortFunc(gone, func(a, b prunedTarget) int { return strings.Compare(a.name, b.name) })
-	want := []prunedTarget{{"peer:svc-1@10.0.0.1:80", "10.0.0.1:80"}, {"svc@10.0.0.1:80", "10.0.0.1:80"}}
-	if !slices.Equal(gone, want) {
-		t.Fatalf("pruned %v, want %v", gone, want)
-	}
-	// The local agent and a static upstream are never pruned
-	_, static := r.owners["static@10.0.0.9:80"]
-	_, agent := r.owners["agent:writer-1"]
-	if !static || !agent || len(r.owners) != 2 {
-		t.Fatalf("owners left: %v", r.owners)
-	}
 }

@@ -1,4 +1,4 @@
-package sidecar
+package proxy
 
 import (
 	"context"
@@ -18,12 +18,12 @@ import (
 
 // Headers the sidecar sets or reads on proxied calls.
 const (
-	headerUpstream = "X-Sidecar-Upstream" // which upstream answered
-	headerFallback = "X-Sidecar-Fallback" // "true" when it was not the first choice
-	headerInstance = "X-Sidecar-Instance" // which instance answered
-	// headerForwarded was set by older sidecars on tasks they forwarded to
+	HeaderUpstream = "X-Sidecar-Upstream" // which upstream answered
+	HeaderFallback = "X-Sidecar-Fallback" // "true" when it was not the first choice
+	HeaderInstance = "X-Sidecar-Instance" // which instance answered
+	// HeaderForwarded was set by older sidecars on tasks they forwarded to
 	// a peer; it is removed from every request and trusted for nothing.
-	headerForwarded = "X-Sidecar-Forwarded"
+	HeaderForwarded = "X-Sidecar-Forwarded"
 )
 
 // firstDiscoveryWait bounds how long the first call of an upstream waits for
@@ -79,7 +79,6 @@ type stage struct {
 
 // router builds call plans from the configuration and discovery.
 type router struct {
-	s         *Sidecar
 	discovery Discovery
 	breakers  *breaker.Set
 
@@ -96,7 +95,7 @@ type router struct {
 	// follows ("" for the ingress's agent and peer breakers), for reloads.
 	owners map[string]string
 	// hopNonce tells this sidecar's hops from another's with the same
-	// agent id (see headerHops).
+	// agent id (see HeaderHops).
 	hopNonce string
 	hopSelf  atomic.Pointer[[2]string] // agent id and its hop name
 	// gone holds when each Consul instance's breaker was first seen
@@ -107,8 +106,8 @@ type router struct {
 // ingressOwner is the owner of the agent's and peers' breakers.
 const ingressOwner = ""
 
-func newRouter(s *Sidecar, d Discovery, set *breaker.Set) *router {
-	return &router{s: s, discovery: d, breakers: set,
+func newRouter(d Discovery, set *breaker.Set) *router {
+	return &router{discovery: d, breakers: set,
 		rr: map[string]*atomic.Uint64{}, outstanding: map[string]*atomic.Int64{}, owners: map[string]string{},
 		inflight: map[string]*atomic.Int64{}, hopNonce: newHopNonce()}
 }
@@ -147,8 +146,9 @@ func (r *router) newTarget(owner, name, stage, instance, scheme, hostPort string
 
 // rebind gives existing breakers the settings cfg assigns to their owner. A
 // breaker whose settings did not change keeps its state; one whose settings
-// changed starts afresh; breakers whose owner is gone are dropped.
-func (r *router) rebind(cfg *policies.Config) {
+// changed starts afresh; breakers whose owner is gone are dropped, and
+// their names returned.
+func (r *router) rebind(cfg *policies.Config) []string {
 	r.mu.Lock()
 	owners := make(map[string]string, len(r.owners))
 	for name, owner := range r.owners {
@@ -190,11 +190,7 @@ func (r *router) rebind(cfg *policies.Config) {
 		}
 	}
 	r.mu.Unlock()
-	if r.s != nil && r.s.metrics != nil {
-		for _, name := range dropped {
-			r.s.metrics.forgetBreaker(name)
-		}
-	}
+	return dropped
 }
 
 // upstreamChain returns the named upstreams and their fallbacks, depth

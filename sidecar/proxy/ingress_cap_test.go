@@ -1,6 +1,7 @@
-package sidecar
+package proxy
 
 import (
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -9,12 +10,12 @@ import (
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
-// ingressSidecar runs a sidecar with an ingress in front of agent, taking
-// at most maxConcurrent tasks at once, with fake discovery d.
-func ingressSidecar(t *testing.T, agent *scripted, maxConcurrent int, d Discovery, ups map[string]policies.Upstream, fallback ...string) *Sidecar {
+// ingressProxy serves a proxy with an ingress in front of agent, taking at
+// most maxConcurrent tasks at once, with fake discovery d.
+func ingressProxy(t *testing.T, agent *scripted, maxConcurrent int, d Discovery, ups map[string]policies.Upstream, fallback ...string) *testProxy {
 	t.Helper()
 	cfg := testConfig()
-	cfg.Agent.Port = portOf(t, agent)
+	cfg.Agent.Port = agent.srv.Listener.Addr().(*net.TCPAddr).Port
 	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
 	for name, u := range ups {
 		u.Name, u.Breaker, u.Timeout, u.Balance = name, "default", 5*time.Second, policies.BalanceRoundRobin
@@ -23,9 +24,8 @@ func ingressSidecar(t *testing.T, agent *scripted, maxConcurrent int, d Discover
 	cfg.Upstreams = ups
 	cfg.Ingress = &policies.Ingress{Address: "127.0.0.1:0", Breaker: "default", Timeout: 5 * time.Second,
 		MaxConcurrent: maxConcurrent, Fallback: fallback}
-	s, _, _ := startSidecar(t, cfg, Options{Discovery: d})
-	s.Beat(Heartbeat{})
-	return s
+	p, _ := startProxy(t, cfg, Options{Discovery: d})
+	return p
 }
 
 func TestIngressAtItsCapSendsTasksToAPeerOrAFallback(t *testing.T) {
@@ -35,8 +35,8 @@ func TestIngressAtItsCapSendsTasksToAPeerOrAFallback(t *testing.T) {
 	backup := newScripted(t, "backup", http.StatusOK)
 	d := &fakeDiscovery{}
 	d.set("writer", instanceOf(t, "writer-2", peer))
-	s := ingressSidecar(t, agent, 1, d, map[string]policies.Upstream{"backup": {URL: backup.srv.URL}}, "backup")
-	in := newExpect(t, "http://"+s.IngressAddr())
+	s := ingressProxy(t, agent, 1, d, map[string]policies.Upstream{"backup": {URL: backup.srv.URL}}, "backup")
+	in := newExpect(t, "http://"+s.ingressAddr)
 
 	// Given one task in flight at an agent that takes one at a time
 	first := make(chan string, 1)
@@ -63,8 +63,8 @@ func TestIngressAtItsCapWithNowhereElseAnswers503(t *testing.T) {
 	agent.delay.Store(int64(500 * time.Millisecond))
 	d := &fakeDiscovery{}
 	d.set("writer", discovery.Instance{ID: "writer-1", Service: "writer", Address: "127.0.0.1", Port: 1})
-	s := ingressSidecar(t, agent, 1, d, map[string]policies.Upstream{})
-	in := newExpect(t, "http://"+s.IngressAddr())
+	s := ingressProxy(t, agent, 1, d, map[string]policies.Upstream{})
+	in := newExpect(t, "http://"+s.ingressAddr)
 
 	done := make(chan struct{})
 	go func() { defer close(done); in.POST("/task").WithText("t1").Expect() }()

@@ -1,7 +1,6 @@
-package sidecar
+package proxy
 
 import (
-	"context"
 	"strings"
 	"time"
 
@@ -12,26 +11,6 @@ import (
 // pruneEvery is how often the state of instances gone from Consul is
 // looked at.
 const pruneEvery = time.Second
-
-// pruneDeparted forgets, until ctx is done, the state kept for Consul
-// instances (upstream instances and ingress peers) that have been absent
-// from discovery for longer than their breaker's max_open_for: breakers,
-// in-flight counters, metric series, notification memory and kept-alive
-// connections. An instance that comes back starts afresh.
-func (s *Sidecar) pruneDeparted(ctx context.Context) {
-	t := time.NewTicker(pruneEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if gone := s.router.prune(s.Config(), s.now()); len(gone) > 0 {
-				s.forget(gone)
-			}
-		}
-	}
-}
 
 // prune returns the breakers of instances absent from discovery for longer
 // than max_open_for, and drops them with their in-flight counters. While
@@ -116,31 +95,28 @@ func (r *router) prune(cfg *policies.Config, now time.Time) []prunedTarget {
 // prunedTarget is an instance whose state is being forgotten.
 type prunedTarget struct{ name, hostPort string }
 
-// forget drops the breakers, metric series, notification memory and idle
-// connections of pruned instances, and refreshes the sidecar check, which
-// no longer counts their breakers.
-func (s *Sidecar) forget(gone []prunedTarget) {
+// forgetDeparted forgets the Consul instances (upstream instances and
+// ingress peers) that have been absent from discovery for longer than their
+// breaker's max_open_for: breakers, in-flight counters and kept-alive
+// connections here, the rest through Options.InstancesDeparted. An instance
+// that comes back starts afresh.
+func (p *Proxy) forgetDeparted() {
+	gone := p.router.prune(p.cfg.Load(), p.opts.Now())
+	if len(gone) == 0 {
+		return
+	}
 	names := make([]string, len(gone))
 	for i, g := range gone {
 		names[i] = g.name
 	}
-	s.breakers.Remove(names...)
-	s.notices.mu.Lock()
-	for _, name := range names {
-		delete(s.notices.lastOpen, name)
-		delete(s.notices.notified, name)
-	}
-	s.notices.mu.Unlock()
-	for _, name := range names {
-		s.metrics.forgetBreaker(name)
-	}
-	if ct, ok := s.proxy.Transport.(*callTransport); ok {
-		if idle, ok := ct.rt.(interface{ CloseIdleTo(addr string) }); ok {
-			for _, g := range gone {
-				idle.CloseIdleTo(g.hostPort)
-			}
+	p.opts.Breakers.Remove(names...)
+	if idle, ok := p.opts.Transport.(interface{ CloseIdleTo(addr string) }); ok {
+		for _, g := range gone {
+			idle.CloseIdleTo(g.hostPort)
 		}
 	}
-	s.log.Debug("forgot instances gone from Consul", "breakers", names)
-	s.pushSidecarCheck()
+	p.log.Debug("forgot instances gone from Consul", "breakers", names)
+	if p.opts.InstancesDeparted != nil {
+		p.opts.InstancesDeparted(names)
+	}
 }

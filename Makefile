@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/sidecar
 PKG     := github.com/agent-sidecar/sidecar
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X $(PKG)/sidecar.Version=$(VERSION)
+LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION)
 
 .PHONY: all build test test-race lint consul sdk-deps demo bench fuzz chaos fleet bench-test clean help
 

@@ -16,6 +16,7 @@ import (
 	"github.com/agent-sidecar/sidecar/internal/jsonguard"
 	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/internal/redact"
+	"github.com/agent-sidecar/sidecar/internal/version"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
 )
@@ -257,7 +258,7 @@ func (s *Sidecar) handleHeartbeat(c echo.Context) error {
 }
 
 func (s *Sidecar) handleHealth(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "version": Version})
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "version": version.Version})
 }
 
 func (s *Sidecar) handleReload(c echo.Context) error {
@@ -317,7 +318,7 @@ func (s *Sidecar) Status() Status {
 	s.mu.RUnlock()
 	svc := s.service(cfg)
 	st := Status{
-		Sidecar: SidecarInfo{Version: Version, PID: os.Getpid(), Host: hostname(), StartedAt: s.started.UTC(),
+		Sidecar: SidecarInfo{Version: version.Version, PID: os.Getpid(), Host: hostname(), StartedAt: s.started.UTC(),
 			Uptime: readable.Duration(s.now().Sub(s.started)).String(), ControlAPI: s.Addr()},
 		Agent:         AgentInfo{Name: svc.Name, ID: svc.ID, Address: svc.Address, Port: svc.Port, Tags: svc.Tags},
 		Health:        s.tracker.Snapshot(),

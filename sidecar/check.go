@@ -9,6 +9,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/redact"
+	"github.com/agent-sidecar/sidecar/internal/version"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -31,7 +32,7 @@ func serviceFor(cfg *policies.Config, ingressAddr string) discovery.Service {
 			tags = append(tags, t)
 		}
 	}
-	meta := map[string]string{"sidecar_version": Version}
+	meta := map[string]string{"sidecar_version": version.Version}
 	for k, v := range cfg.Agent.Meta {
 		meta[k] = v
 	}

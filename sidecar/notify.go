@@ -16,6 +16,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/internal/redact"
+	"github.com/agent-sidecar/sidecar/internal/version"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -203,7 +204,7 @@ func (n *Notifier) attempt(ctx context.Context, d delivery) error {
 		return fmt.Errorf("building request: %s", readable.WithoutURL(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "agent-sidecar/"+Version)
+	req.Header.Set("User-Agent", "agent-sidecar/"+version.Version)
 	for k, v := range d.target.Headers {
 		req.Header.Set(k, v)
 	}

@@ -20,14 +20,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/version"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
 )
-
-// Version is the sidecar's version, set at build time with
-// -ldflags "-X github.com/agent-sidecar/sidecar/sidecar.Version=v1.2.3".
-var Version = "dev"
 
 // ShutdownTimeout bounds a graceful shutdown: draining in-flight requests,
 // stopping the agent, deregistering and flushing notifications.
@@ -326,7 +323,7 @@ func (s *Sidecar) Config() *policies.Config {
 // shutdown.
 func (s *Sidecar) Run(ctx context.Context) error {
 	cfg := s.Config()
-	s.log.Info("sidecar starting", "version", Version, "agent", cfg.Agent.Name, "agent_id", cfg.Agent.ID,
+	s.log.Info("sidecar starting", "version", version.Version, "agent", cfg.Agent.Name, "agent_id", cfg.Agent.ID,
 		"control_api", s.Addr(), "ingress", s.IngressAddr(), "consul", cfg.Consul.Address)
 
 	bg, stopBG := context.WithCancel(context.Background())

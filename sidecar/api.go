@@ -19,6 +19,7 @@ import (
 	"github.com/agent-sidecar/sidecar/internal/version"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
 // Limits on what an agent may send in a heartbeat.
@@ -280,7 +281,7 @@ type Status struct {
 	Health        HealthSnapshot                   `json:"health"`
 	Registration  discovery.RegistrationState      `json:"registration"`
 	Process       *SupervisorState                 `json:"process,omitempty"`
-	Notifications NotifierStats                    `json:"notifications"`
+	Notifications notify.Stats                     `json:"notifications"`
 	Breakers      []breaker.Snapshot               `json:"breakers"`
 	Models        []gateway.ModelStatus            `json:"models"`
 	Degraded      []gateway.Degradation            `json:"degraded,omitempty"`

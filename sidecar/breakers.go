@@ -13,12 +13,7 @@ import (
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
-)
-
-// Event types of breaker notifications.
-const (
-	EventBreakerOpen   = "breaker.open"
-	EventBreakerClosed = "breaker.closed"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
 // The sidecar's own Consul check: passing while every breaker is closed,
@@ -47,13 +42,13 @@ func (s *Sidecar) onBreakerChange(ch breaker.Change) {
 	case breaker.Open:
 		s.log.Warn("breaker opened", "breaker", ch.Name, "reason", ch.Reason,
 			"consecutive_failures", ch.ConsecutiveFailures, "open_for", ch.OpenFor)
-		s.publish(Event{Type: EventBreakerOpen, Breaker: ch.Name, Reason: ch.Reason, Time: ch.At.UTC(),
+		s.publish(notify.Event{Type: notify.EventBreakerOpen, Breaker: ch.Name, Reason: ch.Reason, Time: ch.At.UTC(),
 			Text: fmt.Sprintf("Breaker %s opened: %s; calls go to the fallback for %s.", ch.Name, ch.Reason, ch.OpenFor)})
 	case breaker.HalfOpen:
 		s.log.Info("breaker half-open: letting a probe through", "breaker", ch.Name)
 	case breaker.Closed:
 		s.log.Info("breaker closed", "breaker", ch.Name)
-		s.publish(Event{Type: EventBreakerClosed, Breaker: ch.Name, Reason: ch.Reason, Time: ch.At.UTC(),
+		s.publish(notify.Event{Type: notify.EventBreakerClosed, Breaker: ch.Name, Reason: ch.Reason, Time: ch.At.UTC(),
 			Text: fmt.Sprintf("Breaker %s closed: %s.", ch.Name, firstNonEmpty(ch.Reason, "the target answers again"))})
 	}
 	s.pushSidecarCheck()
@@ -61,21 +56,21 @@ func (s *Sidecar) onBreakerChange(ch breaker.Change) {
 	cfg := s.Config()
 	n := &s.notices
 	n.mu.Lock()
-	var ev *Event
+	var ev *notify.Event
 	now := s.now()
 	switch ch.To {
 	case breaker.Open:
 		if last, ok := n.lastOpen[ch.Name]; !ok || now.Sub(last) >= ch.OpenFor {
 			n.lastOpen[ch.Name] = now
 			n.notified[ch.Name] = true
-			ev = &Event{Type: EventBreakerOpen, Reason: ch.Reason,
+			ev = &notify.Event{Type: notify.EventBreakerOpen, Reason: ch.Reason,
 				Detail: fmt.Sprintf("%s; calls go to the fallback for %s", ch.Reason, ch.OpenFor),
 				Text:   fmt.Sprintf("Breaker %s on agent %s opened: %s. Calls go to the fallback for %s.", ch.Name, cfg.Agent.ID, ch.Reason, ch.OpenFor)}
 		}
 	case breaker.Closed:
 		if n.notified[ch.Name] {
 			delete(n.notified, ch.Name)
-			ev = &Event{Type: EventBreakerClosed, Detail: "a probe call succeeded",
+			ev = &notify.Event{Type: notify.EventBreakerClosed, Detail: "a probe call succeeded",
 				Text: fmt.Sprintf("Breaker %s on agent %s closed: the target answers again.", ch.Name, cfg.Agent.ID)}
 		}
 	}

@@ -12,17 +12,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
-)
-
-// Event types of the event stream besides those sent to webhooks.
-const (
-	EventAgentRestarted = "agent.restarted"
-	EventModelDegraded  = "model.degraded"
-	EventModelRestored  = "model.restored"
-	EventConsulLost     = "consul.lost"
-	EventConsulRegained = "consul.regained"
-	EventConfigApplied  = "config.applied"  // a reload (a file or a fleet policy changed) took effect
-	EventConfigRejected = "config.rejected" // a reload failed; the last good configuration stays
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
 // eventHistory is how many events the sidecar keeps for status and for
@@ -33,7 +23,7 @@ const eventHistory = 100
 // number.
 type StreamedEvent struct {
 	ID int64 `json:"id"`
-	Event
+	notify.Event
 }
 
 // eventHub keeps the latest events and hands new ones to subscribers.
@@ -50,7 +40,7 @@ func newEventHub() *eventHub {
 
 // add records an event and offers it to every subscriber; a subscriber too
 // slow to take it misses it (it can reconnect with Last-Event-ID).
-func (h *eventHub) add(ev Event) {
+func (h *eventHub) add(ev notify.Event) {
 	h.mu.Lock()
 	se := StreamedEvent{ID: h.next, Event: ev}
 	h.next++
@@ -99,7 +89,7 @@ func (h *eventHub) unsubscribe(ch chan StreamedEvent) {
 
 // publish records a state transition: in the event stream, in status and
 // as a structured log line.
-func (s *Sidecar) publish(ev Event) {
+func (s *Sidecar) publish(ev notify.Event) {
 	cfg := s.Config()
 	if ev.Agent == "" {
 		ev.Agent, ev.AgentID = cfg.Agent.Name, cfg.Agent.ID
@@ -208,12 +198,12 @@ func (s *Sidecar) watchRegistration() {
 	case !seen || (ok && lastN == 0):
 		// the first look, or the first registration
 	case was && !ok:
-		s.publish(Event{Type: EventConsulLost, Detail: reg.LastError,
+		s.publish(notify.Event{Type: notify.EventConsulLost, Detail: reg.LastError,
 			Text: "Consul does not take updates: " + firstNonEmpty(reg.LastError, "no answer") + ". Retrying; the sidecar works on without it."})
 	case !was && ok:
-		s.publish(Event{Type: EventConsulRegained, Text: fmt.Sprintf("Consul at %s takes updates again; the agent is registered.", reg.ConsulAddress)})
+		s.publish(notify.Event{Type: notify.EventConsulRegained, Text: fmt.Sprintf("Consul at %s takes updates again; the agent is registered.", reg.ConsulAddress)})
 	case ok && lastN > 0 && reg.Registrations > lastN:
-		s.publish(Event{Type: EventConsulRegained, Reason: "reregistered",
+		s.publish(notify.Event{Type: notify.EventConsulRegained, Reason: "reregistered",
 			Text: fmt.Sprintf("Registered in Consul at %s again: Consul had lost the registration (restarted with its state lost?).", reg.ConsulAddress)})
 	}
 }
@@ -235,10 +225,10 @@ func consulFailing(reg discovery.RegistrationState) bool {
 func (s *Sidecar) onDegradedChange(d gateway.Degradation, degraded bool) {
 	s.pushSidecarCheck()
 	if degraded {
-		s.publish(Event{Type: EventModelDegraded, Model: d.Model, Reason: d.Reason, Detail: "answered by " + d.ServedBy,
+		s.publish(notify.Event{Type: notify.EventModelDegraded, Model: d.Model, Reason: d.Reason, Detail: "answered by " + d.ServedBy,
 			Text: fmt.Sprintf("Model %s is degraded: answers come from %s (%s).", d.Model, d.ServedBy, d.Reason)})
 		return
 	}
-	s.publish(Event{Type: EventModelRestored, Model: d.Model,
+	s.publish(notify.Event{Type: notify.EventModelRestored, Model: d.Model,
 		Text: fmt.Sprintf("Model %s answers again (degraded since %s).", d.Model, d.Since.UTC().Format("15:04:05"))})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
 // runConsulSidecar runs a sidecar with the real registrar and watcher.
@@ -102,7 +103,7 @@ func TestCallsFollowConsulHealth(t *testing.T) {
 	// And the event stream tells that Consul is lost
 	waitFor(t, "a consul.lost event", 15*time.Second, func() bool {
 		for _, ev := range s.RecentEvents(20) {
-			if ev.Type == EventConsulLost {
+			if ev.Type == notify.EventConsulLost {
 				return true
 			}
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
 // ShutdownTimeout bounds a graceful shutdown: draining in-flight requests,
@@ -95,7 +96,7 @@ type Sidecar struct {
 
 	tracker    *HeartbeatTracker
 	registry   Registry
-	notifier   *Notifier
+	notifier   *notify.Notifier
 	supervisor *Supervisor // nil unless agent.exec is set
 
 	wake    chan struct{} // nudges the deadline watcher
@@ -126,7 +127,6 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	s.started = s.now()
 	s.httpLog = log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	s.tracker = NewHeartbeatTracker(cfg.Health, s.started)
-	s.notifier = NewNotifier(log.Named("notify"), notifyTargets(cfg))
 	s.notices = breakerNotices{lastOpen: map[string]time.Time{}, notified: map[string]bool{}}
 	s.breakers = breaker.NewSet()
 	s.breakers.OnChange(s.onBreakerChange)
@@ -147,10 +147,10 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	s.router = newRouter(s, s.discovery, s.breakers)
 	s.metrics = newMetrics(s)
 	roots := cfg.TLS.CertPool()
-	callRT, notifyRT, modelRT := newCallTransport(roots), newNotifyTransport(roots), gateway.NewTransport(roots)
+	callRT, notifyRT, modelRT := newCallTransport(roots), notify.NewTransport(roots), gateway.NewTransport(roots)
 	s.transports = []interface{ CloseIdleConnections() }{callRT, notifyRT, modelRT}
 	s.proxy = newReverseProxy(&callTransport{rt: callRT, metrics: s.metrics, log: log.Named("call")}, s)
-	s.notifier.client.Transport = notifyRT
+	s.notifier = notify.New(notifyTargets(cfg), notify.Options{Log: log.Named("notify"), Transport: notifyRT})
 	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: modelRT,
 		OnDegradedChange: s.onDegradedChange, Observe: s.observeModel})
 
@@ -207,7 +207,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 			s.tracker.Restarted(s.now())
 			s.nudge()
 			if st := s.supervisor.State(); st.Restarts > 0 {
-				s.publish(Event{Type: EventAgentRestarted, Reason: st.LastRestartReason, Detail: st.LastExit,
+				s.publish(notify.Event{Type: notify.EventAgentRestarted, Reason: st.LastRestartReason, Detail: st.LastExit,
 					Text: fmt.Sprintf("Agent process restarted (pid %d, restart %d): %s.", pid, st.Restarts,
 						firstNonEmpty(st.LastRestartReason, st.LastExit, "it exited"))})
 			}
@@ -508,13 +508,13 @@ func (s *Sidecar) dispatch(trs []Transition) {
 	cfg := s.Config()
 	restartOnIsolation := cfg.Agent.Exec != nil && cfg.Agent.Exec.RestartOnIsolation && s.supervisor != nil
 	for _, tr := range trs {
-		ev := Event{Agent: cfg.Agent.Name, AgentID: cfg.Agent.ID, Reason: tr.Reason, Detail: tr.Detail,
+		ev := notify.Event{Agent: cfg.Agent.Name, AgentID: cfg.Agent.ID, Reason: tr.Reason, Detail: tr.Detail,
 			LastHeartbeat: tr.LastHeartbeat, Time: tr.At.UTC()}
 		switch tr.Kind {
 		case Isolated:
 			s.metrics.isolations.WithLabelValues(tr.Reason).Inc()
 			s.log.Warn("agent isolated", "reason", tr.Reason, "detail", tr.Detail, "last_heartbeat", stamp(tr.LastHeartbeat))
-			ev.Type = EventAgentIsolated
+			ev.Type = notify.EventAgentIsolated
 			ev.Text = fmt.Sprintf("Agent %s (%s) is isolated: %s.", cfg.Agent.ID, cfg.Agent.Name, tr.Detail)
 			if restartOnIsolation {
 				ev.Text += " Restarting it."
@@ -527,7 +527,7 @@ func (s *Sidecar) dispatch(trs []Transition) {
 		case Recovered:
 			s.metrics.recoveries.Inc()
 			s.log.Info("agent recovered", "detail", tr.Detail)
-			ev.Type = EventAgentRecovered
+			ev.Type = notify.EventAgentRecovered
 			ev.Text = fmt.Sprintf("Agent %s (%s) recovered: %s.", cfg.Agent.ID, cfg.Agent.Name, tr.Detail)
 			s.notifier.Send(ev)
 			s.publish(ev)

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
 func execCfg(restart string, script string) policies.Exec {
@@ -163,11 +164,11 @@ func TestHeartbeatFromAProcessBeingRestartedIsIgnored(t *testing.T) {
 	var order []string
 	for _, ev := range s.events.since(0, eventHistory) {
 		switch ev.Type {
-		case EventAgentIsolated, EventAgentRecovered, EventAgentRestarted:
+		case notify.EventAgentIsolated, notify.EventAgentRecovered, notify.EventAgentRestarted:
 			order = append(order, ev.Type)
 		}
 	}
-	if len(order) < 3 || order[0] != EventAgentIsolated || order[1] != EventAgentRestarted || order[2] != EventAgentRecovered {
+	if len(order) < 3 || order[0] != notify.EventAgentIsolated || order[1] != notify.EventAgentRestarted || order[2] != notify.EventAgentRecovered {
 		t.Fatalf("events %v, want isolated, restarted, then recovered", order)
 	}
 }

@@ -154,21 +154,6 @@ type callTransport struct {
 	log     hclog.Logger // nil: no log
 }
 
-// newNotifyTransport is the client of notification webhooks.
-func newNotifyTransport(roots *x509.CertPool) *http.Transport {
-	return &http.Transport{
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:   10 * time.Second,
-		Proxy:                 nil,
-		DialContext:           upstreamDialer.DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		DisableCompression:    true,
-		ExpectContinueTimeout: time.Second,
-	}
-}
-
 var upstreamDialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 
 // newCallTransport is the client of /call/ and the ingress: HTTP/1.1 with

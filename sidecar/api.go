@@ -20,6 +20,7 @@ import (
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
+	"github.com/agent-sidecar/sidecar/sidecar/supervise"
 )
 
 // Limits on what an agent may send in a heartbeat.
@@ -280,7 +281,7 @@ type Status struct {
 	Agent         AgentInfo                        `json:"agent"`
 	Health        HealthSnapshot                   `json:"health"`
 	Registration  discovery.RegistrationState      `json:"registration"`
-	Process       *SupervisorState                 `json:"process,omitempty"`
+	Process       *supervise.State                 `json:"process,omitempty"`
 	Notifications notify.Stats                     `json:"notifications"`
 	Breakers      []breaker.Snapshot               `json:"breakers"`
 	Models        []gateway.ModelStatus            `json:"models"`

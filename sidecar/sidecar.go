@@ -25,6 +25,7 @@ import (
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
+	"github.com/agent-sidecar/sidecar/sidecar/supervise"
 )
 
 // ShutdownTimeout bounds a graceful shutdown: draining in-flight requests,
@@ -97,7 +98,7 @@ type Sidecar struct {
 	tracker    *HeartbeatTracker
 	registry   Registry
 	notifier   *notify.Notifier
-	supervisor *Supervisor // nil unless agent.exec is set
+	supervisor *supervise.Supervisor // nil unless agent.exec is set
 
 	wake    chan struct{} // nudges the deadline watcher
 	checkMu sync.Mutex    // orders check pushes so the newest state wins
@@ -182,39 +183,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	s.pushSidecarCheck()
 
 	if cfg.Agent.Exec != nil {
-		base := "http://" + loopbackURLHost(ln.Addr())
-		env := []string{
-			"SIDECAR_ADDR=" + base,
-			"SIDECAR_HEARTBEAT_URL=" + base + "/v1/heartbeat",
-			"SIDECAR_AGENT_NAME=" + cfg.Agent.Name,
-			"SIDECAR_AGENT_ID=" + cfg.Agent.ID,
-		}
-		if s.opts.Executable != "" {
-			env = append(env, "SIDECAR_BIN="+s.opts.Executable)
-		}
-		if cfg.Listen.Token != "" {
-			// The agent needs a token to heartbeat. Under token_scope "all"
-			// it needs the control token for everything; under "mutating"
-			// it gets a token of its own, good for heartbeats only, so it
-			// cannot open breakers or reload.
-			tok := cfg.Listen.Token
-			if cfg.Listen.TokenScope == policies.TokenMutating {
-				tok = s.heartbeatToken
-			}
-			env = append(env, "SIDECAR_TOKEN="+tok)
-		}
-		s.supervisor = NewSupervisor(log.Named("supervisor"), *cfg.Agent.Exec, env, func(pid int) {
-			s.tracker.Restarted(s.now())
-			s.nudge()
-			if st := s.supervisor.State(); st.Restarts > 0 {
-				s.publish(notify.Event{Type: notify.EventAgentRestarted, Reason: st.LastRestartReason, Detail: st.LastExit,
-					Text: fmt.Sprintf("Agent process restarted (pid %d, restart %d): %s.", pid, st.Restarts,
-						firstNonEmpty(st.LastRestartReason, st.LastExit, "it exited"))})
-			}
-		})
-		if opts.AgentOutput != nil {
-			s.supervisor.stdout, s.supervisor.stderr = opts.AgentOutput, opts.AgentOutput
-		}
+		s.supervisor = s.superviseAgent(cfg, ln.Addr())
 	}
 
 	e := newControlAPI(s)
@@ -595,19 +564,6 @@ func notifyTargets(cfg *policies.Config) []policies.Notify {
 		}
 	}
 	return out
-}
-
-// loopbackURLHost is the host:port an agent on this host uses to reach the
-// listener: a wildcard bind address is replaced by 127.0.0.1.
-func loopbackURLHost(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }
 
 // hostname is used in status output.

@@ -83,7 +83,7 @@ bench-test: build
 # second), so it runs for FUZZTIME_NET instead.
 FUZZTIME ?= 30s
 FUZZTIME_NET ?= 30s
-FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/:FuzzParseHeartbeat ./sidecar/:FuzzCallPath \
+FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/health/:FuzzParseHeartbeat ./sidecar/:FuzzCallPath \
 	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader ./internal/jsonguard/:FuzzScan \
 	./sidecar/h1/:FuzzAgainstNetHTTP:net
 fuzz:

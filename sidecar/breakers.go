@@ -13,6 +13,7 @@ import (
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
@@ -97,7 +98,7 @@ func (s *Sidecar) pushSidecarCheck() {
 
 // sidecarCheck writes the sidecar check for people reading the Consul UI.
 func sidecarCheck(snaps []breaker.Snapshot, degraded []gateway.Degradation, avail []AvailabilityWindow, now time.Time) (discovery.CheckStatus, string) {
-	footer := availabilityLine(avail) + fmt.Sprintf("Checked %s.", stamp(now))
+	footer := availabilityLine(avail) + fmt.Sprintf("Checked %s.", health.Stamp(now))
 	var models []string
 	for _, d := range degraded {
 		models = append(models, fmt.Sprintf("model %s answered by %s since %s (%s)",

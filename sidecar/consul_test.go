@@ -15,6 +15,7 @@ import (
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
@@ -150,7 +151,7 @@ func TestConsulHeartbeatIsolationRecovery(t *testing.T) {
 	waitFor(t, "the isolation notification", 5*time.Second, func() bool { return len(c.hook.events()) >= 1 })
 	time.Sleep(2*interval + grace) // another TTL: no second notification may follow
 	evs := c.hook.events()
-	if len(evs) != 1 || evs[0].Type != notify.EventAgentIsolated || evs[0].AgentID != "writer-1" || evs[0].Reason != ReasonMissedHeartbeats {
+	if len(evs) != 1 || evs[0].Type != notify.EventAgentIsolated || evs[0].AgentID != "writer-1" || evs[0].Reason != health.ReasonMissedHeartbeats {
 		t.Fatalf("notifications %+v, want exactly one agent.isolated", evs)
 	}
 

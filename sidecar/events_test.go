@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
@@ -97,7 +98,7 @@ func TestEventStreamReplaysAndFollowsTransitions(t *testing.T) {
 			case <-beating:
 				return
 			case <-time.After(50 * time.Millisecond):
-				s.Beat(Heartbeat{})
+				s.Beat(health.Heartbeat{})
 			}
 		}
 	}()
@@ -124,7 +125,7 @@ func TestEventStreamReplaysAndFollowsTransitions(t *testing.T) {
 	}
 	// And the agent falls silent
 	close(beating)
-	if _, typ, ev = sub.next(3 * time.Second); typ != notify.EventAgentIsolated || ev.Reason != ReasonMissedHeartbeats {
+	if _, typ, ev = sub.next(3 * time.Second); typ != notify.EventAgentIsolated || ev.Reason != health.ReasonMissedHeartbeats {
 		t.Fatalf("fourth event %s %+v", typ, ev)
 	}
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
 )
 
 // ingressSidecar runs a sidecar with an ingress in front of agent, taking
@@ -24,7 +25,7 @@ func ingressSidecar(t *testing.T, agent *scripted, maxConcurrent int, d Discover
 	cfg.Ingress = &policies.Ingress{Address: "127.0.0.1:0", Breaker: "default", Timeout: 5 * time.Second,
 		MaxConcurrent: maxConcurrent, Fallback: fallback}
 	s, _, _ := startSidecar(t, cfg, Options{Discovery: d})
-	s.Beat(Heartbeat{})
+	s.Beat(health.Heartbeat{})
 	return s
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
@@ -139,11 +140,11 @@ func TestIngressReroutesToPeerAndNeverLoops(t *testing.T) {
 			case <-stop:
 				return
 			case <-tk.C:
-				sb.Beat(Heartbeat{})
+				sb.Beat(health.Heartbeat{})
 			}
 		}
 	}()
-	sa.Beat(Heartbeat{})
+	sa.Beat(health.Heartbeat{})
 	ia := newExpect(t, "http://"+sa.IngressAddr())
 	ib := newExpect(t, "http://"+sb.IngressAddr())
 	ia.POST("/task").WithText("t1").Expect().Status(http.StatusOK).Header(headerUpstream).IsEqual("agent")

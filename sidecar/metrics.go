@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
 )
 
 // Outcomes of a call, task or model request, for metrics.
@@ -76,7 +77,7 @@ func newMetrics(s *Sidecar) *metrics {
 	m.reg.MustRegister(m.isolations, m.recoveries, m.transitions, m.requests, m.seconds, m.degraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{s: s})
-	for _, r := range []string{ReasonMissedHeartbeats, ReasonStalled} {
+	for _, r := range []string{health.ReasonMissedHeartbeats, health.ReasonStalled} {
 		m.isolations.WithLabelValues(r)
 	}
 	return m

@@ -1,15 +1,12 @@
 package sidecar
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
@@ -56,25 +53,4 @@ func TestProbeCountsAsHeartbeat(t *testing.T) {
 	waitFor(t, "recovery", 5*time.Second, func() bool {
 		return reg.check("writer-1:heartbeat").status == discovery.Passing
 	})
-}
-
-// TestProberLeavesNoConnectionBehind checks that a stopped prober keeps no
-// keep-alive connection to an agent that is still up.
-func TestProberLeavesNoConnectionBehind(t *testing.T) {
-	agent := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	t.Cleanup(agent.Close) // registered first, so it runs after the leak check
-	verifyNoLeaks(t)
-	beats := make(chan Heartbeat, 1)
-	p := NewProber(hclog.NewNullLogger(), policies.Probe{URL: agent.URL + "/healthz", Interval: time.Hour, Timeout: time.Second},
-		func(hb Heartbeat) { beats <- hb })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); p.Run(ctx) }()
-	select {
-	case <-beats:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no probe answered")
-	}
-	cancel()
-	<-done
 }

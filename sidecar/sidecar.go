@@ -24,6 +24,7 @@ import (
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
 	"github.com/agent-sidecar/sidecar/sidecar/supervise"
 )
@@ -95,7 +96,7 @@ type Sidecar struct {
 	events     *eventHub
 	stopping   chan struct{} // closed when shutdown starts: ends event streams
 
-	tracker    *HeartbeatTracker
+	tracker    *health.HeartbeatTracker
 	registry   Registry
 	notifier   *notify.Notifier
 	supervisor *supervise.Supervisor // nil unless agent.exec is set
@@ -127,7 +128,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		events: newEventHub(), stopping: make(chan struct{}), heartbeatToken: rand.Text()}
 	s.started = s.now()
 	s.httpLog = log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
-	s.tracker = NewHeartbeatTracker(cfg.Health, s.started)
+	s.tracker = health.NewHeartbeatTracker(cfg.Health, s.started)
 	s.notices = breakerNotices{lastOpen: map[string]time.Time{}, notified: map[string]bool{}}
 	s.breakers = breaker.NewSet()
 	s.breakers.OnChange(s.onBreakerChange)
@@ -396,7 +397,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 
 // Beat records a heartbeat (from the API or a probe) and acts on what it
 // changed. It never blocks on Consul or on notifications.
-func (s *Sidecar) Beat(hb Heartbeat) HealthSnapshot {
+func (s *Sidecar) Beat(hb health.Heartbeat) health.HealthSnapshot {
 	trs := s.tracker.Beat(s.now(), hb)
 	s.dispatch(trs)
 	s.pushCheck()
@@ -470,7 +471,7 @@ func (s *Sidecar) nudge() {
 
 // dispatch acts on transitions: logs, notifications, restarts. It runs
 // without the tracker's lock held.
-func (s *Sidecar) dispatch(trs []Transition) {
+func (s *Sidecar) dispatch(trs []health.Transition) {
 	if len(trs) == 0 {
 		return
 	}
@@ -480,9 +481,9 @@ func (s *Sidecar) dispatch(trs []Transition) {
 		ev := notify.Event{Agent: cfg.Agent.Name, AgentID: cfg.Agent.ID, Reason: tr.Reason, Detail: tr.Detail,
 			LastHeartbeat: tr.LastHeartbeat, Time: tr.At.UTC()}
 		switch tr.Kind {
-		case Isolated:
+		case health.Isolated:
 			s.metrics.isolations.WithLabelValues(tr.Reason).Inc()
-			s.log.Warn("agent isolated", "reason", tr.Reason, "detail", tr.Detail, "last_heartbeat", stamp(tr.LastHeartbeat))
+			s.log.Warn("agent isolated", "reason", tr.Reason, "detail", tr.Detail, "last_heartbeat", health.Stamp(tr.LastHeartbeat))
 			ev.Type = notify.EventAgentIsolated
 			ev.Text = fmt.Sprintf("Agent %s (%s) is isolated: %s.", cfg.Agent.ID, cfg.Agent.Name, tr.Detail)
 			if restartOnIsolation {
@@ -493,14 +494,14 @@ func (s *Sidecar) dispatch(trs []Transition) {
 			if restartOnIsolation {
 				s.supervisor.Restart("isolated: " + tr.Reason)
 			}
-		case Recovered:
+		case health.Recovered:
 			s.metrics.recoveries.Inc()
 			s.log.Info("agent recovered", "detail", tr.Detail)
 			ev.Type = notify.EventAgentRecovered
 			ev.Text = fmt.Sprintf("Agent %s (%s) recovered: %s.", cfg.Agent.ID, cfg.Agent.Name, tr.Detail)
 			s.notifier.Send(ev)
 			s.publish(ev)
-		case StillIsolated:
+		case health.StillIsolated:
 			s.log.Warn("agent still isolated", "reason", tr.Reason)
 			if restartOnIsolation {
 				s.supervisor.Restart("still isolated: " + tr.Reason)
@@ -513,7 +514,7 @@ func (s *Sidecar) dispatch(trs []Transition) {
 func (s *Sidecar) pushCheck() {
 	s.checkMu.Lock()
 	defer s.checkMu.Unlock()
-	status, output := heartbeatCheck(s.tracker.Snapshot())
+	status, output := health.FormatCheck(s.tracker.Snapshot())
 	s.registry.SetCheck(heartbeatCheckID(s.Config().Agent.ID), status, truncate(output, maxCheckOutput))
 }
 
@@ -535,7 +536,7 @@ func (s *Sidecar) startProbe(p *policies.Probe) {
 	s.mu.Lock()
 	s.probeStop = cancel
 	s.mu.Unlock()
-	pr := NewProber(s.log.Named("probe"), *p, func(hb Heartbeat) {
+	pr := health.NewProber(s.log.Named("probe"), *p, func(hb health.Heartbeat) {
 		if s.supervisor == nil || !s.supervisor.Restarting() { // see Supervisor.Restarting
 			s.Beat(hb)
 		}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,4 +54,46 @@ func TestProbeCountsAsHeartbeat(t *testing.T) {
 	waitFor(t, "recovery", 5*time.Second, func() bool {
 		return reg.check("writer-1:heartbeat").status == discovery.Passing
 	})
+}
+
+// TestReloadReplacesTheProber checks that a reload changing the probe's URL
+// stops the prober of the old one before the new one starts, also when
+// reloads come at once: the old URL is probed no more.
+func TestReloadReplacesTheProber(t *testing.T) {
+	var oldHits, newHits atomic.Int32
+	oldAgent := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { oldHits.Add(1) }))
+	defer oldAgent.Close()
+	newAgent := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { newHits.Add(1) }))
+	defer newAgent.Close()
+	probe := func(url string) *policies.Config {
+		cfg := testConfig()
+		cfg.Health.Probe = &policies.Probe{URL: url + "/healthz", Interval: 20 * time.Millisecond, Timeout: time.Second}
+		return cfg
+	}
+	// Given a sidecar probing the old URL
+	s, _, _ := startSidecar(t, probe(oldAgent.URL), Options{Reload: func() (*policies.Config, error) {
+		return probe(newAgent.URL), nil
+	}})
+	waitFor(t, "the old URL probed", 5*time.Second, func() bool { return oldHits.Load() > 0 })
+
+	// When reloads to the new URL come at once
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Reload(); err != nil {
+				t.Errorf("Reload: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+
+	// Then only the new URL is probed
+	waitFor(t, "the new URL probed", 5*time.Second, func() bool { return newHits.Load() > 0 })
+	before := oldHits.Load()
+	time.Sleep(100 * time.Millisecond) // five probe intervals
+	if n := oldHits.Load(); n != before {
+		t.Fatalf("the old URL was probed %d more times after the reload", n-before)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 	"time"
 
 	"github.com/agent-sidecar/sidecar/policies"
@@ -95,8 +94,7 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 		s.supervisor.SetExec(*merged.Agent.Exec)
 	}
 	if !reflect.DeepEqual(prev.Health.Probe, merged.Health.Probe) {
-		s.stopProbe()
-		s.startProbe(merged.Health.Probe)
+		s.restartProbe(merged.Health.Probe) // reloadMu is held
 	}
 	s.dispatch(s.tracker.SetHealth(merged.Health, now))
 	s.pushCheck()
@@ -169,14 +167,4 @@ func ingressAddrOf(c *policies.Config) string {
 		return ""
 	}
 	return c.Ingress.Address
-}
-
-// firstLine is the first line of a multi-line message, with a count of the
-// rest.
-func firstLine(msg string) string {
-	first, rest, ok := strings.Cut(msg, "\n")
-	if !ok {
-		return msg
-	}
-	return fmt.Sprintf("%s (and %d more)", first, strings.Count(rest, "\n")+1)
 }

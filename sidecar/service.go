@@ -75,3 +75,13 @@ func serviceFor(cfg *policies.Config, ingressAddr string) discovery.Service {
 		}},
 	}
 }
+
+// maxCheckOutput stays under Consul's default check output limit (4 KiB).
+const maxCheckOutput = 4000
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-len(" …(truncated)")] + " …(truncated)"
+}

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -111,8 +110,10 @@ type Sidecar struct {
 	// The Consul state last seen, for consul.lost and consul.regained.
 	consulWasOK, consulSeen bool
 	consulRegistrations     int
-	probeStop               context.CancelFunc
-	probeWG                 sync.WaitGroup
+	// The running prober (nil: none) and whether Run has stopped probing
+	// for good; guarded by reloadMu, so a reload cannot race Run.
+	prober        *taskGroup
+	proberStopped bool
 }
 
 // New builds a sidecar and binds its control listener, so a port in use is
@@ -296,46 +297,38 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	s.log.Info("sidecar starting", "version", version.Version, "agent", cfg.Agent.Name, "agent_id", cfg.Agent.ID,
 		"control_api", s.Addr(), "ingress", s.IngressAddr(), "consul", cfg.Consul.Address)
 
-	bg, stopBG := context.WithCancel(context.Background())
-	defer stopBG()
-	regCtx, stopReg := context.WithCancel(bg)
-	notifyCtx, stopNotify := context.WithCancel(bg)
-	agentCtx, stopAgent := context.WithCancel(bg)
-
-	var wg sync.WaitGroup
-	regDone := make(chan struct{})
-	go func() { defer close(regDone); s.registry.Run(regCtx) }()
-	drainCtx, stopDrain := context.WithCancel(bg)
+	// Every goroutine Run starts is in one of these groups, stopped in the
+	// shutdown order below.
+	agentCtx, agent := newTaskGroup()
+	regCtx, registry := newTaskGroup()
+	notifyCtx, notifications := newTaskGroup()
+	bg, background := newTaskGroup()
+	_, servers := newTaskGroup()
+	drainCtx, stopDrain := context.WithCancel(context.Background())
 	defer stopDrain()
-	notifyDone := make(chan struct{})
-	go func() { defer close(notifyDone); s.notifier.Run(notifyCtx, drainCtx) }()
-	wg.Add(2)
-	go func() { defer wg.Done(); s.watch(bg) }()
-	go func() { defer wg.Done(); s.refreshSidecarCheck(bg) }()
-	wg.Add(1)
-	go func() { defer wg.Done(); s.pruneDeparted(bg) }()
-	watchDone := make(chan struct{})
+
+	registry.Go(func() { s.registry.Run(regCtx) })
+	notifications.Go(func() { s.notifier.Run(notifyCtx, drainCtx) })
+	background.Go(func() { s.watch(bg) })
+	background.Go(func() { s.refreshSidecarCheck(bg) })
+	background.Go(func() { s.watchConsul(bg) })
+	background.Go(func() { s.pruneDeparted(bg) })
 	if s.watcher != nil {
-		go func() { defer close(watchDone); s.watcher.Run(bg) }()
-	} else {
-		close(watchDone)
+		background.Go(func() { s.watcher.Run(bg) })
 	}
 	s.startProbe(cfg.Health.Probe)
-	agentDone := make(chan struct{})
 	if s.supervisor != nil {
-		go func() { defer close(agentDone); s.supervisor.Run(agentCtx) }()
-	} else {
-		close(agentDone)
+		agent.Go(func() { s.supervisor.Run(agentCtx) })
 	}
 
 	serveErr := make(chan error, 2)
-	go func() { serveErr <- s.server.Serve(s.listener) }()
+	servers.Go(func() { serveErr <- s.server.Serve(s.listener) })
 	if s.ingressSrv != nil {
-		go func() {
+		servers.Go(func() {
 			if err := s.ingressSrv.Serve(s.ingressLn); !errors.Is(err, http.ErrServerClosed) {
 				serveErr <- fmt.Errorf("ingress: %w", err)
 			}
-		}()
+		})
 	}
 
 	var runErr error
@@ -350,39 +343,34 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	close(s.stopping)
 	deadline, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
-	var shutdowns sync.WaitGroup
+	_, shutdowns := newTaskGroup()
 	for _, srv := range []*http.Server{s.server, s.ingressSrv} {
 		if srv == nil {
 			continue
 		}
-		shutdowns.Add(1)
-		go func() {
-			defer shutdowns.Done()
+		shutdowns.Go(func() {
 			if err := srv.Shutdown(deadline); err != nil {
 				s.log.Warn("in-flight requests did not finish in time", "error", err)
 			}
-		}()
+		})
 	}
-	shutdowns.Wait()
-	stopAgent()
-	<-agentDone
+	shutdowns.Stop()
+	servers.Stop()
+	agent.Stop()
 	s.stopProbe()
-	stopReg()
-	<-regDone
+	registry.Stop()
 	if err := s.registry.Deregister(deadline); err != nil {
 		s.log.Warn("could not deregister from Consul", "error", err)
 	} else {
 		s.log.Info("deregistered from Consul", "service_id", cfg.Agent.ID)
 	}
-	go func() { <-deadline.Done(); stopDrain() }()
-	stopNotify()
-	<-notifyDone
-	stopBG()
-	wg.Wait()
+	// Queued notifications get one attempt each, until the deadline.
+	defer context.AfterFunc(deadline, stopDrain)()
+	notifications.Stop()
+	background.Stop()
 	for _, t := range s.transports {
 		t.CloseIdleConnections()
 	}
-	<-watchDone
 	// The Consul clients' kept-alive connections, for a process that goes
 	// on without this sidecar (tests, embedding).
 	if c, ok := s.registry.(interface{ CloseIdleConnections() }); ok {
@@ -395,167 +383,6 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	return runErr
 }
 
-// Beat records a heartbeat (from the API or a probe) and acts on what it
-// changed. It never blocks on Consul or on notifications.
-func (s *Sidecar) Beat(hb health.Heartbeat) health.HealthSnapshot {
-	trs := s.tracker.Beat(s.now(), hb)
-	s.dispatch(trs)
-	s.pushCheck()
-	s.nudge()
-	return s.tracker.Snapshot()
-}
-
-// refreshSidecarCheck keeps the sidecar check's TTL fresh.
-func (s *Sidecar) refreshSidecarCheck(ctx context.Context) {
-	t := time.NewTicker(sidecarCheckRefresh)
-	defer t.Stop()
-	reg := time.NewTicker(time.Second)
-	defer reg.Stop()
-	s.watchRegistration()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.pushSidecarCheck()
-		case <-reg.C:
-			s.watchRegistration()
-		}
-	}
-}
-
-// watch evaluates the tracker's deadlines as they come due.
-func (s *Sidecar) watch(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		wait := s.tracker.NextDeadline().Sub(s.now())
-		// While the agent is isolated its check is refreshed well within
-		// the TTL, so Consul keeps the sidecar's own words ("ISOLATED
-		// since …") rather than expiring it into "TTL expired".
-		isolated := s.tracker.Snapshot().IsolatedNow()
-		if refresh := s.Config().Health.TTL() / 3; isolated && refresh > 0 && refresh < wait {
-			wait = refresh
-		}
-		if wait < 0 {
-			wait = 0
-		}
-		timer.Reset(wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.wake:
-		case <-timer.C:
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		if trs := s.tracker.Evaluate(s.now()); len(trs) > 0 {
-			s.dispatch(trs)
-			s.pushCheck()
-		} else if isolated {
-			s.pushCheck()
-		}
-	}
-}
-
-func (s *Sidecar) nudge() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// dispatch acts on transitions: logs, notifications, restarts. It runs
-// without the tracker's lock held.
-func (s *Sidecar) dispatch(trs []health.Transition) {
-	if len(trs) == 0 {
-		return
-	}
-	cfg := s.Config()
-	restartOnIsolation := cfg.Agent.Exec != nil && cfg.Agent.Exec.RestartOnIsolation && s.supervisor != nil
-	for _, tr := range trs {
-		ev := notify.Event{Agent: cfg.Agent.Name, AgentID: cfg.Agent.ID, Reason: tr.Reason, Detail: tr.Detail,
-			LastHeartbeat: tr.LastHeartbeat, Time: tr.At.UTC()}
-		switch tr.Kind {
-		case health.Isolated:
-			s.metrics.isolations.WithLabelValues(tr.Reason).Inc()
-			s.log.Warn("agent isolated", "reason", tr.Reason, "detail", tr.Detail, "last_heartbeat", health.Stamp(tr.LastHeartbeat))
-			ev.Type = notify.EventAgentIsolated
-			ev.Text = fmt.Sprintf("Agent %s (%s) is isolated: %s.", cfg.Agent.ID, cfg.Agent.Name, tr.Detail)
-			if restartOnIsolation {
-				ev.Text += " Restarting it."
-			}
-			s.notifier.Send(ev)
-			s.publish(ev)
-			if restartOnIsolation {
-				s.supervisor.Restart("isolated: " + tr.Reason)
-			}
-		case health.Recovered:
-			s.metrics.recoveries.Inc()
-			s.log.Info("agent recovered", "detail", tr.Detail)
-			ev.Type = notify.EventAgentRecovered
-			ev.Text = fmt.Sprintf("Agent %s (%s) recovered: %s.", cfg.Agent.ID, cfg.Agent.Name, tr.Detail)
-			s.notifier.Send(ev)
-			s.publish(ev)
-		case health.StillIsolated:
-			s.log.Warn("agent still isolated", "reason", tr.Reason)
-			if restartOnIsolation {
-				s.supervisor.Restart("still isolated: " + tr.Reason)
-			}
-		}
-	}
-}
-
-// pushCheck hands the current heartbeat check state to the registry.
-func (s *Sidecar) pushCheck() {
-	s.checkMu.Lock()
-	defer s.checkMu.Unlock()
-	status, output := health.FormatCheck(s.tracker.Snapshot())
-	s.registry.SetCheck(heartbeatCheckID(s.Config().Agent.ID), status, truncate(output, maxCheckOutput))
-}
-
-// maxCheckOutput stays under Consul's default check output limit (4 KiB).
-const maxCheckOutput = 4000
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-len(" …(truncated)")] + " …(truncated)"
-}
-
-func (s *Sidecar) startProbe(p *policies.Probe) {
-	if p == nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.mu.Lock()
-	s.probeStop = cancel
-	s.mu.Unlock()
-	pr := health.NewProber(s.log.Named("probe"), *p, func(hb health.Heartbeat) {
-		if s.supervisor == nil || !s.supervisor.Restarting() { // see Supervisor.Restarting
-			s.Beat(hb)
-		}
-	})
-	s.probeWG.Add(1)
-	go func() { defer s.probeWG.Done(); pr.Run(ctx) }()
-}
-
-func (s *Sidecar) stopProbe() {
-	s.mu.Lock()
-	stop := s.probeStop
-	s.probeStop = nil
-	s.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-	s.probeWG.Wait()
-}
-
 func notifyTargets(cfg *policies.Config) []policies.Notify {
 	out := make([]policies.Notify, 0, len(cfg.Health.Notify))
 	for _, name := range cfg.Health.Notify {
@@ -565,15 +392,6 @@ func notifyTargets(cfg *policies.Config) []policies.Notify {
 		}
 	}
 	return out
-}
-
-// hostname is used in status output.
-func hostname() string {
-	h, err := os.Hostname()
-	if err != nil {
-		return ""
-	}
-	return h
 }
 
 // ConsulConfig is how the sidecar (and anything else reading its

@@ -1,5 +1,7 @@
-// Package sidecar is the sidecar's runtime: lifecycle, the control API,
-// heartbeat tracking and isolation, notifications and agent supervision.
+// Package sidecar is the sidecar's composition root: New builds the parts
+// (health, supervise, notify, gateway, the call path) and Run runs them,
+// with the control API and its auth, status, the event stream, the
+// serialized reload, metrics and the sidecar's own Consul check.
 package sidecar
 
 import (
@@ -104,7 +106,7 @@ type Sidecar struct {
 	checkMu sync.Mutex    // orders check pushes so the newest state wins
 
 	reloadMu   sync.Mutex   // one reload at a time, applied in the order loaded
-	mu         sync.RWMutex // guards cfg, lastReload, probeStop
+	mu         sync.RWMutex // guards cfg, lastReload, the Consul state last seen
 	cfg        *policies.Config
 	lastReload *ReloadInfo
 	// The Consul state last seen, for consul.lost and consul.regained.

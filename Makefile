@@ -7,7 +7,7 @@ GO      ?= go
 BIN     := bin/sidecar
 PKG     := github.com/agent-sidecar/sidecar
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X $(PKG)/sidecar.Version=$(VERSION)
+LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION)
 
 .PHONY: all build test test-race lint consul sdk-deps demo bench fuzz chaos fleet bench-test clean help
 
@@ -88,7 +88,7 @@ bench-test: build
 # second), so it runs for FUZZTIME_NET instead.
 FUZZTIME ?= 30s
 FUZZTIME_NET ?= 30s
-FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/:FuzzParseHeartbeat ./sidecar/proxy/:FuzzCallPath \
+FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/health/:FuzzParseHeartbeat ./sidecar/proxy/:FuzzCallPath \
 	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader ./internal/jsonguard/:FuzzScan \
 	./sidecar/h1/:FuzzAgainstNetHTTP:net
 fuzz:

@@ -197,6 +197,8 @@ func serveWithBodyDeadline(w http.ResponseWriter, r *http.Request, next http.Han
 		next.ServeHTTP(w, r)
 		return
 	}
+	// A connection's deadline is the network's wall clock, not the
+	// sidecar's (Options.Now), which a test may have moved.
 	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(d)); err == nil {
 		r.Body = &deadlineBody{ReadCloser: r.Body, limit: d, key: key}
 	}

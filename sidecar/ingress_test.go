@@ -12,6 +12,8 @@ import (
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
 	"github.com/agent-sidecar/sidecar/sidecar/proxy"
 )
 
@@ -103,7 +105,7 @@ func TestCallsFollowConsulHealth(t *testing.T) {
 	// And the event stream tells that Consul is lost
 	waitFor(t, "a consul.lost event", 15*time.Second, func() bool {
 		for _, ev := range s.RecentEvents(20) {
-			if ev.Type == EventConsulLost {
+			if ev.Type == notify.EventConsulLost {
 				return true
 			}
 		}
@@ -139,11 +141,11 @@ func TestIngressReroutesToPeerAndNeverLoops(t *testing.T) {
 			case <-stop:
 				return
 			case <-tk.C:
-				sb.Beat(Heartbeat{})
+				sb.Beat(health.Heartbeat{})
 			}
 		}
 	}()
-	sa.Beat(Heartbeat{})
+	sa.Beat(health.Heartbeat{})
 	ia := newExpect(t, "http://"+sa.IngressAddr())
 	ib := newExpect(t, "http://"+sb.IngressAddr())
 	ia.POST("/task").WithText("t1").Expect().Status(http.StatusOK).Header(proxy.HeaderUpstream).IsEqual("agent")

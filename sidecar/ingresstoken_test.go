@@ -18,6 +18,7 @@ import (
 	"github.com/agent-sidecar/sidecar/internal/consultest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
 	"github.com/agent-sidecar/sidecar/sidecar/proxy"
 )
 
@@ -75,7 +76,7 @@ func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
 		cfg := base("writer", "writer-"+strconv.Itoa(i+1), agent)
 		cfg.Ingress.Token = fleetToken
 		s := runLoggedSidecar(t, cfg, logs)
-		s.Beat(Heartbeat{})
+		s.Beat(health.Heartbeat{})
 		writers = append(writers, s)
 	}
 	// and, in the same Consul service, an instance that is no sidecar

@@ -12,6 +12,8 @@ import (
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
 	"github.com/agent-sidecar/sidecar/sidecar/outcome"
 )
 
@@ -53,10 +55,10 @@ var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10,
 // the state the sidecar already keeps.
 type metricSources struct {
 	now           func() time.Time
-	health        func() HealthSnapshot
+	health        func() health.HealthSnapshot
 	breakers      func() []breaker.Snapshot
 	registration  func() discovery.RegistrationState
-	notifications func() NotifierStats
+	notifications func() notify.Stats
 	models        func() []gateway.ModelStatus
 }
 
@@ -80,7 +82,7 @@ func newMetrics(src metricSources) *metrics {
 	m.reg.MustRegister(m.isolations, m.recoveries, m.transitions, m.requests, m.seconds, m.degraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{src: src, avail: &m.avail})
-	for _, r := range []string{ReasonMissedHeartbeats, ReasonStalled} {
+	for _, r := range []string{health.ReasonMissedHeartbeats, health.ReasonStalled} {
 		m.isolations.WithLabelValues(r)
 	}
 	return m

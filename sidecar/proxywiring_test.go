@@ -13,6 +13,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
 	"github.com/agent-sidecar/sidecar/sidecar/proxy"
 )
 
@@ -51,7 +52,7 @@ func TestBreakerAPIAndSidecarCheck(t *testing.T) {
 		t.Fatalf("sidecar check output %q", out)
 	}
 	waitFor(t, "breaker.open notification", 5*time.Second, func() bool { return len(h.events()) == 1 })
-	if ev := h.events()[0]; ev.Type != EventBreakerOpen || ev.Breaker != name {
+	if ev := h.events()[0]; ev.Type != notify.EventBreakerOpen || ev.Breaker != name {
 		t.Fatalf("notification %+v", ev)
 	}
 

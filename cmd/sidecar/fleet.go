@@ -142,8 +142,8 @@ func (in FleetInstance) healthy() bool {
 		in.OpenBreakers == 0 && !in.Isolated
 }
 
-// Patterns of the check outputs the sidecar writes (sidecar/check.go and
-// sidecar/breakers.go).
+// Patterns of the check outputs the sidecar writes (sidecar/health/check.go
+// and sidecar/sidecarcheck.go).
 var (
 	reBeatAt     = regexp.MustCompile(`(?m)^(?:Heartbeat \w+ at|Last heartbeat:) (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC`)
 	reOpen       = regexp.MustCompile(`(?m)^(\d+) of \d+ breakers not closed`)

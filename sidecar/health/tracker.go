@@ -1,8 +1,11 @@
-package sidecar
+// Package health decides from heartbeats (or probes) whether the agent is
+// healthy, waiting or isolated: the heartbeat tracker, the prober, the
+// heartbeat request body, and the heartbeat check text written for Consul
+// and read back by ParseCheck.
+package health
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +63,12 @@ type Heartbeat struct {
 	// Source says where the heartbeat came from ("api" or "probe").
 	Source string
 }
+
+// Where a heartbeat came from.
+const (
+	SourceAPI   = "api"   // POST /v1/heartbeat
+	SourceProbe = "probe" // a 2xx answer of the health URL
+)
 
 // TransitionKind names what changed in the agent's health.
 type TransitionKind int
@@ -300,17 +309,3 @@ func (t *HeartbeatTracker) Snapshot() HealthSnapshot {
 
 // IsolatedNow reports whether the agent is isolated.
 func (s HealthSnapshot) IsolatedNow() bool { return s.state == StateIsolated }
-
-// formatMetrics renders metrics as "k=v, k=v" in key order.
-func formatMetrics(m map[string]any) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s=%v", k, m[k]))
-	}
-	return strings.Join(parts, ", ")
-}

@@ -1,4 +1,7 @@
-package sidecar
+// Package supervise runs the agent process beside the sidecar: it starts it
+// in its own process group with a filtered environment, restarts it per
+// the restart policy or when asked to, and stops its whole group.
+package supervise
 
 import (
 	"context"
@@ -32,6 +35,7 @@ type Supervisor struct {
 	env    []string // SIDECAR_* variables added to the process environment
 	stdout io.Writer
 	stderr io.Writer
+	now    func() time.Time
 	// onStart is called (without locks held) after each start.
 	onStart func(pid int)
 
@@ -61,13 +65,41 @@ type Supervisor struct {
 	hasPending bool
 }
 
-// NewSupervisor prepares a supervisor; Run starts the process.
-func NewSupervisor(log hclog.Logger, cfg policies.Exec, env []string, onStart func(pid int)) *Supervisor {
-	return &Supervisor{
-		log: log, cfg: cfg, env: env, onStart: onStart,
+// Options are the collaborators of a supervisor.
+type Options struct {
+	// Log receives the process's starts, exits and restarts. Default: no log.
+	Log hclog.Logger
+	// Env are variables added to the process's environment (the SIDECAR_*
+	// ones), after those it inherits and before exec.env.
+	Env []string
+	// OnStart is called (without locks held) after each start, before a
+	// restart request may apply to the new process.
+	OnStart func(pid int)
+	// Output receives the process's stdout and stderr. Default: the
+	// sidecar's own.
+	Output io.Writer
+	// Now is the clock of start times and of the backoff reset. Default:
+	// time.Now.
+	Now func() time.Time
+}
+
+// New prepares a supervisor of the process cfg describes; Run starts it.
+func New(cfg policies.Exec, opts Options) *Supervisor {
+	s := &Supervisor{
+		log: opts.Log, cfg: cfg, env: opts.Env, onStart: opts.OnStart, now: opts.Now,
 		stdout: os.Stdout, stderr: os.Stderr,
 		wake: make(chan struct{}, 1),
 	}
+	if s.log == nil {
+		s.log = hclog.NewNullLogger()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if opts.Output != nil {
+		s.stdout, s.stderr = opts.Output, opts.Output
+	}
+	return s
 }
 
 // SetExec applies a new exec config from the next start on.
@@ -108,19 +140,8 @@ func (s *Supervisor) takeRestart() (string, bool) {
 	return reason, ok
 }
 
-// Kill sends SIGKILL to the agent's process group at once, for a forced
-// exit that cannot wait for a graceful stop.
-func (s *Supervisor) Kill() {
-	s.mu.Lock()
-	pgid := s.pgid
-	s.mu.Unlock()
-	if pgid > 0 {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	}
-}
-
-// SupervisorState is the supervised process's state for status output.
-type SupervisorState struct {
+// State is the supervised process's state for status output.
+type State struct {
 	Command  []string  `json:"command"`
 	Running  bool      `json:"running"`
 	PID      int       `json:"pid,omitempty"`
@@ -132,10 +153,10 @@ type SupervisorState struct {
 }
 
 // State returns the process state.
-func (s *Supervisor) State() SupervisorState {
+func (s *Supervisor) State() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return SupervisorState{Command: s.cfg.Command, Running: s.running, PID: s.pid, Started: s.started,
+	return State{Command: s.cfg.Command, Running: s.running, PID: s.pid, Started: s.started,
 		Restarts: s.restarts, LastExit: s.lastExit, LastRestartReason: s.lastWhy}
 }
 
@@ -160,7 +181,7 @@ func (s *Supervisor) Run(ctx context.Context) {
 			delay = min(delay*2, cfg.MaxRestartBackoff)
 			continue
 		}
-		startedAt := time.Now()
+		startedAt := s.now()
 		exited := make(chan error, 1)
 		go func() { err := cmd.Wait(); releaseProcess(cmd); exited <- err }()
 
@@ -169,7 +190,7 @@ func (s *Supervisor) Run(ctx context.Context) {
 			return
 		}
 
-		if time.Since(startedAt) >= stableAfter {
+		if s.now().Sub(startedAt) >= stableAfter {
 			delay = cfg.RestartBackoff
 		}
 		s.mu.Lock()
@@ -261,7 +282,7 @@ func (s *Supervisor) start(cfg policies.Exec) (*exec.Cmd, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	s.pid, s.pgid, s.running, s.started, s.stopping = cmd.Process.Pid, cmd.Process.Pid, true, time.Now(), false
+	s.pid, s.pgid, s.running, s.started, s.stopping = cmd.Process.Pid, cmd.Process.Pid, true, s.now(), false
 	s.accepting, s.pending, s.hasPending = false, "", false
 	s.mu.Unlock()
 	s.log.Info("agent process started", "pid", cmd.Process.Pid, "command", cfg.Command[0])
@@ -274,70 +295,6 @@ func (s *Supervisor) start(cfg policies.Exec) (*exec.Cmd, error) {
 	s.accepting = true
 	s.mu.Unlock()
 	return cmd, nil
-}
-
-// stop sends SIGTERM (and SIGCONT, so a stopped process can act on it) to
-// the process group, then SIGKILL to what is left of the group when the
-// leader or any other member has not exited within timeout.
-func (s *Supervisor) stop(cmd *exec.Cmd, exited <-chan error, timeout time.Duration) {
-	s.mu.Lock()
-	s.accepting = false
-	s.mu.Unlock()
-	pgid := cmd.Process.Pid
-	deadline := time.Now().Add(timeout)
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	_ = syscall.Kill(-pgid, syscall.SIGCONT)
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case err := <-exited:
-		s.exited(err)
-		s.stopGroup(pgid, time.Until(deadline))
-		return
-	case <-t.C:
-	}
-	s.log.Warn("agent process ignored SIGTERM, killing it", "pid", pgid, "stop_timeout", timeout)
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	s.exited(<-exited)
-	s.stopGroup(pgid, 0)
-}
-
-// stopGroup ends what is left of process group pgid once its leader has
-// exited: SIGTERM (with SIGCONT), then SIGKILL when members remain after
-// timeout. It returns when the group is empty.
-func (s *Supervisor) stopGroup(pgid int, timeout time.Duration) {
-	defer func() {
-		s.mu.Lock()
-		if s.pgid == pgid {
-			s.pgid = 0
-		}
-		s.mu.Unlock()
-	}()
-	if !groupAlive(pgid) {
-		return
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	_ = syscall.Kill(-pgid, syscall.SIGCONT)
-	if waitGroupGone(pgid, timeout) {
-		return
-	}
-	s.log.Warn("processes of the agent's group outlived it, killing them", "pgid", pgid)
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	if !waitGroupGone(pgid, 5*time.Second) {
-		s.log.Error("processes of the agent's group survived SIGKILL", "pgid", pgid)
-	}
-}
-
-// waitGroupGone polls until group pgid is empty or timeout passes.
-func waitGroupGone(pgid int, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for groupAlive(pgid) {
-		if !time.Now().Before(deadline) {
-			return false
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return true
 }
 
 func (s *Supervisor) exited(err error) {

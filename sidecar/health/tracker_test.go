@@ -1,11 +1,10 @@
-package sidecar
+package health
 
 import (
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -137,40 +136,5 @@ func TestTrackerProgressKeepsAgentHealthy(t *testing.T) {
 		if trs := append(tr.Beat(at, Heartbeat{Progress: string(rune('a' + i))}), tr.Evaluate(at.Add(30*time.Second))...); len(trs) != 0 {
 			t.Fatalf("minute %d: %+v, want no transition while progress changes", i, trs)
 		}
-	}
-}
-
-func TestHeartbeatCheckOutput(t *testing.T) {
-	tr := NewHeartbeatTracker(health(time.Minute, 2, 10*time.Second, 0), t0)
-	status, out := heartbeatCheck(tr.Snapshot())
-	if status != discovery.Critical || !strings.Contains(out, "Waiting for the first heartbeat") {
-		t.Fatalf("before any heartbeat: %s %q", status, out)
-	}
-	cases := []struct {
-		report string
-		want   discovery.CheckStatus
-	}{
-		{ReportOK, discovery.Passing},
-		{ReportDegraded, discovery.Warning},
-		{ReportFailing, discovery.Critical},
-	}
-	for _, tc := range cases {
-		t.Run(tc.report, func(t *testing.T) {
-			tr.Beat(t0, Heartbeat{Status: tc.report, Note: "queue is long", Metrics: map[string]any{"queue": 12, "tokens": 3.5}})
-			got, out := heartbeatCheck(tr.Snapshot())
-			if got != tc.want {
-				t.Errorf("status %s, want %s", got, tc.want)
-			}
-			for _, want := range []string{"Heartbeat " + tc.report + " at 2026-11-26 12:00:00 UTC", "Note: queue is long", "Metrics: queue=12, tokens=3.5", "isolated after 2026-11-26 12:02:10 UTC"} {
-				if !strings.Contains(out, want) {
-					t.Errorf("output %q lacks %q", out, want)
-				}
-			}
-		})
-	}
-	tr.Evaluate(t0.Add(time.Hour))
-	status, out = heartbeatCheck(tr.Snapshot())
-	if status != discovery.Critical || !strings.HasPrefix(out, "ISOLATED since") || !strings.Contains(out, "A new heartbeat recovers the agent") {
-		t.Fatalf("isolated: %s %q", status, out)
 	}
 }

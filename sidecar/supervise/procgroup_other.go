@@ -1,6 +1,6 @@
 //go:build !linux
 
-package sidecar
+package supervise
 
 import (
 	"errors"

@@ -4,11 +4,10 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/redact"
+	"github.com/agent-sidecar/sidecar/internal/version"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -31,7 +30,7 @@ func serviceFor(cfg *policies.Config, ingressAddr string) discovery.Service {
 			tags = append(tags, t)
 		}
 	}
-	meta := map[string]string{"sidecar_version": Version}
+	meta := map[string]string{"sidecar_version": version.Version}
 	for k, v := range cfg.Agent.Meta {
 		meta[k] = v
 	}
@@ -77,56 +76,12 @@ func serviceFor(cfg *policies.Config, ingressAddr string) discovery.Service {
 	}
 }
 
-// heartbeatCheck turns the tracker's state into a Consul check status and an
-// output written for the person reading the Consul UI.
-func heartbeatCheck(s HealthSnapshot) (discovery.CheckStatus, string) {
-	var b strings.Builder
-	status := discovery.Passing
-	switch s.state {
-	case StateIsolated:
-		status = discovery.Critical
-		fmt.Fprintf(&b, "ISOLATED since %s: %s.", stamp(s.Since), s.Detail)
-		if !s.LastHeartbeat.IsZero() {
-			fmt.Fprintf(&b, "\nLast heartbeat: %s (%s).", stamp(s.LastHeartbeat), s.Reported)
-		} else {
-			b.WriteString("\nNo heartbeat received yet.")
-		}
-		b.WriteString("\nA new heartbeat recovers the agent.")
-	case StateWaiting:
-		status = discovery.Critical
-		fmt.Fprintf(&b, "Waiting for the first heartbeat; the agent is isolated if none arrives by %s.", stamp(s.IsolatedAfter))
-	default:
-		switch s.Reported {
-		case ReportDegraded:
-			status = discovery.Warning
-		case ReportFailing:
-			status = discovery.Critical
-		}
-		fmt.Fprintf(&b, "Heartbeat %s at %s", s.Reported, stamp(s.LastHeartbeat))
-		if s.LastSource == "probe" {
-			b.WriteString(" (probe)")
-		}
-		b.WriteString(".")
-		if s.Reported == ReportFailing {
-			b.WriteString(" The agent reports it is failing.")
-		}
-		fmt.Fprintf(&b, "\nNext heartbeat due by %s; isolated after %s without one.", stamp(s.NextDue), stamp(s.IsolatedAfter))
-	}
-	if s.Note != "" {
-		fmt.Fprintf(&b, "\nNote: %s", s.Note)
-	}
-	if len(s.Metrics) > 0 {
-		fmt.Fprintf(&b, "\nMetrics: %s", formatMetrics(s.Metrics))
-	}
-	if s.Progress != "" {
-		fmt.Fprintf(&b, "\nProgress: %s (changed %s)", s.Progress, stamp(s.ProgressSince))
-	}
-	return status, b.String()
-}
+// maxCheckOutput stays under Consul's default check output limit (4 KiB).
+const maxCheckOutput = 4000
 
-func stamp(t time.Time) string {
-	if t.IsZero() {
-		return "never"
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	return s[:n-len(" …(truncated)")] + " …(truncated)"
 }

@@ -1,4 +1,4 @@
-package sidecar
+package notify
 
 import (
 	"context"
@@ -50,38 +50,28 @@ func (h *hook) events() []Event {
 	return append([]Event(nil), h.received...)
 }
 
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
 func TestNotifierRetriesUntilDelivered(t *testing.T) {
 	h := &hook{fail: 2}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	n := NewNotifier(hclog.NewNullLogger(), []policies.Notify{{
+	n := New([]policies.Notify{{
 		Name: "ops", Webhook: srv.URL, Headers: map[string]string{"Authorization": "Bearer t"}, Timeout: time.Second, Retries: 3,
-	}})
-	n.backoff = 10 * time.Millisecond
+	}}, Options{Backoff: 10 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); n.Run(ctx, context.Background()) }()
 
-	n.Send(Event{Type: EventAgentIsolated, Agent: "writer", AgentID: "writer-1", Reason: ReasonMissedHeartbeats, Text: "isolated", Time: t0})
+	n.Send(Event{Type: EventAgentIsolated, Agent: "writer", AgentID: "writer-1", Reason: "missed_heartbeats", Text: "isolated", Time: t0})
 	// Delivered as the notifier counts it: the webhook having the event is
 	// not enough, since stopping before its answer arrives cancels the call.
-	waitFor(t, "delivery", 5*time.Second, func() bool { return n.Stats().Delivered == 1 })
+	testutil.Eventually(t, "delivery", 5*time.Second, func() bool { return n.Stats().Delivered == 1 })
 	cancel()
 	<-done
 
 	got := h.events()[0]
-	if got.Type != EventAgentIsolated || got.AgentID != "writer-1" || got.Reason != ReasonMissedHeartbeats || got.Text == "" {
+	if got.Type != EventAgentIsolated || got.AgentID != "writer-1" || got.Reason != "missed_heartbeats" || got.Text == "" {
 		t.Fatalf("delivered %+v", got)
 	}
 	if h.headers[0].Get("Authorization") != "Bearer t" || h.headers[0].Get("Content-Type") != "application/json" {
@@ -104,13 +94,13 @@ func TestNotifierGivesUpAndLogsWithoutSecrets(t *testing.T) {
 		return logs.Write(p)
 	})})
 	url := strings.Replace(srv.URL, "http://", "http://user:pw-secret@", 1) + "/x?token=q-secret"
-	n := NewNotifier(log, []policies.Notify{{Name: "ops", Webhook: url, Headers: map[string]string{"X-Key": "hdr-secret"}, Timeout: time.Second, Retries: 1}})
-	n.backoff = 5 * time.Millisecond
+	n := New([]policies.Notify{{Name: "ops", Webhook: url, Headers: map[string]string{"X-Key": "hdr-secret"}, Timeout: time.Second, Retries: 1}},
+		Options{Log: log, Backoff: 5 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); n.Run(ctx, context.Background()) }()
 	n.Send(Event{Type: EventAgentRecovered})
-	waitFor(t, "give up", 5*time.Second, func() bool { return n.Stats().Failed == 1 })
+	testutil.Eventually(t, "give up", 5*time.Second, func() bool { return n.Stats().Failed == 1 })
 	cancel()
 	<-done
 	if h.calls != 2 {
@@ -130,13 +120,13 @@ func TestNotifierGivesUpAndLogsWithoutSecrets(t *testing.T) {
 }
 
 func TestNotifierSendNeverBlocks(t *testing.T) {
-	n := NewNotifier(hclog.NewNullLogger(), []policies.Notify{{Name: "ops", Webhook: "http://127.0.0.1:1/", Retries: 0}})
+	n := New([]policies.Notify{{Name: "ops", Webhook: "http://127.0.0.1:1/", Retries: 0}}, Options{})
 	// Nobody runs the queue: Send must still return at once, dropping the overflow.
-	for i := 0; i < notifyQueueSize+10; i++ {
+	for i := 0; i < queueSize+10; i++ {
 		n.Send(Event{Type: EventAgentIsolated})
 	}
-	if st := n.Stats(); st.Dropped != 10 || st.Queued != notifyQueueSize {
-		t.Fatalf("stats %+v, want %d queued and 10 dropped", st, notifyQueueSize)
+	if st := n.Stats(); st.Dropped != 10 || st.Queued != queueSize {
+		t.Fatalf("stats %+v, want %d queued and 10 dropped", st, queueSize)
 	}
 }
 
@@ -157,18 +147,17 @@ func TestNotifierDoesNotFollowRedirects(t *testing.T) {
 	}))
 	defer srv.Close()
 	var logs testutil.SyncBuffer
-	n := NewNotifier(hclog.New(&hclog.LoggerOptions{Output: &logs}), []policies.Notify{{
+	n := New([]policies.Notify{{
 		Name: "ops", Webhook: srv.URL + "/hook/path-s3cret", Headers: map[string]string{"X-Hook-Secret": "hdr-s3cret"},
 		Timeout: time.Second, Retries: 2,
-	}})
-	n.backoff = 5 * time.Millisecond
+	}}, Options{Log: hclog.New(&hclog.LoggerOptions{Output: &logs}), Backoff: 5 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); n.Run(ctx, context.Background()) }()
 
 	// When an event is sent
 	n.Send(Event{Type: EventAgentIsolated})
-	waitFor(t, "the delivery to end", 5*time.Second, func() bool {
+	testutil.Eventually(t, "the delivery to end", 5*time.Second, func() bool {
 		st := n.Stats()
 		return st.Failed+st.Delivered > 0
 	})

@@ -1,24 +1,16 @@
 package sidecar
 
 import (
+	"context"
 	"fmt"
 	"math"
-	"net/http"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
-)
-
-// Event types of breaker notifications.
-const (
-	EventBreakerOpen   = "breaker.open"
-	EventBreakerClosed = "breaker.closed"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
 )
 
 // The sidecar's own Consul check: passing while every breaker is closed,
@@ -31,60 +23,6 @@ const (
 )
 
 func sidecarCheckID(agentID string) string { return agentID + ":" + sidecarCheckName }
-
-// breakerNotices limits breaker notifications to one per breaker per
-// open_for, and sends "closed" only after an "open" was sent.
-type breakerNotices struct {
-	mu       sync.Mutex
-	lastOpen map[string]time.Time
-	notified map[string]bool
-}
-
-// onBreakerChange runs (without locks held) on every breaker transition.
-func (s *Sidecar) onBreakerChange(ch breaker.Change) {
-	s.metrics.transitions.WithLabelValues(ch.Name, ch.To.String()).Inc()
-	switch ch.To {
-	case breaker.Open:
-		s.log.Warn("breaker opened", "breaker", ch.Name, "reason", ch.Reason,
-			"consecutive_failures", ch.ConsecutiveFailures, "open_for", ch.OpenFor)
-		s.publish(Event{Type: EventBreakerOpen, Breaker: ch.Name, Reason: ch.Reason, Time: ch.At.UTC(),
-			Text: fmt.Sprintf("Breaker %s opened: %s; calls go to the fallback for %s.", ch.Name, ch.Reason, ch.OpenFor)})
-	case breaker.HalfOpen:
-		s.log.Info("breaker half-open: letting a probe through", "breaker", ch.Name)
-	case breaker.Closed:
-		s.log.Info("breaker closed", "breaker", ch.Name)
-		s.publish(Event{Type: EventBreakerClosed, Breaker: ch.Name, Reason: ch.Reason, Time: ch.At.UTC(),
-			Text: fmt.Sprintf("Breaker %s closed: %s.", ch.Name, firstNonEmpty(ch.Reason, "the target answers again"))})
-	}
-	s.pushSidecarCheck()
-
-	cfg := s.Config()
-	n := &s.notices
-	n.mu.Lock()
-	var ev *Event
-	now := s.now()
-	switch ch.To {
-	case breaker.Open:
-		if last, ok := n.lastOpen[ch.Name]; !ok || now.Sub(last) >= ch.OpenFor {
-			n.lastOpen[ch.Name] = now
-			n.notified[ch.Name] = true
-			ev = &Event{Type: EventBreakerOpen, Reason: ch.Reason,
-				Detail: fmt.Sprintf("%s; calls go to the fallback for %s", ch.Reason, ch.OpenFor),
-				Text:   fmt.Sprintf("Breaker %s on agent %s opened: %s. Calls go to the fallback for %s.", ch.Name, cfg.Agent.ID, ch.Reason, ch.OpenFor)}
-		}
-	case breaker.Closed:
-		if n.notified[ch.Name] {
-			delete(n.notified, ch.Name)
-			ev = &Event{Type: EventBreakerClosed, Detail: "a probe call succeeded",
-				Text: fmt.Sprintf("Breaker %s on agent %s closed: the target answers again.", ch.Name, cfg.Agent.ID)}
-		}
-	}
-	n.mu.Unlock()
-	if ev != nil {
-		ev.Agent, ev.AgentID, ev.Breaker, ev.Time = cfg.Agent.Name, cfg.Agent.ID, ch.Name, ch.At.UTC()
-		s.notifier.Send(*ev)
-	}
-}
 
 // pushSidecarCheck hands the sidecar check's state to the registry.
 func (s *Sidecar) pushSidecarCheck() {
@@ -102,7 +40,7 @@ func (s *Sidecar) pushSidecarCheck() {
 
 // sidecarCheck writes the sidecar check for people reading the Consul UI.
 func sidecarCheck(snaps []breaker.Snapshot, degraded []gateway.Degradation, avail []AvailabilityWindow, now time.Time) (discovery.CheckStatus, string) {
-	footer := availabilityLine(avail) + fmt.Sprintf("Checked %s.", stamp(now))
+	footer := availabilityLine(avail) + fmt.Sprintf("Checked %s.", health.Stamp(now))
 	var models []string
 	for _, d := range degraded {
 		models = append(models, fmt.Sprintf("model %s answered by %s since %s (%s)",
@@ -173,30 +111,17 @@ func percent(r float64) string {
 	return fmt.Sprintf("%.1f%%", p)
 }
 
-// handleBreakers serves GET /v1/breakers.
-func (s *Sidecar) handleBreakers(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"breakers": s.breakers.Snapshots()})
-}
-
-// handleBreakerAction serves POST /v1/breakers/{name}/{open|close|reset}.
-func (s *Sidecar) handleBreakerAction(c echo.Context) error {
-	name, action := c.Param("name"), c.Param("action")
-	b, ok := s.breakers.Lookup(name)
-	if !ok {
-		return &httpError{status: http.StatusNotFound, typ: errNotFound,
-			msg: fmt.Sprintf("no breaker named %q; GET /v1/breakers lists them (a breaker exists once a call went through it)", name)}
+// refreshSidecarCheck keeps the sidecar check's TTL fresh until ctx is
+// done.
+func (s *Sidecar) refreshSidecarCheck(ctx context.Context) {
+	t := time.NewTicker(sidecarCheckRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.pushSidecarCheck()
+		}
 	}
-	switch action {
-	case "open":
-		b.ForceOpen()
-	case "close":
-		b.Close()
-	case "reset":
-		b.Reset()
-	default:
-		return badRequest("unknown action %q: use open, close or reset", action)
-	}
-	s.log.Warn("breaker changed by an operator", "breaker", name, "action", action)
-	s.pushSidecarCheck()
-	return c.JSON(http.StatusOK, b.Snapshot())
 }

@@ -1,4 +1,4 @@
-package sidecar
+package health
 
 import (
 	"errors"
@@ -8,6 +8,28 @@ import (
 
 	"github.com/agent-sidecar/sidecar/internal/jsonguard"
 )
+
+func TestHeartbeatNestedTooDeepIsRefused(t *testing.T) {
+	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	for _, tc := range []struct{ name, body string }{
+		{"brackets up to the body limit", strings.Repeat("[", MaxHeartbeatBody)},
+		{"a deep metric", `{"status":"ok","metrics":{"x":` + deep(129) + `}}`},
+		{"a deep progress", `{"progress":` + strings.Repeat(`{"a":`, 200) + `1` + strings.Repeat("}", 200) + `}`},
+		{"a deep unknown field", `{"extra":` + deep(5000) + `}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseHeartbeat([]byte(tc.body))
+			if err == nil || !strings.Contains(err.Error(), "heartbeat body is nested deeper than 128 levels of arrays and objects") {
+				t.Fatalf("got %v, want an error naming the nesting limit", err)
+			}
+		})
+	}
+	// A body within the limit gets the usual checks
+	if _, err := ParseHeartbeat([]byte(`{"metrics":{"x":` + deep(126) + `}}`)); err == nil ||
+		!strings.Contains(err.Error(), `metric "x" must be a number`) {
+		t.Fatalf("a metric nested within the limit: %v", err)
+	}
+}
 
 // FuzzParseHeartbeat feeds arbitrary bodies to the heartbeat parser: no
 // panic; a body it accepts yields a valid status and stays within the
@@ -25,7 +47,7 @@ func FuzzParseHeartbeat(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		hb, err := parseHeartbeat(body)
+		hb, err := ParseHeartbeat(body)
 		var deep *jsonguard.Error
 		if _, serr := jsonguard.Scan(body, jsonguard.MaxDepth); errors.As(serr, &deep) && deep.TooDeep &&
 			(err == nil || !strings.Contains(err.Error(), "nested deeper than 128")) {

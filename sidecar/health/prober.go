@@ -1,4 +1,4 @@
-package sidecar
+package health
 
 import (
 	"context"
@@ -74,7 +74,7 @@ func (p *Prober) probe(ctx context.Context) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("answered %s", resp.Status)
 	}
-	p.beat(Heartbeat{Status: ReportOK, Source: "probe",
+	p.beat(Heartbeat{Status: ReportOK, Source: SourceProbe,
 		Note: fmt.Sprintf("probe %s answered %s", redact.URL(p.cfg.URL), resp.Status)})
 	return nil
 }

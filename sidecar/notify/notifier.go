@@ -1,4 +1,7 @@
-package sidecar
+// Package notify delivers the sidecar's events to webhooks: the Event
+// body, the event types, a bounded queue with retries, and a client that
+// never follows a redirect.
+package notify
 
 import (
 	"bytes"
@@ -16,13 +19,24 @@ import (
 
 	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/internal/redact"
+	"github.com/agent-sidecar/sidecar/internal/version"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
-// Event types sent to notification targets.
+// Event types. Those of the agent's health and of breakers are sent to
+// notification targets; all of them go to the sidecar's event stream.
 const (
 	EventAgentIsolated  = "agent.isolated"
 	EventAgentRecovered = "agent.recovered"
+	EventBreakerOpen    = "breaker.open"
+	EventBreakerClosed  = "breaker.closed"
+	EventAgentRestarted = "agent.restarted"
+	EventModelDegraded  = "model.degraded"
+	EventModelRestored  = "model.restored"
+	EventConsulLost     = "consul.lost"
+	EventConsulRegained = "consul.regained"
+	EventConfigApplied  = "config.applied"  // a reload (a file or a fleet policy changed) took effect
+	EventConfigRejected = "config.rejected" // a reload failed; the last good configuration stays
 )
 
 // Event is the JSON body POSTed to every notify webhook.
@@ -40,10 +54,10 @@ type Event struct {
 	Text string `json:"text"`
 }
 
-// notifyQueueSize bounds the events waiting for delivery; when it is full,
+// queueSize bounds the events waiting for delivery; when it is full,
 // the newest event is dropped with an error log rather than blocking a
 // heartbeat or a request.
-const notifyQueueSize = 256
+const queueSize = 256
 
 type delivery struct {
 	target policies.Notify
@@ -70,14 +84,33 @@ type Notifier struct {
 	backoff time.Duration
 }
 
-// NewNotifier returns a notifier for the named targets.
-func NewNotifier(log hclog.Logger, targets []policies.Notify) *Notifier {
+// Options are the collaborators of a notifier.
+type Options struct {
+	// Log receives delivery failures and, at info level, deliveries.
+	// Default: no log.
+	Log hclog.Logger
+	// Transport carries the webhook requests. Default:
+	// http.DefaultTransport (NewTransport builds the sidecar's).
+	Transport http.RoundTripper
+	// Backoff is the first retry delay, doubled per attempt and capped at
+	// 30s. Default: 1s.
+	Backoff time.Duration
+}
+
+// New returns a notifier for the named targets.
+func New(targets []policies.Notify, opts Options) *Notifier {
+	if opts.Log == nil {
+		opts.Log = hclog.NewNullLogger()
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = time.Second
+	}
 	return &Notifier{
-		log:     log,
-		client:  &http.Client{CheckRedirect: refuseRedirect},
-		queue:   make(chan delivery, notifyQueueSize),
+		log:     opts.Log,
+		client:  &http.Client{Transport: opts.Transport, CheckRedirect: refuseRedirect},
+		queue:   make(chan delivery, queueSize),
 		targets: targets,
-		backoff: time.Second,
+		backoff: opts.Backoff,
 	}
 }
 
@@ -106,8 +139,8 @@ func (n *Notifier) Send(ev Event) {
 	}
 }
 
-// NotifierStats counts deliveries for status output.
-type NotifierStats struct {
+// Stats counts deliveries for status output.
+type Stats struct {
 	Targets   []string `json:"targets"`
 	Delivered uint64   `json:"delivered"`
 	Failed    uint64   `json:"failed"`
@@ -119,14 +152,14 @@ type NotifierStats struct {
 }
 
 // Stats returns delivery counters.
-func (n *Notifier) Stats() NotifierStats {
+func (n *Notifier) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	names := make([]string, 0, len(n.targets))
 	for _, t := range n.targets {
 		names = append(names, t.Name)
 	}
-	return NotifierStats{Targets: names, Delivered: n.sent, Failed: n.failed, Dropped: n.dropped, Queued: len(n.queue),
+	return Stats{Targets: names, Delivered: n.sent, Failed: n.failed, Dropped: n.dropped, Queued: len(n.queue),
 		LastError: n.lastErr}
 }
 
@@ -203,7 +236,7 @@ func (n *Notifier) attempt(ctx context.Context, d delivery) error {
 		return fmt.Errorf("building request: %s", readable.WithoutURL(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "agent-sidecar/"+Version)
+	req.Header.Set("User-Agent", "agent-sidecar/"+version.Version)
 	for k, v := range d.target.Headers {
 		req.Header.Set(k, v)
 	}

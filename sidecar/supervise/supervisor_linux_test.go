@@ -1,10 +1,8 @@
-package sidecar
+package supervise
 
 import (
 	"context"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -64,12 +61,12 @@ func TestAgentEnvironmentHoldsNoSecretOfTheSidecar(t *testing.T) {
 	cfg := execCfg(policies.RestartNever, "env > "+out+".tmp; mv "+out+".tmp "+out)
 	cfg.Env = map[string]string{"EXTRA": "x1"}
 	cfg.PassEnv = []string{"MYAGENT_*"}
-	s := NewSupervisor(hclog.NewNullLogger(), cfg, []string{"SIDECAR_ADDR=http://127.0.0.1:7"}, nil)
+	s := New(cfg, Options{Env: []string{"SIDECAR_ADDR=http://127.0.0.1:7"}})
 	runSupervisor(t, s)
 
 	// When the agent prints its environment
 	var env string
-	waitFor(t, "the agent's environment", 5*time.Second, func() bool {
+	testutil.Eventually(t, "the agent's environment", 5*time.Second, func() bool {
 		b, err := os.ReadFile(out)
 		env = string(b)
 		return err == nil
@@ -117,21 +114,21 @@ func TestAgentChildrenDoNotOutliveTheAgent(t *testing.T) {
 			children := filepath.Join(t.TempDir(), "children")
 			killAllIn(t, children)
 			var starts atomic.Int32
-			s := NewSupervisor(hclog.NewNullLogger(), execCfg(policies.RestartAlways, agentWithChild(children, tc.tail)), nil,
-				func(int) { starts.Add(1) })
+			s := New(execCfg(policies.RestartAlways, agentWithChild(children, tc.tail)),
+				Options{OnStart: func(int) { starts.Add(1) }})
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { defer close(done); s.Run(ctx) }()
 			t.Cleanup(func() { cancel(); <-done })
 
 			// Given an agent whose child ignores SIGTERM
-			waitFor(t, "the agent's child", 5*time.Second, func() bool { return len(pidsIn(t, children)) > 0 })
+			testutil.Eventually(t, "the agent's child", 5*time.Second, func() bool { return len(pidsIn(t, children)) > 0 })
 			child := pidsIn(t, children)[0]
 
 			// When the agent is restarted, exits, or the sidecar stops
 			tc.act(s, cancel)
 			if tc.done != nil {
-				waitFor(t, "the next start", 10*time.Second, func() bool { return tc.done(s, starts.Load()) })
+				testutil.Eventually(t, "the next start", 10*time.Second, func() bool { return tc.done(s, starts.Load()) })
 			} else {
 				<-done
 			}
@@ -142,34 +139,4 @@ func TestAgentChildrenDoNotOutliveTheAgent(t *testing.T) {
 			}
 		})
 	}
-}
-
-// A restart asked for while the supervisor waits to start the agent again
-// (an isolation during the backoff) must not stop the process started
-// next: with a TTL shorter than the backoff it would stop every new
-// process, and a healthy agent would never run again.
-func TestRestartRequestDuringBackoffSparesTheNextProcess(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl not found")
-	}
-	marker := filepath.Join(t.TempDir(), "crashed-once")
-	// The first process crashes at once; every later one heartbeats.
-	script := `if [ ! -e ` + marker + ` ]; then touch ` + marker + `; exit 1; fi; ` +
-		`while :; do curl -s -o /dev/null -X POST "$SIDECAR_HEARTBEAT_URL"; sleep 0.05; done`
-	ex := execCfg(policies.RestartAlways, script)
-	ex.RestartOnIsolation = true
-	ex.RestartBackoff, ex.MaxRestartBackoff = time.Second, 2*time.Second
-	cfg := testConfig()
-	cfg.Agent.Exec = &ex
-	// TTL 300ms, well below the 1s backoff
-	cfg.Health.HeartbeatInterval, cfg.Health.MissedHeartbeats, cfg.Health.Grace = 200*time.Millisecond, 1, 100*time.Millisecond
-	s, _, _ := startSidecar(t, cfg, Options{AgentOutput: io.Discard})
-
-	// Given the agent crashed and was isolated while waiting to restart
-	waitFor(t, "isolation during the backoff", 10*time.Second, func() bool { return s.tracker.Snapshot().IsolatedNow() })
-
-	// Then the next process runs and recovers the agent
-	waitFor(t, "the restarted agent's recovery", 15*time.Second, func() bool {
-		return s.tracker.Snapshot().State == "healthy" && s.supervisor.State().Running
-	})
 }

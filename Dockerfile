@@ -13,7 +13,7 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath \
-      -ldflags "-s -w -X github.com/agent-sidecar/sidecar/sidecar.Version=${VERSION}" \
+      -ldflags "-s -w -X github.com/agent-sidecar/sidecar/internal/version.Version=${VERSION}" \
       -o /out/sidecar ./cmd/sidecar
 
 FROM gcr.io/distroless/static-debian12:nonroot

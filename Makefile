@@ -1,9 +1,13 @@
 # Agent sidecar — build, test and demo targets. See README.md.
+# Two Go modules: the product (this directory) and tools/ (the bench
+# harness, the chaos suite, the demo and fleet runners, with their own
+# go.mod so that vegeta stays out of the product's). Every Go target that
+# covers the code runs in both.
 GO      ?= go
 BIN     := bin/sidecar
 PKG     := github.com/agent-sidecar/sidecar
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X $(PKG)/sidecar.Version=$(VERSION)
+LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION)
 
 .PHONY: all build test test-race lint consul sdk-deps demo bench fuzz chaos fleet bench-test clean help
 
@@ -11,9 +15,9 @@ all: build
 
 help:
 	@echo "make build      build bin/sidecar, bin/fakellm (the fake model server), bin/agent-go (the Go example agent) and bin/demo"
-	@echo "make test       lint, then every test with the race detector, against a real Consul"
+	@echo "make test       lint, then every test of both modules (the product and tools/) with the race detector, against a real Consul"
 	@echo "make test-race  the tests with the race detector (no lint)"
-	@echo "make lint       gofmt and go vet"
+	@echo "make lint       gofmt and go vet (the product module and tools/)"
 	@echo "make consul     build Consul v1.14.11 once and cache it (prints its path)"
 	@echo "make sdk-deps   install the Node packages: the Node example agent's, and those the end-to-end tests drive: the OpenAI and Anthropic SDKs, playwright-core (npm ci)"
 	@echo "make bench      the sidecar beside direct calls, a plain Go reverse proxy, nginx and Portkey (latency, throughput, CPU, RSS, failover), then the micro-benchmarks"
@@ -24,21 +28,21 @@ help:
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sidecar
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/fakellm ./examples/fakellm/cmd/fakellm
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/fakellm ./test/fakellm/cmd/fakellm
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/agent-go ./examples/go/agent
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/demo ./examples/demo
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/fleet ./examples/fleet
+	CGO_ENABLED=0 $(GO) build -C tools -trimpath -o $(CURDIR)/bin/demo ./demo
+	CGO_ENABLED=0 $(GO) build -C tools -trimpath -o $(CURDIR)/bin/fleet ./fleet
 
 consul:
 	@scripts/consul.sh
 
 # The tests start their own Consul agents from the cached binary; under
 # CI=true a missing binary fails the run instead of skipping.
-test: lint consul sdk-deps
-	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -race -count=1 -timeout 20m ./...
+test: lint test-race
 
 test-race: consul sdk-deps
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -race -count=1 -timeout 20m ./...
+	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -C tools -race -count=1 -timeout 20m ./...
 
 # The Node packages at the versions pinned in each package-lock.json: the
 # Node example agent's (openai), the official SDKs for
@@ -53,26 +57,27 @@ lint:
 	@out="$$(gofmt -l .)"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -C tools ./...
 
 demo: build consul examples/node/node_modules/.package-lock.json
 	CONSUL_BIN="$$(scripts/consul.sh)" KEEP="$(KEEP)" bin/demo
 
-# make bench: the harness (internal/benchrun) starts an upstream registered
+# make bench: the harness (tools/bench) starts an upstream registered
 # in a Consul dev agent, a plain Go reverse proxy, nginx (installed from
 # Debian's packages when missing), the sidecar, fake models and Portkey's
 # gateway as separate processes and
 # measures them with vegeta in interleaved rounds; then the in-process
 # benchmarks of the call path and the hot functions.
 bench: build
-	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) run ./internal/benchrun -root . -json test-artifacts/bench.json
-	$(GO) test -run '^$$' -bench 'CallPath|ModelPath' -benchtime 5000x -count 3 ./sidecar/
+	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) run -C tools ./bench -root $(CURDIR) -json $(CURDIR)/test-artifacts/bench.json
+	$(GO) test -run '^$$' -bench 'CallPath|ModelPath' -benchtime 5000x -count 3 ./sidecar/ ./sidecar/proxy/
 	$(GO) test -run '^$$' -bench 'BodySize' -benchtime 200x ./sidecar/
 	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/breaker/ ./sidecar/gateway/ ./policies/
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -run '^$$' -bench 'Instances' -benchmem ./discovery/
 
 # The harness's own test (a -quick run), alone: it saturates both CPUs.
 bench-test: build
-	CONSUL_BIN="$$(scripts/consul.sh)" BENCHRUN_TEST=1 $(GO) test -count=1 ./internal/benchrun/
+	CONSUL_BIN="$$(scripts/consul.sh)" BENCH_TEST=1 $(GO) test -C tools -count=1 ./bench/
 
 # Each fuzz target in turn: the configuration loader, heartbeat bodies, the
 # model request rewrite, SSE splitting, /call/ paths, the JSON guard
@@ -83,7 +88,7 @@ bench-test: build
 # second), so it runs for FUZZTIME_NET instead.
 FUZZTIME ?= 30s
 FUZZTIME_NET ?= 30s
-FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/:FuzzParseHeartbeat ./sidecar/:FuzzCallPath \
+FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/health/:FuzzParseHeartbeat ./sidecar/proxy/:FuzzCallPath \
 	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader ./internal/jsonguard/:FuzzScan \
 	./sidecar/h1/:FuzzAgainstNetHTTP:net
 fuzz:
@@ -94,16 +99,16 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $$time -fuzzminimizetime 5s $$pkg || exit 1; \
 	done
 
-# The fault-injection suite (internal/chaos) in its long form: real Consul,
+# The fault-injection suite (tools/chaos) in its long form: real Consul,
 # sidecars and agents under load from vegeta, one fault per scenario. The
 # table goes to test-artifacts/chaos.md too. make test runs the short form.
 chaos: consul
-	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -count=1 -timeout 40m -run TestChaos ./internal/chaos/ \
+	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -C tools -count=1 -timeout 40m -run TestChaos ./chaos/ \
 		-args -chaos.full -chaos.table=$(CURDIR)/test-artifacts/chaos.md
 	@cat test-artifacts/chaos.md
 
 # N agents, each with its sidecar, on one Consul; some hung, some killed
-# (examples/fleet). The report goes to test-artifacts/fleet.json too.
+# (tools/fleet). The report goes to test-artifacts/fleet.json too.
 N ?= 50
 fleet: build consul
 	CONSUL_BIN="$$(scripts/consul.sh)" bin/fleet -n $(N) -json test-artifacts/fleet.json

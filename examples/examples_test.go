@@ -26,9 +26,9 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/agent-sidecar/sidecar/examples/fakellm"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
+	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
 
 // plantedKey is the provider key the sidecar is given; the agents never see
@@ -353,14 +353,14 @@ func splitHostPort(t *testing.T, hp string) (string, int) {
 
 // TestExampleConfigurationsAreValid loads every configuration the examples
 // ship, as `sidecar validate` does (the compose one included, which is not
-// run here).
+// run here), and the demo's (tools/demo).
 func TestExampleConfigurationsAreValid(t *testing.T) {
 	sets := [][]string{{"sidecar.hcl"}}
 	for _, dir := range []string{"python", "node", "go", "shell", "compose"} {
 		sets = append(sets, []string{"examples/" + dir + "/sidecar.hcl"})
 	}
 	for _, m := range []string{"writer-1", "writer-2", "writer-lite", "researcher", "indexer"} {
-		sets = append(sets, []string{"examples/demo/fleet.hcl", "examples/demo/" + m + ".hcl"})
+		sets = append(sets, []string{"tools/demo/fleet.hcl", "tools/demo/" + m + ".hcl"})
 	}
 	for _, files := range sets {
 		args := []string{"validate"}

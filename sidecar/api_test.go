@@ -14,6 +14,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
 )
 
 // fakeRegistry records check updates; the real registrar is tested against
@@ -138,8 +139,10 @@ func TestControlAPIBadHeartbeats(t *testing.T) {
 		{"nested metric", `{"metrics":{"a":{"b":1}}}`, 400, "invalid_request", `metric "a"`},
 		{"object progress", `{"progress":{"x":1}}`, 400, "invalid_request", "progress must be a string or a number"},
 		{"trailing data", `{"status":"ok"} {"status":"ok"}`, 400, "invalid_request", "after the JSON object"},
-		{"too large", `{"note":"` + strings.Repeat("x", maxHeartbeatBody) + `"}`, 413, "request_too_large", "larger than"},
-		{"note too long", `{"note":"` + strings.Repeat("x", maxNoteLen+1) + `"}`, 400, "invalid_request", "note is"},
+		{"too large", `{"note":"` + strings.Repeat("x", health.MaxHeartbeatBody) + `"}`, 413, "request_too_large", "larger than"},
+		{"note too long", `{"note":"` + strings.Repeat("x", 1025) + `"}`, 400, "invalid_request", "note is"},
+		{"nested too deep", `{"metrics":{"x":` + strings.Repeat("[", 129) + strings.Repeat("]", 129) + `}}`, 400, "invalid_request",
+			"nested deeper than 128 levels"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
 // consulSidecar runs a sidecar registered in a real Consul dev agent.
@@ -149,7 +151,7 @@ func TestConsulHeartbeatIsolationRecovery(t *testing.T) {
 	waitFor(t, "the isolation notification", 5*time.Second, func() bool { return len(c.hook.events()) >= 1 })
 	time.Sleep(2*interval + grace) // another TTL: no second notification may follow
 	evs := c.hook.events()
-	if len(evs) != 1 || evs[0].Type != EventAgentIsolated || evs[0].AgentID != "writer-1" || evs[0].Reason != ReasonMissedHeartbeats {
+	if len(evs) != 1 || evs[0].Type != notify.EventAgentIsolated || evs[0].AgentID != "writer-1" || evs[0].Reason != health.ReasonMissedHeartbeats {
 		t.Fatalf("notifications %+v, want exactly one agent.isolated", evs)
 	}
 
@@ -157,7 +159,7 @@ func TestConsulHeartbeatIsolationRecovery(t *testing.T) {
 	c.beat("back")
 	c.waitCheck(t, discovery.Passing, 10*time.Second)
 	waitFor(t, "the recovery notification", 5*time.Second, func() bool { return len(c.hook.events()) >= 2 })
-	if evs := c.hook.events(); len(evs) != 2 || evs[1].Type != EventAgentRecovered {
+	if evs := c.hook.events(); len(evs) != 2 || evs[1].Type != notify.EventAgentRecovered {
 		t.Fatalf("notifications %+v, want isolated then recovered", evs)
 	}
 }
@@ -205,7 +207,7 @@ func TestConsulReregistersAfterRestart(t *testing.T) {
 	}()
 	waitFor(t, "a consul.regained event", 5*time.Second, func() bool {
 		for _, ev := range c.s.RecentEvents(20) {
-			if ev.Type == EventConsulRegained && strings.Contains(ev.Text, "had lost the registration") {
+			if ev.Type == notify.EventConsulRegained && strings.Contains(ev.Text, "had lost the registration") {
 				return true
 			}
 		}

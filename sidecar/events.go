@@ -10,19 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/agent-sidecar/sidecar/discovery"
-	"github.com/agent-sidecar/sidecar/sidecar/gateway"
-)
-
-// Event types of the event stream besides those sent to webhooks.
-const (
-	EventAgentRestarted = "agent.restarted"
-	EventModelDegraded  = "model.degraded"
-	EventModelRestored  = "model.restored"
-	EventConsulLost     = "consul.lost"
-	EventConsulRegained = "consul.regained"
-	EventConfigApplied  = "config.applied"  // a reload (a file or a fleet policy changed) took effect
-	EventConfigRejected = "config.rejected" // a reload failed; the last good configuration stays
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
 // eventHistory is how many events the sidecar keeps for status and for
@@ -33,7 +21,7 @@ const eventHistory = 100
 // number.
 type StreamedEvent struct {
 	ID int64 `json:"id"`
-	Event
+	notify.Event
 }
 
 // eventHub keeps the latest events and hands new ones to subscribers.
@@ -50,7 +38,7 @@ func newEventHub() *eventHub {
 
 // add records an event and offers it to every subscriber; a subscriber too
 // slow to take it misses it (it can reconnect with Last-Event-ID).
-func (h *eventHub) add(ev Event) {
+func (h *eventHub) add(ev notify.Event) {
 	h.mu.Lock()
 	se := StreamedEvent{ID: h.next, Event: ev}
 	h.next++
@@ -99,7 +87,7 @@ func (h *eventHub) unsubscribe(ch chan StreamedEvent) {
 
 // publish records a state transition: in the event stream, in status and
 // as a structured log line.
-func (s *Sidecar) publish(ev Event) {
+func (s *Sidecar) publish(ev notify.Event) {
 	cfg := s.Config()
 	if ev.Agent == "" {
 		ev.Agent, ev.AgentID = cfg.Agent.Name, cfg.Agent.ID
@@ -185,60 +173,3 @@ func (s *Sidecar) handleEvents(c echo.Context) error {
 
 // RecentEvents returns the latest events, newest last.
 func (s *Sidecar) RecentEvents(n int) []StreamedEvent { return s.events.since(0, n) }
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}
-
-// watchRegistration publishes consul.lost and consul.regained when the
-// registration's state changes.
-func (s *Sidecar) watchRegistration() {
-	reg := s.registry.State()
-	ok := consulOK(reg)
-	s.mu.Lock()
-	was, seen, lastN := s.consulWasOK, s.consulSeen, s.consulRegistrations
-	s.consulWasOK, s.consulSeen, s.consulRegistrations = ok, true, reg.Registrations
-	s.mu.Unlock()
-	switch {
-	case !seen || (ok && lastN == 0):
-		// the first look, or the first registration
-	case was && !ok:
-		s.publish(Event{Type: EventConsulLost, Detail: reg.LastError,
-			Text: "Consul does not take updates: " + firstNonEmpty(reg.LastError, "no answer") + ". Retrying; the sidecar works on without it."})
-	case !was && ok:
-		s.publish(Event{Type: EventConsulRegained, Text: fmt.Sprintf("Consul at %s takes updates again; the agent is registered.", reg.ConsulAddress)})
-	case ok && lastN > 0 && reg.Registrations > lastN:
-		s.publish(Event{Type: EventConsulRegained, Reason: "reregistered",
-			Text: fmt.Sprintf("Registered in Consul at %s again: Consul had lost the registration (restarted with its state lost?).", reg.ConsulAddress)})
-	}
-}
-
-// consulOK reports whether the agent is registered and the last update of
-// Consul succeeded.
-func consulOK(reg discovery.RegistrationState) bool {
-	return reg.Registered && !consulFailing(reg)
-}
-
-// consulFailing reports whether the last attempt to register or update
-// Consul failed.
-func consulFailing(reg discovery.RegistrationState) bool {
-	return reg.LastError != "" && !reg.LastErrorAt.Before(reg.LastRegistered)
-}
-
-// onDegradedChange publishes a model chain starting or stopping to be
-// served by a fallback model.
-func (s *Sidecar) onDegradedChange(d gateway.Degradation, degraded bool) {
-	s.pushSidecarCheck()
-	if degraded {
-		s.publish(Event{Type: EventModelDegraded, Model: d.Model, Reason: d.Reason, Detail: "answered by " + d.ServedBy,
-			Text: fmt.Sprintf("Model %s is degraded: answers come from %s (%s).", d.Model, d.ServedBy, d.Reason)})
-		return
-	}
-	s.publish(Event{Type: EventModelRestored, Model: d.Model,
-		Text: fmt.Sprintf("Model %s answers again (degraded since %s).", d.Model, d.Since.UTC().Format("15:04:05"))})
-}

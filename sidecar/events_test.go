@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
 // sseReader reads server-sent events from GET /v1/events.
@@ -96,7 +98,7 @@ func TestEventStreamReplaysAndFollowsTransitions(t *testing.T) {
 			case <-beating:
 				return
 			case <-time.After(50 * time.Millisecond):
-				s.Beat(Heartbeat{})
+				s.Beat(health.Heartbeat{})
 			}
 		}
 	}()
@@ -106,35 +108,35 @@ func TestEventStreamReplaysAndFollowsTransitions(t *testing.T) {
 		e.GET("/call/up/x").Expect().Status(http.StatusServiceUnavailable)
 	}
 	id1, typ, ev := sub.next(2 * time.Second)
-	if typ != EventBreakerOpen || ev.Breaker != "up@"+hostOf(flaky) || !strings.Contains(ev.Text, "3 consecutive failures") || ev.AgentID != "writer-1" {
+	if typ != notify.EventBreakerOpen || ev.Breaker != "up@"+hostOf(flaky) || !strings.Contains(ev.Text, "3 consecutive failures") || ev.AgentID != "writer-1" {
 		t.Fatalf("first event %s %+v", typ, ev)
 	}
 	// And after open_for a probe succeeds: breaker.closed
 	flaky.status.Store(http.StatusOK)
 	time.Sleep(350 * time.Millisecond)
 	e.GET("/call/up/x").Expect().Status(http.StatusOK)
-	if _, typ, _ = sub.next(2 * time.Second); typ != EventBreakerClosed {
+	if _, typ, _ = sub.next(2 * time.Second); typ != notify.EventBreakerClosed {
 		t.Fatalf("second event %s, want breaker.closed", typ)
 	}
 	// And a model starts being served by its fallback
 	e.POST("/llm/v1/chat/completions").WithHeader("Content-Type", "application/json").WithBytes([]byte(`{"model":"big"}`)).Expect().Status(http.StatusOK)
-	if _, typ, ev = sub.next(2 * time.Second); typ != EventModelDegraded || ev.Model != "big" || !strings.Contains(ev.Text, "answers come from small") {
+	if _, typ, ev = sub.next(2 * time.Second); typ != notify.EventModelDegraded || ev.Model != "big" || !strings.Contains(ev.Text, "answers come from small") {
 		t.Fatalf("third event %s %+v", typ, ev)
 	}
 	// And the agent falls silent
 	close(beating)
-	if _, typ, ev = sub.next(3 * time.Second); typ != EventAgentIsolated || ev.Reason != ReasonMissedHeartbeats {
+	if _, typ, ev = sub.next(3 * time.Second); typ != notify.EventAgentIsolated || ev.Reason != health.ReasonMissedHeartbeats {
 		t.Fatalf("fourth event %s %+v", typ, ev)
 	}
 
 	// Then a new subscriber gets them replayed, and one resuming after the
 	// first event gets only the later ones
 	replay := openEvents(t, base+"?replay=2", "")
-	if _, typ, _ := replay.next(time.Second); typ != EventModelDegraded {
+	if _, typ, _ := replay.next(time.Second); typ != notify.EventModelDegraded {
 		t.Fatalf("replay of 2 starts with %s", typ)
 	}
 	resumed := openEvents(t, base, id1)
-	if _, typ, _ := resumed.next(time.Second); typ != EventBreakerClosed {
+	if _, typ, _ := resumed.next(time.Second); typ != notify.EventBreakerClosed {
 		t.Fatalf("resumed after %s starts with %s", id1, typ)
 	}
 	// And status lists them; a bad replay gets a clear 400

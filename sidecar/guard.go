@@ -16,13 +16,12 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/proxy"
 )
 
-// HeaderIngressToken carries ingress.token on a request to an ingress. A
-// sidecar that calls another's ingress (a dispatcher's /call/ to a service
-// with an ingress, a peer taking over a task) sends it; the ingress removes
-// it before the task goes on.
-const HeaderIngressToken = "X-Sidecar-Ingress-Token"
+// HeaderIngressToken carries ingress.token on a request to an ingress (see
+// proxy.HeaderIngressToken).
+const HeaderIngressToken = proxy.HeaderIngressToken
 
 // Error types of the listeners' refusals.
 const (
@@ -82,7 +81,7 @@ func (s *Sidecar) guardIngress(next http.Handler) http.Handler {
 		got := r.Header.Get(HeaderIngressToken)
 		r.Header.Del(HeaderIngressToken)
 		if in.Token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(in.Token)) != 1 {
-			w.Header().Set("WWW-Authenticate", ingressChallenge)
+			w.Header().Set("WWW-Authenticate", proxy.IngressChallenge)
 			writeJSONError(w, http.StatusUnauthorized, errUnauthorized,
 				"this ingress needs its token: send it as "+HeaderIngressToken+": <token> (ingress.token of the sidecar called)")
 			return
@@ -198,6 +197,8 @@ func serveWithBodyDeadline(w http.ResponseWriter, r *http.Request, next http.Han
 		next.ServeHTTP(w, r)
 		return
 	}
+	// A connection's deadline is the network's wall clock, not the
+	// sidecar's (Options.Now), which a test may have moved.
 	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(d)); err == nil {
 		r.Body = &deadlineBody{ReadCloser: r.Body, limit: d, key: key}
 	}

@@ -12,6 +12,9 @@ import (
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
+	"github.com/agent-sidecar/sidecar/sidecar/proxy"
 )
 
 // runConsulSidecar runs a sidecar with the real registrar and watcher.
@@ -102,7 +105,7 @@ func TestCallsFollowConsulHealth(t *testing.T) {
 	// And the event stream tells that Consul is lost
 	waitFor(t, "a consul.lost event", 15*time.Second, func() bool {
 		for _, ev := range s.RecentEvents(20) {
-			if ev.Type == EventConsulLost {
+			if ev.Type == notify.EventConsulLost {
 				return true
 			}
 		}
@@ -138,14 +141,14 @@ func TestIngressReroutesToPeerAndNeverLoops(t *testing.T) {
 			case <-stop:
 				return
 			case <-tk.C:
-				sb.Beat(Heartbeat{})
+				sb.Beat(health.Heartbeat{})
 			}
 		}
 	}()
-	sa.Beat(Heartbeat{})
+	sa.Beat(health.Heartbeat{})
 	ia := newExpect(t, "http://"+sa.IngressAddr())
 	ib := newExpect(t, "http://"+sb.IngressAddr())
-	ia.POST("/task").WithText("t1").Expect().Status(http.StatusOK).Header(headerUpstream).IsEqual("agent")
+	ia.POST("/task").WithText("t1").Expect().Status(http.StatusOK).Header(proxy.HeaderUpstream).IsEqual("agent")
 
 	// When agent a misses its heartbeats, then its tasks go to the peer b
 	waitFor(t, "a isolated", 5*time.Second, func() bool { return sa.tracker.Snapshot().IsolatedNow() })
@@ -154,27 +157,27 @@ func TestIngressReroutesToPeerAndNeverLoops(t *testing.T) {
 		r = ia.POST("/task").WithText("t2").Expect()
 		return r.Raw().StatusCode == http.StatusOK
 	})
-	r.Header(headerUpstream).IsEqual("peer")
-	r.Header(headerFallback).IsEqual("true")
+	r.Header(proxy.HeaderUpstream).IsEqual("peer")
+	r.Header(proxy.HeaderFallback).IsEqual("true")
 	r.Header("X-Answered-By").IsEqual("agent-b")
 	if got := agentB.lastBody(); got != "POST /task t2" {
 		t.Fatalf("peer agent received %q", got)
 	}
 
 	// And X-Sidecar-Forwarded from a caller does not keep the task from the peer
-	r = ia.POST("/task").WithHeader(headerForwarded, "writer-2").WithText("t3").Expect().Status(http.StatusOK)
+	r = ia.POST("/task").WithHeader(proxy.HeaderForwarded, "writer-2").WithText("t3").Expect().Status(http.StatusOK)
 	r.Header("X-Answered-By").IsEqual("agent-b")
 	if got := agentB.lastBody(); got != "POST /task t3" {
 		t.Fatalf("peer agent received %q", got)
 	}
 	// And a task that has passed through b is never sent back to it
 	aCalls, bCalls := agentA.calls.Load(), agentB.calls.Load()
-	ia.POST("/task").WithHeader(headerHops, "writer-2#00000000").WithText("t4").Expect().
+	ia.POST("/task").WithHeader(proxy.HeaderHops, "writer-2#00000000").WithText("t4").Expect().
 		Status(http.StatusServiceUnavailable).JSON().Object().Value("error").Object().
 		Value("message").String().Contains("isolated")
 	if agentA.calls.Load() != aCalls || agentB.calls.Load() != bCalls {
 		t.Fatal("a task was sent back to a sidecar it had passed through")
 	}
 	// b's own ingress serves its agent directly
-	ib.POST("/task").WithText("t5").Expect().Status(http.StatusOK).Header(headerUpstream).IsEqual("agent")
+	ib.POST("/task").WithText("t5").Expect().Status(http.StatusOK).Header(proxy.HeaderUpstream).IsEqual("agent")
 }

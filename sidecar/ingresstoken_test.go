@@ -18,6 +18,8 @@ import (
 	"github.com/agent-sidecar/sidecar/internal/consultest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
+	"github.com/agent-sidecar/sidecar/sidecar/proxy"
 )
 
 // tokenWitness wraps u's handler to record the X-Sidecar-Ingress-Token
@@ -74,7 +76,7 @@ func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
 		cfg := base("writer", "writer-"+strconv.Itoa(i+1), agent)
 		cfg.Ingress.Token = fleetToken
 		s := runLoggedSidecar(t, cfg, logs)
-		s.Beat(Heartbeat{})
+		s.Beat(health.Heartbeat{})
 		writers = append(writers, s)
 	}
 	// and, in the same Consul service, an instance that is no sidecar
@@ -156,7 +158,7 @@ func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
 		t.Helper()
 		obj := call.POST(path).WithText("t").Expect().Status(http.StatusBadGateway).JSON().Object().
 			Value("error").Object()
-		obj.Value("type").IsEqual(errIngressToken)
+		obj.Value("type").IsEqual("ingress_token_refused")
 		obj.Value("message").String().Contains(want)
 	}
 	for i := 0; i < 3; i++ {
@@ -171,11 +173,11 @@ func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
 	// When a task reaches a dispatcher's ingress and its agent is down,
 	// then the fallback upstream with the token takes it
 	newExpect(t, "http://"+withToken.IngressAddr()).POST("/task").WithText("t").Expect().Status(http.StatusOK).
-		Header(headerUpstream).IsEqual("writers")
+		Header(proxy.HeaderUpstream).IsEqual("writers")
 	// and a fallback without it says what to set
 	obj := newExpect(t, "http://"+withoutToken.IngressAddr()).POST("/task").WithText("t").Expect().
 		Status(http.StatusBadGateway).JSON().Object().Value("error").Object()
-	obj.Value("type").IsEqual(errIngressToken)
+	obj.Value("type").IsEqual("ingress_token_refused")
 	obj.Value("message").String().Contains(`set ingress_token in this sidecar's upstream "writers-notoken" block`)
 
 	// The token appears in no status, answer or log
@@ -245,7 +247,7 @@ func TestPeersGetTheTokenOnlyAtAnIngress(t *testing.T) {
 			req = req.WithHeader(HeaderIngressToken, tc.token)
 		}
 		obj := req.Expect().Status(http.StatusBadGateway).JSON().Object().Value("error").Object()
-		obj.Value("type").IsEqual(errIngressToken)
+		obj.Value("type").IsEqual("ingress_token_refused")
 		obj.Value("message").String().Contains(tc.want).NotContains(fleetToken)
 		if agentC.calls.Load() != 0 {
 			t.Fatalf("ingress.token %q: a refused task reached the peer's agent", tc.token)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/gavv/httpexpect/v2"
 	"go.uber.org/goleak"
 )
@@ -90,4 +91,9 @@ func newExpect(t *testing.T, baseURL string) *httpexpect.Expect {
 		Reporter: httpexpect.NewAssertReporter(t),
 		Printers: []httpexpect.Printer{httpexpect.NewCompactPrinter(t)},
 	})
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	testutil.Eventually(t, what, limit, cond)
 }

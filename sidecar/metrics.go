@@ -9,23 +9,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+	"github.com/agent-sidecar/sidecar/sidecar/gateway"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
+	"github.com/agent-sidecar/sidecar/sidecar/outcome"
 )
 
-// Outcomes of a call, task or model request, for metrics.
-const (
-	resultSuccess  = "success"  // answered by the first choice
-	resultFallback = "fallback" // answered by a fallback
-	resultFailure  = "failure"  // ended in an error: a failure status, a timeout, a broken connection
-	resultRejected = "rejected" // nothing could take it (every breaker open, nothing passing)
-)
-
-// Kinds of traffic, for metrics.
-const (
-	kindUpstream = "upstream" // /call/{upstream}/…
-	kindModel    = "model"    // /llm/…
-	kindTask     = "task"     // the ingress
-)
+// kindModel is the kind of the model gateway's requests (/llm/…), for
+// metrics; the proxy reports its own (proxy.KindUpstream, proxy.KindTask).
+const kindModel = "model"
 
 // metrics holds the sidecar's Prometheus registry. Counters the sidecar
 // already keeps (heartbeats, breakers, notifications, registration) are
@@ -40,6 +34,7 @@ type metrics struct {
 	seconds     *prometheus.HistogramVec
 	degraded    *prometheus.CounterVec
 	avail       availability
+	now         func() time.Time
 
 	mu      sync.RWMutex
 	targets map[[2]string]*targetMetrics // by kind and target
@@ -48,7 +43,7 @@ type metrics struct {
 // targetMetrics are the request metrics of one kind and target, resolved
 // once so the request path does not look labels up.
 type targetMetrics struct {
-	outcomes map[string]prometheus.Counter
+	outcomes [outcome.Count]prometheus.Counter // by outcome
 	seconds  prometheus.Observer
 }
 
@@ -56,8 +51,19 @@ type targetMetrics struct {
 // (minutes).
 var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 
-func newMetrics(s *Sidecar) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry(), targets: map[[2]string]*targetMetrics{}}
+// metricSources are what the metrics read: the clock, and at scrape time
+// the state the sidecar already keeps.
+type metricSources struct {
+	now           func() time.Time
+	health        func() health.HealthSnapshot
+	breakers      func() []breaker.Snapshot
+	registration  func() discovery.RegistrationState
+	notifications func() notify.Stats
+	models        func() []gateway.ModelStatus
+}
+
+func newMetrics(src metricSources) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry(), targets: map[[2]string]*targetMetrics{}, now: src.now}
 	m.isolations = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sidecar_agent_isolations_total",
 		Help: "Times the agent was isolated, by reason (missed_heartbeats, stalled)."}, []string{"reason"})
 	m.recoveries = prometheus.NewCounter(prometheus.CounterOpts{Name: "sidecar_agent_recoveries_total",
@@ -75,38 +81,41 @@ func newMetrics(s *Sidecar) *metrics {
 		[]string{"model", "served_by"})
 	m.reg.MustRegister(m.isolations, m.recoveries, m.transitions, m.requests, m.seconds, m.degraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&stateCollector{s: s})
-	for _, r := range []string{ReasonMissedHeartbeats, ReasonStalled} {
+		&stateCollector{src: src, avail: &m.avail})
+	for _, r := range []string{health.ReasonMissedHeartbeats, health.ReasonStalled} {
 		m.isolations.WithLabelValues(r)
 	}
 	return m
 }
 
 // observe counts one finished request.
-func (m *metrics) observe(kind, target, outcome string, d time.Duration) {
+func (m *metrics) observe(kind, target string, o outcome.Outcome, d time.Duration) {
 	key := [2]string{kind, target}
 	m.mu.RLock()
 	tm, ok := m.targets[key]
 	m.mu.RUnlock()
 	if !ok {
-		tm = &targetMetrics{outcomes: map[string]prometheus.Counter{}, seconds: m.seconds.WithLabelValues(kind, target)}
-		for _, o := range []string{resultSuccess, resultFallback, resultFailure, resultRejected} {
-			tm.outcomes[o] = m.requests.WithLabelValues(kind, target, o)
+		tm = &targetMetrics{seconds: m.seconds.WithLabelValues(kind, target)}
+		for _, o := range outcome.All {
+			tm.outcomes[o] = m.requests.WithLabelValues(kind, target, o.String())
 		}
 		m.mu.Lock()
 		m.targets[key] = tm
 		m.mu.Unlock()
 	}
-	tm.outcomes[outcome].Inc()
+	tm.outcomes[o].Inc()
 	tm.seconds.Observe(d.Seconds())
-	m.avail.Record(outcome == resultSuccess || outcome == resultFallback, time.Now())
+	m.avail.Record(o.Answered(), m.now())
 }
 
-// forgetBreaker drops the transition series of a breaker that is gone (its
-// state, trips and rejections are read from the breakers at scrape time).
-func (m *metrics) forgetBreaker(name string) {
-	for _, st := range []breaker.State{breaker.Closed, breaker.Open, breaker.HalfOpen} {
-		m.transitions.DeleteLabelValues(name, st.String())
+// forgetBreakers drops the transition series of breakers that are gone
+// (their state, trips and rejections are read from the breakers at scrape
+// time).
+func (m *metrics) forgetBreakers(names []string) {
+	for _, name := range names {
+		for _, st := range []breaker.State{breaker.Closed, breaker.Open, breaker.HalfOpen} {
+			m.transitions.DeleteLabelValues(name, st.String())
+		}
 	}
 }
 
@@ -115,7 +124,10 @@ func (m *metrics) handler() http.Handler {
 }
 
 // stateCollector reads the sidecar's own state at scrape time.
-type stateCollector struct{ s *Sidecar }
+type stateCollector struct {
+	src   metricSources
+	avail *availability
+}
 
 var (
 	descHeartbeats = prometheus.NewDesc("sidecar_heartbeats_total",
@@ -158,9 +170,8 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.s
-	now := s.now()
-	h := s.tracker.Snapshot()
+	now := c.src.now()
+	h := c.src.health()
 	ch <- prometheus.MustNewConstMetric(descHeartbeats, prometheus.CounterValue, float64(h.Heartbeats))
 	if !h.LastHeartbeat.IsZero() {
 		ch <- prometheus.MustNewConstMetric(descHeartbeatAge, prometheus.GaugeValue, now.Sub(h.LastHeartbeat).Seconds())
@@ -168,7 +179,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range []string{"waiting", "healthy", "isolated"} {
 		ch <- prometheus.MustNewConstMetric(descAgentState, prometheus.GaugeValue, boolValue(h.State == st), st)
 	}
-	for _, b := range s.breakers.Snapshots() {
+	for _, b := range c.src.breakers() {
 		for _, st := range []breaker.State{breaker.Closed, breaker.Open, breaker.HalfOpen} {
 			ch <- prometheus.MustNewConstMetric(descBreakerState, prometheus.GaugeValue,
 				boolValue(b.State == st.String()), b.Name, st.String())
@@ -176,20 +187,20 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBreakerTrips, prometheus.CounterValue, float64(b.Trips), b.Name)
 		ch <- prometheus.MustNewConstMetric(descBreakerRejected, prometheus.CounterValue, float64(b.Rejected), b.Name)
 	}
-	reg := s.registry.State()
+	reg := c.src.registration()
 	ch <- prometheus.MustNewConstMetric(descRegistered, prometheus.GaugeValue, boolValue(reg.Registered))
 	ch <- prometheus.MustNewConstMetric(descRegistrations, prometheus.CounterValue, float64(reg.Registrations))
 	ch <- prometheus.MustNewConstMetric(descConsulErrors, prometheus.GaugeValue, boolValue(consulFailing(reg)))
-	n := s.notifier.Stats()
+	n := c.src.notifications()
 	ch <- prometheus.MustNewConstMetric(descNotifications, prometheus.CounterValue, float64(n.Delivered), "delivered")
 	ch <- prometheus.MustNewConstMetric(descNotifications, prometheus.CounterValue, float64(n.Failed), "failed")
 	ch <- prometheus.MustNewConstMetric(descNotifications, prometheus.CounterValue, float64(n.Dropped), "dropped")
-	for _, m := range s.gateway.Models() {
+	for _, m := range c.src.models() {
 		ch <- prometheus.MustNewConstMetric(descModelCalls, prometheus.CounterValue, float64(m.Answers), m.Label, "answered")
 		ch <- prometheus.MustNewConstMetric(descModelCalls, prometheus.CounterValue, float64(m.Failures), m.Label, "failed")
 		ch <- prometheus.MustNewConstMetric(descModelCalls, prometheus.CounterValue, float64(m.Skipped), m.Label, "skipped")
 	}
-	for _, w := range s.metrics.avail.Windows(now) {
+	for _, w := range c.avail.Windows(now) {
 		if w.Ratio != nil {
 			ch <- prometheus.MustNewConstMetric(descAvailability, prometheus.GaugeValue, *w.Ratio, w.Window)
 		}
@@ -206,9 +217,9 @@ func boolValue(b bool) float64 {
 }
 
 // observeModel counts one model request the gateway finished.
-func (s *Sidecar) observeModel(model, servedBy, outcome string, d time.Duration) {
-	s.metrics.observe(kindModel, model, outcome, d)
-	if outcome == resultFallback {
+func (s *Sidecar) observeModel(model, servedBy string, o outcome.Outcome, d time.Duration) {
+	s.metrics.observe(kindModel, model, o, d)
+	if o == outcome.Fallback {
 		s.metrics.degraded.WithLabelValues(model, servedBy).Inc()
 	}
 }

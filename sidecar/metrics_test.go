@@ -13,6 +13,7 @@ import (
 	"github.com/gavv/httpexpect/v2"
 
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
 )
 
 // metricValue returns the value of the sample written exactly as name (with
@@ -81,7 +82,7 @@ func TestMetricsAfterATripAFallbackAndAnIsolation(t *testing.T) {
 		e.POST("/llm/v1/chat/completions").WithHeader("Content-Type", "application/json").WithBytes([]byte(`{"model":"big"}`)).Expect().Status(http.StatusOK)
 	}
 	// And the agent heartbeats once, then falls silent until isolated
-	s.Beat(Heartbeat{})
+	s.Beat(health.Heartbeat{})
 	// (the isolation is counted when it is dispatched, just after the
 	// tracker's state changes: wait for the count a scrape shows)
 	waitFor(t, "isolation", 3*time.Second, func() bool {
@@ -135,7 +136,7 @@ func TestMetricsAfterATripAFallbackAndAnIsolation(t *testing.T) {
 		HasValue("window", "1h").HasValue("answered", 7).HasValue("errors", 1).HasValue("ratio", 0.875)
 
 	// When the agent heartbeats again it recovers
-	s.Beat(Heartbeat{})
+	s.Beat(health.Heartbeat{})
 	if v := metricValue(t, scrape(e), "sidecar_agent_recoveries_total"); v != 1 {
 		t.Errorf("recoveries %v, want 1", v)
 	}
@@ -165,7 +166,7 @@ func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
 	cfg.Models = map[string]policies.Model{"m": {Label: "m", Name: "m", Provider: policies.ProviderOpenAI, BaseURL: up.srv.URL,
 		Breaker: "default", Timeout: time.Second, FirstByteTimeout: time.Second, StreamIdleTimeout: time.Second}}
 	s, _, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
-	s.Beat(Heartbeat{})
+	s.Beat(health.Heartbeat{})
 	e.GET("/call/up/x").Expect().Status(http.StatusOK)
 	s.metrics.degraded.WithLabelValues("m", "n") // a series that exists once a model degrades
 	text := scrape(e)

@@ -1,15 +1,13 @@
 package sidecar
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
@@ -58,23 +56,44 @@ func TestProbeCountsAsHeartbeat(t *testing.T) {
 	})
 }
 
-// TestProberLeavesNoConnectionBehind checks that a stopped prober keeps no
-// keep-alive connection to an agent that is still up.
-func TestProberLeavesNoConnectionBehind(t *testing.T) {
-	agent := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	t.Cleanup(agent.Close) // registered first, so it runs after the leak check
-	verifyNoLeaks(t)
-	beats := make(chan Heartbeat, 1)
-	p := NewProber(hclog.NewNullLogger(), policies.Probe{URL: agent.URL + "/healthz", Interval: time.Hour, Timeout: time.Second},
-		func(hb Heartbeat) { beats <- hb })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); p.Run(ctx) }()
-	select {
-	case <-beats:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no probe answered")
+// TestReloadReplacesTheProber checks that a reload changing the probe's URL
+// stops the prober of the old one before the new one starts, also when
+// reloads come at once: the old URL is probed no more.
+func TestReloadReplacesTheProber(t *testing.T) {
+	var oldHits, newHits atomic.Int32
+	oldAgent := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { oldHits.Add(1) }))
+	defer oldAgent.Close()
+	newAgent := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { newHits.Add(1) }))
+	defer newAgent.Close()
+	probe := func(url string) *policies.Config {
+		cfg := testConfig()
+		cfg.Health.Probe = &policies.Probe{URL: url + "/healthz", Interval: 20 * time.Millisecond, Timeout: time.Second}
+		return cfg
 	}
-	cancel()
-	<-done
+	// Given a sidecar probing the old URL
+	s, _, _ := startSidecar(t, probe(oldAgent.URL), Options{Reload: func() (*policies.Config, error) {
+		return probe(newAgent.URL), nil
+	}})
+	waitFor(t, "the old URL probed", 5*time.Second, func() bool { return oldHits.Load() > 0 })
+
+	// When reloads to the new URL come at once
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Reload(); err != nil {
+				t.Errorf("Reload: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+
+	// Then only the new URL is probed
+	waitFor(t, "the new URL probed", 5*time.Second, func() bool { return newHits.Load() > 0 })
+	before := oldHits.Load()
+	time.Sleep(100 * time.Millisecond) // five probe intervals
+	if n := oldHits.Load(); n != before {
+		t.Fatalf("the old URL was probed %d more times after the reload", n-before)
+	}
 }

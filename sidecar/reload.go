@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 	"time"
 
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
 // ErrNothingToReload is returned by Reload when the sidecar runs with the
@@ -65,7 +65,7 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 		s.lastReload = &info
 		s.mu.Unlock()
 		s.log.Error("configuration rejected; the running configuration stays", "error", err)
-		s.publish(Event{Type: EventConfigRejected, Detail: err.Error(),
+		s.publish(notify.Event{Type: notify.EventConfigRejected, Detail: err.Error(),
 			Text: "Configuration change rejected; the last good configuration stays in force: " + firstLine(err.Error())})
 		s.pushSidecarCheck()
 		return info, err
@@ -88,14 +88,13 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 	s.notifier.SetTargets(notifyTargets(merged))
 	s.registry.Update(s.service(merged))
 	s.watchQueries(merged)
-	s.router.rebind(merged)
+	s.proxy.Rebind(merged)
 	s.gateway.SetConfig(merged)
 	if s.supervisor != nil && merged.Agent.Exec != nil {
 		s.supervisor.SetExec(*merged.Agent.Exec)
 	}
 	if !reflect.DeepEqual(prev.Health.Probe, merged.Health.Probe) {
-		s.stopProbe()
-		s.startProbe(merged.Health.Probe)
+		s.restartProbe(merged.Health.Probe) // reloadMu is held
 	}
 	s.dispatch(s.tracker.SetHealth(merged.Health, now))
 	s.pushCheck()
@@ -104,11 +103,11 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 		s.log.Warn("setting changed but needs a sidecar restart; keeping the running value", "key", key)
 	}
 	s.log.Info("configuration reloaded", "sources", merged.Sources)
-	s.publish(Event{Type: EventConfigApplied, Text: fmt.Sprintf("Configuration applied from %d source(s).", len(merged.Sources))})
+	s.publish(notify.Event{Type: notify.EventConfigApplied, Text: fmt.Sprintf("Configuration applied from %d source(s).", len(merged.Sources))})
 	if policiesRejected != nil {
 		s.log.Error("fleet policies in Consul KV rejected; the last good policies stay in force and the local files "+
 			"were applied", "error", policiesRejected.Err)
-		s.publish(Event{Type: EventConfigRejected, Detail: info.Error,
+		s.publish(notify.Event{Type: notify.EventConfigRejected, Detail: info.Error,
 			Text: "Fleet policies in Consul KV rejected; the last good policies stay in force and the local files were applied: " +
 				firstLine(info.Error)})
 	}
@@ -168,14 +167,4 @@ func ingressAddrOf(c *policies.Config) string {
 		return ""
 	}
 	return c.Ingress.Address
-}
-
-// firstLine is the first line of a multi-line message, with a count of the
-// rest.
-func firstLine(msg string) string {
-	first, rest, ok := strings.Cut(msg, "\n")
-	if !ok {
-		return msg
-	}
-	return fmt.Sprintf("%s (and %d more)", first, strings.Count(rest, "\n")+1)
 }

@@ -1,5 +1,7 @@
-// Package sidecar is the sidecar's runtime: lifecycle, the control API,
-// heartbeat tracking and isolation, notifications and agent supervision.
+// Package sidecar is the sidecar's composition root: New builds the parts
+// (health, supervise, notify, gateway, the call path) and Run runs them,
+// with the control API and its auth, status, the event stream, the
+// serialized reload, metrics and the sidecar's own Consul check.
 package sidecar
 
 import (
@@ -11,8 +13,6 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -20,14 +20,15 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/version"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
+	"github.com/agent-sidecar/sidecar/sidecar/proxy"
+	"github.com/agent-sidecar/sidecar/sidecar/supervise"
 )
-
-// Version is the sidecar's version, set at build time with
-// -ldflags "-X github.com/agent-sidecar/sidecar/sidecar.Version=v1.2.3".
-var Version = "dev"
 
 // ShutdownTimeout bounds a graceful shutdown: draining in-flight requests,
 // stopping the agent, deregistering and flushing notifications.
@@ -54,7 +55,7 @@ type Options struct {
 	// Now replaces the clock (tests).
 	Now func() time.Time
 	// Discovery replaces the Consul watcher of healthy instances (tests).
-	Discovery Discovery
+	Discovery proxy.Discovery
 	// AgentOutput receives the supervised agent's stdout and stderr.
 	// Default: the sidecar's own.
 	AgentOutput io.Writer
@@ -84,10 +85,9 @@ type Sidecar struct {
 
 	breakers  *breaker.Set
 	notices   breakerNotices
-	discovery Discovery
+	discovery proxy.Discovery
 	watcher   *discovery.Watcher // nil when Options.Discovery is set
-	router    *router
-	proxy     *httputil.ReverseProxy
+	proxy     *proxy.Proxy       // /call/ and the ingress
 	gateway   *gateway.Gateway
 	metrics   *metrics
 	// transports are the clients of calls, notifications and models; their
@@ -96,23 +96,25 @@ type Sidecar struct {
 	events     *eventHub
 	stopping   chan struct{} // closed when shutdown starts: ends event streams
 
-	tracker    *HeartbeatTracker
+	tracker    *health.HeartbeatTracker
 	registry   Registry
-	notifier   *Notifier
-	supervisor *Supervisor // nil unless agent.exec is set
+	notifier   *notify.Notifier
+	supervisor *supervise.Supervisor // nil unless agent.exec is set
 
 	wake    chan struct{} // nudges the deadline watcher
 	checkMu sync.Mutex    // orders check pushes so the newest state wins
 
 	reloadMu   sync.Mutex   // one reload at a time, applied in the order loaded
-	mu         sync.RWMutex // guards cfg, lastReload, probeStop
+	mu         sync.RWMutex // guards cfg, lastReload, the Consul state last seen
 	cfg        *policies.Config
 	lastReload *ReloadInfo
 	// The Consul state last seen, for consul.lost and consul.regained.
 	consulWasOK, consulSeen bool
 	consulRegistrations     int
-	probeStop               context.CancelFunc
-	probeWG                 sync.WaitGroup
+	// The running prober (nil: none) and whether Run has stopped probing
+	// for good; guarded by reloadMu, so a reload cannot race Run.
+	prober        *taskGroup
+	proberStopped bool
 }
 
 // New builds a sidecar and binds its control listener, so a port in use is
@@ -128,10 +130,9 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		events: newEventHub(), stopping: make(chan struct{}), heartbeatToken: rand.Text()}
 	s.started = s.now()
 	s.httpLog = log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
-	s.tracker = NewHeartbeatTracker(cfg.Health, s.started)
-	s.notifier = NewNotifier(log.Named("notify"), notifyTargets(cfg))
+	s.tracker = health.NewHeartbeatTracker(cfg.Health, s.started)
 	s.notices = breakerNotices{lastOpen: map[string]time.Time{}, notified: map[string]bool{}}
-	s.breakers = breaker.NewSet()
+	s.breakers = breaker.NewSetWithClock(s.now)
 	s.breakers.OnChange(s.onBreakerChange)
 	consulCfg := ConsulConfig(cfg)
 	for _, w := range append(consulCfg.Warnings(), cfg.Warnings()...) {
@@ -147,13 +148,17 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		s.watcher, s.discovery = w, w
 		s.watchQueries(cfg)
 	}
-	s.router = newRouter(s, s.discovery, s.breakers)
-	s.metrics = newMetrics(s)
 	roots := cfg.TLS.CertPool()
-	callRT, notifyRT, modelRT := newCallTransport(roots), newNotifyTransport(roots), gateway.NewTransport(roots)
+	callRT, notifyRT, modelRT := proxy.NewTransport(roots), notify.NewTransport(roots), gateway.NewTransport(roots)
 	s.transports = []interface{ CloseIdleConnections() }{callRT, notifyRT, modelRT}
-	s.proxy = newReverseProxy(&callTransport{rt: callRT, metrics: s.metrics, log: log.Named("call")}, s)
-	s.notifier.client.Transport = notifyRT
+	s.notifier = notify.New(notifyTargets(cfg), notify.Options{Log: log.Named("notify"), Transport: notifyRT})
+	s.metrics = newMetrics(metricSources{now: s.now, health: s.tracker.Snapshot, breakers: s.breakers.Snapshots,
+		registration: func() discovery.RegistrationState { return s.registry.State() }, notifications: s.notifier.Stats,
+		models: func() []gateway.ModelStatus { return s.gateway.Models() }})
+	s.proxy = proxy.New(cfg, proxy.Options{Breakers: s.breakers, Discovery: s.discovery, Log: log, ErrorLog: s.httpLog,
+		Transport: callRT, Now: s.now, Observe: s.metrics.observe,
+		AgentIsolated:   func() (string, bool) { h := s.tracker.Snapshot(); return h.Reason, h.IsolatedNow() },
+		BreakersDropped: s.metrics.forgetBreakers, InstancesDeparted: s.forgetDeparted})
 	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: modelRT,
 		OnDegradedChange: s.onDegradedChange, Observe: s.observeModel})
 
@@ -169,7 +174,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 			return nil, fmt.Errorf("ingress: cannot listen on %s: %w (set ingress.address to a free address)", cfg.Ingress.Address, err)
 		}
 		s.ingressLn = limitListener(iln, cfg.Ingress.MaxConnections)
-		s.ingressSrv = newServer(s.guardIngress(s.ingressHandler()), s.httpLog)
+		s.ingressSrv = newServer(s.guardIngress(s.proxy.IngressHandler()), s.httpLog)
 	}
 
 	s.registry = opts.Registry
@@ -185,46 +190,14 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	s.pushSidecarCheck()
 
 	if cfg.Agent.Exec != nil {
-		base := "http://" + loopbackURLHost(ln.Addr())
-		env := []string{
-			"SIDECAR_ADDR=" + base,
-			"SIDECAR_HEARTBEAT_URL=" + base + "/v1/heartbeat",
-			"SIDECAR_AGENT_NAME=" + cfg.Agent.Name,
-			"SIDECAR_AGENT_ID=" + cfg.Agent.ID,
-		}
-		if s.opts.Executable != "" {
-			env = append(env, "SIDECAR_BIN="+s.opts.Executable)
-		}
-		if cfg.Listen.Token != "" {
-			// The agent needs a token to heartbeat. Under token_scope "all"
-			// it needs the control token for everything; under "mutating"
-			// it gets a token of its own, good for heartbeats only, so it
-			// cannot open breakers or reload.
-			tok := cfg.Listen.Token
-			if cfg.Listen.TokenScope == policies.TokenMutating {
-				tok = s.heartbeatToken
-			}
-			env = append(env, "SIDECAR_TOKEN="+tok)
-		}
-		s.supervisor = NewSupervisor(log.Named("supervisor"), *cfg.Agent.Exec, env, func(pid int) {
-			s.tracker.Restarted(s.now())
-			s.nudge()
-			if st := s.supervisor.State(); st.Restarts > 0 {
-				s.publish(Event{Type: EventAgentRestarted, Reason: st.LastRestartReason, Detail: st.LastExit,
-					Text: fmt.Sprintf("Agent process restarted (pid %d, restart %d): %s.", pid, st.Restarts,
-						firstNonEmpty(st.LastRestartReason, st.LastExit, "it exited"))})
-			}
-		})
-		if opts.AgentOutput != nil {
-			s.supervisor.stdout, s.supervisor.stderr = opts.AgentOutput, opts.AgentOutput
-		}
+		s.supervisor = s.superviseAgent(cfg, ln.Addr())
 	}
 
 	e := newControlAPI(s)
 	handler := s.guardControl(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/call/"):
-			s.serveCall(w, r)
+			s.proxy.ServeCall(w, r)
 			return
 		case strings.HasPrefix(r.URL.Path, "/llm/"):
 			s.gateway.ServeHTTP(w, r)
@@ -282,15 +255,7 @@ func (s *Sidecar) watchQueries(cfg *policies.Config) {
 	if s.watcher == nil {
 		return
 	}
-	var qs []discovery.Query
-	for _, u := range cfg.Upstreams {
-		if u.Service != "" {
-			qs = append(qs, queryOf(u))
-		}
-	}
-	if cfg.Ingress != nil {
-		qs = append(qs, discovery.Query{Service: cfg.Agent.Name})
-	}
+	qs := proxy.Queries(cfg)
 	for _, q := range qs {
 		s.watcher.Watch(q)
 	}
@@ -326,49 +291,41 @@ func (s *Sidecar) Config() *policies.Config {
 // shutdown.
 func (s *Sidecar) Run(ctx context.Context) error {
 	cfg := s.Config()
-	s.log.Info("sidecar starting", "version", Version, "agent", cfg.Agent.Name, "agent_id", cfg.Agent.ID,
+	s.log.Info("sidecar starting", "version", version.Version, "agent", cfg.Agent.Name, "agent_id", cfg.Agent.ID,
 		"control_api", s.Addr(), "ingress", s.IngressAddr(), "consul", cfg.Consul.Address)
 
-	bg, stopBG := context.WithCancel(context.Background())
-	defer stopBG()
-	regCtx, stopReg := context.WithCancel(bg)
-	notifyCtx, stopNotify := context.WithCancel(bg)
-	agentCtx, stopAgent := context.WithCancel(bg)
-
-	var wg sync.WaitGroup
-	regDone := make(chan struct{})
-	go func() { defer close(regDone); s.registry.Run(regCtx) }()
-	drainCtx, stopDrain := context.WithCancel(bg)
+	// Every goroutine Run starts is in one of these groups, stopped in the
+	// shutdown order below.
+	agentCtx, agent := newTaskGroup()
+	regCtx, registry := newTaskGroup()
+	notifyCtx, notifications := newTaskGroup()
+	bg, background := newTaskGroup()
+	_, servers := newTaskGroup()
+	drainCtx, stopDrain := context.WithCancel(context.Background())
 	defer stopDrain()
-	notifyDone := make(chan struct{})
-	go func() { defer close(notifyDone); s.notifier.Run(notifyCtx, drainCtx) }()
-	wg.Add(2)
-	go func() { defer wg.Done(); s.watch(bg) }()
-	go func() { defer wg.Done(); s.refreshSidecarCheck(bg) }()
-	wg.Add(1)
-	go func() { defer wg.Done(); s.pruneDeparted(bg) }()
-	watchDone := make(chan struct{})
+
+	registry.Go(func() { s.registry.Run(regCtx) })
+	notifications.Go(func() { s.notifier.Run(notifyCtx, drainCtx) })
+	background.Go(func() { s.watch(bg) })
+	background.Go(func() { s.refreshSidecarCheck(bg) })
+	background.Go(func() { s.watchConsul(bg) })
+	background.Go(func() { s.proxy.Run(bg) })
 	if s.watcher != nil {
-		go func() { defer close(watchDone); s.watcher.Run(bg) }()
-	} else {
-		close(watchDone)
+		background.Go(func() { s.watcher.Run(bg) })
 	}
 	s.startProbe(cfg.Health.Probe)
-	agentDone := make(chan struct{})
 	if s.supervisor != nil {
-		go func() { defer close(agentDone); s.supervisor.Run(agentCtx) }()
-	} else {
-		close(agentDone)
+		agent.Go(func() { s.supervisor.Run(agentCtx) })
 	}
 
 	serveErr := make(chan error, 2)
-	go func() { serveErr <- s.server.Serve(s.listener) }()
+	servers.Go(func() { serveErr <- s.server.Serve(s.listener) })
 	if s.ingressSrv != nil {
-		go func() {
+		servers.Go(func() {
 			if err := s.ingressSrv.Serve(s.ingressLn); !errors.Is(err, http.ErrServerClosed) {
 				serveErr <- fmt.Errorf("ingress: %w", err)
 			}
-		}()
+		})
 	}
 
 	var runErr error
@@ -383,39 +340,34 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	close(s.stopping)
 	deadline, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
-	var shutdowns sync.WaitGroup
+	_, shutdowns := newTaskGroup()
 	for _, srv := range []*http.Server{s.server, s.ingressSrv} {
 		if srv == nil {
 			continue
 		}
-		shutdowns.Add(1)
-		go func() {
-			defer shutdowns.Done()
+		shutdowns.Go(func() {
 			if err := srv.Shutdown(deadline); err != nil {
 				s.log.Warn("in-flight requests did not finish in time", "error", err)
 			}
-		}()
+		})
 	}
-	shutdowns.Wait()
-	stopAgent()
-	<-agentDone
+	shutdowns.Stop()
+	servers.Stop()
+	agent.Stop()
 	s.stopProbe()
-	stopReg()
-	<-regDone
+	registry.Stop()
 	if err := s.registry.Deregister(deadline); err != nil {
 		s.log.Warn("could not deregister from Consul", "error", err)
 	} else {
 		s.log.Info("deregistered from Consul", "service_id", cfg.Agent.ID)
 	}
-	go func() { <-deadline.Done(); stopDrain() }()
-	stopNotify()
-	<-notifyDone
-	stopBG()
-	wg.Wait()
+	// Queued notifications get one attempt each, until the deadline.
+	defer context.AfterFunc(deadline, stopDrain)()
+	notifications.Stop()
+	background.Stop()
 	for _, t := range s.transports {
 		t.CloseIdleConnections()
 	}
-	<-watchDone
 	// The Consul clients' kept-alive connections, for a process that goes
 	// on without this sidecar (tests, embedding).
 	if c, ok := s.registry.(interface{ CloseIdleConnections() }); ok {
@@ -428,167 +380,6 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	return runErr
 }
 
-// Beat records a heartbeat (from the API or a probe) and acts on what it
-// changed. It never blocks on Consul or on notifications.
-func (s *Sidecar) Beat(hb Heartbeat) HealthSnapshot {
-	trs := s.tracker.Beat(s.now(), hb)
-	s.dispatch(trs)
-	s.pushCheck()
-	s.nudge()
-	return s.tracker.Snapshot()
-}
-
-// refreshSidecarCheck keeps the sidecar check's TTL fresh.
-func (s *Sidecar) refreshSidecarCheck(ctx context.Context) {
-	t := time.NewTicker(sidecarCheckRefresh)
-	defer t.Stop()
-	reg := time.NewTicker(time.Second)
-	defer reg.Stop()
-	s.watchRegistration()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.pushSidecarCheck()
-		case <-reg.C:
-			s.watchRegistration()
-		}
-	}
-}
-
-// watch evaluates the tracker's deadlines as they come due.
-func (s *Sidecar) watch(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		wait := s.tracker.NextDeadline().Sub(s.now())
-		// While the agent is isolated its check is refreshed well within
-		// the TTL, so Consul keeps the sidecar's own words ("ISOLATED
-		// since …") rather than expiring it into "TTL expired".
-		isolated := s.tracker.Snapshot().IsolatedNow()
-		if refresh := s.Config().Health.TTL() / 3; isolated && refresh > 0 && refresh < wait {
-			wait = refresh
-		}
-		if wait < 0 {
-			wait = 0
-		}
-		timer.Reset(wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.wake:
-		case <-timer.C:
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		if trs := s.tracker.Evaluate(s.now()); len(trs) > 0 {
-			s.dispatch(trs)
-			s.pushCheck()
-		} else if isolated {
-			s.pushCheck()
-		}
-	}
-}
-
-func (s *Sidecar) nudge() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// dispatch acts on transitions: logs, notifications, restarts. It runs
-// without the tracker's lock held.
-func (s *Sidecar) dispatch(trs []Transition) {
-	if len(trs) == 0 {
-		return
-	}
-	cfg := s.Config()
-	restartOnIsolation := cfg.Agent.Exec != nil && cfg.Agent.Exec.RestartOnIsolation && s.supervisor != nil
-	for _, tr := range trs {
-		ev := Event{Agent: cfg.Agent.Name, AgentID: cfg.Agent.ID, Reason: tr.Reason, Detail: tr.Detail,
-			LastHeartbeat: tr.LastHeartbeat, Time: tr.At.UTC()}
-		switch tr.Kind {
-		case Isolated:
-			s.metrics.isolations.WithLabelValues(tr.Reason).Inc()
-			s.log.Warn("agent isolated", "reason", tr.Reason, "detail", tr.Detail, "last_heartbeat", stamp(tr.LastHeartbeat))
-			ev.Type = EventAgentIsolated
-			ev.Text = fmt.Sprintf("Agent %s (%s) is isolated: %s.", cfg.Agent.ID, cfg.Agent.Name, tr.Detail)
-			if restartOnIsolation {
-				ev.Text += " Restarting it."
-			}
-			s.notifier.Send(ev)
-			s.publish(ev)
-			if restartOnIsolation {
-				s.supervisor.Restart("isolated: " + tr.Reason)
-			}
-		case Recovered:
-			s.metrics.recoveries.Inc()
-			s.log.Info("agent recovered", "detail", tr.Detail)
-			ev.Type = EventAgentRecovered
-			ev.Text = fmt.Sprintf("Agent %s (%s) recovered: %s.", cfg.Agent.ID, cfg.Agent.Name, tr.Detail)
-			s.notifier.Send(ev)
-			s.publish(ev)
-		case StillIsolated:
-			s.log.Warn("agent still isolated", "reason", tr.Reason)
-			if restartOnIsolation {
-				s.supervisor.Restart("still isolated: " + tr.Reason)
-			}
-		}
-	}
-}
-
-// pushCheck hands the current heartbeat check state to the registry.
-func (s *Sidecar) pushCheck() {
-	s.checkMu.Lock()
-	defer s.checkMu.Unlock()
-	status, output := heartbeatCheck(s.tracker.Snapshot())
-	s.registry.SetCheck(heartbeatCheckID(s.Config().Agent.ID), status, truncate(output, maxCheckOutput))
-}
-
-// maxCheckOutput stays under Consul's default check output limit (4 KiB).
-const maxCheckOutput = 4000
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-len(" …(truncated)")] + " …(truncated)"
-}
-
-func (s *Sidecar) startProbe(p *policies.Probe) {
-	if p == nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.mu.Lock()
-	s.probeStop = cancel
-	s.mu.Unlock()
-	pr := NewProber(s.log.Named("probe"), *p, func(hb Heartbeat) {
-		if s.supervisor == nil || !s.supervisor.Restarting() { // see Supervisor.Restarting
-			s.Beat(hb)
-		}
-	})
-	s.probeWG.Add(1)
-	go func() { defer s.probeWG.Done(); pr.Run(ctx) }()
-}
-
-func (s *Sidecar) stopProbe() {
-	s.mu.Lock()
-	stop := s.probeStop
-	s.probeStop = nil
-	s.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-	s.probeWG.Wait()
-}
-
 func notifyTargets(cfg *policies.Config) []policies.Notify {
 	out := make([]policies.Notify, 0, len(cfg.Health.Notify))
 	for _, name := range cfg.Health.Notify {
@@ -598,28 +389,6 @@ func notifyTargets(cfg *policies.Config) []policies.Notify {
 		}
 	}
 	return out
-}
-
-// loopbackURLHost is the host:port an agent on this host uses to reach the
-// listener: a wildcard bind address is replaced by 127.0.0.1.
-func loopbackURLHost(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
-}
-
-// hostname is used in status output.
-func hostname() string {
-	h, err := os.Hostname()
-	if err != nil {
-		return ""
-	}
-	return h
 }
 
 // ConsulConfig is how the sidecar (and anything else reading its

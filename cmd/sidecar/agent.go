@@ -16,6 +16,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar"
+	"github.com/agent-sidecar/sidecar/sidecar/supervise"
 )
 
 // pathList collects -config and -config-dir values in command-line order.
@@ -139,7 +140,7 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 	// Orphans of the agent (and, as a container's PID 1, of anything)
 	// come to the sidecar, which reaps them.
 	if cfg.Agent.Exec != nil || os.Getpid() == 1 {
-		if pid1, err := sidecar.ReapOrphans(); err != nil {
+		if pid1, err := supervise.ReapOrphans(); err != nil {
 			log.Warn("cannot become a child subreaper: orphans of the agent go to init", "error", err)
 		} else if pid1 {
 			log.Debug("running as PID 1: reaping orphaned processes")

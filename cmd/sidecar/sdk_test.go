@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agent-sidecar/sidecar/examples/fakellm"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
 
 // sdkOpenFor is open_for of breaker "default" in the SDK test: short, so

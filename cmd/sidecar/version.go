@@ -6,7 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
-	"github.com/agent-sidecar/sidecar/sidecar"
+	"github.com/agent-sidecar/sidecar/internal/version"
 )
 
 func runVersion(stdout io.Writer) int {
@@ -19,9 +19,9 @@ func runVersion(stdout io.Writer) int {
 		}
 	}
 	if commit != "" {
-		fmt.Fprintf(stdout, "sidecar %s (commit %s, %s)\n", sidecar.Version, commit, runtime.Version())
+		fmt.Fprintf(stdout, "sidecar %s (commit %s, %s)\n", version.Version, commit, runtime.Version())
 	} else {
-		fmt.Fprintf(stdout, "sidecar %s (%s)\n", sidecar.Version, runtime.Version())
+		fmt.Fprintf(stdout, "sidecar %s (%s)\n", version.Version, runtime.Version())
 	}
 	return exitOK
 }

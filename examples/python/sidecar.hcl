@@ -37,7 +37,7 @@ breaker "default" {
 upstream "researcher" {}
 
 # The agent asks for "gpt-4o" at $SIDECAR_ADDR/llm/v1; when it fails the same
-# request goes to "gpt-4o-mini". Both are the fake models of examples/fakellm
+# request goes to "gpt-4o-mini". Both are the fake models of test/fakellm
 # here; for OpenAI itself, set base_url = "https://api.openai.com/v1" and
 # export OPENAI_API_KEY (the sidecar adds it; the agent never sees it).
 model "gpt-4o" {

@@ -35,7 +35,7 @@ breaker "default" {
 # of the Consul service "researcher".
 upstream "researcher" {}
 
-# The fake models of examples/fakellm; for OpenAI itself, set
+# The fake models of test/fakellm; for OpenAI itself, set
 # base_url = "https://api.openai.com/v1" and export OPENAI_API_KEY.
 model "gpt-4o" {
   provider = "openai"

@@ -15,6 +15,7 @@ import (
 	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+	"github.com/agent-sidecar/sidecar/sidecar/outcome"
 )
 
 // maxAnswer is the largest non-streaming answer held in memory before it
@@ -72,11 +73,11 @@ func (c *call) run() {
 	if c.minOpen > 0 {
 		retry = c.minOpen
 	}
-	outcome := "failure"
+	o := outcome.Failure
 	if c.attempts == 0 {
-		outcome = "rejected" // every model's breaker was open
+		o = outcome.Rejected // every model's breaker was open
 	}
-	c.observe("", outcome)
+	c.observe("", o)
 	msg := "no model could answer: " + strings.Join(c.reasons, "; ")
 	c.g.log.Warn("no model could answer", "model", c.first.Label, "reasons", strings.Join(c.reasons, "; "))
 	c.setHeaders(c.w.Header(), c.first, false)
@@ -205,22 +206,22 @@ func (c *call) relayWhole(m *policies.Model, permit breaker.Permit, resp *http.R
 }
 
 // observe reports a finished request.
-func (c *call) observe(servedBy, outcome string) {
+func (c *call) observe(servedBy string, o outcome.Outcome) {
 	if c.g.opts.Observe != nil {
 		end := c.headers
 		if end.IsZero() {
 			end = time.Now()
 		}
-		c.g.opts.Observe(c.first.Label, servedBy, outcome, end.Sub(c.start))
+		c.g.opts.Observe(c.first.Label, servedBy, o, end.Sub(c.start))
 	}
 }
 
 // servedOutcome is the outcome of an answer from m.
-func (c *call) servedOutcome(m *policies.Model) string {
+func (c *call) servedOutcome(m *policies.Model) outcome.Outcome {
 	if m != c.first {
-		return "fallback"
+		return outcome.Fallback
 	}
-	return "success"
+	return outcome.Success
 }
 
 // answered records who answered and logs a degraded answer.

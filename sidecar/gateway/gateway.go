@@ -24,6 +24,7 @@ import (
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/h1"
+	"github.com/agent-sidecar/sidecar/sidecar/outcome"
 )
 
 // Response headers the gateway sets on every answer.
@@ -54,9 +55,9 @@ type Options struct {
 	OnDegradedChange func(d Degradation, degraded bool)
 	// Observe is called once per finished request (not for requests the
 	// agent abandoned, nor for bad requests): the model asked for, the one
-	// that answered ("" when none did), the outcome (success, fallback,
-	// failure, rejected) and the time to the answer's headers.
-	Observe func(model, servedBy, outcome string, d time.Duration)
+	// that answered ("" when none did), how it ended and the time to the
+	// answer's headers.
+	Observe func(model, servedBy string, o outcome.Outcome, d time.Duration)
 }
 
 // Gateway serves /llm/. It is safe for concurrent use.

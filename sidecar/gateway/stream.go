@@ -15,6 +15,7 @@ import (
 	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+	"github.com/agent-sidecar/sidecar/sidecar/outcome"
 )
 
 // event is one server-sent event as it came from upstream.
@@ -192,7 +193,7 @@ func (c *call) relayStream(m *policies.Model, permit breaker.Permit, resp *http.
 		c.g.count(m.Label, func(s *modelStats) { s.canceled++ })
 		return resultCanceled
 	case sawError:
-		c.observe(m.Label, "failure")
+		c.observe(m.Label, outcome.Failure)
 		c.g.log.Warn("the model's stream ended with an error event", "model", m.Label, "error", errorSummary(ev.data))
 		c.g.count(m.Label, func(s *modelStats) {
 			s.failures++
@@ -206,7 +207,7 @@ func (c *call) relayStream(m *policies.Model, permit breaker.Permit, resp *http.
 		permit.Done(resp.StatusCode, nil)
 		return resultAnswered
 	}
-	c.observe(m.Label, "failure")
+	c.observe(m.Label, outcome.Failure)
 	var reason string
 	switch {
 	case idleExpired.Load():

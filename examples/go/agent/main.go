@@ -32,7 +32,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/agent-sidecar/sidecar/examples/go/sidecarclient"
+	"github.com/agent-sidecar/sidecar/clients/go/sidecarclient"
 )
 
 type agent struct {

@@ -1,0 +1,9 @@
+package supervise
+
+import (
+	"testing"
+
+	"github.com/agent-sidecar/sidecar/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.MainWithoutLeaks(m) }

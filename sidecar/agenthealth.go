@@ -112,6 +112,7 @@ func (s *Sidecar) pushCheck() {
 	defer s.checkMu.Unlock()
 	status, output := health.FormatCheck(s.tracker.Snapshot())
 	s.registry.SetCheck(heartbeatCheckID(s.Config().Agent.ID), status, truncate(output, maxCheckOutput))
+	s.nudgeReport()
 }
 
 // startProbe starts the prober of the configuration Run starts with.

@@ -27,6 +27,7 @@ import (
 	"github.com/agent-sidecar/sidecar/sidecar/health"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
 	"github.com/agent-sidecar/sidecar/sidecar/proxy"
+	"github.com/agent-sidecar/sidecar/sidecar/report"
 	"github.com/agent-sidecar/sidecar/sidecar/supervise"
 )
 
@@ -59,6 +60,10 @@ type Options struct {
 	// AgentOutput receives the supervised agent's stdout and stderr.
 	// Default: the sidecar's own.
 	AgentOutput io.Writer
+	// Reports replaces the Consul KV store of the fleet report (tests).
+	// Default: Consul, unless consul.fleet_prefix is "" or Registry is
+	// set (a test without Consul).
+	Reports report.Store
 	// Executable is the sidecar program, passed to the supervised agent as
 	// SIDECAR_BIN so a shell agent can run "$SIDECAR_BIN heartbeat".
 	Executable string
@@ -88,6 +93,7 @@ type Sidecar struct {
 	discovery proxy.Discovery
 	watcher   *discovery.Watcher // nil when Options.Discovery is set
 	proxy     *proxy.Proxy       // /call/ and the ingress
+	reporter  *report.Writer     // the fleet report in Consul KV; nil without one
 	gateway   *gateway.Gateway
 	metrics   *metrics
 	// transports are the clients of calls, notifications and models; their
@@ -185,6 +191,19 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 			return nil, fmt.Errorf("consul: %w", err)
 		}
 		s.registry = reg
+	}
+	store := opts.Reports
+	if store == nil && opts.Registry == nil && cfg.Consul.FleetPrefix != "" {
+		c, err := discovery.NewClient(consulCfg)
+		if err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("consul: %w", err)
+		}
+		store = c
+	}
+	if store != nil && cfg.Consul.FleetPrefix != "" {
+		s.reporter = report.NewWriter(store, report.Key(cfg.Consul.FleetPrefix, cfg.Agent.ID), s.fleetReport, s.now,
+			log.Named("fleet"))
 	}
 	s.pushCheck() // Consul gets the first state with the registration
 	s.pushSidecarCheck()
@@ -300,6 +319,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	regCtx, registry := newTaskGroup()
 	notifyCtx, notifications := newTaskGroup()
 	bg, background := newTaskGroup()
+	reportCtx, reports := newTaskGroup()
 	_, servers := newTaskGroup()
 	drainCtx, stopDrain := context.WithCancel(context.Background())
 	defer stopDrain()
@@ -310,6 +330,9 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	background.Go(func() { s.refreshSidecarCheck(bg) })
 	background.Go(func() { s.watchConsul(bg) })
 	background.Go(func() { s.proxy.Run(bg) })
+	if s.reporter != nil {
+		reports.Go(func() { s.reporter.Run(reportCtx) })
+	}
 	if s.watcher != nil {
 		background.Go(func() { s.watcher.Run(bg) })
 	}
@@ -356,10 +379,16 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	agent.Stop()
 	s.stopProbe()
 	registry.Stop()
+	reports.Stop()
 	if err := s.registry.Deregister(deadline); err != nil {
 		s.log.Warn("could not deregister from Consul", "error", err)
 	} else {
 		s.log.Info("deregistered from Consul", "service_id", cfg.Agent.ID)
+	}
+	if s.reporter != nil {
+		if err := s.reporter.Delete(deadline); err != nil {
+			s.log.Warn("could not delete the fleet report from Consul KV", "error", err)
+		}
 	}
 	// Queued notifications get one attempt each, until the deadline.
 	defer context.AfterFunc(deadline, stopDrain)()

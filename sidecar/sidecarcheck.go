@@ -36,6 +36,7 @@ func (s *Sidecar) pushSidecarCheck() {
 			last.At.UTC().Format("15:04:05"), firstLine(last.Error), out)
 	}
 	s.registry.SetCheck(sidecarCheckID(s.Config().Agent.ID), status, truncate(out, maxCheckOutput))
+	s.nudgeReport()
 }
 
 // sidecarCheck writes the sidecar check for people reading the Consul UI.

@@ -25,7 +25,11 @@ func startSidecarBinary(t *testing.T, name, cfg string) string {
 }
 
 func TestFleetCommand(t *testing.T) {
-	consul := consultest.Start(t)
+	// Consul's default check_update_interval (5m), as on a real cluster:
+	// a check's output reaches the catalog minutes late, its status at once.
+	// Everything fleet shows beyond the statuses comes from the reports
+	// the sidecars keep in KV.
+	consul := consultest.Start(t, consultest.DefaultCheckUpdateInterval())
 	cfg := func(id string) string {
 		return `
 agent {

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -167,4 +168,18 @@ func ingressAddrOf(c *policies.Config) string {
 		return ""
 	}
 	return c.Ingress.Address
+}
+
+// reloadOnSignal reloads on each value of Options.ReloadOn until ctx ends.
+func (s *Sidecar) reloadOnSignal(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.opts.ReloadOn:
+			if _, err := s.Reload(); errors.Is(err, ErrNothingToReload) {
+				s.log.Warn("SIGHUP ignored", "reason", err)
+			} // other errors are logged with the file:line:col of each
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +61,12 @@ type Options struct {
 	// AgentOutput receives the supervised agent's stdout and stderr.
 	// Default: the sidecar's own.
 	AgentOutput io.Writer
+	// Policies follows the fleet-wide policies in Consul KV
+	// (FollowKVPolicies); Run reloads on each change. Nil: none.
+	Policies *KVPolicies
+	// ReloadOn reloads the configuration on each value received
+	// (SIGHUP), while Run runs.
+	ReloadOn <-chan os.Signal
 	// Reports replaces the Consul KV store of the fleet report (tests).
 	// Default: Consul, unless consul.fleet_prefix is "" or Registry is
 	// set (a test without Consul).
@@ -320,6 +327,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	notifyCtx, notifications := newTaskGroup()
 	bg, background := newTaskGroup()
 	reportCtx, reports := newTaskGroup()
+	reloadCtx, reloads := newTaskGroup()
 	_, servers := newTaskGroup()
 	drainCtx, stopDrain := context.WithCancel(context.Background())
 	defer stopDrain()
@@ -332,6 +340,13 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	background.Go(func() { s.proxy.Run(bg) })
 	if s.reporter != nil {
 		reports.Go(func() { s.reporter.Run(reportCtx) })
+	}
+	if k := s.opts.Policies; k != nil {
+		s.reportPoliciesAtStart(k)
+		reloads.Go(func() { k.watch(reloadCtx, s.log.Named("policies"), func() { _, _ = s.Reload() }) })
+	}
+	if s.opts.ReloadOn != nil {
+		reloads.Go(func() { s.reloadOnSignal(reloadCtx) })
 	}
 	if s.watcher != nil {
 		background.Go(func() { s.watcher.Run(bg) })
@@ -376,6 +391,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	}
 	shutdowns.Stop()
 	servers.Stop()
+	reloads.Stop()
 	agent.Stop()
 	s.stopProbe()
 	registry.Stop()

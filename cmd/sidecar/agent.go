@@ -90,8 +90,6 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 	}
 	var cfg *policies.Config
 	var opts sidecar.Options
-	var kv *kvPolicies   // nil without consul.policy_prefix
-	var kvRejected error // the fleet policies read at start, when they do not load
 	if *dev {
 		cfg = policies.Dev()
 	} else {
@@ -100,22 +98,17 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 			fmt.Fprintln(stderr, err)
 			return exitError
 		}
+		opts.Reload = func() (*policies.Config, error) { return policies.Load(paths...) }
 		// Fleet-wide policies from Consul KV, below the files: read once
-		// now (briefly: Consul may be down), then followed.
+		// now (briefly: Consul may be down), then followed by Run.
 		if cfg.Consul.PolicyPrefix != "" {
-			if kv, err = newKVPolicies(cfg); err != nil {
+			kv, withKV, err := sidecar.FollowKVPolicies(cfg, paths, 5*time.Second)
+			if err != nil {
 				fmt.Fprintln(stderr, "sidecar agent:", err)
 				return exitError
 			}
-			if err := kv.first(5 * time.Second); err != nil {
-				fmt.Fprintf(stderr, "sidecar agent: fleet policies not read yet (%v); starting with the local files\n", err)
-			} else if withKV, err := kv.load(paths); err != nil {
-				kvRejected = err // reported once the sidecar runs: status, events, check
-			} else {
-				cfg = withKV
-			}
+			cfg, opts.Policies, opts.Reload = withKV, kv, kv.Load
 		}
-		opts.Reload = func() (*policies.Config, error) { return kv.load(paths) }
 	}
 	// The log block of the configuration, unless a flag or the environment
 	// says otherwise.
@@ -150,32 +143,16 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 	if exe, err := os.Executable(); err == nil {
 		opts.Executable = exe
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	opts.ReloadOn = hup
 	s, err := sidecar.New(cfg, log, opts)
 	if err != nil {
 		log.Error("sidecar did not start", "error", err)
 		return exitError
 	}
 
-	if kv != nil {
-		if kvRejected != nil {
-			kv.rejectedAtStart(log, kvRejected)
-			_, _ = s.Reload() // records the rejection: status, events, the sidecar check
-		}
-		go kv.watch(ctx, log.Named("policies"), func() { _, _ = s.Reload() })
-	}
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			if _, err := s.Reload(); err != nil && !errors.Is(err, sidecar.ErrNothingToReload) {
-				continue // already logged with the file:line:col of each error
-			} else if err != nil {
-				log.Warn("SIGHUP ignored", "reason", err)
-			}
-		}
-	}()
 	go func() {
 		<-ctx.Done()
 		// The graceful shutdown has begun; a second signal exits at once.

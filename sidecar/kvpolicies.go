@@ -1,4 +1,4 @@
-package main
+package sidecar
 
 import (
 	"context"
@@ -12,16 +12,22 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
-	"github.com/agent-sidecar/sidecar/sidecar"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
-// kvPolicies holds the fleet-wide policies read from Consul KV under
+// KVPolicies follows the fleet-wide policies in Consul KV under
 // consul.policy_prefix: the fleet layer (keys directly below the prefix,
 // and in folders other than service/) and this service's layer
-// (service/<name>/…). Only keys ending in .hcl are policies.
-type kvPolicies struct {
+// (service/<name>/…). Only keys ending in .hcl are policies. Give it to
+// the sidecar in Options.Policies: Run follows the prefix and reloads on
+// each change.
+type KVPolicies struct {
 	prefix, service string
+	paths           []string // the local files, loaded over the policies
 	client          *discovery.Client
+	// What FollowKVPolicies saw at start, reported by Run: the prefix
+	// could not be read, or its policies were rejected.
+	unreadAtStart, rejectedAtStart error
 
 	mu      sync.Mutex
 	fleet   []policies.Source
@@ -34,23 +40,46 @@ type kvPolicies struct {
 	goodIndex          string
 }
 
-func newKVPolicies(cfg *policies.Config) (*kvPolicies, error) {
-	c, err := discovery.NewClient(sidecar.ConsulConfig(cfg))
+// FollowKVPolicies reads the policies under cfg's consul.policy_prefix
+// once, waiting at most limit (Consul may be down), and returns their
+// follower and the configuration to start with: the files at paths (cfg is
+// what they loaded) over the policies, or the files alone when the prefix
+// cannot be read or its policies do not load; Run reports either. The error
+// is for a Consul configuration the client refuses.
+func FollowKVPolicies(cfg *policies.Config, paths []string, limit time.Duration) (*KVPolicies, *policies.Config, error) {
+	c, err := discovery.NewClient(ConsulConfig(cfg))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &kvPolicies{prefix: cfg.Consul.PolicyPrefix, service: cfg.Agent.Name, client: c}, nil
+	k := &KVPolicies{prefix: cfg.Consul.PolicyPrefix, service: cfg.Agent.Name, paths: paths, client: c}
+	if err := k.first(limit); err != nil {
+		k.unreadAtStart = err
+		return k, cfg, nil
+	}
+	withKV, err := k.Load()
+	var rejected *PoliciesRejected
+	switch {
+	case errors.As(err, &rejected) && withKV != nil:
+		k.rejectedAtStart = rejected.Err
+		return k, withKV, nil
+	case err != nil: // the files no longer load: they changed since cfg was read
+		return nil, nil, err
+	}
+	return k, withKV, nil
 }
+
+// Load loads the files over the policies last read (Options.Reload).
+func (k *KVPolicies) Load() (*policies.Config, error) { return k.load(k.paths) }
 
 // load loads the files over the policies last read. When that fails
 // because of the policies (the files load over the policies in force), it
 // returns the files over the policies in force, with a
-// *sidecar.PoliciesRejected error saying why the policies were rejected: a
+// *PoliciesRejected error saying why the policies were rejected: a
 // bad policy does not hold back a change of the local files. When the files
 // do not load, the error lists their problems and, if they differ from
 // those in force, the policies' own. Loads run one at a time: at start,
 // then only through Sidecar.Reload, which runs one reload at a time.
-func (k *kvPolicies) load(paths []string) (*policies.Config, error) {
+func (k *KVPolicies) load(paths []string) (*policies.Config, error) {
 	if k == nil {
 		return policies.LoadWithPolicies(nil, nil, paths...)
 	}
@@ -73,7 +102,7 @@ func (k *kvPolicies) load(paths []string) (*policies.Config, error) {
 	if localErr != nil {
 		return nil, joinDiagnostics(localErr, err)
 	}
-	return local, &sidecar.PoliciesRejected{Err: err}
+	return local, &PoliciesRejected{Err: err}
 }
 
 // joinDiagnostics is the diagnostics of first followed by those of second
@@ -97,7 +126,7 @@ func joinDiagnostics(first, second error) error {
 }
 
 // set takes a read of the prefix and says whether it changed anything.
-func (k *kvPolicies) set(pairs []discovery.KVPair) bool {
+func (k *KVPolicies) set(pairs []discovery.KVPair) bool {
 	var fleet, own []policies.Source
 	var sig strings.Builder
 	for _, p := range pairs {
@@ -124,7 +153,7 @@ func (k *kvPolicies) set(pairs []discovery.KVPair) bool {
 }
 
 // first reads the prefix once, waiting at most limit.
-func (k *kvPolicies) first(limit time.Duration) error {
+func (k *KVPolicies) first(limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	pairs, _, err := k.client.KVList(ctx, k.prefix, 0, 0)
@@ -138,7 +167,7 @@ func (k *kvPolicies) first(limit time.Duration) error {
 // watch follows the prefix with blocking queries and calls reload after
 // each change, until ctx ends. A Consul that does not answer keeps the
 // policies last read.
-func (k *kvPolicies) watch(ctx context.Context, log hclog.Logger, reload func()) {
+func (k *KVPolicies) watch(ctx context.Context, log hclog.Logger, reload func()) {
 	k.client.WatchKV(ctx, k.prefix, func(pairs []discovery.KVPair, err error) {
 		if err != nil {
 			k.mu.Lock()
@@ -160,9 +189,24 @@ func (k *kvPolicies) watch(ctx context.Context, log hclog.Logger, reload func())
 	})
 }
 
-// rejectedAtStart says that the policies read at start do not load, and
-// that the sidecar runs on its local files until a valid change arrives.
-func (k *kvPolicies) rejectedAtStart(log hclog.Logger, err error) {
-	log.Warn("fleet policies in Consul KV rejected; starting with the local files only, until a valid change "+
-		"of the policies arrives", "prefix", k.prefix, "errors", strings.Count(err.Error(), "\n")+1)
+// reportPoliciesAtStart says once, in the log, status, events and the sidecar
+// check, that the policies could not be read at start or were rejected:
+// the sidecar runs on its local files until a valid change arrives.
+func (s *Sidecar) reportPoliciesAtStart(k *KVPolicies) {
+	if err := k.unreadAtStart; err != nil {
+		s.log.Warn("fleet policies not read yet; starting with the local files", "prefix", k.prefix, "error", err)
+	}
+	err := k.rejectedAtStart
+	if err == nil {
+		return
+	}
+	s.log.Error("fleet policies in Consul KV rejected; starting with the local files only, until a valid change "+
+		"of the policies arrives", "prefix", k.prefix, "error", err)
+	info := ReloadInfo{At: s.now(), Error: err.Error(), Sources: s.Config().Sources, PoliciesRejected: true}
+	s.mu.Lock()
+	s.lastReload = &info
+	s.mu.Unlock()
+	s.publish(notify.Event{Type: notify.EventConfigRejected, Detail: info.Error,
+		Text: "Fleet policies in Consul KV rejected; the sidecar runs on its local files: " + firstLine(info.Error)})
+	s.pushSidecarCheck()
 }

@@ -68,6 +68,9 @@ func FollowKVPolicies(cfg *policies.Config, paths []string, limit time.Duration)
 	return k, withKV, nil
 }
 
+// CloseIdleConnections closes the Consul client's kept-alive connections.
+func (k *KVPolicies) CloseIdleConnections() { k.client.CloseIdleConnections() }
+
 // Load loads the files over the policies last read (Options.Reload).
 func (k *KVPolicies) Load() (*policies.Config, error) { return k.load(k.paths) }
 

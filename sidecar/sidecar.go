@@ -207,6 +207,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 			return nil, fmt.Errorf("consul: %w", err)
 		}
 		store = c
+		s.transports = append(s.transports, c) // its kept-alive connections close with the others
 	}
 	if store != nil && cfg.Consul.FleetPrefix != "" {
 		s.reporter = report.NewWriter(store, report.Key(cfg.Consul.FleetPrefix, cfg.Agent.ID), s.fleetReport, s.now,
@@ -342,6 +343,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		reports.Go(func() { s.reporter.Run(reportCtx) })
 	}
 	if k := s.opts.Policies; k != nil {
+		s.transports = append(s.transports, k)
 		s.reportPoliciesAtStart(k)
 		reloads.Go(func() { k.watch(reloadCtx, s.log.Named("policies"), func() { _, _ = s.Reload() }) })
 	}

@@ -152,6 +152,7 @@ func mergeReload(prev, next *policies.Config) (*policies.Config, []string) {
 	keep("consul.token", prev.Consul.Token != next.Consul.Token, func() { out.Consul.Token = prev.Consul.Token })
 	keep("consul.sync_interval", prev.Consul.SyncInterval != next.Consul.SyncInterval, func() { out.Consul.SyncInterval = prev.Consul.SyncInterval })
 	keep("consul.policy_prefix", prev.Consul.PolicyPrefix != next.Consul.PolicyPrefix, func() { out.Consul.PolicyPrefix = prev.Consul.PolicyPrefix })
+	keep("consul.fleet_prefix", prev.Consul.FleetPrefix != next.Consul.FleetPrefix, func() { out.Consul.FleetPrefix = prev.Consul.FleetPrefix })
 	pc, nc := prev.Consul, next.Consul
 	keep("consul TLS (ca_file, cert_file, key_file, tls_server_name, insecure_skip_verify)",
 		pc.CAFile != nc.CAFile || pc.CertFile != nc.CertFile || pc.KeyFile != nc.KeyFile ||

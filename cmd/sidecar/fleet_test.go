@@ -111,6 +111,18 @@ upstream "down" { url = "http://127.0.0.1:1" }
 		list[0].LastHeartbeat == nil || list[0].Heartbeat != "passing" {
 		t.Errorf("fleet -json %+v", list)
 	}
+	if list[0].Reported == nil || list[1].Reported == nil {
+		t.Errorf("fleet -json without the reports' times: %+v", list)
+	}
+
+	// A report someone else wrote that does not decode is named and skipped
+	if err := consulPut(consul.HTTPAddr, "sidecar/fleet/junk", `{"id":`); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, _ := runCLI(t, env, "fleet"); !strings.Contains(errOut, "ignoring Consul KV sidecar/fleet/junk") ||
+		!strings.Contains(out, "writer-2") {
+		t.Errorf("a junk report: stdout %s stderr %s", out, errOut)
+	}
 	if out, _, _ := runCLI(t, env, "fleet", "-service", "nobody"); !strings.Contains(out, "no agent instances") {
 		t.Errorf("an empty selection: %s", out)
 	}
@@ -137,4 +149,21 @@ upstream "down" { url = "http://127.0.0.1:1" }
 	if _, errOut, code := runCLI(t, nil, "fleet", "-consul", "127.0.0.1:1"); code != exitUnreachable || !strings.Contains(errOut, "127.0.0.1:1") {
 		t.Fatalf("unreachable Consul: exit %d %s", code, errOut)
 	}
+}
+
+// consulPut writes a KV entry through Consul's HTTP API.
+func consulPut(addr, key, value string) error {
+	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/v1/kv/"+key, strings.NewReader(value))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("PUT %s: %s", key, resp.Status)
+	}
+	return nil
 }

@@ -172,7 +172,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		Transport: callRT, Now: s.now, Observe: s.metrics.observe,
 		AgentIsolated:   func() (string, bool) { h := s.tracker.Snapshot(); return h.Reason, h.IsolatedNow() },
 		BreakersDropped: s.metrics.forgetBreakers, InstancesDeparted: s.forgetDeparted})
-	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: modelRT,
+	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: modelRT, Now: s.now,
 		OnDegradedChange: s.onDegradedChange, Observe: s.observeModel})
 
 	ln, err := net.Listen("tcp", cfg.Listen.Address)

@@ -88,7 +88,7 @@ func (c *call) run() {
 func (c *call) fail(m *policies.Model, permit breaker.Permit, reason string) result {
 	permit.DoneFailure(reason)
 	c.reasons = append(c.reasons, m.Label+": "+reason)
-	c.g.count(m.Label, func(s *modelStats) { s.failures++; s.lastFailure = reason; s.lastFailureAt = time.Now() })
+	c.g.count(m.Label, func(s *modelStats) { s.failures++; s.lastFailure = reason; s.lastFailureAt = c.g.opts.Now() })
 	return resultFailed
 }
 

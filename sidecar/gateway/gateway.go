@@ -58,6 +58,10 @@ type Options struct {
 	// that answered ("" when none did), how it ended and the time to the
 	// answer's headers.
 	Observe func(model, servedBy string, o outcome.Outcome, d time.Duration)
+	// Now is the clock of the times the gateway reports (degraded since,
+	// last failure). Default time.Now. Durations (timeouts, latency) are
+	// measured on the monotonic clock.
+	Now func() time.Time
 }
 
 // Gateway serves /llm/. It is safe for concurrent use.
@@ -85,6 +89,9 @@ type state struct {
 func New(cfg *policies.Config, opts Options) *Gateway {
 	if opts.Log == nil {
 		opts.Log = hclog.NewNullLogger()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.Breakers == nil {
 		opts.Breakers = breaker.NewSet()

@@ -54,7 +54,7 @@ func (g *Gateway) count(label string, fn func(*modelStats)) {
 
 // noteAnswer records whether the chain of model was served by a fallback.
 func (g *Gateway) noteAnswer(model, servedBy string, degraded bool, reason string) {
-	now := time.Now()
+	now := g.opts.Now()
 	changed := false
 	var ch Degradation
 	g.mu.Lock()
@@ -82,7 +82,7 @@ func (g *Gateway) noteAnswer(model, servedBy string, degraded bool, reason strin
 // Degraded lists the chains served by a fallback model now: their latest
 // answer came from a fallback, less than five minutes ago.
 func (g *Gateway) Degraded() []Degradation {
-	now := time.Now()
+	now := g.opts.Now()
 	g.mu.Lock()
 	var out []Degradation
 	for _, d := range g.degraded {

@@ -198,7 +198,7 @@ func (c *call) relayStream(m *policies.Model, permit breaker.Permit, resp *http.
 		c.g.count(m.Label, func(s *modelStats) {
 			s.failures++
 			s.lastFailure = "error event in stream"
-			s.lastFailureAt = time.Now()
+			s.lastFailureAt = c.g.opts.Now()
 		})
 		permit.DoneFailure("error event in stream")
 		return resultAnswered
@@ -220,7 +220,7 @@ func (c *call) relayStream(m *policies.Model, permit breaker.Permit, resp *http.
 		reason = "the stream broke: " + describe(err)
 	}
 	c.g.log.Warn("the model's stream was interrupted", "model", m.Label, "reason", reason)
-	c.g.count(m.Label, func(s *modelStats) { s.failures++; s.lastFailure = reason; s.lastFailureAt = time.Now() })
+	c.g.count(m.Label, func(s *modelStats) { s.failures++; s.lastFailure = reason; s.lastFailureAt = c.g.opts.Now() })
 	permit.DoneFailure(reason)
 	write(streamErrorEvent(c.ep.provider, "model "+m.Label+": "+reason+"; the answer is incomplete"))
 	return resultAnswered

@@ -284,23 +284,3 @@ func TestAnswersOutliveTheBodyReadTimeout(t *testing.T) {
 	}
 	e.POST("/call/up/x").WithText("a task").Expect().Status(http.StatusOK).Body().Contains(`"from":"up"`)
 }
-
-// The listeners' limits are fixed when they open: a reload that changes
-// them keeps the running values and says a restart is needed; the ingress
-// token and body timeout apply at once.
-func TestReloadKeepsListenerLimits(t *testing.T) {
-	prev := testConfig()
-	prev.Ingress = &policies.Ingress{Address: "127.0.0.1:7080", MaxConnections: 100, BodyReadTimeout: time.Minute}
-	next := testConfig()
-	next.Listen.MaxConnections, next.Listen.AllowedHosts = 10, []string{"x.internal"}
-	next.Ingress = &policies.Ingress{Address: "127.0.0.1:7080", MaxConnections: 10, BodyReadTimeout: time.Second,
-		Token: "ingress-token-0123456789"}
-	got, restart := mergeReload(prev, next)
-	if strings.Join(restart, ",") != "listen,ingress.max_connections" {
-		t.Fatalf("restart required for %v", restart)
-	}
-	if got.Listen.MaxConnections != prev.Listen.MaxConnections || got.Listen.AllowedHosts != nil ||
-		got.Ingress.MaxConnections != 100 || got.Ingress.BodyReadTimeout != time.Second || got.Ingress.Token != next.Ingress.Token {
-		t.Fatalf("merged %+v %+v", got.Listen, *got.Ingress)
-	}
-}

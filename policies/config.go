@@ -7,49 +7,51 @@ package policies
 
 import "time"
 
-// Config is the resolved configuration of one sidecar.
+// Config is the resolved configuration of one sidecar. The reload tag of
+// each field says whether a reload applies it or it needs a restart (see
+// reload.go); a field without one fails the tests.
 type Config struct {
-	Agent  Agent
-	Listen Listen
-	Consul Consul
-	Health Health
+	Agent  Agent  `reload:"fields"`
+	Listen Listen `reload:"restart"`
+	Consul Consul `reload:"fields"`
+	Health Health `reload:"live"`
 	// Notify holds the notification targets by name (the label of each
 	// `notify "NAME" { ... }` block).
-	Notify map[string]Notify
+	Notify map[string]Notify `reload:"live"`
 	// Breakers holds the circuit breaker settings by name (the label of each
 	// `breaker "NAME" { ... }` block). It always has "default".
-	Breakers map[string]Breaker
+	Breakers map[string]Breaker `reload:"live"`
 	// Upstreams holds the targets of /call/{upstream}/… by name (the label
 	// of each `upstream "NAME" { ... }` block).
-	Upstreams map[string]Upstream
+	Upstreams map[string]Upstream `reload:"live"`
 	// Ingress is the task port in front of the agent; nil when not
 	// configured.
-	Ingress *Ingress
+	Ingress *Ingress `reload:"fields,presence=address"`
 	// Models holds the model gateway's models by label (the label of each
 	// `model "LABEL" { ... }` block). Empty, never nil, without models.
-	Models map[string]Model
+	Models map[string]Model `reload:"live"`
 	// Gateway holds the model gateway's own settings.
-	Gateway Gateway
+	Gateway Gateway `reload:"live"`
 	// TLS holds the settings of outgoing TLS (calls, models, webhooks).
-	TLS TLS
+	TLS TLS `reload:"restart"`
 	// Log is how the sidecar logs; the -log-level and -log-json flags and
 	// $SIDECAR_LOG_LEVEL / $SIDECAR_LOG_JSON take precedence.
-	Log Log
+	Log Log `reload:"restart"`
 
 	// Sources lists the files the configuration was read from, in load order.
 	// Empty for the built-in -dev configuration.
-	Sources []string
+	Sources []string `reload:"live"`
 }
 
 // Agent describes the agent the sidecar runs beside.
 type Agent struct {
-	Name    string            // Consul service name. Required in files; "agent" under -dev.
-	ID      string            // Consul service ID. Default: Name.
-	Address string            // Address the agent takes tasks on. Default "127.0.0.1".
-	Port    int               // Port the agent takes tasks on. Default 0 (none).
-	Tags    []string          // Extra Consul tags; "ai-agent" is always added by the sidecar.
-	Meta    map[string]string // Consul service meta.
-	Exec    *Exec             // Nil unless the sidecar supervises the agent process.
+	Name    string            `reload:"restart"`       // Consul service name. Required in files; "agent" under -dev.
+	ID      string            `reload:"restart"`       // Consul service ID. Default: Name.
+	Address string            `reload:"live"`          // Address the agent takes tasks on. Default "127.0.0.1".
+	Port    int               `reload:"live"`          // Port the agent takes tasks on. Default 0 (none).
+	Tags    []string          `reload:"live"`          // Extra Consul tags; "ai-agent" is always added by the sidecar.
+	Meta    map[string]string `reload:"live"`          // Consul service meta.
+	Exec    *Exec             `reload:"live,presence"` // Nil unless the sidecar supervises the agent process.
 }
 
 // Restart policies for a supervised agent.
@@ -108,17 +110,17 @@ const (
 
 // Consul describes how to reach the local Consul agent.
 type Consul struct {
-	Address                 string        // Default: $CONSUL_HTTP_ADDR, else "127.0.0.1:8500".
-	Token                   string        // Default: $CONSUL_HTTP_TOKEN. Secret: never logged.
-	DeregisterCriticalAfter time.Duration // Default 72h; minimum 1m (Consul's own minimum).
-	SyncInterval            time.Duration // How often registration is verified. Default 5s.
+	Address                 string        `reload:"restart"` // Default: $CONSUL_HTTP_ADDR, else "127.0.0.1:8500".
+	Token                   string        `reload:"restart"` // Default: $CONSUL_HTTP_TOKEN. Secret: never logged.
+	DeregisterCriticalAfter time.Duration `reload:"live"`    // Default 72h; minimum 1m (Consul's own minimum).
+	SyncInterval            time.Duration `reload:"restart"` // How often registration is verified. Default 5s.
 	// PolicyPrefix is the Consul KV prefix of fleet-wide policies, ending
 	// in "/"; "" (default) reads none.
-	PolicyPrefix string
+	PolicyPrefix string `reload:"restart"`
 	// FleetPrefix is the Consul KV prefix under which the sidecar keeps
 	// its report for `sidecar fleet` (key <prefix><agent id>), ending in
 	// "/"; "" writes none. Default "sidecar/fleet/".
-	FleetPrefix string
+	FleetPrefix string `reload:"restart"`
 
 	// HTTPS to Consul. As with the consul CLI, HTTPS is chosen by an
 	// https:// Address or CONSUL_HTTP_SSL=true, never by these settings:
@@ -128,21 +130,21 @@ type Consul struct {
 	// CAFile is a PEM bundle of the certificate authorities that sign
 	// Consul's certificate, trusted instead of the system's. Default:
 	// $CONSUL_CACERT.
-	CAFile string
+	CAFile string `reload:"restart,group=consul TLS"`
 	// CertFile and KeyFile are a client certificate and its private key
 	// (PEM) for a Consul that verifies its HTTPS clients: both or neither.
 	// Default: $CONSUL_CLIENT_CERT and $CONSUL_CLIENT_KEY, used only when
 	// the files set neither. The key's path may be shown; its contents
 	// never are.
-	CertFile string
-	KeyFile  string
+	CertFile string `reload:"restart,group=consul TLS"`
+	KeyFile  string `reload:"restart,group=consul TLS"`
 	// TLSServerName is the name Consul's certificate is checked against.
 	// Default: $CONSUL_TLS_SERVER_NAME, else the host of Address.
-	TLSServerName string
+	TLSServerName string `reload:"restart,group=consul TLS"`
 	// InsecureSkipVerify accepts any certificate from Consul. Default
 	// false; only a file turns it on (CONSUL_HTTP_SSL_VERIFY is not read),
 	// and the sidecar warns at start.
-	InsecureSkipVerify bool
+	InsecureSkipVerify bool `reload:"restart,group=consul TLS"`
 }
 
 // Health describes heartbeat tracking.
@@ -236,20 +238,20 @@ type Upstream struct {
 // passes them to the agent (agent.port), else to a healthy peer, else to
 // the fallback upstreams.
 type Ingress struct {
-	Address  string        // host:port; required.
-	Breaker  string        // name of a breaker. Default "default".
-	Timeout  time.Duration // whole call. Default 2m.
-	Fallback []string      // upstreams tried after the agent and its peers.
+	Address  string        `reload:"restart"` // host:port; required.
+	Breaker  string        `reload:"live"`    // name of a breaker. Default "default".
+	Timeout  time.Duration `reload:"live"`    // whole call. Default 2m.
+	Fallback []string      `reload:"live"`    // upstreams tried after the agent and its peers.
 	// MaxConcurrent caps the tasks in flight to the local agent; a task
 	// beyond it goes to a peer or a fallback as when the agent is
 	// isolated, else gets 503 with Retry-After. 0 (default): no cap.
-	MaxConcurrent int
+	MaxConcurrent int `reload:"live"`
 	// Token, when set, must be sent by every caller in the
 	// X-Sidecar-Ingress-Token header (removed before the task is passed
 	// on). Secret. Default: none.
-	Token           string
-	MaxConnections  int           // open connections; more wait. Default 2048.
-	BodyReadTimeout time.Duration // time a request's body may take. Default 1m.
+	Token           string        `reload:"live"`
+	MaxConnections  int           `reload:"restart"` // open connections; more wait. Default 2048.
+	BodyReadTimeout time.Duration `reload:"live"`    // time a request's body may take. Default 1m.
 }
 
 // Model providers: the wire format a model speaks.

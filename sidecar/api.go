@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/agent-sidecar/sidecar/internal/version"
+	"github.com/agent-sidecar/sidecar/sidecar/guard"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
 )
 
@@ -22,7 +23,7 @@ const (
 	errInvalidConfig    = "invalid_config"
 	errAgentRestarting  = "agent_restarting"
 	errInternal         = "internal_error"
-	errUnauthorized     = "unauthorized"
+	errRequestTimeout   = "request_timeout"
 )
 
 // APIError is the body of every error the sidecar itself returns:
@@ -100,7 +101,7 @@ func newControlAPI(s *Sidecar) *echo.Echo {
 // readBody reads at most limit bytes; a larger body is a 413.
 func readBody(c echo.Context, limit int64) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, limit+1))
-	var late *bodyTimeoutError
+	var late *guard.BodyTimeoutError
 	switch {
 	case errors.As(err, &late):
 		return nil, &httpError{status: http.StatusRequestTimeout, typ: errRequestTimeout, msg: late.Error()}

@@ -88,23 +88,6 @@ func TestTokenRequiredOnEveryEndpointButHealth(t *testing.T) {
 	}
 }
 
-func TestTokenForMutatingEndpointsOnly(t *testing.T) {
-	cfg := testConfig()
-	cfg.Listen.Token, cfg.Listen.TokenScope = plantedToken, policies.TokenMutating
-	_, _, e := startSidecar(t, cfg, Options{})
-
-	// Reading needs no token; heartbeats, reloading and breaker actions do
-	e.GET("/v1/status").Expect().Status(http.StatusOK)
-	e.POST("/v1/heartbeat").Expect().Status(http.StatusUnauthorized)
-	e.POST("/v1/heartbeat").WithHeader("Content-Type", "application/json").WithBytes([]byte(`{"status":"failing"}`)).
-		Expect().Status(http.StatusUnauthorized)
-	e.POST("/v1/heartbeat").WithHeader("X-Sidecar-Token", plantedToken).Expect().Status(http.StatusOK)
-	e.POST("/v1/reload").Expect().Status(http.StatusUnauthorized)
-	e.POST("/v1/breakers/x/open").Expect().Status(http.StatusUnauthorized)
-	e.POST("/v1/breakers/x/open").WithHeader("X-Sidecar-Token", plantedToken).Expect().Status(http.StatusNotFound)
-	e.POST("/v1/reload").WithHeader("Authorization", "Bearer "+plantedToken).Expect().Status(http.StatusConflict)
-}
-
 func TestOversizedHeadersGet431(t *testing.T) {
 	_, _, e := startSidecar(t, testConfig(), Options{})
 	e.GET("/v1/status").WithHeader("X-Big", strings.Repeat("x", MaxHeaderBytes+16<<10)).

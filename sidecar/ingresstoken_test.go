@@ -32,7 +32,7 @@ func tokenWitness(u *scripted) *[]string {
 	inner := u.srv.Config.Handler
 	u.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		seen = append(seen, r.Header.Get(HeaderIngressToken))
+		seen = append(seen, r.Header.Get(proxy.HeaderIngressToken))
 		mu.Unlock()
 		inner.ServeHTTP(w, r)
 	})
@@ -216,7 +216,7 @@ func TestPeersGetTheTokenOnlyAtAnIngress(t *testing.T) {
 	down := newScripted(t, "down", http.StatusOK)
 	down.srv.Close()
 	task := func(base string) *httpexpect.Response {
-		return newExpect(t, base).POST("/task").WithHeader(HeaderIngressToken, fleetToken).WithText("t").Expect()
+		return newExpect(t, base).POST("/task").WithHeader(proxy.HeaderIngressToken, fleetToken).WithText("t").Expect()
 	}
 
 	// Given a peer registered by a sidecar without an ingress (its port is
@@ -244,7 +244,7 @@ func TestPeersGetTheTokenOnlyAtAnIngress(t *testing.T) {
 		_, base := startIngress(t, down, func(cfg *policies.Config) { cfg.Ingress.Token = tc.token }, withIngress)
 		req := newExpect(t, base).POST("/task").WithText("t")
 		if tc.token != "" {
-			req = req.WithHeader(HeaderIngressToken, tc.token)
+			req = req.WithHeader(proxy.HeaderIngressToken, tc.token)
 		}
 		obj := req.Expect().Status(http.StatusBadGateway).JSON().Object().Value("error").Object()
 		obj.Value("type").IsEqual("ingress_token_refused")

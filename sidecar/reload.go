@@ -74,7 +74,7 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 
 	s.mu.Lock()
 	prev := s.cfg
-	merged, restart := mergeReload(prev, next)
+	merged, restart := policies.KeepRestartOnly(prev, next) // which: the reload tags of policies.Config
 	s.cfg = merged
 	info := ReloadInfo{At: now, OK: true, Sources: merged.Sources, RestartRequired: restart}
 	if policiesRejected != nil {
@@ -114,61 +114,6 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 	}
 	s.pushSidecarCheck()
 	return info, nil
-}
-
-// mergeReload returns next with the settings that cannot change at run time
-// kept from prev, and the names of those that differed.
-func mergeReload(prev, next *policies.Config) (*policies.Config, []string) {
-	out := *next
-	var restart []string
-	keep := func(key string, changed bool, apply func()) {
-		if changed {
-			restart = append(restart, key)
-			apply()
-		}
-	}
-	keep("agent.name", prev.Agent.Name != next.Agent.Name, func() { out.Agent.Name = prev.Agent.Name })
-	keep("agent.id", prev.Agent.ID != next.Agent.ID, func() { out.Agent.ID = prev.Agent.ID })
-	keep("agent.exec", (prev.Agent.Exec == nil) != (next.Agent.Exec == nil), func() { out.Agent.Exec = prev.Agent.Exec })
-	keep("listen", !prev.Listen.Equal(next.Listen), func() { out.Listen = prev.Listen })
-	keep("log", prev.Log != next.Log, func() { out.Log = prev.Log })
-	keep("tls", prev.TLS != next.TLS, func() { out.TLS = prev.TLS })
-	keep("ingress.address", ingressAddrOf(prev) != ingressAddrOf(next), func() {
-		if next.Ingress != nil && prev.Ingress != nil {
-			in := *next.Ingress
-			in.Address = prev.Ingress.Address
-			out.Ingress = &in
-		} else {
-			out.Ingress = prev.Ingress
-		}
-	})
-	keep("ingress.max_connections", prev.Ingress != nil && next.Ingress != nil &&
-		prev.Ingress.MaxConnections != next.Ingress.MaxConnections, func() {
-		in := *out.Ingress
-		in.MaxConnections = prev.Ingress.MaxConnections
-		out.Ingress = &in
-	})
-	keep("consul.address", prev.Consul.Address != next.Consul.Address, func() { out.Consul.Address = prev.Consul.Address })
-	keep("consul.token", prev.Consul.Token != next.Consul.Token, func() { out.Consul.Token = prev.Consul.Token })
-	keep("consul.sync_interval", prev.Consul.SyncInterval != next.Consul.SyncInterval, func() { out.Consul.SyncInterval = prev.Consul.SyncInterval })
-	keep("consul.policy_prefix", prev.Consul.PolicyPrefix != next.Consul.PolicyPrefix, func() { out.Consul.PolicyPrefix = prev.Consul.PolicyPrefix })
-	keep("consul.fleet_prefix", prev.Consul.FleetPrefix != next.Consul.FleetPrefix, func() { out.Consul.FleetPrefix = prev.Consul.FleetPrefix })
-	pc, nc := prev.Consul, next.Consul
-	keep("consul TLS (ca_file, cert_file, key_file, tls_server_name, insecure_skip_verify)",
-		pc.CAFile != nc.CAFile || pc.CertFile != nc.CertFile || pc.KeyFile != nc.KeyFile ||
-			pc.TLSServerName != nc.TLSServerName || pc.InsecureSkipVerify != nc.InsecureSkipVerify,
-		func() {
-			out.Consul.CAFile, out.Consul.CertFile, out.Consul.KeyFile = pc.CAFile, pc.CertFile, pc.KeyFile
-			out.Consul.TLSServerName, out.Consul.InsecureSkipVerify = pc.TLSServerName, pc.InsecureSkipVerify
-		})
-	return &out, restart
-}
-
-func ingressAddrOf(c *policies.Config) string {
-	if c.Ingress == nil {
-		return ""
-	}
-	return c.Ingress.Address
 }
 
 // reloadOnSignal reloads on each value of Options.ReloadOn until ctx ends.

@@ -25,6 +25,7 @@ import (
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
+	"github.com/agent-sidecar/sidecar/sidecar/guard"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
 	"github.com/agent-sidecar/sidecar/sidecar/proxy"
@@ -179,15 +180,16 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	if err != nil {
 		return nil, fmt.Errorf("control API: cannot listen on %s: %w (set listen.address to a free address)", cfg.Listen.Address, err)
 	}
-	s.listener = limitListener(ln, cfg.Listen.MaxConnections)
+	s.listener = guard.LimitListener(ln, cfg.Listen.MaxConnections)
 	if cfg.Ingress != nil {
 		iln, err := net.Listen("tcp", cfg.Ingress.Address)
 		if err != nil {
 			_ = ln.Close()
 			return nil, fmt.Errorf("ingress: cannot listen on %s: %w (set ingress.address to a free address)", cfg.Ingress.Address, err)
 		}
-		s.ingressLn = limitListener(iln, cfg.Ingress.MaxConnections)
-		s.ingressSrv = newServer(s.guardIngress(s.proxy.IngressHandler()), s.httpLog)
+		s.ingressLn = guard.LimitListener(iln, cfg.Ingress.MaxConnections)
+		ingress := func() *policies.Ingress { return s.Config().Ingress }
+		s.ingressSrv = newServer(guard.Ingress(s.proxy.IngressHandler(), ingress), s.httpLog)
 	}
 
 	s.registry = opts.Registry
@@ -221,7 +223,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	}
 
 	e := newControlAPI(s)
-	handler := s.guardControl(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := guard.Control(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/call/"):
 			s.proxy.ServeCall(w, r)
@@ -231,7 +233,8 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 			return
 		}
 		e.ServeHTTP(w, r)
-	}))
+	}), guard.ControlOptions{Listen: func() policies.Listen { return s.Config().Listen }, Addr: s.Addr,
+		HeartbeatToken: s.heartbeatToken})
 	s.server = newServer(handler, s.httpLog)
 	return s, nil
 }

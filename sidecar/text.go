@@ -14,13 +14,6 @@ func firstNonEmpty(ss ...string) string {
 	return ""
 }
 
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
 // firstLine is the first line of a multi-line message, with a count of the
 // rest.
 func firstLine(msg string) string {

@@ -160,13 +160,11 @@ func (t *Transport) CloseIdleConnections() {
 }
 
 // SetConfig applies a (re)loaded configuration. Requests in flight finish
-// with the models they started with.
+// with the models they started with. cfg is resolved (policies.Load): its
+// values, gateway.max_request_bytes among them, are used as they are.
 func (g *Gateway) SetConfig(cfg *policies.Config) {
 	st := &state{models: map[string]*policies.Model{}, byName: map[string]*policies.Model{},
 		breakers: cfg.Breakers, maxBody: cfg.Gateway.MaxRequestBytes}
-	if st.maxBody <= 0 {
-		st.maxBody = 10 << 20
-	}
 	for label, m := range cfg.Models {
 		m := m
 		if m.Label == "" {

@@ -97,7 +97,8 @@ type Options struct {
 	Backoff time.Duration
 }
 
-// New returns a notifier for the named targets.
+// New returns a notifier for the named targets. Their timeout and retries
+// are used as they are: policies resolves their defaults.
 func New(targets []policies.Notify, opts Options) *Notifier {
 	if opts.Log == nil {
 		opts.Log = hclog.NewNullLogger()
@@ -225,11 +226,7 @@ func (n *Notifier) attempt(ctx context.Context, d delivery) error {
 	if err != nil {
 		return err
 	}
-	timeout := d.target.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, d.target.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.target.Webhook, bytes.NewReader(body))
 	if err != nil {

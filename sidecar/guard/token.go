@@ -1,4 +1,4 @@
-package sidecar
+package guard
 
 import (
 	"crypto/subtle"
@@ -9,16 +9,15 @@ import (
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
-// headerToken carries the control listener's token; Authorization: Bearer
+// HeaderToken carries the control listener's token; Authorization: Bearer
 // (what the OpenAI SDKs send with OPENAI_API_KEY) and, under /llm/,
 // x-api-key (the Anthropic SDKs) are taken too.
-const headerToken = "X-Sidecar-Token"
+const HeaderToken = "X-Sidecar-Token"
 
 // authorize checks a request against the control listener's token and
 // removes the token from its headers, so it is never forwarded. It answers
 // 401 itself and returns false when the request may not go on.
-func (s *Sidecar) authorize(w http.ResponseWriter, r *http.Request) bool {
-	l := s.Config().Listen
+func authorize(w http.ResponseWriter, r *http.Request, l policies.Listen, heartbeatToken string) bool {
 	if l.Token == "" || r.URL.Path == "/v1/health" {
 		stripToken(r, l.Token)
 		return true
@@ -30,12 +29,12 @@ func (s *Sidecar) authorize(w http.ResponseWriter, r *http.Request) bool {
 	accepted := []string{l.Token}
 	if r.URL.Path == "/v1/heartbeat" {
 		// the supervised agent's own token is good for heartbeats only
-		accepted = append(accepted, s.heartbeatToken)
+		accepted = append(accepted, heartbeatToken)
 	}
 	if !stripToken(r, accepted...) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sidecar"`)
-		writeJSONError(w, http.StatusUnauthorized, errUnauthorized,
-			"this endpoint needs the sidecar's token: send it as "+headerToken+": <token> or Authorization: Bearer <token> "+
+		writeError(w, http.StatusUnauthorized, ErrUnauthorized,
+			"this endpoint needs the sidecar's token: send it as "+HeaderToken+": <token> or Authorization: Bearer <token> "+
 				"(listen.token / SIDECAR_TOKEN)")
 		return false
 	}
@@ -56,16 +55,16 @@ func mutating(r *http.Request) bool {
 func stripToken(r *http.Request, tokens ...string) bool {
 	tokens = slices.DeleteFunc(tokens, func(t string) bool { return t == "" })
 	if len(tokens) == 0 {
-		r.Header.Del(headerToken)
+		r.Header.Del(HeaderToken)
 		return false
 	}
 	match := func(v string) bool {
 		return slices.ContainsFunc(tokens, func(t string) bool { return subtle.ConstantTimeCompare([]byte(v), []byte(t)) == 1 })
 	}
 	ok := false
-	if v := r.Header.Get(headerToken); v != "" {
+	if v := r.Header.Get(HeaderToken); v != "" {
 		ok = match(v)
-		r.Header.Del(headerToken)
+		r.Header.Del(HeaderToken)
 	}
 	if v, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found && match(strings.TrimSpace(v)) {
 		ok = true

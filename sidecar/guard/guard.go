@@ -1,60 +1,72 @@
-package sidecar
+// Package guard puts the sidecar's listeners behind what no program of this
+// host would trip over and a web page would: the control listener answers
+// only to its own host names, refuses requests made by web pages, takes
+// JSON bodies only as JSON and checks listen.token; the ingress refuses web
+// pages and checks ingress.token. Both bound the time a body may take to
+// arrive, and cap their open connections.
+package guard
 
 import (
 	"crypto/subtle"
-	"errors"
+	"encoding/json"
 	"fmt"
-	"io"
 	"mime"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
-	"time"
-
-	"golang.org/x/net/netutil"
 
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/proxy"
 )
 
-// HeaderIngressToken carries ingress.token on a request to an ingress (see
-// proxy.HeaderIngressToken).
-const HeaderIngressToken = proxy.HeaderIngressToken
-
-// Error types of the listeners' refusals.
+// Error types of the guards' refusals.
 const (
-	errMisdirected      = "misdirected_request"
-	errForbidden        = "forbidden"
-	errUnsupportedMedia = "unsupported_media_type"
-	errRequestTimeout   = "request_timeout"
+	ErrMisdirected      = "misdirected_request"
+	ErrForbidden        = "forbidden"
+	ErrUnsupportedMedia = "unsupported_media_type"
+	ErrUnauthorized     = "unauthorized"
 )
 
-// guardControl refuses what no program of this host sends to the control
-// API, before the token is checked: a request addressed to a name that is
+// ControlOptions are what the control listener's guard reads.
+type ControlOptions struct {
+	// Listen returns the listen block in force; it is read on every
+	// request, so a reload applies at once.
+	Listen func() policies.Listen
+	// Addr returns the listener's bound address, named to a client that
+	// used another host name.
+	Addr func() string
+	// HeartbeatToken, when set, is accepted besides listen.token on
+	// POST /v1/heartbeat only: the supervised agent's own token under
+	// token_scope "mutating".
+	HeartbeatToken string
+}
+
+// Control guards the control API. It refuses what no program of this host
+// sends, before the token is checked: a request addressed to a name that is
 // not the sidecar's (DNS rebinding: a web page whose name now points at
-// this host), a request from a web page, and a body on a JSON endpoint that
-// is not declared as JSON (the form and text/plain bodies a page can send
-// without asking). It bounds the time a body may take to arrive.
-func (s *Sidecar) guardControl(next http.Handler) http.Handler {
+// this host), and a request from a web page. It then checks the token, and
+// refuses a body on a JSON endpoint that is not declared as JSON (the form
+// and text/plain bodies a page can send without asking). It bounds the time
+// a body may take to arrive (listen.body_read_timeout).
+func Control(next http.Handler, opts ControlOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		l := s.Config().Listen
-		if !s.hostAllowed(r, l) {
-			writeJSONError(w, http.StatusMisdirectedRequest, errMisdirected, fmt.Sprintf(
+		l := opts.Listen()
+		if !hostAllowed(r, l) {
+			writeError(w, http.StatusMisdirectedRequest, ErrMisdirected, fmt.Sprintf(
 				"the control API does not answer to the host %s: it answers to its own address (%s), localhost, "+
 					"127.0.0.1 and [::1]; to reach it by another name, add the name to listen.allowed_hosts "+
-					"(with allow_remote = true)", strconv.Quote(clip(r.Host, 80)), s.Addr()))
+					"(with allow_remote = true)", strconv.Quote(clip(r.Host, 80)), opts.Addr()))
 			return
 		}
 		if refuseBrowser(w, r, "the control API") {
 			return
 		}
-		if !s.authorize(w, r) {
+		if !authorize(w, r, l, opts.HeartbeatToken) {
 			return
 		}
 		if jsonEndpoint(r) && hasBody(r) && !isJSON(r.Header.Get("Content-Type")) {
-			writeJSONError(w, http.StatusUnsupportedMediaType, errUnsupportedMedia, fmt.Sprintf(
+			writeError(w, http.StatusUnsupportedMediaType, ErrUnsupportedMedia, fmt.Sprintf(
 				"%s takes a JSON body: send it with Content-Type: application/json (got %s)",
 				r.URL.Path, contentTypeOf(r)))
 			return
@@ -63,27 +75,28 @@ func (s *Sidecar) guardControl(next http.Handler) http.Handler {
 	})
 }
 
-// guardIngress protects the ingress, which faces the network: web pages
-// are refused, the ingress token (when set) is required and removed, and a
-// body must arrive within ingress.body_read_timeout. The ingress takes any
-// Host (callers reach it by whatever name their network gives it) and any
-// content type (tasks are the agent's own format).
-func (s *Sidecar) guardIngress(next http.Handler) http.Handler {
+// Ingress guards the ingress, which faces the network: web pages are
+// refused, the ingress token (when set) is required and removed, and a body
+// must arrive within ingress.body_read_timeout. ingress returns the ingress
+// block in force (nil: none); it is read on every request. The ingress
+// takes any Host (callers reach it by whatever name their network gives it)
+// and any content type (tasks are the agent's own format).
+func Ingress(next http.Handler, ingress func() *policies.Ingress) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if refuseBrowser(w, r, "the ingress") {
 			return
 		}
-		in := s.Config().Ingress
+		in := ingress()
 		if in == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
-		got := r.Header.Get(HeaderIngressToken)
-		r.Header.Del(HeaderIngressToken)
+		got := r.Header.Get(proxy.HeaderIngressToken)
+		r.Header.Del(proxy.HeaderIngressToken)
 		if in.Token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(in.Token)) != 1 {
 			w.Header().Set("WWW-Authenticate", proxy.IngressChallenge)
-			writeJSONError(w, http.StatusUnauthorized, errUnauthorized,
-				"this ingress needs its token: send it as "+HeaderIngressToken+": <token> (ingress.token of the sidecar called)")
+			writeError(w, http.StatusUnauthorized, ErrUnauthorized,
+				"this ingress needs its token: send it as "+proxy.HeaderIngressToken+": <token> (ingress.token of the sidecar called)")
 			return
 		}
 		serveWithBodyDeadline(w, r, next, in.BodyReadTimeout, "ingress.body_read_timeout")
@@ -94,7 +107,7 @@ func (s *Sidecar) guardIngress(next http.Handler) http.Handler {
 // to: an IP address it was reached at, a loopback name or address, the host
 // of listen.address, or one of listen.allowed_hosts. The port is not
 // compared. An empty Host (HTTP/1.0) is not a browser's.
-func (s *Sidecar) hostAllowed(r *http.Request, l policies.Listen) bool {
+func hostAllowed(r *http.Request, l policies.Listen) bool {
 	h := normalHost(r.Host)
 	if h == "" || h == "localhost" {
 		return true
@@ -149,7 +162,7 @@ func refuseBrowser(w http.ResponseWriter, r *http.Request, what string) bool {
 	default:
 		return false
 	}
-	writeJSONError(w, http.StatusForbidden, errForbidden, what+" refuses requests made by web pages ("+why+
+	writeError(w, http.StatusForbidden, ErrForbidden, what+" refuses requests made by web pages ("+why+
 		"): call it from a program, which sends neither Origin nor Sec-Fetch-Site")
 	return true
 }
@@ -184,60 +197,24 @@ func contentTypeOf(r *http.Request) string {
 	return "no Content-Type"
 }
 
-// serveWithBodyDeadline serves r with a deadline on reading its body. The
-// connection's read deadline is set for d; net/http clears it once the body
-// has been read to its end (it then watches the connection for the client
-// going away), so a long answer streamed afterwards (a model's stream, a
-// slow upstream) is not cut. A body that has not arrived in time fails to
-// read, with a bodyTimeoutError, and the connection is closed after the
-// answer. Requests without a body, WebSocket upgrades among them, get no
-// deadline.
-func serveWithBodyDeadline(w http.ResponseWriter, r *http.Request, next http.Handler, d time.Duration, key string) {
-	if d <= 0 || !hasBody(r) {
-		next.ServeHTTP(w, r)
-		return
+// writeError writes a refusal in the sidecar's error body:
+// {"error":{"type":"…","message":"…"}}.
+func writeError(w http.ResponseWriter, status int, typ, msg string) {
+	type body struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
 	}
-	// A connection's deadline is the network's wall clock, not the
-	// sidecar's (Options.Now), which a test may have moved.
-	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(d)); err == nil {
-		r.Body = &deadlineBody{ReadCloser: r.Body, limit: d, key: key}
+	b, _ := json.Marshal(struct {
+		Error body `json:"error"`
+	}{body{Type: typ, Message: msg}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	next.ServeHTTP(w, r)
-}
-
-// deadlineBody says which setting a body that came too late ran into.
-type deadlineBody struct {
-	io.ReadCloser
-	limit time.Duration
-	key   string
-}
-
-func (b *deadlineBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		err = &bodyTimeoutError{limit: b.limit, key: b.key, err: err}
-	}
-	return n, err
-}
-
-// bodyTimeoutError is a body that did not arrive within its deadline.
-type bodyTimeoutError struct {
-	limit time.Duration
-	key   string
-	err   error
-}
-
-func (e *bodyTimeoutError) Error() string {
-	return fmt.Sprintf("the request body did not arrive within %s (%s)", e.limit, e.key)
-}
-
-func (e *bodyTimeoutError) Unwrap() error { return e.err }
-
-// limitListener caps ln's open connections at n: past it, new connections
-// wait to be accepted until one closes. 0 is no cap.
-func limitListener(ln net.Listener, n int) net.Listener {
-	if n <= 0 {
-		return ln
-	}
-	return netutil.LimitListener(ln, n)
+	return s[:n] + "…"
 }

@@ -1,0 +1,99 @@
+package guard
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/gavv/httpexpect/v2"
+
+	"github.com/agent-sidecar/sidecar/policies"
+)
+
+// backend stands for what the guards protect: it counts the requests that
+// got through, notes the credential headers they still carried, and reads
+// bodies whole, answering 408 with the error when one comes too late.
+type backend struct {
+	calls atomic.Int32
+	mu    sync.Mutex
+	creds strings.Builder
+}
+
+func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.calls.Add(1)
+	b.mu.Lock()
+	for _, h := range []string{HeaderToken, "Authorization", "X-Api-Key", "X-Sidecar-Ingress-Token"} {
+		b.creds.WriteString(r.Header.Get(h))
+	}
+	b.creds.WriteString("|")
+	b.mu.Unlock()
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		var late *BodyTimeoutError
+		if errors.As(err, &late) {
+			http.Error(w, late.Error(), http.StatusRequestTimeout)
+			return
+		}
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	_, _ = io.WriteString(w, "ok")
+}
+
+func (b *backend) seen() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.creds.String()
+}
+
+// startControl serves a backend behind Control with the listen block l
+// (its Address is the server's own when empty) on a loopback server whose
+// connections are capped at l.MaxConnections.
+func startControl(t *testing.T, l policies.Listen, heartbeatToken string) (*httptest.Server, *backend, *httpexpect.Expect) {
+	t.Helper()
+	b := &backend{}
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Listener = LimitListener(srv.Listener, l.MaxConnections)
+	addr := srv.Listener.Addr().String()
+	if l.Address == "" {
+		l.Address = addr
+	}
+	srv.Config.Handler = Control(b, ControlOptions{Listen: func() policies.Listen { return l },
+		Addr: func() string { return addr }, HeartbeatToken: heartbeatToken})
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, b, expect(t, srv.URL)
+}
+
+func expect(t *testing.T, base string) *httpexpect.Expect {
+	t.Helper()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	return httpexpect.WithConfig(httpexpect.Config{
+		TestName: t.Name(),
+		BaseURL:  base,
+		Context:  t.Context(),
+		Client:   &http.Client{Transport: tr},
+		Reporter: httpexpect.NewAssertReporter(t),
+	})
+}
+
+// rawRequest opens a connection to addr and sends head; the body, if any,
+// is left to the caller.
+func rawRequest(t *testing.T, addr, head string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if _, err := io.WriteString(c, head); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

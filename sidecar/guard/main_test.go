@@ -1,0 +1,9 @@
+package guard
+
+import (
+	"testing"
+
+	"github.com/agent-sidecar/sidecar/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.MainWithoutLeaks(m) }

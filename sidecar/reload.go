@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/kvpolicy"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
@@ -33,16 +34,9 @@ type ReloadInfo struct {
 
 // PoliciesRejected is what Options.Reload returns, together with a
 // configuration, when the fleet policies read from Consul KV do not load
-// but the local files do over the policies in force (or over none, when
-// none was ever accepted). Reload applies that configuration and reports
+// but the local files do: Reload applies that configuration and reports
 // Err as the reason the policies were rejected.
-type PoliciesRejected struct {
-	Err error
-}
-
-func (e *PoliciesRejected) Error() string { return e.Err.Error() }
-
-func (e *PoliciesRejected) Unwrap() error { return e.Err }
+type PoliciesRejected = kvpolicy.Rejected
 
 // Reload reads the configuration again and applies it. A configuration
 // that does not load or validate is rejected with its error and the running

@@ -27,6 +27,7 @@ import (
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
 	"github.com/agent-sidecar/sidecar/sidecar/guard"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
+	"github.com/agent-sidecar/sidecar/sidecar/kvpolicy"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
 	"github.com/agent-sidecar/sidecar/sidecar/proxy"
 	"github.com/agent-sidecar/sidecar/sidecar/report"
@@ -63,8 +64,8 @@ type Options struct {
 	// Default: the sidecar's own.
 	AgentOutput io.Writer
 	// Policies follows the fleet-wide policies in Consul KV
-	// (FollowKVPolicies); Run reloads on each change. Nil: none.
-	Policies *KVPolicies
+	// (kvpolicy.Follow); Run reloads on each change. Nil: none.
+	Policies *kvpolicy.Follower
 	// ReloadOn reloads the configuration on each value received
 	// (SIGHUP), while Run runs.
 	ReloadOn <-chan os.Signal
@@ -348,7 +349,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	if k := s.opts.Policies; k != nil {
 		s.transports = append(s.transports, k)
 		s.reportPoliciesAtStart(k)
-		reloads.Go(func() { k.watch(reloadCtx, s.log.Named("policies"), func() { _, _ = s.Reload() }) })
+		reloads.Go(func() { k.Watch(reloadCtx, s.log.Named("policies"), func() { _, _ = s.Reload() }) })
 	}
 	if s.opts.ReloadOn != nil {
 		reloads.Go(func() { s.reloadOnSignal(reloadCtx) })

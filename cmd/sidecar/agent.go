@@ -16,6 +16,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar"
+	"github.com/agent-sidecar/sidecar/sidecar/kvpolicy"
 	"github.com/agent-sidecar/sidecar/sidecar/supervise"
 )
 
@@ -102,7 +103,7 @@ Exit codes: 0 clean shutdown, 1 invalid configuration or failed run,
 		// Fleet-wide policies from Consul KV, below the files: read once
 		// now (briefly: Consul may be down), then followed by Run.
 		if cfg.Consul.PolicyPrefix != "" {
-			kv, withKV, err := sidecar.FollowKVPolicies(cfg, paths, 5*time.Second)
+			kv, withKV, err := kvpolicy.Follow(cfg, sidecar.ConsulConfig(cfg), paths, 5*time.Second)
 			if err != nil {
 				fmt.Fprintln(stderr, "sidecar agent:", err)
 				return exitError

@@ -1,4 +1,7 @@
-package sidecar
+// Package kvpolicy follows the fleet-wide policies a sidecar reads from
+// Consul KV under consul.policy_prefix, and loads the local files over
+// them.
+package kvpolicy
 
 import (
 	"context"
@@ -12,21 +15,33 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
-	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
-// KVPolicies follows the fleet-wide policies in Consul KV under
+// Rejected is what Load returns, together with a configuration, when the
+// fleet policies read from Consul KV do not load but the local files do
+// over the policies in force (or over none, when none was ever accepted):
+// the configuration is to be applied, and Err is why the policies were
+// rejected.
+type Rejected struct {
+	Err error
+}
+
+func (e *Rejected) Error() string { return e.Err.Error() }
+
+func (e *Rejected) Unwrap() error { return e.Err }
+
+// Follower follows the fleet-wide policies in Consul KV under
 // consul.policy_prefix: the fleet layer (keys directly below the prefix,
 // and in folders other than service/) and this service's layer
 // (service/<name>/…). Only keys ending in .hcl are policies. Give it to
-// the sidecar in Options.Policies: Run follows the prefix and reloads on
-// each change.
-type KVPolicies struct {
+// the sidecar in sidecar.Options.Policies: Run follows the prefix and
+// reloads on each change.
+type Follower struct {
 	prefix, service string
 	paths           []string // the local files, loaded over the policies
 	client          *discovery.Client
-	// What FollowKVPolicies saw at start, reported by Run: the prefix
-	// could not be read, or its policies were rejected.
+	// What Follow saw at start, reported by the sidecar's Run: the
+	// prefix could not be read, or its policies were rejected.
 	unreadAtStart, rejectedAtStart error
 
 	mu      sync.Mutex
@@ -40,24 +55,24 @@ type KVPolicies struct {
 	goodIndex          string
 }
 
-// FollowKVPolicies reads the policies under cfg's consul.policy_prefix
+// Follow reads the policies under cfg's consul.policy_prefix
 // once, waiting at most limit (Consul may be down), and returns their
 // follower and the configuration to start with: the files at paths (cfg is
 // what they loaded) over the policies, or the files alone when the prefix
 // cannot be read or its policies do not load; Run reports either. The error
 // is for a Consul configuration the client refuses.
-func FollowKVPolicies(cfg *policies.Config, paths []string, limit time.Duration) (*KVPolicies, *policies.Config, error) {
-	c, err := discovery.NewClient(ConsulConfig(cfg))
+func Follow(cfg *policies.Config, consul discovery.Config, paths []string, limit time.Duration) (*Follower, *policies.Config, error) {
+	c, err := discovery.NewClient(consul)
 	if err != nil {
 		return nil, nil, err
 	}
-	k := &KVPolicies{prefix: cfg.Consul.PolicyPrefix, service: cfg.Agent.Name, paths: paths, client: c}
+	k := &Follower{prefix: cfg.Consul.PolicyPrefix, service: cfg.Agent.Name, paths: paths, client: c}
 	if err := k.first(limit); err != nil {
 		k.unreadAtStart = err
 		return k, cfg, nil
 	}
 	withKV, err := k.Load()
-	var rejected *PoliciesRejected
+	var rejected *Rejected
 	switch {
 	case errors.As(err, &rejected) && withKV != nil:
 		k.rejectedAtStart = rejected.Err
@@ -69,20 +84,20 @@ func FollowKVPolicies(cfg *policies.Config, paths []string, limit time.Duration)
 }
 
 // CloseIdleConnections closes the Consul client's kept-alive connections.
-func (k *KVPolicies) CloseIdleConnections() { k.client.CloseIdleConnections() }
+func (k *Follower) CloseIdleConnections() { k.client.CloseIdleConnections() }
 
-// Load loads the files over the policies last read (Options.Reload).
-func (k *KVPolicies) Load() (*policies.Config, error) { return k.load(k.paths) }
+// Load loads the files over the policies last read (sidecar.Options.Reload).
+func (k *Follower) Load() (*policies.Config, error) { return k.load(k.paths) }
 
 // load loads the files over the policies last read. When that fails
 // because of the policies (the files load over the policies in force), it
 // returns the files over the policies in force, with a
-// *PoliciesRejected error saying why the policies were rejected: a
+// *Rejected error saying why the policies were rejected: a
 // bad policy does not hold back a change of the local files. When the files
 // do not load, the error lists their problems and, if they differ from
 // those in force, the policies' own. Loads run one at a time: at start,
 // then only through Sidecar.Reload, which runs one reload at a time.
-func (k *KVPolicies) load(paths []string) (*policies.Config, error) {
+func (k *Follower) load(paths []string) (*policies.Config, error) {
 	if k == nil {
 		return policies.LoadWithPolicies(nil, nil, paths...)
 	}
@@ -105,7 +120,7 @@ func (k *KVPolicies) load(paths []string) (*policies.Config, error) {
 	if localErr != nil {
 		return nil, joinDiagnostics(localErr, err)
 	}
-	return local, &PoliciesRejected{Err: err}
+	return local, &Rejected{Err: err}
 }
 
 // joinDiagnostics is the diagnostics of first followed by those of second
@@ -129,7 +144,7 @@ func joinDiagnostics(first, second error) error {
 }
 
 // set takes a read of the prefix and says whether it changed anything.
-func (k *KVPolicies) set(pairs []discovery.KVPair) bool {
+func (k *Follower) set(pairs []discovery.KVPair) bool {
 	var fleet, own []policies.Source
 	var sig strings.Builder
 	for _, p := range pairs {
@@ -156,7 +171,7 @@ func (k *KVPolicies) set(pairs []discovery.KVPair) bool {
 }
 
 // first reads the prefix once, waiting at most limit.
-func (k *KVPolicies) first(limit time.Duration) error {
+func (k *Follower) first(limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	pairs, _, err := k.client.KVList(ctx, k.prefix, 0, 0)
@@ -167,10 +182,10 @@ func (k *KVPolicies) first(limit time.Duration) error {
 	return nil
 }
 
-// watch follows the prefix with blocking queries and calls reload after
+// Watch follows the prefix with blocking queries and calls reload after
 // each change, until ctx ends. A Consul that does not answer keeps the
 // policies last read.
-func (k *KVPolicies) watch(ctx context.Context, log hclog.Logger, reload func()) {
+func (k *Follower) Watch(ctx context.Context, log hclog.Logger, reload func()) {
 	k.client.WatchKV(ctx, k.prefix, func(pairs []discovery.KVPair, err error) {
 		if err != nil {
 			k.mu.Lock()
@@ -192,24 +207,10 @@ func (k *KVPolicies) watch(ctx context.Context, log hclog.Logger, reload func())
 	})
 }
 
-// reportPoliciesAtStart says once, in the log, status, events and the sidecar
-// check, that the policies could not be read at start or were rejected:
-// the sidecar runs on its local files until a valid change arrives.
-func (s *Sidecar) reportPoliciesAtStart(k *KVPolicies) {
-	if err := k.unreadAtStart; err != nil {
-		s.log.Warn("fleet policies not read yet; starting with the local files", "prefix", k.prefix, "error", err)
-	}
-	err := k.rejectedAtStart
-	if err == nil {
-		return
-	}
-	s.log.Error("fleet policies in Consul KV rejected; starting with the local files only, until a valid change "+
-		"of the policies arrives", "prefix", k.prefix, "error", err)
-	info := ReloadInfo{At: s.now(), Error: err.Error(), Sources: s.Config().Sources, PoliciesRejected: true}
-	s.mu.Lock()
-	s.lastReload = &info
-	s.mu.Unlock()
-	s.publish(notify.Event{Type: notify.EventConfigRejected, Detail: info.Error,
-		Text: "Fleet policies in Consul KV rejected; the sidecar runs on its local files: " + firstLine(info.Error)})
-	s.pushSidecarCheck()
-}
+// Prefix is the KV prefix followed.
+func (k *Follower) Prefix() string { return k.prefix }
+
+// AtStart says what Follow saw: the prefix could not be read (unread), or
+// its policies were rejected (rejected); the sidecar started on its local
+// files.
+func (k *Follower) AtStart() (unread, rejected error) { return k.unreadAtStart, k.rejectedAtStart }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/hashicorp/go-hclog"
 )
 
 func execCfg(restart string, script string) policies.Exec {
@@ -45,14 +46,22 @@ func TestSupervisorRestartPolicies(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var starts atomic.Int32
-			s := New(execCfg(tc.restart, tc.script), Options{OnStart: func(int) { starts.Add(1) }})
+			var logs testutil.SyncBuffer
+			s := New(execCfg(tc.restart, tc.script), Options{OnStart: func(int) { starts.Add(1) },
+				Log: hclog.New(&hclog.LoggerOptions{Output: &logs})})
 			runSupervisor(t, s)
 			if tc.wantRestart {
 				testutil.Eventually(t, "three starts", 5*time.Second, func() bool { return starts.Load() >= 3 })
 				return
 			}
-			testutil.Eventually(t, "the exit", 5*time.Second, func() bool { st := s.State(); return !st.Running && st.LastExit != "" })
-			time.Sleep(200 * time.Millisecond) // several backoffs: no restart may follow
+			// The supervisor says it will not restart, and then waits for a
+			// restart request only: no restart may follow.
+			testutil.EventuallySeen(t, "the decision not to restart", 5*time.Second, func() (bool, string) {
+				return strings.Contains(logs.String(), "not restarting"), logs.String()
+			})
+			if st := s.State(); st.Running || st.LastExit == "" {
+				t.Fatalf("state %+v, want exited", st)
+			}
 			if n := starts.Load(); n != 1 {
 				t.Fatalf("started %d times, want 1", n)
 			}

@@ -151,7 +151,8 @@ func TestConsulHeartbeatIsolationRecovery(t *testing.T) {
 	c.e.GET("/v1/status").Expect().JSON().Object().Value("health").Object().
 		HasValue("state", "isolated").HasValue("reason", "missed_heartbeats")
 	testutil.Eventually(t, "the isolation notification", 5*time.Second, func() bool { return len(c.hook.events()) >= 1 })
-	time.Sleep(2*interval + grace) // another TTL: no second notification may follow
+	// another TTL: no second notification may follow
+	testutil.Poll(2*interval+grace, func() bool { return len(c.hook.events()) > 1 })
 	evs := c.hook.events()
 	if len(evs) != 1 || evs[0].Type != notify.EventAgentIsolated || evs[0].AgentID != "writer-1" || evs[0].Reason != health.ReasonMissedHeartbeats {
 		t.Fatalf("notifications %+v, want exactly one agent.isolated", evs)

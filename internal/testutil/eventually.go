@@ -28,8 +28,9 @@ func EventuallySeen(t testing.TB, what string, limit time.Duration, cond func() 
 }
 
 // Poll polls cond until it holds or limit passes and reports whether it
-// held, for a caller that has more to do before it fails (stop a load,
-// print logs) or that goes on either way.
+// held: for a caller that has more to do before it fails (stop a load,
+// print logs), that goes on either way, or that checks that something
+// does not happen within limit (and fails as soon as it does).
 func Poll(limit time.Duration, cond func() bool) bool {
 	ok, _ := poll(limit, func() (bool, string) { return cond(), "" })
 	return ok

@@ -15,7 +15,7 @@ all: build
 
 help:
 	@echo "make build      build bin/sidecar, bin/fakellm (the fake model server), bin/agent-go (the Go example agent) and bin/demo"
-	@echo "make test       lint, then every test of both modules (the product and tools/) with the race detector, against a real Consul"
+	@echo "make test       lint, then every test of both modules (the product and tools/), the end-to-end ones (tag e2e) included, with the race detector, against a real Consul"
 	@echo "make test-race  the tests with the race detector (no lint)"
 	@echo "make lint       gofmt and go vet (the product module and tools/)"
 	@echo "make consul     build Consul v1.14.11 once and cache it (prints its path)"
@@ -37,12 +37,15 @@ consul:
 	@scripts/consul.sh
 
 # The tests start their own Consul agents from the cached binary; under
-# CI=true a missing binary fails the run instead of skipping.
+# CI=true a missing binary fails the run instead of skipping. The suites
+# that build and run the sidecar binary, agents, Node, Chromium, the demo,
+# the chaos suite and the fleet runner carry the e2e build tag: a plain
+# `go test ./...` leaves them out, make test runs them.
 test: lint test-race
 
 test-race: consul sdk-deps
-	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -race -count=1 -timeout 20m ./...
-	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -C tools -race -count=1 -timeout 20m ./...
+	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -tags e2e -race -count=1 -timeout 20m ./...
+	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -C tools -tags e2e -race -count=1 -timeout 20m ./...
 
 # The Node packages at the versions pinned in each package-lock.json: the
 # Node example agent's (openai), the official SDKs for
@@ -56,8 +59,8 @@ sdk-deps: $(addsuffix /node_modules/.package-lock.json,$(NODE_DIRS))
 lint:
 	@out="$$(gofmt -l .)"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
-	$(GO) vet -C tools ./...
+	$(GO) vet -tags e2e ./...
+	$(GO) vet -C tools -tags e2e ./...
 
 demo: build consul examples/node/node_modules/.package-lock.json
 	CONSUL_BIN="$$(scripts/consul.sh)" KEEP="$(KEEP)" bin/demo
@@ -103,7 +106,7 @@ fuzz:
 # sidecars and agents under load from vegeta, one fault per scenario. The
 # table goes to test-artifacts/chaos.md too. make test runs the short form.
 chaos: consul
-	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -C tools -count=1 -timeout 40m -run TestChaos ./chaos/ \
+	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -C tools -tags e2e -count=1 -timeout 40m -run TestChaos ./chaos/ \
 		-args -chaos.full -chaos.table=$(CURDIR)/test-artifacts/chaos.md
 	@cat test-artifacts/chaos.md
 

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -79,7 +80,14 @@ func TestSupervisorRestartsHungProcessWithEnv(t *testing.T) {
 	var starts atomic.Int32
 	s := New(cfg, Options{Env: []string{"SIDECAR_HEARTBEAT_URL=http://127.0.0.1:7/v1/heartbeat"}, OnStart: func(int) { starts.Add(1) }})
 	runSupervisor(t, s)
-	testutil.Eventually(t, "first start", 5*time.Second, func() bool { return starts.Load() == 1 })
+	envLines := func() (int, string) {
+		b, _ := os.ReadFile(out)
+		return strings.Count(string(b), "http://127.0.0.1:7/v1/heartbeat x1"), string(b)
+	}
+	testutil.EventuallySeen(t, "the first start's env written", 5*time.Second, func() (bool, string) {
+		n, b := envLines()
+		return starts.Load() == 1 && n == 1, fmt.Sprintf("%d starts, env file %q", starts.Load(), b)
+	})
 	first := s.State().PID
 	// Freeze it, as a hung agent would be.
 	_ = syscall.Kill(first, syscall.SIGSTOP)
@@ -93,9 +101,9 @@ func TestSupervisorRestartsHungProcessWithEnv(t *testing.T) {
 	if err := syscall.Kill(first, 0); err == nil {
 		t.Fatalf("the hung process %d is still alive", first)
 	}
-	testutil.Eventually(t, "env written twice", 5*time.Second, func() bool {
-		b, _ := os.ReadFile(out)
-		return strings.Count(string(b), "http://127.0.0.1:7/v1/heartbeat x1") == 2
+	testutil.EventuallySeen(t, "env written twice", 5*time.Second, func() (bool, string) {
+		n, b := envLines()
+		return n == 2, fmt.Sprintf("env file %q", b)
 	})
 }
 

@@ -41,11 +41,26 @@ consul:
 # that build and run the sidecar binary, agents, Node, Chromium, the demo,
 # the chaos suite and the fleet runner carry the e2e build tag: a plain
 # `go test ./...` leaves them out, make test runs them.
+#
+# The two modules' tests run at the same time (the tools' chaos suite alone
+# takes about as long as the product's tests and lint together); the
+# tools' output goes to test-artifacts/test-tools.log and is printed after
+# the product's. Either failing fails the target.
 test: lint test-race
 
+TOOLS_LOG := test-artifacts/test-tools.log
 test-race: consul sdk-deps
-	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -tags e2e -race -count=1 -timeout 20m ./...
-	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -C tools -tags e2e -race -count=1 -timeout 20m ./...
+	@mkdir -p $(dir $(TOOLS_LOG))
+	@consul="$$(scripts/consul.sh)"; \
+	echo "go test -C tools -tags e2e -race ./... (output in $(TOOLS_LOG), printed below when done)"; \
+	CONSUL_BIN="$$consul" $(GO) test -C tools -tags e2e -race -count=1 -timeout 20m ./... >$(TOOLS_LOG) 2>&1 & tools=$$!; \
+	echo "go test -tags e2e -race ./..."; \
+	CONSUL_BIN="$$consul" $(GO) test -tags e2e -race -count=1 -timeout 20m ./...; product=$$?; \
+	wait $$tools; toolsrc=$$?; \
+	echo "--- tools/ module ($(TOOLS_LOG)):"; cat $(TOOLS_LOG); \
+	[ $$product -eq 0 ] || echo "FAIL: the product module's tests"; \
+	[ $$toolsrc -eq 0 ] || echo "FAIL: the tools/ module's tests"; \
+	[ $$product -eq 0 ] && [ $$toolsrc -eq 0 ]
 
 # The Node packages at the versions pinned in each package-lock.json: the
 # Node example agent's (openai), the official SDKs for

@@ -15,7 +15,7 @@ all: build
 
 help:
 	@echo "make build      build bin/sidecar, bin/fakellm (the fake model server), bin/agent-go (the Go example agent) and bin/demo"
-	@echo "make test       lint, then every test of both modules (the product and tools/) with the race detector, against a real Consul"
+	@echo "make test       lint, then every test of both modules (the product and tools/), the end-to-end ones (tag e2e) included, with the race detector, against a real Consul"
 	@echo "make test-race  the tests with the race detector (no lint)"
 	@echo "make lint       gofmt and go vet (the product module and tools/)"
 	@echo "make consul     build Consul v1.14.11 once and cache it (prints its path)"
@@ -37,12 +37,30 @@ consul:
 	@scripts/consul.sh
 
 # The tests start their own Consul agents from the cached binary; under
-# CI=true a missing binary fails the run instead of skipping.
+# CI=true a missing binary fails the run instead of skipping. The suites
+# that build and run the sidecar binary, agents, Node, Chromium, the demo,
+# the chaos suite and the fleet runner carry the e2e build tag: a plain
+# `go test ./...` leaves them out, make test runs them.
+#
+# The two modules' tests run at the same time (the tools' chaos suite alone
+# takes about as long as the product's tests and lint together); the
+# tools' output goes to test-artifacts/test-tools.log and is printed after
+# the product's. Either failing fails the target.
 test: lint test-race
 
+TOOLS_LOG := test-artifacts/test-tools.log
 test-race: consul sdk-deps
-	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -race -count=1 -timeout 20m ./...
-	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -C tools -race -count=1 -timeout 20m ./...
+	@mkdir -p $(dir $(TOOLS_LOG))
+	@consul="$$(scripts/consul.sh)"; \
+	echo "go test -C tools -tags e2e -race ./... (output in $(TOOLS_LOG), printed below when done)"; \
+	CONSUL_BIN="$$consul" $(GO) test -C tools -tags e2e -race -count=1 -timeout 20m ./... >$(TOOLS_LOG) 2>&1 & tools=$$!; \
+	echo "go test -tags e2e -race ./..."; \
+	CONSUL_BIN="$$consul" $(GO) test -tags e2e -race -count=1 -timeout 20m ./...; product=$$?; \
+	wait $$tools; toolsrc=$$?; \
+	echo "--- tools/ module ($(TOOLS_LOG)):"; cat $(TOOLS_LOG); \
+	[ $$product -eq 0 ] || echo "FAIL: the product module's tests"; \
+	[ $$toolsrc -eq 0 ] || echo "FAIL: the tools/ module's tests"; \
+	[ $$product -eq 0 ] && [ $$toolsrc -eq 0 ]
 
 # The Node packages at the versions pinned in each package-lock.json: the
 # Node example agent's (openai), the official SDKs for
@@ -56,8 +74,8 @@ sdk-deps: $(addsuffix /node_modules/.package-lock.json,$(NODE_DIRS))
 lint:
 	@out="$$(gofmt -l .)"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
-	$(GO) vet -C tools ./...
+	$(GO) vet -tags e2e ./...
+	$(GO) vet -C tools -tags e2e ./...
 
 demo: build consul examples/node/node_modules/.package-lock.json
 	CONSUL_BIN="$$(scripts/consul.sh)" KEEP="$(KEEP)" bin/demo
@@ -103,7 +121,7 @@ fuzz:
 # sidecars and agents under load from vegeta, one fault per scenario. The
 # table goes to test-artifacts/chaos.md too. make test runs the short form.
 chaos: consul
-	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -C tools -count=1 -timeout 40m -run TestChaos ./chaos/ \
+	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -C tools -tags e2e -count=1 -timeout 40m -run TestChaos ./chaos/ \
 		-args -chaos.full -chaos.table=$(CURDIR)/test-artifacts/chaos.md
 	@cat test-artifacts/chaos.md
 

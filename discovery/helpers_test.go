@@ -14,27 +14,6 @@ import (
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
-const pollEvery = 50 * time.Millisecond
-
-// eventually polls cond until it returns true or timeout passes; on timeout
-// the test fails with what cond last reported.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		last = detail
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s; last seen: %s", what, timeout, last)
-		}
-		time.Sleep(pollEvery)
-	}
-}
-
 // testService is a service with the two checks the sidecar registers.
 func testService(name string) discovery.Service {
 	return discovery.Service{

@@ -9,6 +9,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 func TestRegistrationVisibleInCatalog(t *testing.T) {
@@ -26,7 +27,7 @@ func TestRegistrationVisibleInCatalog(t *testing.T) {
 	// When Run has registered it and pushed the check outputs (Consul takes
 	// no output at registration, so they follow a moment later)
 	var got discovery.ServiceEntry
-	eventually(t, 10*time.Second, "instance in /v1/health/service", func() (bool, string) {
+	testutil.EventuallySeen(t, "instance in /v1/health/service", 10*time.Second, func() (bool, string) {
 		e, ok, detail := instance(c, svc.Name, svc.ID)
 		got = e
 		outputs := 0
@@ -95,8 +96,8 @@ func TestSetCheckReachesConsul(t *testing.T) {
 			r.SetCheck(hb.ID, tt.status, tt.output)
 
 			// Then the agent API and the catalog show that status and output
-			eventually(t, 5*time.Second, "agent check", checkIs(c, svc.ID, hb.ID, tt.status, tt.output))
-			eventually(t, 5*time.Second, "catalog check", func() (bool, string) {
+			testutil.EventuallySeen(t, "agent check", 5*time.Second, checkIs(c, svc.ID, hb.ID, tt.status, tt.output))
+			testutil.EventuallySeen(t, "catalog check", 5*time.Second, func() (bool, string) {
 				e, ok, detail := instance(c, svc.Name, svc.ID)
 				i := slices.IndexFunc(e.Checks, func(ch discovery.CheckInfo) bool { return ch.CheckID == hb.ID })
 				return ok && i >= 0 && e.Checks[i].Status == tt.status && e.Checks[i].Output == tt.output, detail
@@ -112,7 +113,7 @@ func TestCoalescedUpdatesEndWithTheLatest(t *testing.T) {
 	svc := testService("burst")
 	hb := svc.Checks[0]
 	r := startRegistrar(t, discovery.Config{Address: a.HTTPAddr}, svc, nil)
-	eventually(t, 10*time.Second, "registered", func() (bool, string) {
+	testutil.EventuallySeen(t, "registered", 10*time.Second, func() (bool, string) {
 		st := r.State()
 		return st.Registered, st.LastError
 	})
@@ -124,7 +125,7 @@ func TestCoalescedUpdatesEndWithTheLatest(t *testing.T) {
 	r.SetCheck(hb.ID, discovery.Passing, "the last word")
 
 	// Then Consul ends up with the last one
-	eventually(t, 5*time.Second, "latest state", checkIs(c, svc.ID, hb.ID, discovery.Passing, "the last word"))
+	testutil.EventuallySeen(t, "latest state", 5*time.Second, checkIs(c, svc.ID, hb.ID, discovery.Passing, "the last word"))
 }
 
 func TestTTLExpiresWithoutUpdates(t *testing.T) {
@@ -140,12 +141,12 @@ func TestTTLExpiresWithoutUpdates(t *testing.T) {
 	startRegistrar(t, discovery.Config{Address: a.HTTPAddr}, svc, func(r *discovery.Registrar) {
 		r.SetCheck(hb.ID, discovery.Passing, "heartbeat received")
 	})
-	eventually(t, 10*time.Second, "passing", checkIs(c, svc.ID, hb.ID, discovery.Passing, "heartbeat received"))
+	testutil.EventuallySeen(t, "passing", 10*time.Second, checkIs(c, svc.ID, hb.ID, discovery.Passing, "heartbeat received"))
 	passingAt := time.Now()
 
 	// When nothing updates it
 	// Then Consul marks it critical by itself once the TTL runs out
-	eventually(t, 10*time.Second, "critical after TTL", func() (bool, string) {
+	testutil.EventuallySeen(t, "critical after TTL", 10*time.Second, func() (bool, string) {
 		ch, ok, detail := agentCheck(c, svc.ID, hb.ID)
 		return ok && ch.Status == discovery.Critical && strings.Contains(ch.Output, "TTL expired"), detail
 	})
@@ -158,7 +159,7 @@ func TestDeregisterRemovesService(t *testing.T) {
 	c := newClient(t, a)
 	svc := testService("leaver")
 	r := startRegistrar(t, discovery.Config{Address: a.HTTPAddr}, svc, nil)
-	eventually(t, 10*time.Second, "registered", func() (bool, string) {
+	testutil.EventuallySeen(t, "registered", 10*time.Second, func() (bool, string) {
 		_, ok, detail := instance(c, svc.Name, svc.ID)
 		return ok, detail
 	})
@@ -194,7 +195,7 @@ func TestDeregisterWhileRunning(t *testing.T) {
 	svc := testService("early")
 	hb := svc.Checks[0]
 	r := startRegistrar(t, discovery.Config{Address: a.HTTPAddr, SyncInterval: 200 * time.Millisecond}, svc, nil)
-	eventually(t, 10*time.Second, "registered", func() (bool, string) {
+	testutil.EventuallySeen(t, "registered", 10*time.Second, func() (bool, string) {
 		_, ok, detail := instance(c, svc.Name, svc.ID)
 		return ok, detail
 	})
@@ -206,12 +207,11 @@ func TestDeregisterWhileRunning(t *testing.T) {
 	r.SetCheck(hb.ID, discovery.Passing, "late heartbeat")
 
 	// Then Run does not register the service again
-	deadline := time.Now().Add(1500 * time.Millisecond) // several sync intervals
-	for time.Now().Before(deadline) {
-		if _, ok, _ := instance(c, svc.Name, svc.ID); ok {
-			t.Fatalf("service registered again after Deregister")
-		}
-		time.Sleep(pollEvery)
+	if testutil.Poll(1500*time.Millisecond, func() bool { // several sync intervals
+		_, ok, _ := instance(c, svc.Name, svc.ID)
+		return ok
+	}) {
+		t.Fatalf("service registered again after Deregister")
 	}
 }
 
@@ -235,7 +235,7 @@ func TestUpdateReregisters(t *testing.T) {
 			r := startRegistrar(t, discovery.Config{Address: a.HTTPAddr}, svc, func(r *discovery.Registrar) {
 				r.SetCheck(hb.ID, discovery.Passing, "heartbeat received")
 			})
-			eventually(t, 10*time.Second, "registered", checkIs(c, svc.ID, hb.ID, discovery.Passing, "heartbeat received"))
+			testutil.EventuallySeen(t, "registered", 10*time.Second, checkIs(c, svc.ID, hb.ID, discovery.Passing, "heartbeat received"))
 
 			// When the config is reloaded with a changed definition
 			newSvc := svc
@@ -244,13 +244,13 @@ func TestUpdateReregisters(t *testing.T) {
 
 			// Then Consul shows the new definition, the check keeps its state,
 			// and an old ID is gone
-			eventually(t, 5*time.Second, "new definition", func() (bool, string) {
+			testutil.EventuallySeen(t, "new definition", 5*time.Second, func() (bool, string) {
 				e, ok, detail := instance(c, newSvc.Name, newSvc.ID)
 				return ok && slices.Equal(e.Tags, newSvc.Tags), detail
 			})
-			eventually(t, 5*time.Second, "check state kept", checkIs(c, newSvc.ID, hb.ID, discovery.Passing, "heartbeat received"))
+			testutil.EventuallySeen(t, "check state kept", 5*time.Second, checkIs(c, newSvc.ID, hb.ID, discovery.Passing, "heartbeat received"))
 			if newSvc.ID != svc.ID {
-				eventually(t, 5*time.Second, "old ID removed", func() (bool, string) {
+				testutil.EventuallySeen(t, "old ID removed", 5*time.Second, func() (bool, string) {
 					_, ok, detail := instance(c, svc.Name, svc.ID)
 					return !ok, detail
 				})

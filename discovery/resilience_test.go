@@ -7,6 +7,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // fakeToken is sent to dev agents, which run without ACLs and accept any
@@ -47,7 +48,7 @@ func TestReregisterAfterConsulLostState(t *testing.T) {
 			hb := svc.Checks[0]
 			r := startRegistrar(t, discovery.Config{Address: a.HTTPAddr, SyncInterval: syncInterval}, svc, nil)
 			r.SetCheck(hb.ID, discovery.Warning, "heartbeat late by 3s")
-			eventually(t, 10*time.Second, "registered", checkIs(c, svc.ID, hb.ID, discovery.Warning, "heartbeat late by 3s"))
+			testutil.EventuallySeen(t, "registered", 10*time.Second, checkIs(c, svc.ID, hb.ID, discovery.Warning, "heartbeat late by 3s"))
 
 			// When Consul restarts and loses its state
 			a.Stop()
@@ -59,9 +60,9 @@ func TestReregisterAfterConsulLostState(t *testing.T) {
 
 			// Then the service is registered again soon, with the latest
 			// desired status and output
-			eventually(t, syncInterval+10*time.Second, "registered again", checkIs(c, svc.ID, hb.ID, tt.wantStatus, tt.wantOutput))
+			testutil.EventuallySeen(t, "registered again", syncInterval+10*time.Second, checkIs(c, svc.ID, hb.ID, tt.wantStatus, tt.wantOutput))
 			t.Logf("registered again %s after Consul came back", time.Since(back).Round(10*time.Millisecond))
-			eventually(t, 5*time.Second, "in the catalog again", func() (bool, string) {
+			testutil.EventuallySeen(t, "in the catalog again", 5*time.Second, func() (bool, string) {
 				_, ok, detail := instance(c, svc.Name, svc.ID)
 				return ok, detail
 			})
@@ -80,7 +81,7 @@ func TestReregisterAfterServiceRemovedBehindItsBack(t *testing.T) {
 	hb := svc.Checks[0]
 	r := startRegistrar(t, discovery.Config{Address: a.HTTPAddr, SyncInterval: time.Minute}, svc, nil)
 	r.SetCheck(hb.ID, discovery.Passing, "ok")
-	eventually(t, 10*time.Second, "registered", checkIs(c, svc.ID, hb.ID, discovery.Passing, "ok"))
+	testutil.EventuallySeen(t, "registered", 10*time.Second, checkIs(c, svc.ID, hb.ID, discovery.Passing, "ok"))
 
 	// Given someone deregistered the service directly in Consul
 	if err := a.Client(t).Agent().ServiceDeregister(svc.ID); err != nil {
@@ -91,7 +92,7 @@ func TestReregisterAfterServiceRemovedBehindItsBack(t *testing.T) {
 	r.SetCheck(hb.ID, discovery.Passing, "ok again")
 
 	// Then the failed TTL update makes it register again at once
-	eventually(t, 5*time.Second, "registered again", checkIs(c, svc.ID, hb.ID, discovery.Passing, "ok again"))
+	testutil.EventuallySeen(t, "registered again", 5*time.Second, checkIs(c, svc.ID, hb.ID, discovery.Passing, "ok again"))
 	if st := r.State(); st.Registrations != 2 {
 		t.Errorf("Registrations = %d, want 2", st.Registrations)
 	}
@@ -113,7 +114,7 @@ func TestRegistersOnceConsulAnswers(t *testing.T) {
 	// When Run cannot reach it
 	// Then State shows the error, without the token
 	var st discovery.RegistrationState
-	eventually(t, 5*time.Second, "an error in State", func() (bool, string) {
+	testutil.EventuallySeen(t, "an error in State", 5*time.Second, func() (bool, string) {
 		st = r.State()
 		return st.LastError != "", "no error yet"
 	})
@@ -128,14 +129,14 @@ func TestRegistersOnceConsulAnswers(t *testing.T) {
 	}
 
 	// When Consul starts on that address after Run has retried a few times
-	eventually(t, 5*time.Second, "retries with backoff", func() (bool, string) {
+	testutil.EventuallySeen(t, "retries with backoff", 5*time.Second, func() (bool, string) {
 		return strings.Contains(r.logs.String(), "consul sync failed again"), "no retry logged yet"
 	})
 	a.Restart(t)
 	back := time.Now()
 
 	// Then the service is registered with the desired check state
-	eventually(t, 15*time.Second, "registered", checkIs(c, svc.ID, hb.ID, discovery.Passing, "heartbeat received"))
+	testutil.EventuallySeen(t, "registered", 15*time.Second, checkIs(c, svc.ID, hb.ID, discovery.Passing, "heartbeat received"))
 	t.Logf("registered %s after Consul came up", time.Since(back).Round(10*time.Millisecond))
 	if st := r.State(); !st.Registered || st.Registrations != 1 {
 		t.Errorf("State = %+v, want registered once", st)

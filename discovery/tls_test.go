@@ -17,6 +17,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // clearTLSEnv makes the test independent of the developer's CONSUL_*
@@ -65,7 +66,7 @@ func registersOver(t *testing.T, c *consultest.TLSAgent, cfg discovery.Config, n
 	t.Helper()
 	svc := testService(name)
 	r := startRegistrar(t, cfg, svc, nil)
-	eventually(t, 10*time.Second, name+" registered over HTTPS", func() (bool, string) {
+	testutil.EventuallySeen(t, name+" registered over HTTPS", 10*time.Second, func() (bool, string) {
 		st := r.State()
 		return st.Registered, st.LastError
 	})
@@ -88,7 +89,7 @@ func failsWith(t *testing.T, c *consultest.TLSAgent, cfg discovery.Config, name 
 	t.Helper()
 	svc := testService(name)
 	r := startRegistrar(t, cfg, svc, nil)
-	eventually(t, 10*time.Second, name+" refused", func() (bool, string) {
+	testutil.EventuallySeen(t, name+" refused", 10*time.Second, func() (bool, string) {
 		return r.State().LastError != "", "no error yet"
 	})
 	st := r.State()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 func TestQueryKey(t *testing.T) {
@@ -71,7 +72,7 @@ func TestWatcherFollowsCheckStatus(t *testing.T) {
 	since := time.Now()
 
 	// Then it leaves the set within 2s
-	eventually(t, 2*time.Second, "critical instance dropped", has(w.Watcher, q, "b-2", "c-3"))
+	testutil.EventuallySeen(t, "critical instance dropped", 2*time.Second, has(w.Watcher, q, "b-2", "c-3"))
 	t.Logf("critical instance dropped after %s", time.Since(since).Round(time.Millisecond))
 
 	// When another turns warning, and then the first passes again
@@ -79,7 +80,7 @@ func TestWatcherFollowsCheckStatus(t *testing.T) {
 	setStatus(t, c, "a-1", api.HealthPassing)
 
 	// Then the warning instance stays in rotation and the recovered one is back
-	eventually(t, 2*time.Second, "recovered instance back, warning one kept", has(w.Watcher, q, "a-1", "b-2", "c-3"))
+	testutil.EventuallySeen(t, "recovered instance back, warning one kept", 2*time.Second, has(w.Watcher, q, "a-1", "b-2", "c-3"))
 	if e := entryOf(t, c, "researcher", "b-2"); e.Checks.AggregatedStatus() != api.HealthWarning {
 		t.Errorf("b-2 aggregated status in Consul = %q, want warning", e.Checks.AggregatedStatus())
 	}
@@ -121,7 +122,7 @@ func TestWatcherSelectsByTagsAndFilter(t *testing.T) {
 			if got.Known {
 				t.Errorf("first Instances = %s, want not known yet", describe(got))
 			}
-			eventually(t, 5*time.Second, "selected instances", has(w.Watcher, tt.q, tt.want...))
+			testutil.EventuallySeen(t, "selected instances", 5*time.Second, has(w.Watcher, tt.q, tt.want...))
 		})
 	}
 
@@ -159,14 +160,14 @@ func TestWatcherServesLastKnownWhileConsulIsDown(t *testing.T) {
 	// Given a watched service with three passing instances
 	threeInstances(t, c, "phoenix")
 	w := startWatcher(t, discovery.Config{Address: a.HTTPAddr, Token: fakeToken}, nil)
-	eventually(t, 5*time.Second, "three instances", has(w.Watcher, q, "a-1", "b-2", "c-3"))
+	testutil.EventuallySeen(t, "three instances", 5*time.Second, has(w.Watcher, q, "a-1", "b-2", "c-3"))
 
 	// When Consul stops
 	a.Stop()
 
 	// Then the last known set is still served, marked stale, with the error
 	var set discovery.InstanceSet
-	eventually(t, 5*time.Second, "stale", func() (bool, string) {
+	testutil.EventuallySeen(t, "stale", 5*time.Second, func() (bool, string) {
 		set = w.Instances(q)
 		return set.Stale, describe(set)
 	})
@@ -177,7 +178,7 @@ func TestWatcherServesLastKnownWhileConsulIsDown(t *testing.T) {
 		t.Errorf("LastError contains the token: %q", set.LastError)
 	}
 	// ...for as long as the outage lasts, retrying meanwhile
-	eventually(t, 5*time.Second, "retries", func() (bool, string) {
+	testutil.EventuallySeen(t, "retries", 5*time.Second, func() (bool, string) {
 		return strings.Contains(w.logs.String(), "consul query failed again"), "no retry logged yet"
 	})
 
@@ -188,7 +189,7 @@ func TestWatcherServesLastKnownWhileConsulIsDown(t *testing.T) {
 	register(t, c, "phoenix", member{id: "a-1", port: 9001})
 
 	// Then the new set is served within seconds, no longer stale
-	eventually(t, 10*time.Second, "new set", has(w.Watcher, q, "a-1", "d-4"))
+	testutil.EventuallySeen(t, "new set", 10*time.Second, has(w.Watcher, q, "a-1", "d-4"))
 	t.Logf("new set served %s after Consul came back", time.Since(back).Round(10*time.Millisecond))
 	if set := w.Instances(q); set.LastError != "" {
 		t.Errorf("LastError = %q after recovery, want empty", set.LastError)
@@ -221,7 +222,7 @@ func TestWatcherRetainStopsWatches(t *testing.T) {
 	threeInstances(t, a.Client(t), "fleet")
 	keep := discovery.Query{Service: "fleet"}
 	w := startWatcher(t, discovery.Config{Address: a.HTTPAddr}, func(w *discovery.Watcher) { w.Watch(keep) })
-	eventually(t, 5*time.Second, "kept query answered", has(w.Watcher, keep, "a-1", "b-2", "c-3"))
+	testutil.EventuallySeen(t, "kept query answered", 5*time.Second, has(w.Watcher, keep, "a-1", "b-2", "c-3"))
 
 	// Given two more watched queries, one also asked with its tags in another order
 	gpu := discovery.Query{Service: "fleet", Tags: []string{"gpu", "fast"}}
@@ -229,8 +230,8 @@ func TestWatcherRetainStopsWatches(t *testing.T) {
 	w.Watch(gpu)
 	w.Watch(discovery.Query{Service: "fleet", Tags: []string{"fast", "gpu", "fast"}}) // same as gpu
 	w.Watch(other)
-	eventually(t, 5*time.Second, "gpu answered", has(w.Watcher, gpu, "b-2"))
-	eventually(t, 5*time.Second, "other answered", has(w.Watcher, other, "b-2", "c-3"))
+	testutil.EventuallySeen(t, "gpu answered", 5*time.Second, has(w.Watcher, gpu, "b-2"))
+	testutil.EventuallySeen(t, "other answered", 5*time.Second, has(w.Watcher, other, "b-2", "c-3"))
 	if n := len(w.Sets()); n != 3 {
 		t.Fatalf("Sets lists %d queries, want 3: %v", n, w.Sets())
 	}
@@ -245,7 +246,7 @@ func TestWatcherRetainStopsWatches(t *testing.T) {
 	if got := w.Sets(); len(got) != 1 || !got[keep.Key()].Known {
 		t.Errorf("Sets after Retain = %v, want only %q", got, keep.Key())
 	}
-	eventually(t, 5*time.Second, "goroutines stopped", func() (bool, string) {
+	testutil.EventuallySeen(t, "goroutines stopped", 5*time.Second, func() (bool, string) {
 		n := followers()
 		return n == 1, fmt.Sprintf("%d goroutines follow queries", n)
 	})
@@ -375,9 +376,9 @@ func TestWatcherConcurrentUse(t *testing.T) {
 	}
 
 	// Then every query is answered correctly
-	eventually(t, 5*time.Second, "all answered", has(w.Watcher, qs[0], "a-1", "b-2", "c-3"))
-	eventually(t, 5*time.Second, "gpu answered", has(w.Watcher, qs[1], "a-1", "b-2"))
-	eventually(t, 5*time.Second, "filter answered", has(w.Watcher, qs[2], "b-2", "c-3"))
+	testutil.EventuallySeen(t, "all answered", 5*time.Second, has(w.Watcher, qs[0], "a-1", "b-2", "c-3"))
+	testutil.EventuallySeen(t, "gpu answered", 5*time.Second, has(w.Watcher, qs[1], "a-1", "b-2"))
+	testutil.EventuallySeen(t, "filter answered", 5*time.Second, has(w.Watcher, qs[2], "b-2", "c-3"))
 }
 
 // entryOf returns Consul's health entry for one instance.

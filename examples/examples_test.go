@@ -1,3 +1,5 @@
+//go:build e2e
+
 // Package examples_test runs each example agent beside the real sidecar
 // binary and a real Consul, with its own sidecar.hcl (ports moved to free
 // ones), and checks what each README claims: heartbeats reach Consul, a
@@ -310,14 +312,12 @@ func waitCheck(t *testing.T, client *api.Client, serviceID, status string, limit
 	return c
 }
 
+// waitFor is testutil.Eventually that shows the sidecar's and the agent's
+// output when it times out.
 func waitFor(t *testing.T, what string, limit time.Duration, out *testutil.SyncBuffer, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s\n--- sidecar and agent output ---\n%s", limit, what, out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !testutil.Poll(limit, cond) {
+		t.Fatalf("timed out after %s waiting for %s\n--- sidecar and agent output ---\n%s", limit, what, out.String())
 	}
 }
 

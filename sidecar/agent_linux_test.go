@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -32,10 +33,10 @@ func TestRestartRequestDuringBackoffSparesTheNextProcess(t *testing.T) {
 	s, _, _ := startSidecar(t, cfg, Options{AgentOutput: io.Discard})
 
 	// Given the agent crashed and was isolated while waiting to restart
-	waitFor(t, "isolation during the backoff", 10*time.Second, func() bool { return s.tracker.Snapshot().IsolatedNow() })
+	testutil.Eventually(t, "isolation during the backoff", 10*time.Second, func() bool { return s.tracker.Snapshot().IsolatedNow() })
 
 	// Then the next process runs and recovers the agent
-	waitFor(t, "the restarted agent's recovery", 15*time.Second, func() bool {
+	testutil.Eventually(t, "the restarted agent's recovery", 15*time.Second, func() bool {
 		return s.tracker.Snapshot().State == "healthy" && s.supervisor.State().Running
 	})
 }

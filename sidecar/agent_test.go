@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
@@ -51,14 +52,14 @@ func TestHeartbeatFromAProcessBeingRestartedIsIgnored(t *testing.T) {
 	cfg.Health.HeartbeatInterval, cfg.Health.MissedHeartbeats, cfg.Health.Grace = 300*time.Millisecond, 1, 100*time.Millisecond
 	s, _, _ := startSidecar(t, cfg, Options{AgentOutput: io.Discard})
 
-	waitFor(t, "the heartbeat sent on SIGTERM", 10*time.Second, func() bool {
+	testutil.Eventually(t, "the heartbeat sent on SIGTERM", 10*time.Second, func() bool {
 		b, _ := os.ReadFile(codes)
 		return len(b) > 0
 	})
 	if b, _ := os.ReadFile(codes); !strings.HasPrefix(string(b), "409") {
 		t.Fatalf("the heartbeat of the process being stopped got %q, want 409", b)
 	}
-	waitFor(t, "the restarted process's heartbeat", 10*time.Second, func() bool { return !s.tracker.Snapshot().IsolatedNow() })
+	testutil.Eventually(t, "the restarted process's heartbeat", 10*time.Second, func() bool { return !s.tracker.Snapshot().IsolatedNow() })
 	var order []string
 	for _, ev := range s.events.since(0, eventHistory) {
 		switch ev.Type {

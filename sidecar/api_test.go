@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
 )
@@ -65,7 +66,7 @@ func testConfig() *policies.Config {
 // startSidecar runs a sidecar with a fake registry until the test ends.
 func startSidecar(t *testing.T, cfg *policies.Config, opts Options) (*Sidecar, *fakeRegistry, *httpexpect.Expect) {
 	t.Helper()
-	verifyNoLeaks(t)
+	testutil.VerifyNoLeaks(t)
 	reg := newFakeRegistry()
 	opts.Registry = reg
 	s, err := New(cfg, hclog.NewNullLogger(), opts)

@@ -15,13 +15,14 @@ import (
 	"github.com/gavv/httpexpect/v2"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
 const plantedToken = "planted-token-5f2a9c0d7e"
 
 func TestTokenRequiredOnEveryEndpointButHealth(t *testing.T) {
-	verifyNoLeaks(t)
+	testutil.VerifyNoLeaks(t)
 	var seen strings.Builder
 	var seenMu sync.Mutex
 	up := newScripted(t, "up", http.StatusOK)
@@ -113,7 +114,7 @@ func TestSupervisedAgentGetsAHeartbeatOnlyTokenUnderMutatingScope(t *testing.T) 
 	_, _, e := startSidecar(t, cfg, Options{AgentOutput: io.Discard})
 
 	var got string
-	waitFor(t, "the agent's answers", 10*time.Second, func() bool {
+	testutil.Eventually(t, "the agent's answers", 10*time.Second, func() bool {
 		b, err := os.ReadFile(out)
 		got = string(b)
 		return err == nil

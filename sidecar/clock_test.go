@@ -2,41 +2,23 @@ package sidecar
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
-
-// fakeClock is a clock a test moves by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // TestOptionsNowIsTheSidecarsClock checks that what the sidecar reports
 // in time (status, the heartbeat check, events) reads Options.Now.
 func TestOptionsNowIsTheSidecarsClock(t *testing.T) {
 	start := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
-	clock := &fakeClock{now: start}
+	clock := testutil.NewClock(start)
 	cfg := testConfig()
 	_, reg, e := startSidecar(t, cfg, Options{Now: clock.Now})
 
 	// Given the clock moved on by 90s, when the agent heartbeats
-	clock.Add(90 * time.Second)
+	clock.Advance(90 * time.Second)
 	e.POST("/v1/heartbeat").Expect().Status(200)
 
 	// Then status, the check and the event stream use that clock

@@ -12,13 +12,14 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
 // A Consul instance whose service meta says sidecar_scheme = "https" is
 // called over TLS, trusted through tls.ca_file and only through it.
 func TestConsulInstanceMarkedHTTPSIsCalledOverVerifiedTLS(t *testing.T) {
-	verifyNoLeaks(t) // before Consul starts: see runConsulSidecar
+	testutil.VerifyNoLeaks(t) // before Consul starts: see runConsulSidecar
 	consul := consultest.Start(t)
 	c := consul.Client(t)
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -72,7 +73,7 @@ func TestIngressPeerMarkedHTTPSIsReachedOverTLS(t *testing.T) {
 	// While the agent is busy with a task, the next goes to the peer
 	done := make(chan struct{})
 	go func() { defer close(done); in.POST("/task").WithText("t1").Expect() }()
-	waitFor(t, "the first task at the agent", 2*time.Second, func() bool { return agent.calls.Load() == 1 })
+	testutil.Eventually(t, "the first task at the agent", 2*time.Second, func() bool { return agent.calls.Load() == 1 })
 	in.POST("/task").WithText("t2").Expect().Status(http.StatusOK).Header("X-Answered-By").IsEqual("peer")
 	<-done
 }

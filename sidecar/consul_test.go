@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
@@ -30,7 +32,7 @@ type consulSidecar struct {
 
 func startConsulSidecar(t *testing.T, interval, grace time.Duration) *consulSidecar {
 	t.Helper()
-	verifyNoLeaks(t) // before Consul starts: see runConsulSidecar
+	testutil.VerifyNoLeaks(t) // before Consul starts: see runConsulSidecar
 	agent := consultest.Start(t)
 	h := &hook{}
 	srv := httptest.NewServer(h)
@@ -81,10 +83,10 @@ func (c *consulSidecar) heartbeatCheckState(t *testing.T) (discovery.CheckStatus
 func (c *consulSidecar) waitCheck(t *testing.T, want discovery.CheckStatus, limit time.Duration) string {
 	t.Helper()
 	var out string
-	waitFor(t, "heartbeat check "+string(want), limit, func() bool {
+	testutil.EventuallySeen(t, "heartbeat check "+string(want), limit, func() (bool, string) {
 		var st discovery.CheckStatus
 		st, out = c.heartbeatCheckState(t)
-		return st == want
+		return st == want, fmt.Sprintf("%s (%q)", st, out)
 	})
 	return out
 }
@@ -139,17 +141,18 @@ func TestConsulHeartbeatIsolationRecovery(t *testing.T) {
 	}
 	// Consul's own TTL may fire a moment before the sidecar's isolation
 	// output arrives: both say critical; wait for the sidecar's words.
-	waitFor(t, "the isolation output", 5*time.Second, func() bool {
+	testutil.EventuallySeen(t, "the isolation output", 5*time.Second, func() (bool, string) {
 		_, out = c.heartbeatCheckState(t)
-		return strings.Contains(out, "ISOLATED")
+		return strings.Contains(out, "ISOLATED"), out
 	})
 	if !strings.Contains(out, "Note: last words") {
 		t.Fatalf("critical output %q", out)
 	}
 	c.e.GET("/v1/status").Expect().JSON().Object().Value("health").Object().
 		HasValue("state", "isolated").HasValue("reason", "missed_heartbeats")
-	waitFor(t, "the isolation notification", 5*time.Second, func() bool { return len(c.hook.events()) >= 1 })
-	time.Sleep(2*interval + grace) // another TTL: no second notification may follow
+	testutil.Eventually(t, "the isolation notification", 5*time.Second, func() bool { return len(c.hook.events()) >= 1 })
+	// another TTL: no second notification may follow
+	testutil.Poll(2*interval+grace, func() bool { return len(c.hook.events()) > 1 })
 	evs := c.hook.events()
 	if len(evs) != 1 || evs[0].Type != notify.EventAgentIsolated || evs[0].AgentID != "writer-1" || evs[0].Reason != health.ReasonMissedHeartbeats {
 		t.Fatalf("notifications %+v, want exactly one agent.isolated", evs)
@@ -158,7 +161,7 @@ func TestConsulHeartbeatIsolationRecovery(t *testing.T) {
 	// When a heartbeat arrives, then the agent is passing again and a recovery is notified once
 	c.beat("back")
 	c.waitCheck(t, discovery.Passing, 10*time.Second)
-	waitFor(t, "the recovery notification", 5*time.Second, func() bool { return len(c.hook.events()) >= 2 })
+	testutil.Eventually(t, "the recovery notification", 5*time.Second, func() bool { return len(c.hook.events()) >= 2 })
 	if evs := c.hook.events(); len(evs) != 2 || evs[1].Type != notify.EventAgentRecovered {
 		t.Fatalf("notifications %+v, want isolated then recovered", evs)
 	}
@@ -169,7 +172,7 @@ func TestConsulReregistersAfterRestart(t *testing.T) {
 	c.beat("before restart")
 	c.waitCheck(t, discovery.Passing, 15*time.Second)
 
-	waitFor(t, "the sidecar to have seen the registration", 5*time.Second, func() bool {
+	testutil.Eventually(t, "the sidecar to have seen the registration", 5*time.Second, func() bool {
 		c.s.mu.Lock()
 		defer c.s.mu.Unlock()
 		return c.s.consulSeen && c.s.consulRegistrations == 1
@@ -205,7 +208,7 @@ func TestConsulReregistersAfterRestart(t *testing.T) {
 			t.Logf("events: %+v; registration %+v", c.s.RecentEvents(20), c.s.Status().Registration)
 		}
 	}()
-	waitFor(t, "a consul.regained event", 5*time.Second, func() bool {
+	testutil.Eventually(t, "a consul.regained event", 5*time.Second, func() bool {
 		for _, ev := range c.s.RecentEvents(20) {
 			if ev.Type == notify.EventConsulRegained && strings.Contains(ev.Text, "had lost the registration") {
 				return true
@@ -244,17 +247,10 @@ func TestStoppedSidecarLeavesNoConsulConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.EventuallySeen(t, "the sidecar's checks in Consul", 10*time.Second, func() (bool, string) {
 		checks, err := client.AgentChecks(context.Background(), "writer-1")
-		if err == nil && len(checks) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the sidecar did not register in Consul: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && len(checks) > 0, fmt.Sprintf("%d checks, error %v", len(checks), err)
+	})
 	client.CloseIdleConnections()
 	resp, err := http.Get("http://" + s.Addr() + "/call/researcher/x") // starts the watch
 	if err == nil {
@@ -266,7 +262,7 @@ func TestStoppedSidecarLeavesNoConsulConnections(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if err := findLeaks(before); err != nil {
+	if err := testutil.FindLeaks(before); err != nil {
 		t.Errorf("goroutines left running by the stopped sidecar while Consul runs on: %v", err)
 	}
 }

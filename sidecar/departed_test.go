@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // countSeries counts the metric samples whose line starts with prefix.
@@ -28,7 +29,7 @@ func countSeries(text, prefix string) int {
 // counters come back to those of the live instances, and an open breaker of
 // an instance that left stops making the sidecar check warn.
 func TestStateOfInstancesGoneFromConsulIsPruned(t *testing.T) {
-	verifyNoLeaks(t) // before Consul starts: see runConsulSidecar
+	testutil.VerifyNoLeaks(t) // before Consul starts: see runConsulSidecar
 	consul := consultest.Start(t)
 	c := consul.Client(t)
 
@@ -49,13 +50,13 @@ func TestStateOfInstancesGoneFromConsulIsPruned(t *testing.T) {
 	// Given an instance whose breaker is open, so the sidecar check warns
 	bad := newScripted(t, "bad", http.StatusInternalServerError)
 	registerInstance(t, c, "svc-bad", bad)
-	waitFor(t, "the bad instance known", 5*time.Second, func() bool {
+	testutil.Eventually(t, "the bad instance known", 5*time.Second, func() bool {
 		return e.GET("/call/svc/x").Expect().Raw().Header.Get("X-Answered-By") == "bad"
 	})
 	for i := 0; i < 3; i++ {
 		e.GET("/call/svc/x").Expect()
 	}
-	waitFor(t, "the sidecar check warning", 5*time.Second, func() bool { return sidecarCheck() == api.HealthWarning })
+	testutil.Eventually(t, "the sidecar check warning", 5*time.Second, func() bool { return sidecarCheck() == api.HealthWarning })
 
 	// When it leaves and many instances come and go after it
 	if err := c.Agent().ServiceDeregister("svc-bad"); err != nil {
@@ -66,7 +67,7 @@ func TestStateOfInstancesGoneFromConsulIsPruned(t *testing.T) {
 		u := newScripted(t, fmt.Sprintf("u%d", i), http.StatusOK)
 		id := fmt.Sprintf("svc-%d", i)
 		registerInstance(t, c, id, u)
-		waitFor(t, id+" answering", 5*time.Second, func() bool {
+		testutil.Eventually(t, id+" answering", 5*time.Second, func() bool {
 			return e.GET("/call/svc/x").Expect().Raw().Header.Get("X-Answered-By") == u.name
 		})
 		if i < rounds-1 {
@@ -77,7 +78,7 @@ func TestStateOfInstancesGoneFromConsulIsPruned(t *testing.T) {
 	}
 
 	// Then once they have been gone for longer than max_open_for, only the live instance's state is left
-	waitFor(t, "the state of departed instances pruned", 10*time.Second, func() bool { return s.breakers.Len() == 1 })
+	testutil.Eventually(t, "the state of departed instances pruned", 10*time.Second, func() bool { return s.breakers.Len() == 1 })
 	last := fmt.Sprintf("svc@%s", hostOfName(t, s))
 	if snaps := s.breakers.Snapshots(); snaps[0].Name != last {
 		t.Fatalf("the breaker left is %s, want %s", snaps[0].Name, last)
@@ -90,7 +91,7 @@ func TestStateOfInstancesGoneFromConsulIsPruned(t *testing.T) {
 		t.Errorf("the departed bad instance keeps %d transition series", n)
 	}
 	// And the departed instance's open breaker no longer makes the sidecar check warn
-	waitFor(t, "the sidecar check passing", 5*time.Second, func() bool { return sidecarCheck() == api.HealthPassing })
+	testutil.Eventually(t, "the sidecar check passing", 5*time.Second, func() bool { return sidecarCheck() == api.HealthPassing })
 }
 
 // hostOfName is the host:port of the one live instance, from the sidecar's

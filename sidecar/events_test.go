@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
@@ -87,21 +88,13 @@ func TestEventStreamReplaysAndFollowsTransitions(t *testing.T) {
 			Timeout: 5 * time.Second, FirstByteTimeout: time.Second, StreamIdleTimeout: time.Second, Fallback: fallback}
 	}
 	cfg.Models = map[string]policies.Model{"big": m("big", modelDown.srv.URL, "small"), "small": m("small", modelLite.srv.URL, "")}
-	s, _, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
+	clock := testutil.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	s, _, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}, Now: clock.Now})
 	base := "http://" + s.Addr() + "/v1/events"
 
-	// Given an agent that heartbeats, and a subscriber
-	beating := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-beating:
-				return
-			case <-time.After(50 * time.Millisecond):
-				s.Beat(health.Heartbeat{})
-			}
-		}
-	}()
+	// Given an agent that heartbeats (time moves only when the test moves
+	// it, with a heartbeat at each step), and a subscriber
+	s.Beat(health.Heartbeat{})
 	sub := openEvents(t, base, "")
 	// When a breaker trips
 	for i := 0; i < 3; i++ {
@@ -113,7 +106,10 @@ func TestEventStreamReplaysAndFollowsTransitions(t *testing.T) {
 	}
 	// And after open_for a probe succeeds: breaker.closed
 	flaky.status.Store(http.StatusOK)
-	time.Sleep(350 * time.Millisecond)
+	for range 2 { // open_for is 300ms; a heartbeat is due every 200ms
+		clock.Advance(150 * time.Millisecond)
+		s.Beat(health.Heartbeat{})
+	}
 	e.GET("/call/up/x").Expect().Status(http.StatusOK)
 	if _, typ, _ = sub.next(2 * time.Second); typ != notify.EventBreakerClosed {
 		t.Fatalf("second event %s, want breaker.closed", typ)
@@ -123,8 +119,9 @@ func TestEventStreamReplaysAndFollowsTransitions(t *testing.T) {
 	if _, typ, ev = sub.next(2 * time.Second); typ != notify.EventModelDegraded || ev.Model != "big" || !strings.Contains(ev.Text, "answers come from small") {
 		t.Fatalf("third event %s %+v", typ, ev)
 	}
-	// And the agent falls silent
-	close(beating)
+	// And the agent falls silent past its interval and grace
+	clock.Advance(400 * time.Millisecond)
+	s.nudge()
 	if _, typ, ev = sub.next(3 * time.Second); typ != notify.EventAgentIsolated || ev.Reason != health.ReasonMissedHeartbeats {
 		t.Fatalf("fourth event %s %+v", typ, ev)
 	}
@@ -146,7 +143,7 @@ func TestEventStreamReplaysAndFollowsTransitions(t *testing.T) {
 }
 
 func TestShutdownEndsEventStreams(t *testing.T) {
-	verifyNoLeaks(t)
+	testutil.VerifyNoLeaks(t)
 	s, err := New(testConfig(), hclog.NewNullLogger(), Options{Registry: newFakeRegistry()})
 	if err != nil {
 		t.Fatal(err)

@@ -33,6 +33,7 @@ import (
 	"github.com/pmezard/go-difflib/difflib"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar"
 )
@@ -42,25 +43,6 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // goldenT0 is the fake clock's start: a fixed instant, so every time the
 // sidecar computes from its clock is the same on every run.
 var goldenT0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-
-// fakeClock is the sidecar's clock (Options.Now); it moves only when the
-// test sets it.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
 
 // checkUpdate is one SetCheck call.
 type checkUpdate struct {
@@ -154,7 +136,7 @@ func (w *webhookSink) received() []json.RawMessage {
 type goldenSidecar struct {
 	t        *testing.T
 	s        *sidecar.Sidecar
-	clock    *fakeClock
+	clock    *testutil.Clock
 	registry *recordingRegistry
 	webhook  *webhookSink
 	client   *http.Client
@@ -166,7 +148,7 @@ type goldenSidecar struct {
 
 func startGoldenSidecar(t *testing.T) *goldenSidecar {
 	t.Helper()
-	g := &goldenSidecar{t: t, clock: &fakeClock{now: goldenT0}, registry: &recordingRegistry{},
+	g := &goldenSidecar{t: t, clock: testutil.NewClock(goldenT0), registry: &recordingRegistry{},
 		webhook: &webhookSink{}, boundPorts: map[string]string{}}
 
 	// The servers stop after the sidecar (cleanups run last first).
@@ -280,24 +262,21 @@ type statusSummary struct {
 // check pushed to Consul has status check; it returns /v1/status.
 func (g *goldenSidecar) settle(want string, deliveries int, check discovery.CheckStatus) []byte {
 	g.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		raw := g.do(http.MethodGet, "/v1/status", "", http.StatusOK)
+	var raw []byte
+	what := fmt.Sprintf("state %q with %d webhook deliveries and a %s heartbeat check", want, deliveries, check)
+	testutil.EventuallySeen(g.t, what, 10*time.Second, func() (bool, string) {
+		raw = g.do(http.MethodGet, "/v1/status", "", http.StatusOK)
 		var st statusSummary
 		if err := json.Unmarshal(raw, &st); err != nil {
 			g.t.Fatal(err)
 		}
 		hb, _ := g.registry.last("heartbeat")
-		if st.Health.State == want && st.Notifications.Delivered == deliveries && st.Notifications.Queued == 0 &&
-			len(g.webhook.received()) == deliveries && hb.Status == check {
-			return raw
-		}
-		if time.Now().After(deadline) {
-			g.t.Fatalf("waiting for state %q with %d webhook deliveries and a %s heartbeat check: state %q, %d delivered, %d received, check %s",
-				want, deliveries, check, st.Health.State, st.Notifications.Delivered, len(g.webhook.received()), hb.Status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return st.Health.State == want && st.Notifications.Delivered == deliveries && st.Notifications.Queued == 0 &&
+				len(g.webhook.received()) == deliveries && hb.Status == check,
+			fmt.Sprintf("state %q, %d delivered, %d queued, %d received, check %s",
+				st.Health.State, st.Notifications.Delivered, st.Notifications.Queued, len(g.webhook.received()), hb.Status)
+	})
+	return raw
 }
 
 // Volatile values, replaced by maskVolatile.

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
@@ -18,7 +19,7 @@ import (
 )
 
 // runConsulSidecar runs a sidecar with the real registrar and watcher.
-// Tests using it call verifyNoLeaks before starting Consul, so that the
+// Tests using it call testutil.VerifyNoLeaks before starting Consul, so that the
 // check comes after Consul has stopped: the registrar's and watcher's
 // Consul clients keep idle keep-alive connections after Run returns, and
 // package discovery has no way yet to close them.
@@ -48,7 +49,7 @@ func registerInstance(t *testing.T, c *api.Client, id string, u *scripted) {
 }
 
 func TestCallsFollowConsulHealth(t *testing.T) {
-	verifyNoLeaks(t) // before Consul starts: see runConsulSidecar
+	testutil.VerifyNoLeaks(t) // before Consul starts: see runConsulSidecar
 	consul := consultest.Start(t)
 	c := consul.Client(t)
 	a, b := newScripted(t, "a", http.StatusOK), newScripted(t, "b", http.StatusOK)
@@ -75,7 +76,7 @@ func TestCallsFollowConsulHealth(t *testing.T) {
 	if err := c.Agent().UpdateTTL("svc-a:ttl", "made critical by the test", api.HealthCritical); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a out of rotation", 5*time.Second, func() bool {
+	testutil.Eventually(t, "a out of rotation", 5*time.Second, func() bool {
 		for i := 0; i < 6; i++ {
 			if e.GET("/call/svc/x").Expect().Status(http.StatusOK).Raw().Header.Get("X-Answered-By") != "b" {
 				return false
@@ -93,7 +94,7 @@ func TestCallsFollowConsulHealth(t *testing.T) {
 	if got := b.calls.Load() - before; got != 5 {
 		t.Fatalf("b answered %d of 5 calls with Consul down", got)
 	}
-	waitFor(t, "status says stale", 10*time.Second, func() bool {
+	testutil.Eventually(t, "status says stale", 10*time.Second, func() bool {
 		st := s.Status()
 		for _, set := range st.Discovery {
 			if set.Stale {
@@ -103,7 +104,7 @@ func TestCallsFollowConsulHealth(t *testing.T) {
 		return false
 	})
 	// And the event stream tells that Consul is lost
-	waitFor(t, "a consul.lost event", 15*time.Second, func() bool {
+	testutil.Eventually(t, "a consul.lost event", 15*time.Second, func() bool {
 		for _, ev := range s.RecentEvents(20) {
 			if ev.Type == notify.EventConsulLost {
 				return true
@@ -114,7 +115,7 @@ func TestCallsFollowConsulHealth(t *testing.T) {
 }
 
 func TestIngressReroutesToPeerAndNeverLoops(t *testing.T) {
-	verifyNoLeaks(t) // before Consul starts: see runConsulSidecar
+	testutil.VerifyNoLeaks(t) // before Consul starts: see runConsulSidecar
 	consul := consultest.Start(t)
 	agentA, agentB := newScripted(t, "agent-a", http.StatusOK), newScripted(t, "agent-b", http.StatusOK)
 	mk := func(id string, agent *scripted) *Sidecar {
@@ -151,9 +152,9 @@ func TestIngressReroutesToPeerAndNeverLoops(t *testing.T) {
 	ia.POST("/task").WithText("t1").Expect().Status(http.StatusOK).Header(proxy.HeaderUpstream).IsEqual("agent")
 
 	// When agent a misses its heartbeats, then its tasks go to the peer b
-	waitFor(t, "a isolated", 5*time.Second, func() bool { return sa.tracker.Snapshot().IsolatedNow() })
+	testutil.Eventually(t, "a isolated", 5*time.Second, func() bool { return sa.tracker.Snapshot().IsolatedNow() })
 	var r *httpexpect.Response
-	waitFor(t, "b known as a passing peer", 10*time.Second, func() bool {
+	testutil.Eventually(t, "b known as a passing peer", 10*time.Second, func() bool {
 		r = ia.POST("/task").WithText("t2").Expect()
 		return r.Raw().StatusCode == http.StatusOK
 	})

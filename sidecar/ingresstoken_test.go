@@ -52,7 +52,7 @@ func runLoggedSidecar(t *testing.T, cfg *policies.Config, logs *testutil.SyncBuf
 // the token (or with a wrong one) gets an error that says what to set.
 func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
 	const fleetToken = "fleet-ingress-token-0123456789"
-	verifyNoLeaks(t) // before Consul starts: see runConsulSidecar
+	testutil.VerifyNoLeaks(t) // before Consul starts: see runConsulSidecar
 	consul := consultest.Start(t)
 	logs := &testutil.SyncBuffer{}
 	base := func(name, id string, agent *scripted) *policies.Config {
@@ -121,7 +121,7 @@ func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
 	// When tasks are sent through the dispatcher's /call/, then the two
 	// writers and the plain instance all answer them
 	answered := map[string]bool{}
-	waitFor(t, "both writers and the plain instance answering", 20*time.Second, func() bool {
+	testutil.Eventually(t, "both writers and the plain instance answering", 20*time.Second, func() bool {
 		r := call.POST("/call/writers/task").WithText("t").Expect()
 		switch r.Raw().StatusCode {
 		case http.StatusOK:

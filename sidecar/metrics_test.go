@@ -12,6 +12,7 @@ import (
 
 	"github.com/gavv/httpexpect/v2"
 
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
 )
@@ -85,7 +86,7 @@ func TestMetricsAfterATripAFallbackAndAnIsolation(t *testing.T) {
 	s.Beat(health.Heartbeat{})
 	// (the isolation is counted when it is dispatched, just after the
 	// tracker's state changes: wait for the count a scrape shows)
-	waitFor(t, "isolation", 3*time.Second, func() bool {
+	testutil.Eventually(t, "isolation", 3*time.Second, func() bool {
 		return s.tracker.Snapshot().IsolatedNow() &&
 			strings.Contains(scrape(e), `sidecar_agent_isolations_total{reason="missed_heartbeats"} 1`)
 	})

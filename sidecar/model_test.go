@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -38,7 +39,7 @@ func TestDegradedModelShowsInStatusBreakersAndSidecarCheck(t *testing.T) {
 		Header("X-Sidecar-Degraded").IsEqual("true")
 
 	// Then the sidecar check warns, and status says who serves and why
-	waitFor(t, "sidecar check warning", 2*time.Second, func() bool { return reg.check("writer-1:sidecar").status == discovery.Warning })
+	testutil.Eventually(t, "sidecar check warning", 2*time.Second, func() bool { return reg.check("writer-1:sidecar").status == discovery.Warning })
 	if out := reg.check("writer-1:sidecar").output; !strings.Contains(out, "model gpt-4o answered by gpt-4o-mini since") ||
 		!strings.Contains(out, "gpt-4o: 500") {
 		t.Fatalf("sidecar check output %q", out)
@@ -58,7 +59,7 @@ func TestDegradedModelShowsInStatusBreakersAndSidecarCheck(t *testing.T) {
 	primary.status.Store(http.StatusOK)
 	e.POST("/llm/v1/chat/completions").WithHeader("Content-Type", "application/json").WithBytes([]byte(`{"model":"gpt-4o","messages":[]}`)).
 		Expect().Status(http.StatusOK).Header("X-Sidecar-Degraded").IsEqual("false")
-	waitFor(t, "sidecar check passing", 2*time.Second, func() bool { return reg.check("writer-1:sidecar").status == discovery.Passing })
+	testutil.Eventually(t, "sidecar check passing", 2*time.Second, func() bool { return reg.check("writer-1:sidecar").status == discovery.Passing })
 	if h := primary.lastBody(); !strings.Contains(h, `"model":"gpt-4o"`) {
 		t.Fatalf("the primary got %q", h)
 	}

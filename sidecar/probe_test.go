@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -32,7 +33,7 @@ func TestProbeCountsAsHeartbeat(t *testing.T) {
 	_, reg, e := startSidecar(t, cfg, Options{})
 
 	// Then each answer counts as a heartbeat
-	waitFor(t, "probe heartbeats", 5*time.Second, func() bool {
+	testutil.Eventually(t, "probe heartbeats", 5*time.Second, func() bool {
 		return reg.check("writer-1:heartbeat").status == discovery.Passing
 	})
 	if out := reg.check("writer-1:heartbeat").output; !strings.Contains(out, "(probe)") {
@@ -43,7 +44,7 @@ func TestProbeCountsAsHeartbeat(t *testing.T) {
 
 	// When the agent stops answering 2xx, then it is isolated
 	healthy.Store(false)
-	waitFor(t, "isolation", 5*time.Second, func() bool {
+	testutil.Eventually(t, "isolation", 5*time.Second, func() bool {
 		return reg.check("writer-1:heartbeat").status == discovery.Critical
 	})
 	e.GET("/v1/status").Expect().JSON().Object().Value("health").Object().
@@ -51,7 +52,7 @@ func TestProbeCountsAsHeartbeat(t *testing.T) {
 
 	// And when it answers again, it recovers
 	healthy.Store(true)
-	waitFor(t, "recovery", 5*time.Second, func() bool {
+	testutil.Eventually(t, "recovery", 5*time.Second, func() bool {
 		return reg.check("writer-1:heartbeat").status == discovery.Passing
 	})
 }
@@ -74,7 +75,7 @@ func TestReloadReplacesTheProber(t *testing.T) {
 	s, _, _ := startSidecar(t, probe(oldAgent.URL), Options{Reload: func() (*policies.Config, error) {
 		return probe(newAgent.URL), nil
 	}})
-	waitFor(t, "the old URL probed", 5*time.Second, func() bool { return oldHits.Load() > 0 })
+	testutil.Eventually(t, "the old URL probed", 5*time.Second, func() bool { return oldHits.Load() > 0 })
 
 	// When reloads to the new URL come at once
 	var wg sync.WaitGroup
@@ -90,9 +91,9 @@ func TestReloadReplacesTheProber(t *testing.T) {
 	wg.Wait()
 
 	// Then only the new URL is probed
-	waitFor(t, "the new URL probed", 5*time.Second, func() bool { return newHits.Load() > 0 })
-	before := oldHits.Load()
-	time.Sleep(100 * time.Millisecond) // five probe intervals
+	testutil.Eventually(t, "the new URL probed", 5*time.Second, func() bool { return newHits.Load() > 0 })
+	before, newBefore := oldHits.Load(), newHits.Load()
+	testutil.Eventually(t, "five more probes of the new URL", 5*time.Second, func() bool { return newHits.Load() >= newBefore+5 })
 	if n := oldHits.Load(); n != before {
 		t.Fatalf("the old URL was probed %d more times after the reload", n-before)
 	}

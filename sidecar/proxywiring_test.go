@@ -12,6 +12,7 @@ import (
 	"github.com/gavv/httpexpect/v2"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
 	"github.com/agent-sidecar/sidecar/sidecar/proxy"
@@ -47,11 +48,11 @@ func TestBreakerAPIAndSidecarCheck(t *testing.T) {
 	}
 	e.GET("/v1/breakers").Expect().Status(http.StatusOK).JSON().Object().Value("breakers").Array().Value(0).Object().
 		HasValue("name", name).HasValue("state", "open").HasValue("consecutive_failures", 3).HasValue("last_failure_reason", "503")
-	waitFor(t, "sidecar check warning", 2*time.Second, func() bool { return reg.check("writer-1:sidecar").status == discovery.Warning })
+	testutil.Eventually(t, "sidecar check warning", 2*time.Second, func() bool { return reg.check("writer-1:sidecar").status == discovery.Warning })
 	if out := reg.check("writer-1:sidecar").output; !strings.Contains(out, name+" open since") || !strings.Contains(out, "3 consecutive failures") {
 		t.Fatalf("sidecar check output %q", out)
 	}
-	waitFor(t, "breaker.open notification", 5*time.Second, func() bool { return len(h.events()) == 1 })
+	testutil.Eventually(t, "breaker.open notification", 5*time.Second, func() bool { return len(h.events()) == 1 })
 	if ev := h.events()[0]; ev.Type != notify.EventBreakerOpen || ev.Breaker != name {
 		t.Fatalf("notification %+v", ev)
 	}
@@ -60,7 +61,7 @@ func TestBreakerAPIAndSidecarCheck(t *testing.T) {
 	flaky.status.Store(http.StatusOK)
 	e.POST("/v1/breakers/"+name+"/close").Expect().Status(http.StatusOK).JSON().Object().HasValue("state", "closed")
 	e.GET("/call/up/x").Expect().Status(http.StatusOK).Header(proxy.HeaderUpstream).IsEqual("up")
-	waitFor(t, "sidecar check passing", 2*time.Second, func() bool { return reg.check("writer-1:sidecar").status == discovery.Passing })
+	testutil.Eventually(t, "sidecar check passing", 2*time.Second, func() bool { return reg.check("writer-1:sidecar").status == discovery.Passing })
 	// And an operator can hold it open
 	e.POST("/v1/breakers/"+name+"/open").Expect().Status(http.StatusOK).JSON().Object().HasValue("forced", true)
 	e.GET("/call/up/x").Expect().Status(http.StatusServiceUnavailable)

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // chromium returns Debian's headless-capable Chromium ($CHROMIUM, else
@@ -126,7 +129,7 @@ health {
 		t.Fatal(err)
 	}
 	var node string
-	waitFor(t, "passing in the catalog", 10*time.Second, func() bool {
+	testutil.Eventually(t, "passing in the catalog", 10*time.Second, func() bool {
 		entries, err := client.ServiceHealth(context.Background(), "writer")
 		if err != nil || len(entries) != 1 {
 			return false
@@ -155,7 +158,7 @@ health {
 	// An isolated agent: the heartbeat check says so, since when and why
 	close(stop)
 	<-stopped
-	waitFor(t, "isolated in the catalog", 15*time.Second, func() bool {
+	testutil.Eventually(t, "isolated in the catalog", 15*time.Second, func() bool {
 		entries, err := client.ServiceHealth(context.Background(), "writer")
 		if err != nil || len(entries) != 1 {
 			return false

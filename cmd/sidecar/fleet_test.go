@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 import (
@@ -75,7 +77,7 @@ upstream "down" { url = "http://127.0.0.1:1" }
 	}
 	env := []string{"CONSUL_HTTP_ADDR=" + consul.HTTPAddr}
 	var out string
-	waitFor(t, "both instances in the fleet view", 15*time.Second, func() bool {
+	testutil.Eventually(t, "both instances in the fleet view", 15*time.Second, func() bool {
 		out, _, _ = runCLI(t, env, "fleet")
 		return strings.Contains(out, "writer-1") && strings.Contains(out, "ISOLATED") && strings.Contains(out, "passing")
 	})
@@ -136,10 +138,10 @@ upstream "down" { url = "http://127.0.0.1:1" }
 		t.Fatal(err)
 	}
 	defer func() { _ = watch.Process.Kill(); _ = watch.Wait() }()
-	waitFor(t, "the first drawing", 10*time.Second, func() bool { return strings.Contains(wout.String(), "redraws on change") })
+	testutil.Eventually(t, "the first drawing", 10*time.Second, func() bool { return strings.Contains(wout.String(), "redraws on change") })
 	wg.Add(1)
 	go beat(b)
-	waitFor(t, "a redraw with writer-2 recovered", 10*time.Second, func() bool {
+	testutil.Eventually(t, "a redraw with writer-2 recovered", 10*time.Second, func() bool {
 		draws := strings.Split(wout.String(), "SERVICE")
 		last := draws[len(draws)-1]
 		return len(draws) > 2 && !strings.Contains(last, "ISOLATED")

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 import (
@@ -86,7 +88,7 @@ func TestHostileKVPolicyDoesNotStopSidecars(t *testing.T) {
 		if !strings.Contains(logs.String(), "fleet policies in Consul KV rejected; starting with the local files") {
 			t.Fatalf("the log does not say why:\n%s", logs.String())
 		}
-		waitFor(t, "the sidecar check to warn", 10*time.Second, func() bool {
+		testutil.Eventually(t, "the sidecar check to warn", 10*time.Second, func() bool {
 			checks, _ := client.Agent().Checks()
 			c := checks["writer-deep:sidecar"]
 			return c != nil && c.Status == api.HealthWarning && strings.Contains(c.Output, "nested more than 64")
@@ -105,12 +107,12 @@ func TestHostileKVPolicyDoesNotStopSidecars(t *testing.T) {
 		t.Fatal(err)
 	}
 	putKV(t, client, "sidecar/policies/breakers.hcl", "breaker \"strict\" {\n  consecutive_failures = 7\n}\n")
-	waitFor(t, "the valid policy applied", 10*time.Second, func() bool {
+	testutil.Eventually(t, "the valid policy applied", 10*time.Second, func() bool {
 		st, _ := readStatus(t, control)
 		return st.Config.Breakers["strict"].ConsecutiveFailures == 7 && st.LastReload != nil && st.LastReload.OK
 	})
 	putKV(t, client, "sidecar/policies/deep.hcl", deepPolicy)
-	waitFor(t, "the deep policy rejected", 10*time.Second, func() bool {
+	testutil.Eventually(t, "the deep policy rejected", 10*time.Second, func() bool {
 		st, _ := readStatus(t, control)
 		return st.LastReload != nil && !st.LastReload.OK && strings.Contains(st.LastReload.Error, "nested more than 64")
 	})

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 import (
@@ -65,7 +67,7 @@ func TestLocalReloadAppliesWhileKVPoliciesRejected(t *testing.T) {
 	// A bad change of the policies: rejected, the good layer stays.
 	putKV(t, client, "sidecar/policies/breakers.hcl", "breaker \"strict\" {\n  consecutive_failures = 8\n}\n"+
 		"breaker \"broken\" {\n  open_for = \"soon\"\n}\n")
-	waitFor(t, "the bad policy rejected", 10*time.Second, func() bool {
+	testutil.Eventually(t, "the bad policy rejected", 10*time.Second, func() bool {
 		st, _ := readStatus(t, control)
 		return st.LastReload != nil && !st.LastReload.OK && strings.Contains(st.LastReload.Error, "consul:sidecar/policies/breakers.hcl:5:")
 	})
@@ -96,7 +98,7 @@ func TestLocalReloadAppliesWhileKVPoliciesRejected(t *testing.T) {
 		if !rejected {
 			t.Fatalf("%s: no config.rejected event about the policies: %+v", what, st.Events)
 		}
-		waitFor(t, "the sidecar check to warn", 10*time.Second, func() bool {
+		testutil.Eventually(t, "the sidecar check to warn", 10*time.Second, func() bool {
 			checks, _ := client.Agent().Checks()
 			c := checks["writer-reload:sidecar"]
 			return c != nil && c.Status == api.HealthWarning && strings.Contains(c.Output, "consul:sidecar/policies/breakers.hcl:5:")
@@ -136,12 +138,12 @@ func TestLocalReloadAppliesWhileKVPoliciesRejected(t *testing.T) {
 
 	// Fixing the policies applies them.
 	putKV(t, client, "sidecar/policies/breakers.hcl", "breaker \"strict\" {\n  consecutive_failures = 8\n}\n")
-	waitFor(t, "the fixed policy applied", 10*time.Second, func() bool {
+	testutil.Eventually(t, "the fixed policy applied", 10*time.Second, func() bool {
 		st, _ := readStatus(t, control)
 		return st.Config.Breakers["strict"].ConsecutiveFailures == 8 && st.LastReload != nil && st.LastReload.OK &&
 			st.Config.Breakers["default"].ConsecutiveFailures == 2
 	})
-	waitFor(t, "the sidecar check passing", 10*time.Second, func() bool {
+	testutil.Eventually(t, "the sidecar check passing", 10*time.Second, func() bool {
 		checks, _ := client.Agent().Checks()
 		c := checks["writer-reload:sidecar"]
 		return c != nil && c.Status == api.HealthPassing

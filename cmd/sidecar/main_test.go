@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 import (
@@ -68,17 +70,6 @@ func writeFile(t *testing.T, dir, name, body string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func runCLI(t *testing.T, env []string, args ...string) (string, string, int) {
@@ -250,7 +241,7 @@ notify "ops" { webhook = "http://%[6]s/hook" }
 	}
 
 	// Given the agent runs under its sidecar and heartbeats
-	waitFor(t, "passing in Consul", 30*time.Second, func() bool { return checkStatus() == discovery.Passing })
+	testutil.Eventually(t, "passing in Consul", 30*time.Second, func() bool { return checkStatus() == discovery.Passing })
 	firstPID := processField("pid")
 
 	// And a shell heartbeat through the CLI is accepted
@@ -267,7 +258,7 @@ notify "ops" { webhook = "http://%[6]s/hook" }
 	resp.Body.Close()
 
 	// Then it goes critical, operations are notified, and it is restarted
-	waitFor(t, "critical in Consul", 15*time.Second, func() bool { return checkStatus() == discovery.Critical })
+	testutil.Eventually(t, "critical in Consul", 15*time.Second, func() bool { return checkStatus() == discovery.Critical })
 	select {
 	case ev := <-hookEvents:
 		if ev["type"] != "agent.isolated" || ev["agent_id"] != "writer-e2e" || !strings.Contains(fmt.Sprint(ev["text"]), "Restarting") {
@@ -276,12 +267,12 @@ notify "ops" { webhook = "http://%[6]s/hook" }
 	case <-time.After(10 * time.Second):
 		t.Fatal("no isolation notification")
 	}
-	waitFor(t, "a restart", 20*time.Second, func() bool { return processField("restarts") >= 1 })
+	testutil.Eventually(t, "a restart", 20*time.Second, func() bool { return processField("restarts") >= 1 })
 	if pid := processField("pid"); pid == firstPID {
 		t.Fatalf("pid %v unchanged after the restart", pid)
 	}
 	// And the events say so: isolated, then restarted
-	waitFor(t, "agent.isolated then agent.restarted in the events", 5*time.Second, func() bool {
+	testutil.Eventually(t, "agent.isolated then agent.restarted in the events", 5*time.Second, func() bool {
 		var types []string
 		if evs, ok := status()["events"].([]any); ok {
 			for _, ev := range evs {
@@ -293,7 +284,7 @@ notify "ops" { webhook = "http://%[6]s/hook" }
 		return strings.Contains(strings.Join(types, ","), "agent.isolated,agent.restarted")
 	})
 	// And the new process recovers the agent by itself
-	waitFor(t, "passing again", 30*time.Second, func() bool { return checkStatus() == discovery.Passing })
+	testutil.Eventually(t, "passing again", 30*time.Second, func() bool { return checkStatus() == discovery.Passing })
 	select {
 	case ev := <-hookEvents:
 		if ev["type"] != "agent.recovered" {
@@ -309,7 +300,7 @@ notify "ops" { webhook = "http://%[6]s/hook" }
 	}
 	_ = cmd.Process.Signal(syscall.SIGHUP)
 	// Then it is rejected with its position and the sidecar keeps running
-	waitFor(t, "the reload error", 10*time.Second, func() bool {
+	testutil.Eventually(t, "the reload error", 10*time.Second, func() bool {
 		st := status()
 		lr, _ := st["last_reload"].(map[string]any)
 		return lr != nil && lr["ok"] == false && strings.Contains(fmt.Sprint(lr["error"]), "sidecar.hcl:2:")

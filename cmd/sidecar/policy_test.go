@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // TestFleetPoliciesFromConsulKV pushes policies with `sidecar policy`, and
@@ -88,7 +91,7 @@ upstream "search" { url = "http://127.0.0.1:9" }
 	if out, errOut, code = runCLI(t, env, "policy", "push", fleetDir); code != exitOK {
 		t.Fatalf("push: %d %s%s", code, out, errOut)
 	}
-	waitFor(t, "the new fleet policy applied", 10*time.Second, func() bool { return threshold() == 4 })
+	testutil.Eventually(t, "the new fleet policy applied", 10*time.Second, func() bool { return threshold() == 4 })
 
 	// Another operator's push based on the old read is refused.
 	writeFile(t, fleetDir, "breakers.hcl", "breaker \"default\" {\n  consecutive_failures = 9\n}\n")
@@ -102,7 +105,7 @@ upstream "search" { url = "http://127.0.0.1:9" }
 		!strings.Contains(out, "sidecar/policies/service/writer/breakers.hcl") {
 		t.Fatalf("push -service: %d %s%s", code, out, errOut)
 	}
-	waitFor(t, "the service policy applied", 10*time.Second, func() bool { return threshold() == 6 })
+	testutil.Eventually(t, "the service policy applied", 10*time.Second, func() bool { return threshold() == 6 })
 
 	// An invalid policy written straight into KV is rejected: the last good
 	// policy stays, and status, events and the sidecar check say so.
@@ -110,7 +113,7 @@ upstream "search" { url = "http://127.0.0.1:9" }
 		Value: []byte("breaker \"broken\" {\n  open_for = \"soon\"\n}\n")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the sidecar check to report the rejection", 10*time.Second, func() bool {
+	testutil.Eventually(t, "the sidecar check to report the rejection", 10*time.Second, func() bool {
 		checks, _ := client.Agent().Checks()
 		c := checks["writer-kv:sidecar"]
 		return c != nil && c.Status == api.HealthWarning && strings.Contains(c.Output, "consul:sidecar/policies/broken.hcl:2:3")
@@ -126,7 +129,7 @@ upstream "search" { url = "http://127.0.0.1:9" }
 	if _, err := client.KV().Delete("sidecar/policies/broken.hcl", nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the sidecar check passing again", 10*time.Second, func() bool {
+	testutil.Eventually(t, "the sidecar check passing again", 10*time.Second, func() bool {
 		checks, _ := client.Agent().Checks()
 		c := checks["writer-kv:sidecar"]
 		return c != nil && c.Status == api.HealthPassing

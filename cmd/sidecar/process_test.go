@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 import (
@@ -50,7 +52,7 @@ func (p *sidecarProcess) stop() {
 // exit.
 func (p *sidecarProcess) waitUntil(t *testing.T, what string, limit time.Duration, ready func() bool) {
 	t.Helper()
-	waitFor(t, what, limit, func() bool {
+	testutil.Eventually(t, what, limit, func() bool {
 		select {
 		case <-p.exited:
 			t.Fatalf("the sidecar exited:\n%s", p.logs.String())

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 import (
@@ -74,7 +76,7 @@ health {
 	}
 
 	// Given the probed agent is passing in Consul
-	waitFor(t, "the heartbeat check passing with the probe's note", 30*time.Second, func() bool {
+	testutil.Eventually(t, "the heartbeat check passing with the probe's note", 30*time.Second, func() bool {
 		c := checks()["writer-redact:heartbeat"]
 		return c != nil && c.Status == api.HealthPassing && strings.Contains(c.Output, "(probe)")
 	})
@@ -89,7 +91,7 @@ notify "team" { webhook = "htps://hooks.example.com/services/T000/hook2-s3cret?t
 	}
 
 	// Then the rejection says where and what is wrong
-	waitFor(t, "the sidecar check to report the rejection", 15*time.Second, func() bool {
+	testutil.Eventually(t, "the sidecar check to report the rejection", 15*time.Second, func() bool {
 		c := checks()["writer-redact:sidecar"]
 		return c != nil && c.Status == api.HealthWarning && strings.Contains(c.Output, "notify.ops.webhook")
 	})

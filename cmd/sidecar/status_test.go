@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 import (
@@ -42,7 +44,7 @@ model "gpt-4o-mini" {
 `, controlPort, consul.HTTPAddr))
 	logs := startAgentBinary(t, "sidecar", cfgFile).logs
 	env := []string{fmt.Sprintf("SIDECAR_ADDR=http://127.0.0.1:%d", controlPort)}
-	waitFor(t, "the control API", 10*time.Second, func() bool {
+	testutil.Eventually(t, "the control API", 10*time.Second, func() bool {
 		_, _, code := runCLI(t, env, "status")
 		return code != exitUnreachable
 	})
@@ -51,7 +53,7 @@ model "gpt-4o-mini" {
 	if _, errOut, code := runCLI(t, env, "heartbeat", "-note", "handled 3 tasks", "-q"); code != exitOK {
 		t.Fatalf("heartbeat: %d %s", code, errOut)
 	}
-	waitFor(t, "registered", 10*time.Second, func() bool {
+	testutil.Eventually(t, "registered", 10*time.Second, func() bool {
 		out, _, _ := runCLI(t, env, "status")
 		return strings.Contains(out, "registered as writer-status")
 	})
@@ -71,7 +73,7 @@ model "gpt-4o-mini" {
 	}
 
 	// When the agent falls silent, status exits 1 and says why
-	waitFor(t, "isolation", 10*time.Second, func() bool {
+	testutil.Eventually(t, "isolation", 10*time.Second, func() bool {
 		_, _, code := runCLI(t, env, "status")
 		return code == exitError
 	})

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build e2e && linux
 
 package main
 
@@ -58,7 +58,7 @@ func zombieChildren(pid int) []int {
 func readPID(t *testing.T, file string) int {
 	t.Helper()
 	var pid int
-	waitFor(t, "pid in "+filepath.Base(file), 10*time.Second, func() bool {
+	testutil.Eventually(t, "pid in "+filepath.Base(file), 10*time.Second, func() bool {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			return false
@@ -122,7 +122,7 @@ func TestKilledSidecarTakesItsAgentAlong(t *testing.T) {
 	exited <- nil // for the cleanup
 
 	// Then the agent does not run on without it
-	waitFor(t, "the agent to die with its sidecar", 10*time.Second, func() bool { return !running(agent) })
+	testutil.Eventually(t, "the agent to die with its sidecar", 10*time.Second, func() bool { return !running(agent) })
 }
 
 func TestSecondSignalStopsTheAgentsProcesses(t *testing.T) {
@@ -137,7 +137,7 @@ func TestSecondSignalStopsTheAgentsProcesses(t *testing.T) {
 
 	// Given a graceful shutdown that waits for the agent (stop_timeout 1m)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
-	waitFor(t, "the agent to get SIGTERM", 10*time.Second, func() bool { _, err := os.Stat(termed); return err == nil })
+	testutil.Eventually(t, "the agent to get SIGTERM", 10*time.Second, func() bool { _, err := os.Stat(termed); return err == nil })
 
 	// When a second signal forces the exit
 	_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -148,7 +148,7 @@ func TestSecondSignalStopsTheAgentsProcesses(t *testing.T) {
 	exited <- nil
 
 	// Then neither the agent nor its child runs on
-	waitFor(t, "the agent and its child to be gone", 10*time.Second, func() bool { return !running(agent) && !running(child) })
+	testutil.Eventually(t, "the agent and its child to be gone", 10*time.Second, func() bool { return !running(agent) && !running(child) })
 }
 
 // Orphans re-parented to the sidecar (PID 1 of a container, or a child
@@ -182,7 +182,7 @@ func TestSidecarReapsOrphans(t *testing.T) {
 			sidecar := cmd.Process.Pid
 			if tc.prefix != nil {
 				// unshare forks the sidecar: PID 1 of the new namespace
-				waitFor(t, "the sidecar under unshare", 10*time.Second, func() bool {
+				testutil.Eventually(t, "the sidecar under unshare", 10*time.Second, func() bool {
 					for _, e := range must(os.ReadDir("/proc")) {
 						if n, err := strconv.Atoi(e.Name()); err == nil {
 							if _, ppid, ok := procStat(n); ok && ppid == cmd.Process.Pid {
@@ -196,14 +196,14 @@ func TestSidecarReapsOrphans(t *testing.T) {
 			}
 
 			// Given the orphans have exited
-			waitFor(t, "the agent", 10*time.Second, func() bool { _, err := os.Stat(agentPID); return err == nil })
-			waitFor(t, "the orphans to exit", 10*time.Second, func() bool {
+			testutil.Eventually(t, "the agent", 10*time.Second, func() bool { _, err := os.Stat(agentPID); return err == nil })
+			testutil.Eventually(t, "the orphans to exit", 10*time.Second, func() bool {
 				m, _ := filepath.Glob(filepath.Join(dir, "orphan-*"))
 				return len(m) == 5
 			})
 
 			// Then the sidecar reaps them
-			waitFor(t, "no zombie children of the sidecar", 10*time.Second, func() bool { return len(zombieChildren(sidecar)) == 0 })
+			testutil.Eventually(t, "no zombie children of the sidecar", 10*time.Second, func() bool { return len(zombieChildren(sidecar)) == 0 })
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -56,29 +57,13 @@ func calls(t *testing.T, b *Breaker, n int, o outcome) {
 	}
 }
 
-// clock is a test clock: time moves only when the test moves it.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
 // t0 is when every test clock starts.
 var t0 = time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
 
-func newClock() *clock { return &clock{now: t0} }
+// clock is a test clock: time moves only when the test moves it.
+type clock = testutil.Clock
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock d forward.
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return testutil.NewClock(t0) }
 
 // clocked returns a breaker with settings cfg that reads the time from a
 // test clock.

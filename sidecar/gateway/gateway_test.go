@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 )
@@ -118,7 +119,21 @@ func chunk(s string) string {
 // base URL.
 func gw(t *testing.T, cfg *policies.Config) (string, *Gateway) {
 	t.Helper()
-	g := New(cfg, Options{Breakers: breaker.NewSet()})
+	return gwWith(t, cfg, breaker.NewSet())
+}
+
+// gwOnClock is gw with breakers on a test clock, which moves only when the
+// test moves it.
+func gwOnClock(t *testing.T, cfg *policies.Config) (string, *Gateway, *testutil.Clock) {
+	t.Helper()
+	clock := testutil.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	base, g := gwWith(t, cfg, breaker.NewSetWithClock(clock.Now))
+	return base, g, clock
+}
+
+func gwWith(t *testing.T, cfg *policies.Config, breakers *breaker.Set) (string, *Gateway) {
+	t.Helper()
+	g := New(cfg, Options{Breakers: breakers})
 	srv := httptest.NewServer(g)
 	t.Cleanup(srv.Close)
 	return srv.URL + "/llm", g
@@ -219,7 +234,7 @@ func TestPrimaryAnswersWithItsOwnKeyAndUntouchedBody(t *testing.T) {
 func TestFailingPrimaryDegradesToLiteThenItsBreakerOpens(t *testing.T) {
 	primary := newScriptedModel(t, status(http.StatusInternalServerError))
 	lite := newScriptedModel(t, chatOK("from lite"))
-	base, g := gw(t, chainConfig(primary, lite, 400*time.Millisecond))
+	base, g, clock := gwOnClock(t, chainConfig(primary, lite, 400*time.Millisecond))
 
 	// When 6 requests are sent while the primary fails
 	for i := 0; i < 6; i++ {
@@ -262,7 +277,7 @@ func TestFailingPrimaryDegradesToLiteThenItsBreakerOpens(t *testing.T) {
 
 	// When the primary heals and open_for passes, one probe reaches it
 	primary.set(chatOK("from primary"))
-	time.Sleep(450 * time.Millisecond)
+	clock.Advance(400 * time.Millisecond)
 	resp, body := post(t, base+"/v1/chat/completions", chatBody)
 	if resp.Header.Get(HeaderDegraded) != "false" || !strings.Contains(body, "from primary") {
 		t.Fatalf("after healing: %v %s", resp.Header, body)
@@ -619,7 +634,13 @@ func TestAgentThatDisconnectsCancelsTheModelCall(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("the model call went on after the agent left")
 	}
-	time.Sleep(50 * time.Millisecond)
+	label := g.Models()[0].Label
+	testutil.Eventually(t, "the cancelled call counted as cancelled", 2*time.Second, func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		st := g.stats[label]
+		return st != nil && st.canceled == 1
+	})
 	if ms := g.Models(); ms[0].Failures != 0 || lite.calls.Load() != 0 {
 		t.Fatalf("a cancelled call counted as a failure or fell back: %+v", ms[0])
 	}

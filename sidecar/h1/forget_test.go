@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 func TestCloseIdleToForgetsTheAddress(t *testing.T) {
@@ -17,7 +20,7 @@ func TestCloseIdleToForgetsTheAddress(t *testing.T) {
 		t.Fatalf("%d idle connections, want 2", n)
 	}
 	tr.CloseIdleTo(strings.TrimPrefix(a.URL, "http://"))
-	waitFor(t, "a's connection closed", func() bool { return a.closed.Load() == 1 })
+	testutil.Eventually(t, "a's connection closed", 5*time.Second, func() bool { return a.closed.Load() == 1 })
 	tr.mu.Lock()
 	keys := len(tr.idle)
 	tr.mu.Unlock()

@@ -21,10 +21,10 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testutil.MainWithoutLeaks(m) }
 
 // server is an httptest server that counts the connections it accepted.
 type server struct {
@@ -47,15 +47,6 @@ func newServer(t *testing.T, h http.HandlerFunc) *server {
 	s.Start()
 	t.Cleanup(s.Close)
 	return s
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }
 
 func newTransport(t *testing.T) *Transport {
@@ -172,7 +163,7 @@ func TestServerClosedIdleConnection(t *testing.T) {
 	tr := newTransport(t)
 	do(t, tr, http.MethodGet, s.URL, "")
 	s.CloseClientConnections() // the server drops the idle connection
-	waitFor(t, "the server to close the connection", func() bool { return s.closed.Load() == 1 })
+	testutil.Eventually(t, "the server to close the connection", 5*time.Second, func() bool { return s.closed.Load() == 1 })
 	time.Sleep(10 * time.Millisecond) // its FIN to reach the client's socket
 	if _, got := do(t, tr, http.MethodPost, s.URL, "payload"); got != "payload" {
 		t.Fatalf("POST after the server closed the idle connection: %q", got)
@@ -394,7 +385,7 @@ func TestIdleTimeoutClosesConnections(t *testing.T) {
 	tr := &Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: 50 * time.Millisecond}
 	defer tr.CloseIdleConnections()
 	do(t, tr, http.MethodGet, s.URL, "")
-	waitFor(t, "the idle connection to be closed after IdleConnTimeout", func() bool { return s.closed.Load() == 1 })
+	testutil.Eventually(t, "the idle connection to be closed after IdleConnTimeout", 5*time.Second, func() bool { return s.closed.Load() == 1 })
 	if n := tr.idleCount(); n != 0 {
 		t.Errorf("%d idle connections after the timeout", n)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
 
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -36,7 +37,7 @@ func TestProberLeavesNoConnectionBehind(t *testing.T) {
 	cancel()
 	<-done
 	// The agent still runs: only the prober's own connection could be left.
-	if err := goleak.Find(before); err != nil {
+	if err := testutil.FindLeaks(before); err != nil {
 		t.Fatalf("goroutines left by a stopped prober: %v", err)
 	}
 }

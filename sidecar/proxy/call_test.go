@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -41,7 +42,7 @@ func TestBreakerTripsAfterThreeFailuresAndFallbackServes(t *testing.T) {
 
 	// When the primary recovers and open_for has passed, one probe closes the breaker
 	flaky.status.Store(http.StatusOK)
-	time.Sleep(350 * time.Millisecond)
+	p.clock.Advance(300 * time.Millisecond)
 	e.POST("/call/primary/task").Expect().Status(http.StatusOK).Header(HeaderUpstream).IsEqual("primary")
 	e.POST("/call/primary/task").Expect().Status(http.StatusOK).Header(HeaderUpstream).IsEqual("primary")
 	if got := flaky.calls.Load(); got != 5 {
@@ -161,7 +162,7 @@ func TestBulkheadSendsOverflowToTheFallback(t *testing.T) {
 	go func() {
 		first <- e.GET("/call/primary/a").Expect().Raw().Header.Get("X-Answered-By")
 	}()
-	waitFor(t, "the first call at the upstream", 2*time.Second, func() bool { return slow.calls.Load() == 1 })
+	testutil.Eventually(t, "the first call at the upstream", 2*time.Second, func() bool { return slow.calls.Load() == 1 })
 
 	// When a second call comes, it goes to the fallback at once
 	e.GET("/call/primary/b").Expect().Status(http.StatusOK).Header("X-Sidecar-Fallback").IsEqual("true")
@@ -177,7 +178,7 @@ func TestBulkheadSendsOverflowToTheFallback(t *testing.T) {
 	// Without a fallback, the overflow gets 503 with Retry-After and the reason
 	alone := make(chan struct{})
 	go func() { defer close(alone); e.GET("/call/alone/a").Expect() }()
-	waitFor(t, "a call to alone in flight", 2*time.Second, func() bool { return slow.calls.Load() == 3 })
+	testutil.Eventually(t, "a call to alone in flight", 2*time.Second, func() bool { return slow.calls.Load() == 3 })
 	r := e.GET("/call/alone/b").Expect().Status(http.StatusServiceUnavailable)
 	r.Header("Retry-After").IsEqual("1")
 	r.JSON().Object().Value("error").Object().Value("message").String().Contains("max_concurrent")

@@ -2,11 +2,9 @@ package proxy
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,33 +13,16 @@ import (
 	"time"
 
 	"github.com/gavv/httpexpect/v2"
-	"go.uber.org/goleak"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 )
 
 // TestMain fails the package when its tests leave goroutines behind once
 // everything they started has stopped (proxies, upstreams, calls, clients).
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-		err := goleak.Find()
-		// Goroutines whose end has been set in motion (a connection closed
-		// by its peer) may take a moment under -race.
-		for i := 0; err != nil && i < 10; i++ {
-			time.Sleep(300 * time.Millisecond)
-			err = goleak.Find()
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.MainWithoutLeaks(m) }
 
 // testConfig is a sidecar's configuration for agent writer-1 of service
 // writer.
@@ -57,6 +38,7 @@ func testConfig() *policies.Config {
 type testProxy struct {
 	*Proxy
 	addr, ingressAddr string
+	clock             *testutil.Clock // the proxy's and its breakers' clock, when the test gave one
 }
 
 // Addr is the address /call/ is served on.
@@ -96,7 +78,11 @@ func startProxy(tb testing.TB, cfg *policies.Config, opts Options) (*testProxy, 
 	return p, e
 }
 
-// callProxy serves a proxy with the given upstreams and a fake discovery.
+// clockStart is when every test clock starts.
+var clockStart = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// callProxy serves a proxy with the given upstreams and a fake discovery,
+// on a test clock (p.clock) that moves only when the test moves it.
 func callProxy(t *testing.T, ups map[string]policies.Upstream, d Discovery, openFor time.Duration) (*testProxy, *httpexpect.Expect) {
 	t.Helper()
 	cfg := testConfig()
@@ -115,7 +101,10 @@ func callProxy(t *testing.T, ups map[string]policies.Upstream, d Discovery, open
 		ups[name] = u
 	}
 	cfg.Upstreams = ups
-	return startProxy(t, cfg, Options{Discovery: d})
+	clock := testutil.NewClock(clockStart)
+	p, e := startProxy(t, cfg, Options{Discovery: d, Breakers: breaker.NewSetWithClock(clock.Now), Now: clock.Now})
+	p.clock = clock
+	return p, e
 }
 
 // breakerState is the state of the named breaker, "" when there is none.
@@ -142,17 +131,6 @@ func newExpect(t *testing.T, baseURL string) *httpexpect.Expect {
 		Reporter: httpexpect.NewAssertReporter(t),
 		Printers: []httpexpect.Printer{httpexpect.NewCompactPrinter(t)},
 	})
-}
-
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func benchBreaker() policies.Breaker {

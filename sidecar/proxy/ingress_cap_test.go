@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -41,7 +42,7 @@ func TestIngressAtItsCapSendsTasksToAPeerOrAFallback(t *testing.T) {
 	// Given one task in flight at an agent that takes one at a time
 	first := make(chan string, 1)
 	go func() { first <- in.POST("/task").WithText("t1").Expect().Raw().Header.Get("X-Answered-By") }()
-	waitFor(t, "the first task at the agent", 2*time.Second, func() bool { return agent.calls.Load() == 1 })
+	testutil.Eventually(t, "the first task at the agent", 2*time.Second, func() bool { return agent.calls.Load() == 1 })
 
 	// When a second task comes, it goes to the peer at once
 	in.POST("/task").WithText("t2").Expect().Status(http.StatusOK).Header("X-Answered-By").IsEqual("peer")
@@ -68,7 +69,7 @@ func TestIngressAtItsCapWithNowhereElseAnswers503(t *testing.T) {
 
 	done := make(chan struct{})
 	go func() { defer close(done); in.POST("/task").WithText("t1").Expect() }()
-	waitFor(t, "the first task at the agent", 2*time.Second, func() bool { return agent.calls.Load() == 1 })
+	testutil.Eventually(t, "the first task at the agent", 2*time.Second, func() bool { return agent.calls.Load() == 1 })
 	r := in.POST("/task").WithText("t2").Expect().Status(http.StatusServiceUnavailable)
 	r.Header("Retry-After").IsEqual("1")
 	r.JSON().Object().Value("error").Object().Value("message").String().Contains("max_concurrent")

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/hashicorp/go-hclog"
 )
 
 func execCfg(restart string, script string) policies.Exec {
@@ -45,14 +47,22 @@ func TestSupervisorRestartPolicies(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var starts atomic.Int32
-			s := New(execCfg(tc.restart, tc.script), Options{OnStart: func(int) { starts.Add(1) }})
+			var logs testutil.SyncBuffer
+			s := New(execCfg(tc.restart, tc.script), Options{OnStart: func(int) { starts.Add(1) },
+				Log: hclog.New(&hclog.LoggerOptions{Output: &logs})})
 			runSupervisor(t, s)
 			if tc.wantRestart {
 				testutil.Eventually(t, "three starts", 5*time.Second, func() bool { return starts.Load() >= 3 })
 				return
 			}
-			testutil.Eventually(t, "the exit", 5*time.Second, func() bool { st := s.State(); return !st.Running && st.LastExit != "" })
-			time.Sleep(200 * time.Millisecond) // several backoffs: no restart may follow
+			// The supervisor says it will not restart, and then waits for a
+			// restart request only: no restart may follow.
+			testutil.EventuallySeen(t, "the decision not to restart", 5*time.Second, func() (bool, string) {
+				return strings.Contains(logs.String(), "not restarting"), logs.String()
+			})
+			if st := s.State(); st.Running || st.LastExit == "" {
+				t.Fatalf("state %+v, want exited", st)
+			}
 			if n := starts.Load(); n != 1 {
 				t.Fatalf("started %d times, want 1", n)
 			}
@@ -70,7 +80,14 @@ func TestSupervisorRestartsHungProcessWithEnv(t *testing.T) {
 	var starts atomic.Int32
 	s := New(cfg, Options{Env: []string{"SIDECAR_HEARTBEAT_URL=http://127.0.0.1:7/v1/heartbeat"}, OnStart: func(int) { starts.Add(1) }})
 	runSupervisor(t, s)
-	testutil.Eventually(t, "first start", 5*time.Second, func() bool { return starts.Load() == 1 })
+	envLines := func() (int, string) {
+		b, _ := os.ReadFile(out)
+		return strings.Count(string(b), "http://127.0.0.1:7/v1/heartbeat x1"), string(b)
+	}
+	testutil.EventuallySeen(t, "the first start's env written", 5*time.Second, func() (bool, string) {
+		n, b := envLines()
+		return starts.Load() == 1 && n == 1, fmt.Sprintf("%d starts, env file %q", starts.Load(), b)
+	})
 	first := s.State().PID
 	// Freeze it, as a hung agent would be.
 	_ = syscall.Kill(first, syscall.SIGSTOP)
@@ -84,9 +101,9 @@ func TestSupervisorRestartsHungProcessWithEnv(t *testing.T) {
 	if err := syscall.Kill(first, 0); err == nil {
 		t.Fatalf("the hung process %d is still alive", first)
 	}
-	testutil.Eventually(t, "env written twice", 5*time.Second, func() bool {
-		b, _ := os.ReadFile(out)
-		return strings.Count(string(b), "http://127.0.0.1:7/v1/heartbeat x1") == 2
+	testutil.EventuallySeen(t, "env written twice", 5*time.Second, func() (bool, string) {
+		n, b := envLines()
+		return n == 2, fmt.Sprintf("env file %q", b)
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
 
@@ -160,26 +161,23 @@ func (l *logLines) logf(format string, args ...any) {
 // waitFor waits up to 2s for a log line containing all of parts.
 func (l *logLines) waitFor(t *testing.T, parts ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
+	var found string
+	testutil.EventuallySeen(t, fmt.Sprintf("a log line with %q", parts), 2*time.Second, func() (bool, string) {
 		l.mu.Lock()
+		defer l.mu.Unlock()
 		for _, line := range l.lines {
 			all := true
 			for _, p := range parts {
 				all = all && strings.Contains(line, p)
 			}
 			if all {
-				l.mu.Unlock()
-				return line
+				found = line
+				return true, ""
 			}
 		}
-		l.mu.Unlock()
-		time.Sleep(5 * time.Millisecond)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	t.Fatalf("no log line with %q in %q", parts, l.lines)
-	return ""
+		return false, fmt.Sprintf("%q", l.lines)
+	})
+	return found
 }
 
 func TestStallSendsNothingUntilTheClientGivesUp(t *testing.T) {

@@ -1,3 +1,5 @@
+//go:build e2e
+
 // Package chaos_test is the fault-injection suite (make chaos; make test
 // runs it in its short form). Each scenario builds a small fleet of real
 // processes (Consul, sidecars, python agents), puts it under steady load
@@ -25,6 +27,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
 
@@ -276,13 +279,9 @@ func runScenario(t *testing.T, sc scenario) {
 	if streak == 0 {
 		streak = 10
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for !(l.streak(streak) && (sc.normal == nil || sc.normal(f))) {
-		if time.Now().After(deadline) {
-			l.stop()
-			t.Fatalf("%s: not back to normal 60s after the fault ended\n%s", sc.name, f.logs())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !testutil.Poll(60*time.Second, func() bool { return l.streak(streak) && (sc.normal == nil || sc.normal(f)) }) {
+		l.stop()
+		t.Fatalf("%s: not back to normal 60s after the fault ended\n%s", sc.name, f.logs())
 	}
 	recovery := time.Since(healed)
 	time.Sleep(500 * time.Millisecond)

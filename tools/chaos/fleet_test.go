@@ -1,3 +1,5 @@
+//go:build e2e
+
 package chaos_test
 
 import (
@@ -280,14 +282,12 @@ func (f *fleet) reapAgents() {
 	}
 }
 
+// waitFor is testutil.Eventually that shows the fleet's logs when it times
+// out.
 func (f *fleet) waitFor(what string, limit time.Duration, cond func() bool) {
 	f.t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			f.t.Fatalf("timed out after %s waiting for %s\n%s", limit, what, f.logs())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !testutil.Poll(limit, cond) {
+		f.t.Fatalf("timed out after %s waiting for %s\n%s", limit, what, f.logs())
 	}
 }
 

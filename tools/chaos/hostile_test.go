@@ -1,3 +1,5 @@
+//go:build e2e
+
 package chaos_test
 
 import (
@@ -17,6 +19,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
 
@@ -436,10 +439,7 @@ func (s *slowClients) read(c net.Conn) {
 // waitCut waits up to limit for the server to end every connection and
 // returns how many it ended.
 func (s *slowClients) waitCut(limit time.Duration) int {
-	deadline := time.Now().Add(limit)
-	for int(s.cut.Load()) < len(s.conns) && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Poll(limit, func() bool { return int(s.cut.Load()) >= len(s.conns) })
 	return int(s.cut.Load())
 }
 

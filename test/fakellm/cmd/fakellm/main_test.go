@@ -84,13 +84,10 @@ func TestRunServesLogsAndStopsCleanly(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if _, stats := get(t, base+"/_stats"); strings.Contains(stats, `"calls": 3`) {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("the stalled call did not arrive: %s", stats)
-		}
-	}
+	testutil.EventuallySeen(t, "the stalled call", 2*time.Second, func() (bool, string) {
+		_, stats := get(t, base+"/_stats")
+		return strings.Contains(stats, `"calls": 3`), stats
+	})
 	cancel()
 	select {
 	case err := <-done:

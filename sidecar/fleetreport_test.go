@@ -9,6 +9,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/report"
 )
@@ -17,7 +18,7 @@ import (
 // KV within a second of the change, on a Consul whose check outputs reach
 // the catalog only every check_update_interval (its default, 5 minutes).
 func TestFleetReportFollowsTheAgent(t *testing.T) {
-	verifyNoLeaks(t)
+	testutil.VerifyNoLeaks(t)
 	agent := consultest.Start(t, consultest.DefaultCheckUpdateInterval())
 	client, err := discovery.NewClient(discovery.Config{Address: agent.HTTPAddr})
 	if err != nil {
@@ -52,7 +53,7 @@ func TestFleetReportFollowsTheAgent(t *testing.T) {
 
 	// Given a sidecar whose agent has not heartbeaten yet, its report says so
 	var r report.Report
-	waitFor(t, "the first report", 10*time.Second, func() bool { var ok bool; r, ok = read(); return ok })
+	testutil.Eventually(t, "the first report", 10*time.Second, func() bool { var ok bool; r, ok = read(); return ok })
 	if r.Agent != "writer" || r.LastHeartbeat != nil || r.Updated.IsZero() {
 		t.Fatalf("first report %+v", r)
 	}
@@ -60,13 +61,13 @@ func TestFleetReportFollowsTheAgent(t *testing.T) {
 	// When the agent heartbeats, the report has its time at once
 	before := time.Now().Add(-time.Second)
 	newExpect(t, "http://"+s.Addr()).POST("/v1/heartbeat").Expect().Status(200)
-	waitFor(t, "the heartbeat in the report", 2*time.Second, func() bool {
+	testutil.Eventually(t, "the heartbeat in the report", 2*time.Second, func() bool {
 		r, _ = read()
 		return r.LastHeartbeat != nil && r.LastHeartbeat.After(before)
 	})
 
 	// When it stops, the isolation is in the report as soon as it happens
-	waitFor(t, "the isolation in the report", 3*time.Second, func() bool { r, _ = read(); return r.Isolated })
+	testutil.Eventually(t, "the isolation in the report", 3*time.Second, func() bool { r, _ = read(); return r.Isolated })
 
 	// And a stopped sidecar leaves no report behind
 	cancel()

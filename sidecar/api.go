@@ -1,7 +1,6 @@
 package sidecar
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/agent-sidecar/sidecar/internal/apierror"
 	"github.com/agent-sidecar/sidecar/internal/version"
 	"github.com/agent-sidecar/sidecar/sidecar/guard"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
@@ -26,24 +26,9 @@ const (
 	errRequestTimeout   = "request_timeout"
 )
 
-// APIError is the body of every error the sidecar itself returns:
-// {"error":{"type":"…","message":"…"}}.
-type APIError struct {
-	Error APIErrorBody `json:"error"`
-}
-
-// APIErrorBody is the inside of APIError.
-type APIErrorBody struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
-}
-
 // writeJSONError writes one of the sidecar's own errors.
 func writeJSONError(w http.ResponseWriter, status int, typ, msg string) {
-	body, _ := json.Marshal(APIError{Error: APIErrorBody{Type: typ, Message: msg}})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	apierror.Write(w, status, typ, msg)
 }
 
 type httpError struct {
@@ -85,7 +70,7 @@ func newControlAPI(s *Sidecar) *echo.Echo {
 		default:
 			s.log.Error("control API request failed", "path", c.Request().URL.Path, "error", err)
 		}
-		_ = c.JSON(status, APIError{Error: APIErrorBody{Type: typ, Message: msg}})
+		_ = c.JSON(status, apierror.New(typ, msg))
 	}
 	e.POST("/v1/heartbeat", s.handleHeartbeat)
 	e.GET("/v1/status", s.handleStatus)

@@ -8,7 +8,6 @@ package guard
 
 import (
 	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"mime"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/agent-sidecar/sidecar/internal/apierror"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/proxy"
 )
@@ -197,19 +197,9 @@ func contentTypeOf(r *http.Request) string {
 	return "no Content-Type"
 }
 
-// writeError writes a refusal in the sidecar's error body:
-// {"error":{"type":"…","message":"…"}}.
+// writeError writes a refusal in the sidecar's error body.
 func writeError(w http.ResponseWriter, status int, typ, msg string) {
-	type body struct {
-		Type    string `json:"type"`
-		Message string `json:"message"`
-	}
-	b, _ := json.Marshal(struct {
-		Error body `json:"error"`
-	}{body{Type: typ, Message: msg}})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	apierror.Write(w, status, typ, msg)
 }
 
 func clip(s string, n int) string {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/apierror"
 	"github.com/agent-sidecar/sidecar/internal/readable"
 )
 
@@ -23,22 +24,8 @@ const (
 	errUpstreamBroke  = "upstream_error"  // 502
 )
 
-// apiError is the body of the proxy's own answers, the sidecar's error
-// body: {"error":{"type":"…","message":"…"}}.
-type apiError struct {
-	Error apiErrorBody `json:"error"`
-}
-
-type apiErrorBody struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
-}
-
 func writeJSONError(w http.ResponseWriter, status int, typ, msg string) {
-	body, _ := json.Marshal(apiError{Error: apiErrorBody{Type: typ, Message: msg}})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	apierror.Write(w, status, typ, msg)
 }
 
 // shortError turns a transport error into a short reason without URLs.
@@ -51,7 +38,7 @@ func shortError(err error) string {
 
 // errorResponse builds the sidecar's own JSON error answer.
 func errorResponse(req *http.Request, status int, typ, msg string, retryAfter time.Duration) *http.Response {
-	body, _ := json.Marshal(apiError{Error: apiErrorBody{Type: typ, Message: msg}})
+	body, _ := json.Marshal(apierror.New(typ, msg))
 	h := http.Header{"Content-Type": {"application/json"}}
 	if retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))

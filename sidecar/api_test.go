@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
@@ -82,7 +83,7 @@ func startSidecar(t *testing.T, cfg *policies.Config, opts Options) (*Sidecar, *
 			t.Errorf("Run: %v", err)
 		}
 	})
-	e := newExpect(t, "http://"+s.Addr())
+	e := sidecartest.NewExpect(t, "http://"+s.Addr())
 	return s, reg, e
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/gavv/httpexpect/v2"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
@@ -25,9 +26,9 @@ func TestTokenRequiredOnEveryEndpointButHealth(t *testing.T) {
 	testutil.VerifyNoLeaks(t)
 	var seen strings.Builder
 	var seenMu sync.Mutex
-	up := newScripted(t, "up", http.StatusOK)
-	inner := up.srv.Config.Handler
-	up.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := sidecartest.NewUpstream(t, "up", http.StatusOK)
+	inner := up.Config.Handler
+	up.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seenMu.Lock()
 		seen.WriteString(r.Header.Get("Authorization") + r.Header.Get("X-Sidecar-Token") + r.Header.Get("X-Api-Key") + "|")
 		seenMu.Unlock()
@@ -35,13 +36,13 @@ func TestTokenRequiredOnEveryEndpointButHealth(t *testing.T) {
 	})
 	cfg := testConfig()
 	cfg.Listen.Token, cfg.Listen.TokenScope = plantedToken, policies.TokenAll
-	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
-	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: up.srv.URL, Breaker: "default",
+	cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)}
+	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: up.URL, Breaker: "default",
 		Timeout: time.Second, Balance: policies.BalanceRoundRobin}}
-	cfg.Models = map[string]policies.Model{"m": {Label: "m", Name: "m", Provider: policies.ProviderOpenAI, BaseURL: up.srv.URL,
+	cfg.Models = map[string]policies.Model{"m": {Label: "m", Name: "m", Provider: policies.ProviderOpenAI, BaseURL: up.URL,
 		Breaker: "default", Timeout: time.Second, FirstByteTimeout: time.Second, StreamIdleTimeout: time.Second}}
 	var logs bytes.Buffer
-	s, err := New(cfg, hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Trace}), Options{Registry: newFakeRegistry(), Discovery: &fakeDiscovery{}})
+	s, err := New(cfg, hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Trace}), Options{Registry: newFakeRegistry(), Discovery: &sidecartest.Discovery{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func TestTokenRequiredOnEveryEndpointButHealth(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	e := newExpect(t, "http://"+s.Addr())
+	e := sidecartest.NewExpect(t, "http://"+s.Addr())
 
 	// Without the token: 401 everywhere but /v1/health, and nothing is called
 	e.GET("/v1/health").Expect().Status(http.StatusOK)
@@ -62,8 +63,8 @@ func TestTokenRequiredOnEveryEndpointButHealth(t *testing.T) {
 		r.Expect().Status(http.StatusUnauthorized).Header("WWW-Authenticate").Contains("Bearer").
 			Raw()
 	}
-	if up.calls.Load() != 0 {
-		t.Fatalf("unauthorized requests reached the upstream %d times", up.calls.Load())
+	if up.Calls.Load() != 0 {
+		t.Fatalf("unauthorized requests reached the upstream %d times", up.Calls.Load())
 	}
 
 	// With it (either header): answers, and the token is never forwarded
@@ -74,8 +75,8 @@ func TestTokenRequiredOnEveryEndpointButHealth(t *testing.T) {
 	seenMu.Lock()
 	got := seen.String()
 	seenMu.Unlock()
-	if up.calls.Load() != 2 || strings.Contains(got, plantedToken) {
-		t.Fatalf("the upstream got %d calls with credential headers %q", up.calls.Load(), got)
+	if up.Calls.Load() != 2 || strings.Contains(got, plantedToken) {
+		t.Fatalf("the upstream got %d calls with credential headers %q", up.Calls.Load(), got)
 	}
 
 	// And the token appears nowhere: status, breakers, events, metrics, logs

@@ -3,10 +3,10 @@ package sidecar
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -15,7 +15,7 @@ func benchConfig() *policies.Config {
 	cfg := policies.Dev()
 	cfg.Agent.Name, cfg.Agent.ID = "bench", "bench-1"
 	cfg.Listen.Address = "127.0.0.1:0"
-	cfg.Breakers = map[string]policies.Breaker{"default": benchBreaker()}
+	cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.BenchBreaker()}
 	return cfg
 }
 
@@ -32,13 +32,4 @@ func runBenchSidecar(b *testing.B, cfg *policies.Config) string {
 	go func() { defer close(done); _ = s.Run(ctx) }()
 	b.Cleanup(func() { cancel(); <-done })
 	return s.Addr()
-}
-
-func benchBreaker() policies.Breaker {
-	statuses := []int{429}
-	for c := 500; c < 600; c++ {
-		statuses = append(statuses, c)
-	}
-	return policies.Breaker{Name: "default", ConsecutiveFailures: 3, MinCalls: 10, Window: time.Minute,
-		OpenFor: 30 * time.Second, MaxOpenFor: 10 * time.Minute, HalfOpenProbes: 1, FailureStatuses: statuses}
 }

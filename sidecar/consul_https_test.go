@@ -12,6 +12,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
@@ -26,22 +27,22 @@ func TestConsulInstanceMarkedHTTPSIsCalledOverVerifiedTLS(t *testing.T) {
 		_, _ = io.WriteString(w, `{"secure":true}`)
 	}))
 	t.Cleanup(srv.Close)
-	host, p := splitHostPort(t, strings.TrimPrefix(srv.URL, "https://"))
+	host, p := sidecartest.SplitHostPort(t, strings.TrimPrefix(srv.URL, "https://"))
 	registerPassing(t, c, &api.AgentServiceRegistration{ID: "tools-1", Name: "tools", Address: host, Port: p,
 		Meta: map[string]string{discovery.MetaScheme: "https"}})
 	ca := writeCAFile(t, srv)
 	run := func(caFile string) *Sidecar {
-		cfg := consulUpstreamConfig(consul.HTTPAddr, "tools", testBreaker(time.Minute))
+		cfg := consulUpstreamConfig(consul.HTTPAddr, "tools", sidecartest.Breaker(time.Minute))
 		cfg.TLS.CAFile = caFile
 		return runConsulSidecar(t, cfg)
 	}
 
 	// With tls.ca_file naming the instance's CA, the call goes over TLS
-	e := newExpect(t, "http://"+run(ca).Addr())
+	e := sidecartest.NewExpect(t, "http://"+run(ca).Addr())
 	e.GET("/call/tools/x").Expect().Status(http.StatusOK).Body().IsEqual(`{"secure":true}`)
 
 	// Without it, the instance's certificate is not trusted
-	e = newExpect(t, "http://"+run("").Addr())
+	e = sidecartest.NewExpect(t, "http://"+run("").Addr())
 	e.GET("/call/tools/x").Expect().Status(http.StatusBadGateway).
 		JSON().Object().Value("error").Object().Value("message").String().Contains("certificate")
 }
@@ -54,26 +55,26 @@ func TestIngressPeerMarkedHTTPSIsReachedOverTLS(t *testing.T) {
 		_, _ = io.WriteString(w, "{}")
 	}))
 	t.Cleanup(peer.Close)
-	host, p := splitHostPort(t, strings.TrimPrefix(peer.URL, "https://"))
-	d := &fakeDiscovery{}
-	d.set("writer", discovery.Instance{ID: "writer-2", Service: "writer", Address: host, Port: p,
+	host, p := sidecartest.SplitHostPort(t, strings.TrimPrefix(peer.URL, "https://"))
+	d := &sidecartest.Discovery{}
+	d.Set("writer", discovery.Instance{ID: "writer-2", Service: "writer", Address: host, Port: p,
 		Meta: map[string]string{discovery.MetaScheme: "HTTPS"}})
 	ca := writeCAFile(t, peer)
-	agent := newScripted(t, "agent", http.StatusOK)
-	agent.delay.Store(int64(500 * time.Millisecond))
+	agent := sidecartest.NewUpstream(t, "agent", http.StatusOK)
+	agent.Delay.Store(int64(500 * time.Millisecond))
 	cfg := testConfig()
 	cfg.Agent.Port = portOf(t, agent)
 	cfg.TLS.CAFile = ca
 	cfg.Health.HeartbeatInterval = time.Hour
-	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+	cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)}
 	cfg.Ingress = &policies.Ingress{Address: "127.0.0.1:0", Breaker: "default", Timeout: 5 * time.Second,
 		MaxConcurrent: 1}
 	s, _, _ := startSidecar(t, cfg, Options{Discovery: d})
-	in := newExpect(t, "http://"+s.IngressAddr())
+	in := sidecartest.NewExpect(t, "http://"+s.IngressAddr())
 	// While the agent is busy with a task, the next goes to the peer
 	done := make(chan struct{})
 	go func() { defer close(done); in.POST("/task").WithText("t1").Expect() }()
-	testutil.Eventually(t, "the first task at the agent", 2*time.Second, func() bool { return agent.calls.Load() == 1 })
+	testutil.Eventually(t, "the first task at the agent", 2*time.Second, func() bool { return agent.Calls.Load() == 1 })
 	in.POST("/task").WithText("t2").Expect().Status(http.StatusOK).Header("X-Answered-By").IsEqual("peer")
 	<-done
 }

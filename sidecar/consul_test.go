@@ -15,6 +15,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
@@ -54,7 +55,7 @@ func startConsulSidecar(t *testing.T, interval, grace time.Duration) *consulSide
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &consulSidecar{s: s, consul: agent, client: client, hook: h, e: newExpect(t, "http://"+s.Addr())}
+	return &consulSidecar{s: s, consul: agent, client: client, hook: h, e: sidecartest.NewExpect(t, "http://"+s.Addr())}
 }
 
 type testWriter struct{ t *testing.T }

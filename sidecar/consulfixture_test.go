@@ -2,16 +2,15 @@ package sidecar
 
 import (
 	"encoding/pem"
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -23,20 +22,6 @@ func registerPassing(t *testing.T, c *api.Client, reg *api.AgentServiceRegistrat
 	if err := c.Agent().ServiceRegister(reg); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// splitHostPort is the host and port number of a host:port.
-func splitHostPort(t *testing.T, hostport string) (string, int) {
-	t.Helper()
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return host, p
 }
 
 // writeCAFile writes the certificate of the TLS server srv to a PEM file
@@ -63,8 +48,8 @@ func consulUpstreamConfig(consulAddr, service string, b policies.Breaker) *polic
 }
 
 // portOf is the port u listens on.
-func portOf(t *testing.T, u *scripted) int {
+func portOf(t *testing.T, u *sidecartest.Upstream) int {
 	t.Helper()
-	_, p := splitHostPort(t, hostOf(u))
+	_, p := sidecartest.SplitHostPort(t, u.HostPort())
 	return p
 }

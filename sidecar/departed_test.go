@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
@@ -33,9 +34,9 @@ func TestStateOfInstancesGoneFromConsulIsPruned(t *testing.T) {
 	consul := consultest.Start(t)
 	c := consul.Client(t)
 
-	cfg := consulUpstreamConfig(consul.HTTPAddr, "svc", testBreaker(100*time.Millisecond)) // max_open_for 800ms
+	cfg := consulUpstreamConfig(consul.HTTPAddr, "svc", sidecartest.Breaker(100*time.Millisecond)) // max_open_for 800ms
 	s := runConsulSidecar(t, cfg)
-	e := newExpect(t, "http://"+s.Addr())
+	e := sidecartest.NewExpect(t, "http://"+s.Addr())
 	sidecarCheck := func() string {
 		checks, err := c.Agent().Checks()
 		if err != nil {
@@ -48,7 +49,7 @@ func TestStateOfInstancesGoneFromConsulIsPruned(t *testing.T) {
 	}
 
 	// Given an instance whose breaker is open, so the sidecar check warns
-	bad := newScripted(t, "bad", http.StatusInternalServerError)
+	bad := sidecartest.NewUpstream(t, "bad", http.StatusInternalServerError)
 	registerInstance(t, c, "svc-bad", bad)
 	testutil.Eventually(t, "the bad instance known", 5*time.Second, func() bool {
 		return e.GET("/call/svc/x").Expect().Raw().Header.Get("X-Answered-By") == "bad"
@@ -64,11 +65,11 @@ func TestStateOfInstancesGoneFromConsulIsPruned(t *testing.T) {
 	}
 	const rounds = 25
 	for i := 0; i < rounds; i++ {
-		u := newScripted(t, fmt.Sprintf("u%d", i), http.StatusOK)
+		u := sidecartest.NewUpstream(t, fmt.Sprintf("u%d", i), http.StatusOK)
 		id := fmt.Sprintf("svc-%d", i)
 		registerInstance(t, c, id, u)
 		testutil.Eventually(t, id+" answering", 5*time.Second, func() bool {
-			return e.GET("/call/svc/x").Expect().Raw().Header.Get("X-Answered-By") == u.name
+			return e.GET("/call/svc/x").Expect().Raw().Header.Get("X-Answered-By") == u.Name
 		})
 		if i < rounds-1 {
 			if err := c.Agent().ServiceDeregister(id); err != nil {
@@ -87,7 +88,7 @@ func TestStateOfInstancesGoneFromConsulIsPruned(t *testing.T) {
 	if n := countSeries(text, "sidecar_breaker_state{"); n != 3 {
 		t.Errorf("%d sidecar_breaker_state series, want 3 (one breaker)", n)
 	}
-	if n := countSeries(text, `sidecar_breaker_transitions_total{breaker="svc@`+hostOf(bad)); n != 0 {
+	if n := countSeries(text, `sidecar_breaker_transitions_total{breaker="svc@`+bad.HostPort()); n != 0 {
 		t.Errorf("the departed bad instance keeps %d transition series", n)
 	}
 	// And the departed instance's open breaker no longer makes the sidecar check warn

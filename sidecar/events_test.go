@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
@@ -75,21 +76,21 @@ func (r *sseReader) next(limit time.Duration) (id, typ string, ev StreamedEvent)
 }
 
 func TestEventStreamReplaysAndFollowsTransitions(t *testing.T) {
-	flaky := newScripted(t, "flaky", http.StatusServiceUnavailable)
-	modelDown := newScripted(t, "model-down", http.StatusInternalServerError)
-	modelLite := newScripted(t, "model-lite", http.StatusOK)
+	flaky := sidecartest.NewUpstream(t, "flaky", http.StatusServiceUnavailable)
+	modelDown := sidecartest.NewUpstream(t, "model-down", http.StatusInternalServerError)
+	modelLite := sidecartest.NewUpstream(t, "model-lite", http.StatusOK)
 	cfg := testConfig()
 	cfg.Health = policies.Health{HeartbeatInterval: 200 * time.Millisecond, MissedHeartbeats: 1, Grace: 100 * time.Millisecond}
-	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(300 * time.Millisecond)}
-	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: flaky.srv.URL, Breaker: "default",
+	cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(300 * time.Millisecond)}
+	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: flaky.URL, Breaker: "default",
 		Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}}
 	m := func(label, url, fallback string) policies.Model {
 		return policies.Model{Label: label, Name: label, Provider: policies.ProviderOpenAI, BaseURL: url, Breaker: "default",
 			Timeout: 5 * time.Second, FirstByteTimeout: time.Second, StreamIdleTimeout: time.Second, Fallback: fallback}
 	}
-	cfg.Models = map[string]policies.Model{"big": m("big", modelDown.srv.URL, "small"), "small": m("small", modelLite.srv.URL, "")}
+	cfg.Models = map[string]policies.Model{"big": m("big", modelDown.URL, "small"), "small": m("small", modelLite.URL, "")}
 	clock := testutil.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	s, _, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}, Now: clock.Now})
+	s, _, e := startSidecar(t, cfg, Options{Discovery: &sidecartest.Discovery{}, Now: clock.Now})
 	base := "http://" + s.Addr() + "/v1/events"
 
 	// Given an agent that heartbeats (time moves only when the test moves
@@ -101,11 +102,11 @@ func TestEventStreamReplaysAndFollowsTransitions(t *testing.T) {
 		e.GET("/call/up/x").Expect().Status(http.StatusServiceUnavailable)
 	}
 	id1, typ, ev := sub.next(2 * time.Second)
-	if typ != notify.EventBreakerOpen || ev.Breaker != "up@"+hostOf(flaky) || !strings.Contains(ev.Text, "3 consecutive failures") || ev.AgentID != "writer-1" {
+	if typ != notify.EventBreakerOpen || ev.Breaker != "up@"+flaky.HostPort() || !strings.Contains(ev.Text, "3 consecutive failures") || ev.AgentID != "writer-1" {
 		t.Fatalf("first event %s %+v", typ, ev)
 	}
 	// And after open_for a probe succeeds: breaker.closed
-	flaky.status.Store(http.StatusOK)
+	flaky.Status.Store(http.StatusOK)
 	for range 2 { // open_for is 300ms; a heartbeat is due every 200ms
 		clock.Advance(150 * time.Millisecond)
 		s.Beat(health.Heartbeat{})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/report"
@@ -60,7 +61,7 @@ func TestFleetReportFollowsTheAgent(t *testing.T) {
 
 	// When the agent heartbeats, the report has its time at once
 	before := time.Now().Add(-time.Second)
-	newExpect(t, "http://"+s.Addr()).POST("/v1/heartbeat").Expect().Status(200)
+	sidecartest.NewExpect(t, "http://"+s.Addr()).POST("/v1/heartbeat").Expect().Status(200)
 	testutil.Eventually(t, "the heartbeat in the report", 2*time.Second, func() bool {
 		r, _ = read()
 		return r.LastHeartbeat != nil && r.LastHeartbeat.After(before)

@@ -23,7 +23,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +32,7 @@ import (
 	"github.com/pmezard/go-difflib/difflib"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar"
@@ -164,7 +164,7 @@ func startGoldenSidecar(t *testing.T) *goldenSidecar {
 	if err != nil {
 		t.Fatal(err)
 	}
-	upHost, upPort := splitHostPort(t, upstream.Listener.Addr().String())
+	upHost, upPort := sidecartest.SplitHostPort(t, upstream.Listener.Addr().String())
 	disc := staticDiscovery{"research-svc": {{ID: "research-1", Service: "research-svc", Node: "node-1",
 		Address: upHost, Port: upPort}}}
 	s, err := sidecar.New(cfg, hclog.NewNullLogger(), sidecar.Options{Registry: g.registry, Discovery: disc, Now: g.clock.Now})
@@ -198,19 +198,6 @@ func startGoldenSidecar(t *testing.T) *goldenSidecar {
 	}
 	g.bind("ingress-port", st.Ingress)
 	return g
-}
-
-func splitHostPort(t *testing.T, hp string) (string, int) {
-	t.Helper()
-	host, port, err := net.SplitHostPort(hp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return host, p
 }
 
 func (g *goldenSidecar) bind(name, hostPort string) {

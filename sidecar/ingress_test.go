@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
@@ -42,9 +43,9 @@ func runSidecarLoggingTo(t *testing.T, cfg *policies.Config, log hclog.Logger) *
 	return s
 }
 
-func registerInstance(t *testing.T, c *api.Client, id string, u *scripted) {
+func registerInstance(t *testing.T, c *api.Client, id string, u *sidecartest.Upstream) {
 	t.Helper()
-	host, p := splitHostPort(t, hostOf(u))
+	host, p := sidecartest.SplitHostPort(t, u.HostPort())
 	registerPassing(t, c, &api.AgentServiceRegistration{ID: id, Name: "svc", Address: host, Port: p})
 }
 
@@ -52,24 +53,24 @@ func TestCallsFollowConsulHealth(t *testing.T) {
 	testutil.VerifyNoLeaks(t) // before Consul starts: see runConsulSidecar
 	consul := consultest.Start(t)
 	c := consul.Client(t)
-	a, b := newScripted(t, "a", http.StatusOK), newScripted(t, "b", http.StatusOK)
+	a, b := sidecartest.NewUpstream(t, "a", http.StatusOK), sidecartest.NewUpstream(t, "b", http.StatusOK)
 	registerInstance(t, c, "svc-a", a)
 	registerInstance(t, c, "svc-b", b)
 
 	cfg := testConfig()
 	cfg.Consul.Address, cfg.Consul.Token = consul.HTTPAddr, ""
-	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+	cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)}
 	cfg.Upstreams = map[string]policies.Upstream{"svc": {Name: "svc", Service: "svc", Breaker: "default",
 		Timeout: 5 * time.Second, Retries: 1, Balance: policies.BalanceRoundRobin}}
 	s := runConsulSidecar(t, cfg)
-	e := newExpect(t, "http://"+s.Addr())
+	e := sidecartest.NewExpect(t, "http://"+s.Addr())
 
 	// Given two passing instances, calls go to both
 	for i := 0; i < 10; i++ {
 		e.GET("/call/svc/x").Expect().Status(http.StatusOK)
 	}
-	if a.calls.Load() == 0 || b.calls.Load() == 0 {
-		t.Fatalf("calls a=%d b=%d, want both used", a.calls.Load(), b.calls.Load())
+	if a.Calls.Load() == 0 || b.Calls.Load() == 0 {
+		t.Fatalf("calls a=%d b=%d, want both used", a.Calls.Load(), b.Calls.Load())
 	}
 
 	// When instance a turns critical in Consul, then it leaves the rotation
@@ -87,11 +88,11 @@ func TestCallsFollowConsulHealth(t *testing.T) {
 
 	// When Consul stops, then calls keep working on the last known set
 	consul.Stop()
-	before := b.calls.Load()
+	before := b.Calls.Load()
 	for i := 0; i < 5; i++ {
 		e.GET("/call/svc/x").Expect().Status(http.StatusOK).Header("X-Answered-By").IsEqual("b")
 	}
-	if got := b.calls.Load() - before; got != 5 {
+	if got := b.Calls.Load() - before; got != 5 {
 		t.Fatalf("b answered %d of 5 calls with Consul down", got)
 	}
 	testutil.Eventually(t, "status says stale", 10*time.Second, func() bool {
@@ -117,15 +118,15 @@ func TestCallsFollowConsulHealth(t *testing.T) {
 func TestIngressReroutesToPeerAndNeverLoops(t *testing.T) {
 	testutil.VerifyNoLeaks(t) // before Consul starts: see runConsulSidecar
 	consul := consultest.Start(t)
-	agentA, agentB := newScripted(t, "agent-a", http.StatusOK), newScripted(t, "agent-b", http.StatusOK)
-	mk := func(id string, agent *scripted) *Sidecar {
+	agentA, agentB := sidecartest.NewUpstream(t, "agent-a", http.StatusOK), sidecartest.NewUpstream(t, "agent-b", http.StatusOK)
+	mk := func(id string, agent *sidecartest.Upstream) *Sidecar {
 		cfg := testConfig()
 		cfg.Agent.ID = id
 		cfg.Agent.Port = portOf(t, agent)
 		cfg.Consul.Address, cfg.Consul.Token = consul.HTTPAddr, ""
 		cfg.Consul.DeregisterCriticalAfter = time.Minute
 		cfg.Health = policies.Health{HeartbeatInterval: 300 * time.Millisecond, MissedHeartbeats: 1, Grace: 200 * time.Millisecond}
-		cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+		cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)}
 		cfg.Ingress = &policies.Ingress{Address: "127.0.0.1:0", Breaker: "default", Timeout: 5 * time.Second}
 		return runConsulSidecar(t, cfg)
 	}
@@ -147,8 +148,8 @@ func TestIngressReroutesToPeerAndNeverLoops(t *testing.T) {
 		}
 	}()
 	sa.Beat(health.Heartbeat{})
-	ia := newExpect(t, "http://"+sa.IngressAddr())
-	ib := newExpect(t, "http://"+sb.IngressAddr())
+	ia := sidecartest.NewExpect(t, "http://"+sa.IngressAddr())
+	ib := sidecartest.NewExpect(t, "http://"+sb.IngressAddr())
 	ia.POST("/task").WithText("t1").Expect().Status(http.StatusOK).Header(proxy.HeaderUpstream).IsEqual("agent")
 
 	// When agent a misses its heartbeats, then its tasks go to the peer b
@@ -161,22 +162,22 @@ func TestIngressReroutesToPeerAndNeverLoops(t *testing.T) {
 	r.Header(proxy.HeaderUpstream).IsEqual("peer")
 	r.Header(proxy.HeaderFallback).IsEqual("true")
 	r.Header("X-Answered-By").IsEqual("agent-b")
-	if got := agentB.lastBody(); got != "POST /task t2" {
+	if got := agentB.LastBody(); got != "POST /task t2" {
 		t.Fatalf("peer agent received %q", got)
 	}
 
 	// And X-Sidecar-Forwarded from a caller does not keep the task from the peer
 	r = ia.POST("/task").WithHeader(proxy.HeaderForwarded, "writer-2").WithText("t3").Expect().Status(http.StatusOK)
 	r.Header("X-Answered-By").IsEqual("agent-b")
-	if got := agentB.lastBody(); got != "POST /task t3" {
+	if got := agentB.LastBody(); got != "POST /task t3" {
 		t.Fatalf("peer agent received %q", got)
 	}
 	// And a task that has passed through b is never sent back to it
-	aCalls, bCalls := agentA.calls.Load(), agentB.calls.Load()
+	aCalls, bCalls := agentA.Calls.Load(), agentB.Calls.Load()
 	ia.POST("/task").WithHeader(proxy.HeaderHops, "writer-2#00000000").WithText("t4").Expect().
 		Status(http.StatusServiceUnavailable).JSON().Object().Value("error").Object().
 		Value("message").String().Contains("isolated")
-	if agentA.calls.Load() != aCalls || agentB.calls.Load() != bCalls {
+	if agentA.Calls.Load() != aCalls || agentB.Calls.Load() != bCalls {
 		t.Fatal("a task was sent back to a sidecar it had passed through")
 	}
 	// b's own ingress serves its agent directly

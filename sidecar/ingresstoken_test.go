@@ -16,6 +16,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
@@ -24,13 +25,13 @@ import (
 
 // tokenWitness wraps u's handler to record the X-Sidecar-Ingress-Token
 // header of every request it receives.
-func tokenWitness(u *scripted) *[]string {
+func tokenWitness(u *sidecartest.Upstream) *[]string {
 	var (
 		mu   sync.Mutex
 		seen []string
 	)
-	inner := u.srv.Config.Handler
-	u.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	inner := u.Config.Handler
+	u.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		seen = append(seen, r.Header.Get(proxy.HeaderIngressToken))
 		mu.Unlock()
@@ -55,24 +56,24 @@ func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
 	testutil.VerifyNoLeaks(t) // before Consul starts: see runConsulSidecar
 	consul := consultest.Start(t)
 	logs := &testutil.SyncBuffer{}
-	base := func(name, id string, agent *scripted) *policies.Config {
+	base := func(name, id string, agent *sidecartest.Upstream) *policies.Config {
 		cfg := testConfig()
 		cfg.Agent.Name, cfg.Agent.ID = name, id
 		cfg.Agent.Port = portOf(t, agent)
 		cfg.Consul.Address, cfg.Consul.Token = consul.HTTPAddr, ""
 		cfg.Consul.DeregisterCriticalAfter = time.Minute
 		cfg.Health = policies.Health{HeartbeatInterval: time.Hour, MissedHeartbeats: 1, Grace: time.Minute}
-		cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+		cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)}
 		cfg.Ingress = &policies.Ingress{Address: "127.0.0.1:0", Breaker: "default", Timeout: 5 * time.Second,
 			MaxConnections: 100, BodyReadTimeout: time.Minute}
 		return cfg
 	}
 
 	// Given two writers whose ingresses require the fleet's token
-	agent1, agent2 := newScripted(t, "agent-1", http.StatusOK), newScripted(t, "agent-2", http.StatusOK)
+	agent1, agent2 := sidecartest.NewUpstream(t, "agent-1", http.StatusOK), sidecartest.NewUpstream(t, "agent-2", http.StatusOK)
 	seen1, seen2 := tokenWitness(agent1), tokenWitness(agent2)
 	var writers []*Sidecar
-	for i, agent := range []*scripted{agent1, agent2} {
+	for i, agent := range []*sidecartest.Upstream{agent1, agent2} {
 		cfg := base("writer", "writer-"+strconv.Itoa(i+1), agent)
 		cfg.Ingress.Token = fleetToken
 		s := runLoggedSidecar(t, cfg, logs)
@@ -80,9 +81,9 @@ func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
 		writers = append(writers, s)
 	}
 	// and, in the same Consul service, an instance that is no sidecar
-	plain := newScripted(t, "plain", http.StatusOK)
+	plain := sidecartest.NewUpstream(t, "plain", http.StatusOK)
 	seenPlain := tokenWitness(plain)
-	host, p := splitHostPort(t, hostOf(plain))
+	host, p := sidecartest.SplitHostPort(t, plain.HostPort())
 	registerPassing(t, consul.Client(t), &api.AgentServiceRegistration{ID: "writer-plain",
 		Name: "writer", Tags: []string{"plain"}, Address: host, Port: p})
 
@@ -100,23 +101,23 @@ func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
 		"writers-wrong":      upstream("writers-wrong", "writer", "", "wrong-ingress-token-0123456", agentTag),
 		"writer-url":         upstream("writer-url", "", writer1URL, fleetToken),
 		"writer-url-notoken": upstream("writer-url-notoken", "", writer1URL, ""),
-		"plain":              upstream("plain", "", plain.srv.URL, ""),
+		"plain":              upstream("plain", "", plain.URL, ""),
 	}
-	down := newScripted(t, "down", http.StatusOK)
-	down.srv.Close()
+	down := sidecartest.NewUpstream(t, "down", http.StatusOK)
+	down.Close()
 	dispatcher := func(id string, fallback string) *Sidecar {
 		cfg := base("dispatch", id, down)
 		cfg.Upstreams = ups
 		// A breaker that a single 401 would open: a refused token says
 		// nothing about the instance's health, and must not open it.
-		strict := testBreaker(time.Minute)
+		strict := sidecartest.Breaker(time.Minute)
 		strict.Name, strict.ConsecutiveFailures, strict.FailureStatuses = "strict", 1, []int{http.StatusUnauthorized}
 		cfg.Breakers["strict"] = strict
 		cfg.Ingress.Fallback = []string{fallback}
 		return runLoggedSidecar(t, cfg, logs)
 	}
 	withToken, withoutToken := dispatcher("dispatch-1", "writers"), dispatcher("dispatch-2", "writers-notoken")
-	call := newExpect(t, "http://"+withToken.Addr())
+	call := sidecartest.NewExpect(t, "http://"+withToken.Addr())
 
 	// When tasks are sent through the dispatcher's /call/, then the two
 	// writers and the plain instance all answer them
@@ -153,7 +154,7 @@ func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
 	// When an upstream reaches the writers without the token, or with a
 	// wrong one, then the call fails with what to set, and no agent is
 	// called
-	calls := agent1.calls.Load() + agent2.calls.Load()
+	calls := agent1.Calls.Load() + agent2.Calls.Load()
 	refused := func(path, want string) {
 		t.Helper()
 		obj := call.POST(path).WithText("t").Expect().Status(http.StatusBadGateway).JSON().Object().
@@ -166,16 +167,16 @@ func TestDispatcherSendsTheIngressTokenToSidecarIngresses(t *testing.T) {
 		refused("/call/writers-wrong/task", `refused the token of this sidecar's upstream "writers-wrong" ingress_token`)
 	}
 	refused("/call/writer-url-notoken/task", `set ingress_token in this sidecar's upstream "writer-url-notoken" block`)
-	if agent1.calls.Load()+agent2.calls.Load() != calls {
+	if agent1.Calls.Load()+agent2.Calls.Load() != calls {
 		t.Fatal("a refused call reached a writer's agent")
 	}
 
 	// When a task reaches a dispatcher's ingress and its agent is down,
 	// then the fallback upstream with the token takes it
-	newExpect(t, "http://"+withToken.IngressAddr()).POST("/task").WithText("t").Expect().Status(http.StatusOK).
+	sidecartest.NewExpect(t, "http://"+withToken.IngressAddr()).POST("/task").WithText("t").Expect().Status(http.StatusOK).
 		Header(proxy.HeaderUpstream).IsEqual("writers")
 	// and a fallback without it says what to set
-	obj := newExpect(t, "http://"+withoutToken.IngressAddr()).POST("/task").WithText("t").Expect().
+	obj := sidecartest.NewExpect(t, "http://"+withoutToken.IngressAddr()).POST("/task").WithText("t").Expect().
 		Status(http.StatusBadGateway).JSON().Object().Value("error").Object()
 	obj.Value("type").IsEqual("ingress_token_refused")
 	obj.Value("message").String().Contains(`set ingress_token in this sidecar's upstream "writers-notoken" block`)
@@ -213,18 +214,18 @@ func TestPeersGetTheTokenOnlyAtAnIngress(t *testing.T) {
 		}
 		return in
 	}
-	down := newScripted(t, "down", http.StatusOK)
-	down.srv.Close()
+	down := sidecartest.NewUpstream(t, "down", http.StatusOK)
+	down.Close()
 	task := func(base string) *httpexpect.Response {
-		return newExpect(t, base).POST("/task").WithHeader(proxy.HeaderIngressToken, fleetToken).WithText("t").Expect()
+		return sidecartest.NewExpect(t, base).POST("/task").WithHeader(proxy.HeaderIngressToken, fleetToken).WithText("t").Expect()
 	}
 
 	// Given a peer registered by a sidecar without an ingress (its port is
 	// its agent's), then a task reaches that agent without the token
-	bare := newScripted(t, "bare-agent", http.StatusOK)
+	bare := sidecartest.NewUpstream(t, "bare-agent", http.StatusOK)
 	seen := tokenWitness(bare)
-	peers := &fakeDiscovery{}
-	peers.set("writer", instance("writer-2", hostOf(bare), false))
+	peers := &sidecartest.Discovery{}
+	peers.Set("writer", instance("writer-2", bare.HostPort(), false))
 	_, baseA := startIngress(t, down, func(cfg *policies.Config) { cfg.Ingress.Token = fleetToken }, peers)
 	task(baseA).Status(http.StatusOK).Header("X-Answered-By").IsEqual("bare-agent")
 	if len(*seen) != 1 || (*seen)[0] != "" {
@@ -232,24 +233,24 @@ func TestPeersGetTheTokenOnlyAtAnIngress(t *testing.T) {
 	}
 
 	// Given a peer's ingress that requires a token
-	agentC := newScripted(t, "agent-c", http.StatusOK)
+	agentC := sidecartest.NewUpstream(t, "agent-c", http.StatusOK)
 	sc, _ := startIngress(t, agentC, func(cfg *policies.Config) { cfg.Ingress.Token = fleetToken; cfg.Agent.ID = "writer-3" })
-	withIngress := &fakeDiscovery{}
-	withIngress.set("writer", instance("writer-3", sc.IngressAddr(), true))
+	withIngress := &sidecartest.Discovery{}
+	withIngress.Set("writer", instance("writer-3", sc.IngressAddr(), true))
 	// (no subtests: the sidecars of this test run on while they would end)
 	for _, tc := range []struct{ token, want string }{
 		{"", `peer writer-3 requires an ingress token and this sidecar's ingress.token is not set`},
 		{"other-ingress-token-0123", `peer writer-3 refused this sidecar's ingress.token`},
 	} {
 		_, base := startIngress(t, down, func(cfg *policies.Config) { cfg.Ingress.Token = tc.token }, withIngress)
-		req := newExpect(t, base).POST("/task").WithText("t")
+		req := sidecartest.NewExpect(t, base).POST("/task").WithText("t")
 		if tc.token != "" {
 			req = req.WithHeader(proxy.HeaderIngressToken, tc.token)
 		}
 		obj := req.Expect().Status(http.StatusBadGateway).JSON().Object().Value("error").Object()
 		obj.Value("type").IsEqual("ingress_token_refused")
 		obj.Value("message").String().Contains(tc.want).NotContains(fleetToken)
-		if agentC.calls.Load() != 0 {
+		if agentC.Calls.Load() != 0 {
 			t.Fatalf("ingress.token %q: a refused task reached the peer's agent", tc.token)
 		}
 	}

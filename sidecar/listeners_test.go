@@ -16,6 +16,7 @@ import (
 	"github.com/gavv/httpexpect/v2"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/guard"
 	"github.com/agent-sidecar/sidecar/sidecar/proxy"
@@ -23,12 +24,12 @@ import (
 
 // guardedConfig is a sidecar with an upstream "up" and a model "m", both
 // served by up.
-func guardedConfig(up *scripted) *policies.Config {
+func guardedConfig(up *sidecartest.Upstream) *policies.Config {
 	cfg := testConfig()
-	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
-	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: up.srv.URL, Breaker: "default",
+	cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)}
+	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: up.URL, Breaker: "default",
 		Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}}
-	cfg.Models = map[string]policies.Model{"m": {Label: "m", Name: "m", Provider: policies.ProviderOpenAI, BaseURL: up.srv.URL,
+	cfg.Models = map[string]policies.Model{"m": {Label: "m", Name: "m", Provider: policies.ProviderOpenAI, BaseURL: up.URL,
 		Breaker: "default", Timeout: 5 * time.Second, FirstByteTimeout: 5 * time.Second, StreamIdleTimeout: 5 * time.Second}}
 	return cfg
 }
@@ -38,8 +39,8 @@ func guardedConfig(up *scripted) *policies.Config {
 // web page, or a gateway or heartbeat body not declared as JSON, reaches
 // neither the upstream, the model nor the heartbeat tracker.
 func TestControlGuardsEveryEndpoint(t *testing.T) {
-	up := newScripted(t, "up", http.StatusOK)
-	s, _, e := startSidecar(t, guardedConfig(up), Options{Discovery: &fakeDiscovery{}})
+	up := sidecartest.NewUpstream(t, "up", http.StatusOK)
+	s, _, e := startSidecar(t, guardedConfig(up), Options{Discovery: &sidecartest.Discovery{}})
 	chat := []byte(`{"model":"m","messages":[]}`)
 
 	// Another host name, then a web page
@@ -60,9 +61,9 @@ func TestControlGuardsEveryEndpoint(t *testing.T) {
 		Expect().Status(http.StatusUnsupportedMediaType)
 	e.POST("/v1/heartbeat").WithHeader("Content-Type", "text/plain").WithBytes([]byte(`{"status":"ok"}`)).
 		Expect().Status(http.StatusUnsupportedMediaType)
-	if up.calls.Load() != 0 || s.tracker.Snapshot().Heartbeats != 0 {
+	if up.Calls.Load() != 0 || s.tracker.Snapshot().Heartbeats != 0 {
 		t.Fatalf("refused requests reached the upstream %d times and recorded %d heartbeats",
-			up.calls.Load(), s.tracker.Snapshot().Heartbeats)
+			up.Calls.Load(), s.tracker.Snapshot().Heartbeats)
 	}
 
 	// What passes the guards reaches them all
@@ -71,14 +72,14 @@ func TestControlGuardsEveryEndpoint(t *testing.T) {
 	e.POST("/v1/heartbeat").WithHeader("Content-Type", "application/json").WithBytes([]byte(`{"status":"ok"}`)).
 		Expect().Status(http.StatusOK)
 	e.POST("/call/up/x").WithHeader("Content-Type", "text/plain").WithText("plain").Expect().Status(http.StatusOK)
-	if up.calls.Load() != 2 || s.tracker.Snapshot().Heartbeats != 1 {
-		t.Fatalf("got %d upstream calls and %d heartbeats, want 2 and 1", up.calls.Load(), s.tracker.Snapshot().Heartbeats)
+	if up.Calls.Load() != 2 || s.tracker.Snapshot().Heartbeats != 1 {
+		t.Fatalf("got %d upstream calls and %d heartbeats, want 2 and 1", up.Calls.Load(), s.tracker.Snapshot().Heartbeats)
 	}
 }
 
 // startIngress runs a sidecar with an ingress in front of agent, whose
 // peers are those d lists (none when nil).
-func startIngress(t *testing.T, agent *scripted, edit func(*policies.Config), d ...*fakeDiscovery) (*Sidecar, string) {
+func startIngress(t *testing.T, agent *sidecartest.Upstream, edit func(*policies.Config), d ...*sidecartest.Discovery) (*Sidecar, string) {
 	t.Helper()
 	cfg := guardedConfig(agent)
 	cfg.Agent.Port = portOf(t, agent)
@@ -87,7 +88,7 @@ func startIngress(t *testing.T, agent *scripted, edit func(*policies.Config), d 
 	if edit != nil {
 		edit(cfg)
 	}
-	fd := &fakeDiscovery{}
+	fd := &sidecartest.Discovery{}
 	if len(d) > 0 {
 		fd = d[0]
 	}
@@ -97,17 +98,17 @@ func startIngress(t *testing.T, agent *scripted, edit func(*policies.Config), d 
 
 func TestIngressTokenIsRequiredAndNotPassedOn(t *testing.T) {
 	const ingressToken = "ingress-token-0123456789"
-	agent := newScripted(t, "agent", http.StatusOK)
+	agent := sidecartest.NewUpstream(t, "agent", http.StatusOK)
 	var seen strings.Builder
-	inner := agent.srv.Config.Handler
-	agent.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	inner := agent.Config.Handler
+	agent.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen.WriteString(r.Header.Get(proxy.HeaderIngressToken) + "|") // one call at a time
 		inner.ServeHTTP(w, r)
 	})
 	s, base := startIngress(t, agent, func(cfg *policies.Config) { cfg.Ingress.Token = ingressToken })
-	e := newExpect(t, base)
+	e := sidecartest.NewExpect(t, base)
 	// The token is never shown: not in the status, nor in an error
-	if st := newExpect(t, "http://"+s.Addr()).GET("/v1/status").Expect().Status(http.StatusOK).Body().Raw(); strings.Contains(st, ingressToken) {
+	if st := sidecartest.NewExpect(t, "http://"+s.Addr()).GET("/v1/status").Expect().Status(http.StatusOK).Body().Raw(); strings.Contains(st, ingressToken) {
 		t.Errorf("the status shows the ingress token")
 	}
 
@@ -117,18 +118,18 @@ func TestIngressTokenIsRequiredAndNotPassedOn(t *testing.T) {
 	e.POST("/task").WithHeader(proxy.HeaderIngressToken, "ingress-token-9999999999").WithText("do it").
 		Expect().Status(http.StatusUnauthorized).Body().NotContains(ingressToken)
 	e.POST("/task").WithHeader(guard.HeaderToken, ingressToken).WithText("do it").Expect().Status(http.StatusUnauthorized)
-	if agent.calls.Load() != 0 {
-		t.Fatalf("the agent got %d tasks without the token", agent.calls.Load())
+	if agent.Calls.Load() != 0 {
+		t.Fatalf("the agent got %d tasks without the token", agent.Calls.Load())
 	}
 	// With it: the task reaches the agent, without the token
 	e.POST("/task").WithHeader(proxy.HeaderIngressToken, ingressToken).WithText("do it").Expect().Status(http.StatusOK)
-	if agent.calls.Load() != 1 || strings.Contains(seen.String(), ingressToken) {
-		t.Fatalf("the agent got %d tasks, token headers %q", agent.calls.Load(), seen.String())
+	if agent.Calls.Load() != 1 || strings.Contains(seen.String(), ingressToken) {
+		t.Fatalf("the agent got %d tasks, token headers %q", agent.Calls.Load(), seen.String())
 	}
 	// Web pages are refused, token or not
 	e.POST("/task").WithHeader(proxy.HeaderIngressToken, ingressToken).WithHeader("Origin", "https://evil.example").
 		WithText("do it").Expect().Status(http.StatusForbidden)
-	if agent.calls.Load() != 1 {
+	if agent.Calls.Load() != 1 {
 		t.Fatalf("a web page's task reached the agent")
 	}
 }
@@ -138,46 +139,31 @@ func TestIngressTokenIsRequiredAndNotPassedOn(t *testing.T) {
 func TestPeersSendTheIngressToken(t *testing.T) {
 	const fleetToken = "fleet-ingress-token-0123"
 	withToken := func(cfg *policies.Config) { cfg.Ingress.Token = fleetToken }
-	agentB := newScripted(t, "agent-b", http.StatusOK)
+	agentB := sidecartest.NewUpstream(t, "agent-b", http.StatusOK)
 	var seen strings.Builder
-	inner := agentB.srv.Config.Handler
-	agentB.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	inner := agentB.Config.Handler
+	agentB.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen.WriteString(r.Header.Get(proxy.HeaderIngressToken) + "|")
 		inner.ServeHTTP(w, r)
 	})
 	sb, _ := startIngress(t, agentB, func(cfg *policies.Config) { withToken(cfg); cfg.Agent.ID = "writer-2" })
 	host, port, _ := net.SplitHostPort(sb.IngressAddr())
 	p, _ := strconv.Atoi(port)
-	peers := &fakeDiscovery{}
-	peers.set("writer", discovery.Instance{ID: "writer-2", Service: "writer", Address: host, Port: p,
+	peers := &sidecartest.Discovery{}
+	peers.Set("writer", discovery.Instance{ID: "writer-2", Service: "writer", Address: host, Port: p,
 		Meta: map[string]string{policies.MetaAgentPort: "8081"}})
 
 	// Given a sidecar whose own agent is down (its port closed)
-	down := newScripted(t, "agent-a", http.StatusOK)
-	down.srv.Close()
+	down := sidecartest.NewUpstream(t, "agent-a", http.StatusOK)
+	down.Close()
 	_, baseA := startIngress(t, down, withToken, peers)
 
 	// When a task comes in, then the peer's agent answers it
-	newExpect(t, baseA).POST("/task").WithHeader(proxy.HeaderIngressToken, fleetToken).WithText("t").
+	sidecartest.NewExpect(t, baseA).POST("/task").WithHeader(proxy.HeaderIngressToken, fleetToken).WithText("t").
 		Expect().Status(http.StatusOK).Header("X-Answered-By").IsEqual("agent-b")
-	if agentB.calls.Load() != 1 || strings.Contains(seen.String(), fleetToken) {
-		t.Fatalf("agent b got %d tasks, token headers %q", agentB.calls.Load(), seen.String())
+	if agentB.Calls.Load() != 1 || strings.Contains(seen.String(), fleetToken) {
+		t.Fatalf("agent b got %d tasks, token headers %q", agentB.Calls.Load(), seen.String())
 	}
-}
-
-// rawRequest opens a connection to addr and sends head; the body, if any,
-// is left to the caller.
-func rawRequest(t *testing.T, addr, head string) net.Conn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	if _, err := io.WriteString(c, head); err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // Clients that declare a large body and send nothing are answered and
@@ -185,7 +171,7 @@ func rawRequest(t *testing.T, addr, head string) net.Conn {
 // listener and the ingress alike, and hold no buffer of the declared size
 // while they wait.
 func TestSlowBodiesAreCutAndHoldNoMemory(t *testing.T) {
-	agent := newScripted(t, "agent", http.StatusOK)
+	agent := sidecartest.NewUpstream(t, "agent", http.StatusOK)
 	s, _ := startIngress(t, agent, func(cfg *policies.Config) {
 		cfg.Listen.BodyReadTimeout, cfg.Ingress.BodyReadTimeout = 300*time.Millisecond, 300*time.Millisecond
 	})
@@ -205,7 +191,7 @@ func TestSlowBodiesAreCutAndHoldNoMemory(t *testing.T) {
 			declared = 10 << 20
 		}
 		for range perPath {
-			conns = append(conns, rawRequest(t, tg.addr, fmt.Sprintf("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"+
+			conns = append(conns, sidecartest.RawRequest(t, tg.addr, fmt.Sprintf("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"+
 				"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n{", tg.path, declared)))
 		}
 	}
@@ -227,8 +213,8 @@ func TestSlowBodiesAreCutAndHoldNoMemory(t *testing.T) {
 	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
 		t.Errorf("%d slow clients cost %d MiB of allocations, want well under their declared sizes", len(conns), got>>20)
 	}
-	if agent.calls.Load() != 0 {
-		t.Errorf("the agent got %d tasks from clients that never sent them", agent.calls.Load())
+	if agent.Calls.Load() != 0 {
+		t.Errorf("the agent got %d tasks from clients that never sent them", agent.Calls.Load())
 	}
 }
 
@@ -238,7 +224,7 @@ func TestSlowHeartbeatGets408(t *testing.T) {
 	cfg := testConfig()
 	cfg.Listen.BodyReadTimeout = 200 * time.Millisecond
 	s, _, _ := startSidecar(t, cfg, Options{})
-	c := rawRequest(t, s.Addr(), "POST /v1/heartbeat HTTP/1.1\r\nHost: 127.0.0.1\r\n"+
+	c := sidecartest.RawRequest(t, s.Addr(), "POST /v1/heartbeat HTTP/1.1\r\nHost: 127.0.0.1\r\n"+
 		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
 	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -268,14 +254,14 @@ func TestAnswersOutliveTheBodyReadTimeout(t *testing.T) {
 		_, _ = io.WriteString(w, "data: [DONE]\n\n")
 	}))
 	t.Cleanup(model.Close)
-	up := newScripted(t, "up", http.StatusOK)
-	up.delay.Store(int64(500 * time.Millisecond))
+	up := sidecartest.NewUpstream(t, "up", http.StatusOK)
+	up.Delay.Store(int64(500 * time.Millisecond))
 	cfg := guardedConfig(up)
 	m := cfg.Models["m"]
 	m.BaseURL = model.URL
 	cfg.Models["m"] = m
 	cfg.Listen.BodyReadTimeout = 100 * time.Millisecond
-	_, _, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
+	_, _, e := startSidecar(t, cfg, Options{Discovery: &sidecartest.Discovery{}})
 
 	stream := e.POST("/llm/v1/chat/completions").WithHeader("Content-Type", "application/json").
 		WithBytes([]byte(`{"model":"m","stream":true,"messages":[]}`)).Expect().Status(http.StatusOK).Body().Raw()

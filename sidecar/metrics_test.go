@@ -12,6 +12,7 @@ import (
 
 	"github.com/gavv/httpexpect/v2"
 
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
@@ -38,25 +39,25 @@ func scrape(e *httpexpect.Expect) string {
 }
 
 func TestMetricsAfterATripAFallbackAndAnIsolation(t *testing.T) {
-	flaky := newScripted(t, "flaky", http.StatusServiceUnavailable)
-	backup := newScripted(t, "backup", http.StatusOK)
-	modelDown := newScripted(t, "model-down", http.StatusInternalServerError)
-	modelLite := newScripted(t, "model-lite", http.StatusOK)
+	flaky := sidecartest.NewUpstream(t, "flaky", http.StatusServiceUnavailable)
+	backup := sidecartest.NewUpstream(t, "backup", http.StatusOK)
+	modelDown := sidecartest.NewUpstream(t, "model-down", http.StatusInternalServerError)
+	modelLite := sidecartest.NewUpstream(t, "model-lite", http.StatusOK)
 	cfg := testConfig()
 	cfg.Health = policies.Health{HeartbeatInterval: 200 * time.Millisecond, MissedHeartbeats: 1, Grace: 100 * time.Millisecond}
-	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+	cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)}
 	cfg.Upstreams = map[string]policies.Upstream{
-		"primary": {Name: "primary", URL: flaky.srv.URL, Breaker: "default", Timeout: 5 * time.Second,
+		"primary": {Name: "primary", URL: flaky.URL, Breaker: "default", Timeout: 5 * time.Second,
 			Fallback: []string{"backup"}, Balance: policies.BalanceRoundRobin},
-		"backup": {Name: "backup", URL: backup.srv.URL, Breaker: "default", Timeout: 5 * time.Second,
+		"backup": {Name: "backup", URL: backup.URL, Breaker: "default", Timeout: 5 * time.Second,
 			Balance: policies.BalanceRoundRobin},
 	}
 	model := func(label, url, fallback string) policies.Model {
 		return policies.Model{Label: label, Name: label, Provider: policies.ProviderOpenAI, BaseURL: url,
 			Breaker: "default", Timeout: 5 * time.Second, FirstByteTimeout: time.Second, StreamIdleTimeout: time.Second, Fallback: fallback}
 	}
-	cfg.Models = map[string]policies.Model{"big": model("big", modelDown.srv.URL, "small"), "small": model("small", modelLite.srv.URL, "")}
-	s, reg, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
+	cfg.Models = map[string]policies.Model{"big": model("big", modelDown.URL, "small"), "small": model("small", modelLite.URL, "")}
+	s, reg, e := startSidecar(t, cfg, Options{Discovery: &sidecartest.Discovery{}})
 
 	// Before any traffic: process and Go collectors, the agent waiting
 	text := scrape(e)
@@ -77,7 +78,7 @@ func TestMetricsAfterATripAFallbackAndAnIsolation(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		e.GET("/call/primary/x").Expect().Status(http.StatusOK)
 	}
-	backup.status.Store(http.StatusServiceUnavailable)
+	backup.Status.Store(http.StatusServiceUnavailable)
 	e.GET("/call/backup/x").Expect().Status(http.StatusServiceUnavailable)
 	for i := 0; i < 2; i++ {
 		e.POST("/llm/v1/chat/completions").WithHeader("Content-Type", "application/json").WithBytes([]byte(`{"model":"big"}`)).Expect().Status(http.StatusOK)
@@ -92,7 +93,7 @@ func TestMetricsAfterATripAFallbackAndAnIsolation(t *testing.T) {
 	})
 
 	text = scrape(e)
-	flakyBreaker := "primary@" + hostOf(flaky)
+	flakyBreaker := "primary@" + flaky.HostPort()
 	for sample, want := range map[string]float64{
 		`sidecar_requests_total{kind="upstream",outcome="fallback",target="primary"}`: 5,
 		`sidecar_requests_total{kind="upstream",outcome="failure",target="backup"}`:   1,
@@ -159,14 +160,14 @@ func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
 	if err := json.Unmarshal(raw, &dash); err != nil || len(dash.Panels) == 0 {
 		t.Fatalf("dashboard: %v", err)
 	}
-	up := newScripted(t, "up", http.StatusOK)
+	up := sidecartest.NewUpstream(t, "up", http.StatusOK)
 	cfg := testConfig()
-	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
-	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: up.srv.URL, Breaker: "default",
+	cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)}
+	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: up.URL, Breaker: "default",
 		Timeout: time.Second, Balance: policies.BalanceRoundRobin}}
-	cfg.Models = map[string]policies.Model{"m": {Label: "m", Name: "m", Provider: policies.ProviderOpenAI, BaseURL: up.srv.URL,
+	cfg.Models = map[string]policies.Model{"m": {Label: "m", Name: "m", Provider: policies.ProviderOpenAI, BaseURL: up.URL,
 		Breaker: "default", Timeout: time.Second, FirstByteTimeout: time.Second, StreamIdleTimeout: time.Second}}
-	s, _, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
+	s, _, e := startSidecar(t, cfg, Options{Discovery: &sidecartest.Discovery{}})
 	s.Beat(health.Heartbeat{})
 	e.GET("/call/up/x").Expect().Status(http.StatusOK)
 	s.metrics.degraded.WithLabelValues("m", "n") // a series that exists once a model degrades

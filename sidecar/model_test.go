@@ -7,25 +7,26 @@ import (
 	"time"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
 func TestDegradedModelShowsInStatusBreakersAndSidecarCheck(t *testing.T) {
-	primary := newScripted(t, "primary", http.StatusInternalServerError)
-	lite := newScripted(t, "lite", http.StatusOK)
+	primary := sidecartest.NewUpstream(t, "primary", http.StatusInternalServerError)
+	lite := sidecartest.NewUpstream(t, "lite", http.StatusOK)
 	cfg := testConfig()
-	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+	cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)}
 	model := func(label, url, fallback string) policies.Model {
 		return policies.Model{Label: label, Name: label, Provider: policies.ProviderOpenAI, BaseURL: url + "/v1",
 			APIKey: "sk-secret-" + label, Breaker: "default", Timeout: 5 * time.Second, FirstByteTimeout: time.Second,
 			StreamIdleTimeout: time.Second, Fallback: fallback}
 	}
 	cfg.Models = map[string]policies.Model{
-		"gpt-4o":      model("gpt-4o", primary.srv.URL, "gpt-4o-mini"),
-		"gpt-4o-mini": model("gpt-4o-mini", lite.srv.URL, ""),
+		"gpt-4o":      model("gpt-4o", primary.URL, "gpt-4o-mini"),
+		"gpt-4o-mini": model("gpt-4o-mini", lite.URL, ""),
 	}
-	_, reg, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
+	_, reg, e := startSidecar(t, cfg, Options{Discovery: &sidecartest.Discovery{}})
 
 	// Given no call yet, both model breakers are listed and the check passes
 	e.GET("/v1/breakers").Expect().JSON().Object().Value("breakers").Array().Length().IsEqual(2)
@@ -56,11 +57,11 @@ func TestDegradedModelShowsInStatusBreakersAndSidecarCheck(t *testing.T) {
 	obj.Value("models").Array().Value(1).Object().HasValue("fallback_answers", 1)
 
 	// When the primary answers again, the chain is no longer degraded
-	primary.status.Store(http.StatusOK)
+	primary.Status.Store(http.StatusOK)
 	e.POST("/llm/v1/chat/completions").WithHeader("Content-Type", "application/json").WithBytes([]byte(`{"model":"gpt-4o","messages":[]}`)).
 		Expect().Status(http.StatusOK).Header("X-Sidecar-Degraded").IsEqual("false")
 	testutil.Eventually(t, "sidecar check passing", 2*time.Second, func() bool { return reg.check("writer-1:sidecar").status == discovery.Passing })
-	if h := primary.lastBody(); !strings.Contains(h, `"model":"gpt-4o"`) {
+	if h := primary.LastBody(); !strings.Contains(h, `"model":"gpt-4o"`) {
 		t.Fatalf("the primary got %q", h)
 	}
 }

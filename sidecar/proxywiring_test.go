@@ -12,6 +12,7 @@ import (
 	"github.com/gavv/httpexpect/v2"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
@@ -23,18 +24,18 @@ import (
 // and a reload to the proxy's upstreams.
 
 func TestBreakerAPIAndSidecarCheck(t *testing.T) {
-	flaky := newScripted(t, "flaky", http.StatusServiceUnavailable)
+	flaky := sidecartest.NewUpstream(t, "flaky", http.StatusServiceUnavailable)
 	cfg := testConfig()
-	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
-	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: flaky.srv.URL, Breaker: "default",
+	cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)}
+	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: flaky.URL, Breaker: "default",
 		Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}}
 	h := &hook{}
 	hookSrv := httptest.NewServer(h)
 	defer hookSrv.Close()
 	cfg.Notify = map[string]policies.Notify{"ops": {Webhook: hookSrv.URL, Timeout: time.Second}}
 	cfg.Health.Notify = []string{"ops"}
-	_, reg, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
-	name := "up@" + hostOf(flaky)
+	_, reg, e := startSidecar(t, cfg, Options{Discovery: &sidecartest.Discovery{}})
+	name := "up@" + flaky.HostPort()
 
 	// Given no call yet, the sidecar check passes and the breaker is unknown
 	if c := reg.check("writer-1:sidecar"); c.status != discovery.Passing {
@@ -58,7 +59,7 @@ func TestBreakerAPIAndSidecarCheck(t *testing.T) {
 	}
 
 	// When an operator closes it, calls reach the upstream again
-	flaky.status.Store(http.StatusOK)
+	flaky.Status.Store(http.StatusOK)
 	e.POST("/v1/breakers/"+name+"/close").Expect().Status(http.StatusOK).JSON().Object().HasValue("state", "closed")
 	e.GET("/call/up/x").Expect().Status(http.StatusOK).Header(proxy.HeaderUpstream).IsEqual("up")
 	testutil.Eventually(t, "sidecar check passing", 2*time.Second, func() bool { return reg.check("writer-1:sidecar").status == discovery.Passing })
@@ -69,22 +70,22 @@ func TestBreakerAPIAndSidecarCheck(t *testing.T) {
 }
 
 func TestReloadMovesUpstreamAndKeepsUnchangedBreakers(t *testing.T) {
-	old := newScripted(t, "old", http.StatusOK)
-	moved := newScripted(t, "moved", http.StatusOK)
-	down := newScripted(t, "down", http.StatusServiceUnavailable)
+	old := sidecartest.NewUpstream(t, "old", http.StatusOK)
+	moved := sidecartest.NewUpstream(t, "moved", http.StatusOK)
+	down := sidecartest.NewUpstream(t, "down", http.StatusServiceUnavailable)
 	build := func(searchURL string) *policies.Config {
 		cfg := testConfig()
-		cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+		cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)}
 		cfg.Upstreams = map[string]policies.Upstream{}
-		for name, u := range map[string]string{"search": searchURL, "tools": down.srv.URL} {
+		for name, u := range map[string]string{"search": searchURL, "tools": down.URL} {
 			cfg.Upstreams[name] = policies.Upstream{Name: name, URL: u, Breaker: "default",
 				Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}
 		}
 		return cfg
 	}
 	var mu sync.Mutex
-	next := build(moved.srv.URL)
-	_, _, e := startSidecar(t, build(old.srv.URL), Options{Reload: func() (*policies.Config, error) {
+	next := build(moved.URL)
+	_, _, e := startSidecar(t, build(old.URL), Options{Reload: func() (*policies.Config, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return next, nil
@@ -96,7 +97,7 @@ func TestReloadMovesUpstreamAndKeepsUnchangedBreakers(t *testing.T) {
 		e.GET("/call/tools/x").Expect().Status(http.StatusServiceUnavailable)
 	}
 	e.GET("/call/tools/x").Expect().Status(http.StatusServiceUnavailable).Header("Retry-After").NotEmpty()
-	if got := down.calls.Load(); got != 3 {
+	if got := down.Calls.Load(); got != 3 {
 		t.Fatalf("tools got %d calls, want 3 before its breaker opened", got)
 	}
 
@@ -107,10 +108,10 @@ func TestReloadMovesUpstreamAndKeepsUnchangedBreakers(t *testing.T) {
 	// whose settings did not change, is still open
 	e.GET("/call/search/q").Expect().Status(http.StatusOK).Header("X-Answered-By").IsEqual("moved")
 	e.GET("/call/tools/x").Expect().Status(http.StatusServiceUnavailable)
-	if got := down.calls.Load(); got != 3 {
+	if got := down.Calls.Load(); got != 3 {
 		t.Fatalf("tools got %d calls after the reload, want still 3 (breaker kept open)", got)
 	}
-	if got := old.calls.Load(); got != 1 {
+	if got := old.Calls.Load(); got != 1 {
 		t.Fatalf("the old search URL got %d calls, want 1", got)
 	}
 }
@@ -125,10 +126,10 @@ func TestTLSUpstreamTrustedOnlyWithItsCA(t *testing.T) {
 	run := func(caFile string) *httpexpect.Expect {
 		cfg := testConfig()
 		cfg.TLS.CAFile = caFile
-		cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+		cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)}
 		cfg.Upstreams = map[string]policies.Upstream{"secure": {Name: "secure", URL: srv.URL, Breaker: "default",
 			Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}}
-		_, _, e := startSidecar(t, cfg, Options{Discovery: &fakeDiscovery{}})
+		_, _, e := startSidecar(t, cfg, Options{Discovery: &sidecartest.Discovery{}})
 		return e
 	}
 	// Without the CA, the self-signed upstream is not trusted

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
@@ -139,15 +140,6 @@ func gwWith(t *testing.T, cfg *policies.Config, breakers *breaker.Set) (string, 
 	return srv.URL + "/llm", g
 }
 
-func testBreaker(openFor time.Duration) policies.Breaker {
-	statuses := []int{429}
-	for c := 500; c < 600; c++ {
-		statuses = append(statuses, c)
-	}
-	return policies.Breaker{Name: "default", ConsecutiveFailures: 3, MinCalls: 10, Window: time.Minute,
-		OpenFor: openFor, MaxOpenFor: 8 * openFor, HalfOpenProbes: 1, FailureStatuses: statuses}
-}
-
 func openaiModel(label, url string) policies.Model {
 	return policies.Model{Label: label, Name: label, Provider: policies.ProviderOpenAI, BaseURL: url + "/v1",
 		Breaker: "default", Timeout: 5 * time.Second, FirstByteTimeout: 2 * time.Second, StreamIdleTimeout: 2 * time.Second}
@@ -161,7 +153,7 @@ func chainConfig(primary, lite *scriptedModel, openFor time.Duration) *policies.
 	l := openaiModel("gpt-4o-mini", lite.srv.URL)
 	l.APIKey, l.MaxTokens, l.DropFields = "sk-lite-secret", 1024, []string{"tools"}
 	return &policies.Config{
-		Breakers: map[string]policies.Breaker{"default": testBreaker(openFor)},
+		Breakers: map[string]policies.Breaker{"default": sidecartest.Breaker(openFor)},
 		Models:   map[string]policies.Model{"gpt-4o": p, "gpt-4o-mini": l},
 		Gateway:  policies.Gateway{MaxRequestBytes: 1 << 20},
 	}
@@ -369,7 +361,7 @@ func anthropicChain(primary, lite *scriptedModel) *policies.Config {
 		StreamIdleTimeout: time.Second, Fallback: "claude-small"}
 	l := p
 	l.Label, l.Name, l.BaseURL, l.Fallback = "claude-small", "claude-small", lite.srv.URL, ""
-	return &policies.Config{Breakers: map[string]policies.Breaker{"default": testBreaker(time.Minute)},
+	return &policies.Config{Breakers: map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)},
 		Models: map[string]policies.Model{"claude-big": p, "claude-small": l}, Gateway: policies.Gateway{MaxRequestBytes: 1 << 20}}
 }
 

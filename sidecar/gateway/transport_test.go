@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -50,7 +51,7 @@ func TestPlainHTTPModelsFollowTheEnvironmentsProxy(t *testing.T) {
 	remote.APIKey = "sk-remote"
 	local := newScriptedModel(t, chatOK("from the local model"))
 	cfg := &policies.Config{
-		Breakers: map[string]policies.Breaker{"default": testBreaker(time.Minute)},
+		Breakers: map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)},
 		Models:   map[string]policies.Model{"remote": remote, "local": openaiModel("local", local.srv.URL)},
 		Gateway:  policies.Gateway{MaxRequestBytes: 1 << 20},
 	}

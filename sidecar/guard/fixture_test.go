@@ -3,7 +3,6 @@ package guard
 import (
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/gavv/httpexpect/v2"
 
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -67,33 +67,5 @@ func startControl(t *testing.T, l policies.Listen, heartbeatToken string) (*http
 		Addr: func() string { return addr }, HeartbeatToken: heartbeatToken})
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return srv, b, expect(t, srv.URL)
-}
-
-func expect(t *testing.T, base string) *httpexpect.Expect {
-	t.Helper()
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
-	return httpexpect.WithConfig(httpexpect.Config{
-		TestName: t.Name(),
-		BaseURL:  base,
-		Context:  t.Context(),
-		Client:   &http.Client{Transport: tr},
-		Reporter: httpexpect.NewAssertReporter(t),
-	})
-}
-
-// rawRequest opens a connection to addr and sends head; the body, if any,
-// is left to the caller.
-func rawRequest(t *testing.T, addr, head string) net.Conn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	if _, err := io.WriteString(c, head); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return srv, b, sidecartest.NewExpect(t, srv.URL)
 }

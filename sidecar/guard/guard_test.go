@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/proxy"
 )
@@ -124,7 +125,7 @@ func TestIngressTokenIsRequiredAndNotPassedOn(t *testing.T) {
 	in := &policies.Ingress{Token: token, BodyReadTimeout: time.Minute}
 	srv := httptest.NewServer(Ingress(b, func() *policies.Ingress { return in }))
 	t.Cleanup(srv.Close)
-	e := expect(t, srv.URL)
+	e := sidecartest.NewExpect(t, srv.URL)
 
 	// Without the token, or with another: 401, naming the header and not
 	// the token, and nothing gets through
@@ -158,7 +159,7 @@ func TestIngressWithoutTokenTakesTasksAndDropsTheHeader(t *testing.T) {
 	in := &policies.Ingress{}
 	srv := httptest.NewServer(Ingress(b, func() *policies.Ingress { return in }))
 	t.Cleanup(srv.Close)
-	expect(t, srv.URL).POST("/task").WithHeader(proxy.HeaderIngressToken, "stray-token-0123456789").
+	sidecartest.NewExpect(t, srv.URL).POST("/task").WithHeader(proxy.HeaderIngressToken, "stray-token-0123456789").
 		WithText("do it").Expect().Status(http.StatusOK)
 	if strings.Contains(b.seen(), "stray-token") {
 		t.Fatalf("an ingress token was passed on: %q", b.seen())
@@ -179,7 +180,7 @@ func TestSlowBodiesAreCutNamingTheSetting(t *testing.T) {
 		{control.Listener.Addr().String(), "/call/up/x", "listen.body_read_timeout"},
 		{ingress.Listener.Addr().String(), "/task", "ingress.body_read_timeout"},
 	} {
-		c := rawRequest(t, tc.addr, fmt.Sprintf("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"+
+		c := sidecartest.RawRequest(t, tc.addr, fmt.Sprintf("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"+
 			"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n{", tc.path, 2<<20))
 		// The server answers and closes; a connection still open after
 		// this bound was never cut.
@@ -207,7 +208,7 @@ func TestAnswersOutliveTheBodyReadTimeout(t *testing.T) {
 		}
 	}), ControlOptions{Listen: func() policies.Listen { return l }, Addr: func() string { return l.Address }}))
 	t.Cleanup(srv.Close)
-	expect(t, srv.URL).POST("/call/up/x").WithText("a task").Expect().Status(http.StatusOK).Body().IsEqual("w0 w1 w2 w3 ")
+	sidecartest.NewExpect(t, srv.URL).POST("/call/up/x").WithText("a task").Expect().Status(http.StatusOK).Body().IsEqual("w0 w1 w2 w3 ")
 }
 
 // Past max_connections a new connection waits to be accepted until one
@@ -228,14 +229,14 @@ func TestListenerCapsConnections(t *testing.T) {
 	// Two connections, kept alive, fill the cap
 	var held []net.Conn
 	for range 2 {
-		c := rawRequest(t, addr, health)
+		c := sidecartest.RawRequest(t, addr, health)
 		if err := readAnswer(c, bufio.NewReader(c)); err != nil {
 			t.Fatal(err)
 		}
 		held = append(held, c)
 	}
 	// A third is not served while they are open...
-	third := rawRequest(t, addr, health)
+	third := sidecartest.RawRequest(t, addr, health)
 	answered := make(chan error, 1)
 	go func() { answered <- readAnswer(third, bufio.NewReader(third)) }()
 	select {

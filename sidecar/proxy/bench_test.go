@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -39,7 +40,7 @@ func benchPaths(b *testing.B) (direct, plain, side string) {
 
 	cfg := testConfig()
 	cfg.Agent.Name, cfg.Agent.ID = "bench", "bench-1"
-	cfg.Breakers = map[string]policies.Breaker{"default": benchBreaker()}
+	cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.BenchBreaker()}
 	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: up.URL, Breaker: "default",
 		Timeout: 10 * time.Second, Retries: 1, Balance: policies.BalanceRoundRobin}}
 	return up.URL + "/search", proxy.URL + "/search", "http://" + serveBenchProxy(b, cfg) + "/call/up/search"

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -37,9 +38,9 @@ func rawGet(t *testing.T, addr, target string) int {
 }
 
 func TestCallRefusesDotSegmentsBelowTheUpstream(t *testing.T) {
-	up := newScripted(t, "up", http.StatusOK)
-	s, _ := callProxy(t, map[string]policies.Upstream{"search": {URL: up.srv.URL + "/api/search"}},
-		&fakeDiscovery{}, time.Minute)
+	up := sidecartest.NewUpstream(t, "up", http.StatusOK)
+	s, _ := callProxy(t, map[string]policies.Upstream{"search": {URL: up.URL + "/api/search"}},
+		&sidecartest.Discovery{}, time.Minute)
 
 	for _, p := range []string{"/call/search/../../admin", "/call/search/%2e%2e/%2e%2e/admin",
 		"/call/search/..%2f..%2fadmin", "/call/search/%2e./admin", "/call/search/.%2E/admin",
@@ -48,14 +49,14 @@ func TestCallRefusesDotSegmentsBelowTheUpstream(t *testing.T) {
 			t.Errorf("%s: status %d, want 400", p, got)
 		}
 	}
-	if n := up.calls.Load(); n != 0 {
-		t.Fatalf("the upstream received %d requests; last %q", n, up.lastBody())
+	if n := up.Calls.Load(); n != 0 {
+		t.Fatalf("the upstream received %d requests; last %q", n, up.LastBody())
 	}
 	// Names that merely contain dots pass
 	if got := rawGet(t, s.Addr(), "/call/search/v1/file..txt/.well"); got != http.StatusOK {
 		t.Fatalf("status %d", got)
 	}
-	if got := up.lastBody(); got != "GET /api/search/v1/file..txt/.well " {
+	if got := up.LastBody(); got != "GET /api/search/v1/file..txt/.well " {
 		t.Fatalf("the upstream received %q", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -49,7 +50,7 @@ func TestCallLoopIsRefusedOnItsSecondPass(t *testing.T) {
 	rl := newRelay(t, 20)
 	s, e := callProxy(t, map[string]policies.Upstream{
 		"self": {URL: rl.srv.URL + "/call/self"},
-	}, &fakeDiscovery{}, time.Minute)
+	}, &sidecartest.Discovery{}, time.Minute)
 	target, _ := url.Parse("http://" + s.Addr())
 	rl.target.Store(target)
 
@@ -82,7 +83,7 @@ func headerRecorder(t *testing.T) (*httptest.Server, func() http.Header, *atomic
 
 func TestCallMarksItsHopAndDropsForwarded(t *testing.T) {
 	up, last, calls := headerRecorder(t)
-	_, e := callProxy(t, map[string]policies.Upstream{"up": {URL: up.URL}}, &fakeDiscovery{}, time.Minute)
+	_, e := callProxy(t, map[string]policies.Upstream{"up": {URL: up.URL}}, &sidecartest.Discovery{}, time.Minute)
 
 	// A call that passed through another sidecar keeps its path and gains this hop
 	e.GET("/call/up/x").WithHeader(HeaderForwarded, "writer-9").WithHeader(HeaderHops, "other#0a0b0c0d").
@@ -120,10 +121,10 @@ func TestCallToItselfIsRefusedOnce(t *testing.T) {
 	_ = ln.Close()
 	cfg := testConfig()
 	cfg.Listen.Address = addr
-	cfg.Breakers = map[string]policies.Breaker{"default": testBreaker(time.Minute)}
+	cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)}
 	cfg.Upstreams = map[string]policies.Upstream{"self": {Name: "self", URL: "http://" + addr + "/call/self",
 		Breaker: "default", Timeout: 5 * time.Second, Balance: policies.BalanceRoundRobin}}
-	p := New(cfg, Options{Discovery: &fakeDiscovery{}})
+	p := New(cfg, Options{Discovery: &sidecartest.Discovery{}})
 	rt := NewTransport(nil)
 	defer rt.CloseIdleConnections()
 	p.opts.Transport = rt
@@ -135,7 +136,7 @@ func TestCallToItselfIsRefusedOnce(t *testing.T) {
 	}
 	srv.Start()
 	defer srv.Close()
-	e := newExpect(t, srv.URL)
+	e := sidecartest.NewExpect(t, srv.URL)
 
 	r := e.GET("/call/self/x").Expect().Status(http.StatusLoopDetected)
 	r.JSON().Object().Value("error").Object().Value("type").IsEqual(errLoop)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agent-sidecar/sidecar/discovery"
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 )
@@ -22,7 +23,7 @@ func (d *staleDiscovery) Wait(context.Context, discovery.Query) discovery.Instan
 
 func TestPruneKeepsInstancesWhileConsulCannotSay(t *testing.T) {
 	cfg := testConfig()
-	bcfg := testBreaker(time.Second) // max_open_for 8s
+	bcfg := sidecartest.Breaker(time.Second) // max_open_for 8s
 	cfg.Breakers = map[string]policies.Breaker{"default": bcfg}
 	cfg.Upstreams = map[string]policies.Upstream{
 		"svc":    {Name: "svc", Service: "svc", Breaker: "default"},

@@ -117,7 +117,10 @@ type Sidecar struct {
 	supervisor *supervise.Supervisor // nil unless agent.exec is set
 
 	wake    chan struct{} // nudges the deadline watcher
-	checkMu sync.Mutex    // orders check pushes so the newest state wins
+	checkMu sync.Mutex    // orders heartbeat check pushes so the newest state wins
+	// sidecarCheckMu does the same for the sidecar check, pushed from the
+	// refresh ticker, breaker and model changes and reloads at once.
+	sidecarCheckMu sync.Mutex
 
 	reloadMu   sync.Mutex   // one reload at a time, applied in the order loaded
 	mu         sync.RWMutex // guards cfg, lastReload, the Consul state last seen

@@ -26,6 +26,8 @@ func sidecarCheckID(agentID string) string { return agentID + ":" + sidecarCheck
 
 // pushSidecarCheck hands the sidecar check's state to the registry.
 func (s *Sidecar) pushSidecarCheck() {
+	s.sidecarCheckMu.Lock()
+	defer s.sidecarCheckMu.Unlock()
 	status, out := sidecarCheck(s.breakers.Snapshots(), s.gateway.Degraded(), s.metrics.avail.Windows(s.now()), s.now())
 	s.mu.RLock()
 	last := s.lastReload

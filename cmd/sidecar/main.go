@@ -9,7 +9,7 @@ import (
 	"os"
 )
 
-// Exit codes, documented in the README.
+// Exit codes, documented in docs/operations.md#exit-codes.
 const (
 	exitOK          = 0   // success; a clean shutdown; a valid configuration
 	exitError       = 1   // invalid configuration, a failed run, a rejected heartbeat

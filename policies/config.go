@@ -266,6 +266,11 @@ const (
 	DegradeInvalidJSON = "invalid_json" // not JSON although the request asked for JSON
 )
 
+// MaxTokensFields are the fields a chat completion request may carry its
+// cap in: max_tokens (most models), max_completion_tokens (OpenAI's
+// reasoning models, which refuse max_tokens).
+var MaxTokensFields = []string{"max_tokens", "max_completion_tokens"}
+
 // Model is one model of the gateway: where it is, how to reach it, and the
 // lighter model to fall back to.
 type Model struct {
@@ -297,10 +302,19 @@ type Model struct {
 	StreamIdleTimeout time.Duration
 	// Fallback is the label of the next model down the chain, of the same
 	// provider; "" ends it. Chains never loop.
-	Fallback   string
-	MaxTokens  int      // cap on the answer's tokens; 0 (default) is no cap.
-	DropFields []string // top-level request fields removed before sending.
-	DegradeOn  []string // DegradeEmpty, DegradeInvalidJSON; each at most once.
+	Fallback string
+	// ContextFallback is the label of the model (of the same provider, with
+	// a larger context window) that gets a request this model refused as too
+	// long for its context window; "" passes that refusal to the agent.
+	ContextFallback string
+	MaxTokens       int // cap on the answer's tokens; 0 (default) is no cap.
+	// MaxTokensField is the field of a chat completion request this model
+	// takes its cap in, one of MaxTokensFields; the agent's cap is moved there
+	// from the other one. "" (default): the cap stays in the field the
+	// agent used, and a cap the request lacks is written as "max_tokens".
+	MaxTokensField string
+	DropFields     []string // top-level request fields removed before sending, the cap field included.
+	DegradeOn      []string // DegradeEmpty, DegradeInvalidJSON; each at most once.
 }
 
 // TLS holds the settings of the sidecar's outgoing TLS connections.

@@ -375,7 +375,9 @@ func resolve(fc *fileConfig) *Config {
 			FirstByteTimeout:  duration(m.FirstByteTimeout),
 			StreamIdleTimeout: duration(m.StreamIdleTimeout),
 			Fallback:          deref(m.Fallback),
+			ContextFallback:   deref(m.ContextFallback),
 			MaxTokens:         deref(m.MaxTokens),
+			MaxTokensField:    deref(m.MaxTokensField),
 			DropFields:        m.DropFields,
 			DegradeOn:         m.DegradeOn,
 		}

@@ -170,6 +170,8 @@ type modelFile struct {
 	StreamIdleTimeout *string           `mapstructure:"stream_idle_timeout"`
 	Fallback          *string           `mapstructure:"fallback"`
 	MaxTokens         *int              `mapstructure:"max_tokens"`
+	MaxTokensField    *string           `mapstructure:"max_tokens_field"`
+	ContextFallback   *string           `mapstructure:"context_fallback"`
 	DropFields        []string          `mapstructure:"drop_fields"`
 	DegradeOn         []string          `mapstructure:"degrade_on"`
 }

@@ -79,8 +79,20 @@ func (v *validator) model(label string, m *modelFile, fc *fileConfig) {
 		}
 	}
 
-	v.modelFallback(key+".fallback", label, m, fc.Model)
+	v.modelFallback(key+".fallback", label, m, m.Fallback, fc.Model)
+	v.modelFallback(key+".context_fallback", label, m, m.ContextFallback, fc.Model)
 	v.atLeast(key+".max_tokens", m.MaxTokens, 0)
+	if f := m.MaxTokensField; f != nil {
+		switch {
+		case deref(m.Provider) == ProviderAnthropic:
+			v.errorf(key+".max_tokens_field", "an anthropic model takes its cap in max_tokens only: remove max_tokens_field")
+		case !slices.Contains(MaxTokensFields, *f):
+			v.errorf(key+".max_tokens_field", `must be "max_tokens" or "max_completion_tokens" (OpenAI's reasoning models), got %q%s`,
+				*f, didYouMean(*f, MaxTokensFields))
+		case slices.Contains(m.DropFields, *f):
+			v.errorf(key+".max_tokens_field", "%q is also in drop_fields, so the cap would never be sent: remove it from one of them", *f)
+		}
+	}
 
 	for i, f := range m.DropFields {
 		switch {
@@ -158,15 +170,18 @@ func (v *validator) modelName(key, label string, name *string, models map[string
 	}
 }
 
-// modelFallback checks that a model's fallback names another model of the
-// same provider. Cycles are reported by fallbackCycles.
-func (v *validator) modelFallback(key, label string, m *modelFile, models map[string]*modelFile) {
-	if m.Fallback == nil {
+// modelFallback checks that a model's fallback (or context_fallback),
+// target, names another model of the same provider. Cycles are reported by
+// fallbackCycles.
+func (v *validator) modelFallback(key, label string, m *modelFile, target *string, models map[string]*modelFile) {
+	if target == nil {
 		return
 	}
-	name := *m.Fallback
+	name := *target
 	next := models[name]
 	switch {
+	case name == "" && strings.HasSuffix(key, ".context_fallback"):
+		v.errorf(key, "must not be empty: remove it to pass a \"context too long\" refusal to the agent")
 	case name == "":
 		v.errorf(key, "must not be empty: remove it to end the chain at this model")
 	case next == nil:

@@ -206,6 +206,30 @@ func TestModelErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "context_fallback and max_tokens_field",
+			path: dir + "model_context.hcl",
+			want: Diagnostics{
+				{Line: 7, Column: 3, Key: "model.gpt-4o.context_fallback",
+					Message: `no model block named "gpt-4.1x"; defined: claude-sonnet, gpt-4.1, gpt-4.1-long, gpt-4o, ` +
+						`gpt-4o-mini, o3-mini; did you mean "gpt-4.1"?`},
+				{Line: 8, Column: 3, Key: "model.gpt-4o.max_tokens_field",
+					Message: `must be "max_tokens" or "max_completion_tokens" (OpenAI's reasoning models), got ` +
+						`"max_completion_token"; did you mean "max_completion_tokens"?`},
+				{Line: 13, Column: 3, Key: "model.gpt-4o-mini.context_fallback",
+					Message: `"claude-sonnet" speaks anthropic, but gpt-4o-mini speaks openai: a fallback gets the same ` +
+						`request, so it must use the same provider`},
+				{Line: 18, Column: 3, Key: "model.claude-sonnet.max_tokens_field",
+					Message: "an anthropic model takes its cap in max_tokens only: remove max_tokens_field"},
+				{Line: 23, Column: 3, Key: "model.o3-mini.max_tokens_field",
+					Message: `"max_completion_tokens" is also in drop_fields, so the cap would never be sent: remove it from one of them`},
+				{Line: 25, Column: 3, Key: "model.o3-mini.context_fallback",
+					Message: `must not be empty: remove it to pass a "context too long" refusal to the agent`},
+				{Line: 30, Column: 3, Key: "model.gpt-4.1.context_fallback",
+					Message: "context_fallback cycle gpt-4.1 → gpt-4.1-long → gpt-4.1: a context_fallback chain must end; " +
+						"remove one of these context_fallbacks"},
+			},
+		},
+		{
 			name: "model labels",
 			path: dir + "model_labels.hcl",
 			want: Diagnostics{

@@ -140,6 +140,13 @@ func (c *Config) Summary() map[string]any {
 		if m.APIKey != "" {
 			model["api_key"] = redacted
 		}
+		// Shown when set, so a summary without them reads as before.
+		if m.ContextFallback != "" {
+			model["context_fallback"] = m.ContextFallback
+		}
+		if m.MaxTokensField != "" {
+			model["max_tokens_field"] = m.MaxTokensField
+		}
 		models[label] = model
 	}
 	gateway := map[string]any{"max_request_bytes": c.Gateway.MaxRequestBytes}

@@ -117,8 +117,9 @@ func (v *validator) fallbackRefs(key string, fallback []string, upstreams map[st
 // back to; names that are not defined are left out of the walk (they are
 // reported elsewhere). A depth-first walk finds at least one cycle among any
 // blocks that fall back to each other; each cycle found is reported once, at
-// the fallback of its alphabetically first block.
-func (v *validator) fallbackCycles(blockType string, fallbacks map[string][]string) {
+// the attribute attr (fallback, context_fallback) of its alphabetically
+// first block.
+func (v *validator) fallbackCycles(blockType, attr string, fallbacks map[string][]string) {
 	const (
 		unvisited = iota
 		onPath
@@ -147,8 +148,8 @@ func (v *validator) fallbackCycles(blockType string, fallbacks map[string][]stri
 				text := strings.Join(cycle, " → ")
 				if !seen[text] {
 					seen[text] = true
-					v.errorf(blockType+"."+cycle[0]+".fallback",
-						"fallback cycle %s: a fallback chain must end; remove one of these fallbacks", text)
+					v.errorf(blockType+"."+cycle[0]+"."+attr,
+						"%s cycle %s: a %s chain must end; remove one of these %ss", attr, text, attr, attr)
 				}
 			}
 		}

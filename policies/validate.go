@@ -72,7 +72,7 @@ func validate(fc *fileConfig, pos positions) Diagnostics {
 	for name, u := range fc.Upstream {
 		upstreamFallbacks[name] = u.Fallback
 	}
-	v.fallbackCycles("upstream", upstreamFallbacks)
+	v.fallbackCycles("upstream", "fallback", upstreamFallbacks)
 	if fc.Ingress != nil {
 		v.ingress(fc.Ingress, fc)
 		v.ingressGuards(fc.Ingress)
@@ -87,7 +87,15 @@ func validate(fc *fileConfig, pos positions) Diagnostics {
 			modelFallbacks[label] = []string{*m.Fallback}
 		}
 	}
-	v.fallbackCycles("model", modelFallbacks)
+	v.fallbackCycles("model", "fallback", modelFallbacks)
+	contextFallbacks := make(map[string][]string, len(fc.Model))
+	for label, m := range fc.Model {
+		contextFallbacks[label] = nil
+		if m.ContextFallback != nil {
+			contextFallbacks[label] = []string{*m.ContextFallback}
+		}
+	}
+	v.fallbackCycles("model", "context_fallback", contextFallbacks)
 	v.policyModels(fc.Model)
 	v.gateway(fc.Gateway)
 	if t := fc.TLS; t != nil && t.CAFile != nil {

@@ -17,7 +17,9 @@ import (
 // FuzzParseAndRewrite feeds arbitrary request bodies to the gateway's
 // parser and rewrite: no panic; a body the parser accepts is rewritten into
 // valid JSON that names the fallback's model, caps max_tokens, lacks the
-// dropped field, and keeps every other top-level field byte for byte.
+// dropped field, and keeps every other top-level field byte for byte; for a
+// reasoning model, the cap is in max_completion_tokens and max_tokens is
+// never sent.
 func FuzzParseAndRewrite(f *testing.F) {
 	for _, seed := range []string{
 		`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"tools":[1],"max_tokens":4000}`,
@@ -34,6 +36,8 @@ func FuzzParseAndRewrite(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	m := &policies.Model{Name: "lite.model", MaxTokens: 64, DropFields: []string{"tools", "odd.key*"}}
+	reasoning := &policies.Model{Name: "o3-mini", MaxTokens: 64, MaxTokensField: "max_completion_tokens",
+		DropFields: []string{"max_tokens", "temperature"}}
 	ep := endpoints["/v1/chat/completions"]
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, msg := parseRequest(body, ep)
@@ -65,16 +69,38 @@ func FuzzParseAndRewrite(f *testing.F) {
 		if v := gjson.GetBytes(out, "max_tokens"); v.Type != gjson.Number || v.Int() > 64 || v.Int() <= 0 {
 			t.Fatalf("max_tokens %s after rewrite of %q", v.Raw, body)
 		}
-		gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
-			switch k.Str {
-			case "model", "tools", "max_tokens", "max_completion_tokens":
-				return true
-			}
-			if got := gjson.GetBytes(out, gjsonKey(k.Str)); got.Exists() && got.Raw != v.Raw && !dupKey(body, k.Str) {
-				t.Fatalf("field %q changed from %s to %s", k.Str, v.Raw, got.Raw)
-			}
+		keptOthers(t, body, out, "tools")
+
+		out, err = rewrite(req.body, reasoning, ep)
+		if err != nil {
+			return
+		}
+		if !gjson.ValidBytes(out) {
+			t.Fatalf("rewrite of %q for a reasoning model gave invalid JSON %q", body, out)
+		}
+		if gjson.GetBytes(out, "max_tokens").Exists() || gjson.GetBytes(out, "temperature").Exists() {
+			t.Fatalf("a dropped field sent to the reasoning model: %q", out)
+		}
+		if v := gjson.GetBytes(out, "max_completion_tokens"); v.Type != gjson.Number || v.Int() > 64 || v.Int() <= 0 {
+			t.Fatalf("max_completion_tokens %s after rewrite of %q", v.Raw, body)
+		}
+		keptOthers(t, body, out, "temperature")
+	})
+}
+
+// keptOthers fails when a top-level field of body other than the model,
+// the caps and dropped changed in out.
+func keptOthers(t *testing.T, body, out []byte, dropped string) {
+	t.Helper()
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model", dropped, "max_tokens", "max_completion_tokens":
 			return true
-		})
+		}
+		if got := gjson.GetBytes(out, gjsonKey(k.Str)); got.Exists() && got.Raw != v.Raw && !dupKey(body, k.Str) {
+			t.Fatalf("field %q changed from %s to %s", k.Str, v.Raw, got.Raw)
+		}
+		return true
 	})
 }
 

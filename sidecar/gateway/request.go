@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -161,8 +162,10 @@ func gjsonKey(name string) string {
 }
 
 // rewrite returns the body to send to model m: the model name replaced,
-// m's fields dropped and its max_tokens cap applied. Every other byte stays
-// as the agent sent it; body itself is not modified.
+// the agent's cap moved to the field m takes it in (max_tokens_field), m's
+// max_tokens cap applied and m's fields dropped, last, so a dropped field
+// is never sent, the cap field included. Every other byte stays as the
+// agent sent it; body itself is not modified.
 func rewrite(body []byte, m *policies.Model, ep endpoint) ([]byte, error) {
 	out := body
 	var err error
@@ -171,17 +174,16 @@ func rewrite(body []byte, m *policies.Model, ep endpoint) ([]byte, error) {
 			return nil, err
 		}
 	}
-	for _, f := range m.DropFields {
-		key := gjsonKey(f)
-		if gjson.GetBytes(out, key).Exists() {
-			if out, err = sjson.DeleteBytes(out, key); err != nil {
-				return nil, err
-			}
+	tokens := ep.tokens
+	if f := m.MaxTokensField; f != "" && slices.Contains(tokens, f) {
+		if out, err = moveCap(out, tokens, f); err != nil {
+			return nil, err
 		}
+		tokens = []string{f}
 	}
-	if m.MaxTokens > 0 && len(ep.tokens) > 0 {
+	if m.MaxTokens > 0 && len(tokens) > 0 {
 		present := false
-		for _, f := range ep.tokens {
+		for _, f := range tokens {
 			v := gjson.GetBytes(out, f)
 			if !v.Exists() {
 				continue
@@ -195,9 +197,43 @@ func rewrite(body []byte, m *policies.Model, ep endpoint) ([]byte, error) {
 			}
 		}
 		if !present {
-			if out, err = sjson.SetBytes(out, ep.tokens[0], m.MaxTokens); err != nil {
+			if out, err = sjson.SetBytes(out, tokens[0], m.MaxTokens); err != nil {
 				return nil, err
 			}
+		}
+	}
+	for _, f := range m.DropFields {
+		key := gjsonKey(f)
+		if gjson.GetBytes(out, key).Exists() {
+			if out, err = sjson.DeleteBytes(out, key); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// moveCap moves the agent's cap from the other fields of tokens to field
+// f: a reasoning model refuses max_tokens and takes max_completion_tokens.
+// When the request has f already, the others are removed.
+func moveCap(body []byte, tokens []string, f string) ([]byte, error) {
+	out := body
+	var err error
+	for _, g := range tokens {
+		if g == f {
+			continue
+		}
+		v := gjson.GetBytes(out, g)
+		if !v.Exists() {
+			continue
+		}
+		if !gjson.GetBytes(out, f).Exists() {
+			if out, err = sjson.SetRawBytes(out, f, []byte(v.Raw)); err != nil {
+				return nil, err
+			}
+		}
+		if out, err = sjson.DeleteBytes(out, g); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

@@ -169,3 +169,59 @@ func TestRewriteDropsFieldsWhoseNamesLookLikePaths(t *testing.T) {
 		t.Fatalf("rewrite:\n got %s\nwant %s", got, want)
 	}
 }
+
+func TestRewriteForAReasoningModel(t *testing.T) {
+	// A reasoning model takes its cap in max_completion_tokens and refuses
+	// max_tokens: the agent's cap is moved, whatever field it came in.
+	chat := endpoints["/v1/chat/completions"]
+	o3 := policies.Model{Name: "o3-mini", MaxTokensField: "max_completion_tokens"}
+	capped := o3
+	capped.MaxTokens = 1024
+	dropped := policies.Model{Name: "o3-mini", MaxTokens: 1024, DropFields: []string{"max_tokens", "temperature"}}
+	cases := []struct {
+		name  string
+		model policies.Model
+		body  string
+		want  string
+	}{
+		{"max_tokens moved", o3,
+			`{"model":"gpt-4o","max_tokens":4000,"n":1}`,
+			`{"model":"o3-mini","n":1,"max_completion_tokens":4000}`},
+		{"moved and capped", capped,
+			`{"model":"gpt-4o","max_tokens":4000,"n":1}`,
+			`{"model":"o3-mini","n":1,"max_completion_tokens":1024}`},
+		{"no cap in the request: the model's", capped,
+			`{"model":"gpt-4o","n":1}`,
+			`{"model":"o3-mini","n":1,"max_completion_tokens":1024}`},
+		{"both sent: max_tokens removed", capped,
+			`{"model":"gpt-4o","max_tokens":4000,"max_completion_tokens":500}`,
+			`{"model":"o3-mini","max_completion_tokens":500}`},
+		{"already in its field: untouched", o3,
+			`{"model":"o3-mini", "max_completion_tokens": 4000}`,
+			`{"model":"o3-mini", "max_completion_tokens": 4000}`},
+		// drop_fields come last: a cap field they name is never sent,
+		// not even the model's own cap.
+		{"dropped cap field stays dropped", dropped,
+			`{"model":"gpt-4o","max_tokens":4000,"temperature":0.2,"n":1}`,
+			`{"model":"o3-mini","n":1}`},
+		{"dropped cap field is not added", dropped,
+			`{"model":"gpt-4o","n":1}`,
+			`{"model":"o3-mini","n":1}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := rewrite([]byte(tc.body), &tc.model, chat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want {
+				t.Fatalf("rewrite:\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+	// On an endpoint without that field the setting changes nothing.
+	got, err := rewrite([]byte(`{"model":"o3-mini","max_output_tokens":10}`), &capped, endpoints["/v1/responses"])
+	if err != nil || string(got) != `{"model":"o3-mini","max_output_tokens":10}` {
+		t.Errorf("responses: %s %v", got, err)
+	}
+}

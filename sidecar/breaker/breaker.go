@@ -158,6 +158,17 @@ func (p Permit) DoneFailure(reason string) {
 	p.b.record(p.gen, p.b.now(), true, reason)
 }
 
+// DoneSuccess finishes the call as a success whatever its status and
+// duration, for a caller that judged the answer itself: a model refusing a
+// prompt too long for its context window (the caller's fault, not the
+// model's), a stream whose first event came within slow_call.
+func (p Permit) DoneSuccess() {
+	if p.b == nil {
+		return
+	}
+	p.b.record(p.gen, p.b.now(), false, "")
+}
+
 // Cancel finishes a call that never reached the target: nothing is
 // recorded, and a half-open probe place is given back.
 func (p Permit) Cancel() {

@@ -406,3 +406,19 @@ func TestManualControl(t *testing.T) {
 		}
 	})
 }
+
+func TestDoneSuccessCountsNoFailure(t *testing.T) {
+	// Given a breaker that counts 400 as a failure, one failure away from
+	// opening
+	b := New("m", testConfig(func(c *policies.Breaker) { c.FailureStatuses = []int{400, 503}; c.ConsecutiveFailures = 1 }))
+
+	// When a call its caller judged sound (a 400 that is the agent's
+	// fault, a slow stream whose first event came in time) is finished
+	p, _ := b.Allow()
+	p.DoneSuccess()
+
+	// Then it is a call without failure, and the breaker stays closed
+	if s := b.Snapshot(); s.State != Closed.String() || s.Calls != 1 || s.Failures != 0 {
+		t.Errorf("snapshot %+v", s)
+	}
+}

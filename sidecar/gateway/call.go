@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -35,10 +36,16 @@ type call struct {
 	first *policies.Model
 
 	attempts int
-	waited   time.Duration // time spent waiting on upstreams
-	reasons  []string      // why each model did not answer
-	minOpen  time.Duration // shortest remaining open time of a skipped model
-	headers  time.Time     // when the answer's headers went to the agent
+	tried    []*policies.Model // the models called or skipped so far
+	triedBuf [4]*policies.Model
+	// contextHop says that a model refused the prompt as too long and the
+	// request went on to its context_fallback: an answer from there is not
+	// a degradation of the chain.
+	contextHop bool
+	waited     time.Duration // time spent waiting on upstreams
+	reasons    []string      // why each model did not answer
+	minOpen    time.Duration // shortest remaining open time of a skipped model
+	headers    time.Time     // when the answer's headers went to the agent
 }
 
 // result is how one attempt ended.
@@ -48,11 +55,20 @@ const (
 	resultFailed   result = iota // the model failed before anything reached the agent: try the next
 	resultAnswered               // an answer (or a non-retriable error) reached the agent
 	resultCanceled               // the agent went away
+	resultTooLong                // the model refused the prompt as too long: try its context_fallback
 )
 
 func (c *call) run() {
 	c.minOpen = -1
-	for _, m := range c.st.chain(c.first) {
+	c.tried = c.triedBuf[:0]
+	chain := c.st.chain(c.first)
+	for len(chain) > 0 {
+		m := chain[0]
+		chain = chain[1:]
+		if slices.Contains(c.tried, m) {
+			continue
+		}
+		c.tried = append(c.tried, m)
 		b := c.g.breaker(c.st, m)
 		permit, ok := b.Allow()
 		if !ok {
@@ -67,6 +83,11 @@ func (c *call) run() {
 		switch c.attempt(m, b, permit) {
 		case resultAnswered, resultCanceled:
 			return
+		case resultTooLong:
+			// The rest of m's chain has no larger window: the context
+			// fallback's chain takes over.
+			c.contextHop = true
+			chain = c.st.chain(c.st.models[m.ContextFallback])
 		}
 	}
 	retry := time.Second
@@ -134,6 +155,10 @@ func (c *call) attempt(m *policies.Model, b *breaker.Breaker, permit breaker.Per
 	}
 	defer resp.Body.Close()
 
+	if c.tooLong(m, resp) {
+		c.waited += time.Since(sent)
+		return c.refusedTooLong(m, permit)
+	}
 	if failure, reason := b.Classify(resp.StatusCode, nil, 0); failure {
 		c.waited += time.Since(sent)
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -234,7 +259,7 @@ func (c *call) answered(m *policies.Model, status int) {
 			s.fallbackAnswers++
 		}
 	})
-	if status < 300 {
+	if status < 300 && !c.contextHop {
 		c.g.noteAnswer(c.first.Label, m.Label, degraded, strings.Join(c.reasons, "; "))
 	}
 	if degraded {

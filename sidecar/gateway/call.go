@@ -168,7 +168,7 @@ func (c *call) attempt(m *policies.Model, b *breaker.Breaker, permit breaker.Per
 		fb.Stop()
 		return c.relayWhole(m, permit, resp, sent, &firstByteExpired, ctx)
 	}
-	return c.relayStream(m, permit, resp, sent, fb, &firstByteExpired, ctx, cancel)
+	return c.relayStream(m, b, permit, resp, sent, fb, &firstByteExpired, ctx, cancel)
 }
 
 // transportFailure classifies a call that got no answer.

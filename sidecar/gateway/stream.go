@@ -131,15 +131,18 @@ func (ev event) terminal(kind string) bool {
 // event arrives nothing reaches the agent, so a model that fails before
 // then is failed over like any other; after that, a stream that breaks,
 // stalls for stream_idle_timeout or overruns timeout ends with an error
-// event in the provider's shape, never with a clean end.
-func (c *call) relayStream(m *policies.Model, permit breaker.Permit, resp *http.Response, sent time.Time,
+// event in the provider's shape, never with a clean end. A complete
+// stream is slow (the breaker's slow_call) when its first event was: a long
+// answer streamed at a good pace is not a slow model.
+func (c *call) relayStream(m *policies.Model, b *breaker.Breaker, permit breaker.Permit, resp *http.Response, sent time.Time,
 	fb *time.Timer, firstByte *atomic.Bool, ctx context.Context, cancel context.CancelFunc) result {
 	rd := newEventReader(resp.Body)
 	ev, err := rd.next()
 	for err == nil && ev.empty { // comments before the first event
 		ev, err = rd.next()
 	}
-	c.waited += time.Since(sent)
+	firstEvent := time.Since(sent)
+	c.waited += firstEvent
 	stopped := fb.Stop()
 	switch {
 	case c.in.Context().Err() != nil:
@@ -204,7 +207,11 @@ func (c *call) relayStream(m *policies.Model, permit breaker.Permit, resp *http.
 		return resultAnswered
 	case done:
 		c.observe(m.Label, c.servedOutcome(m))
-		permit.Done(resp.StatusCode, nil)
+		if slow, reason := b.Classify(resp.StatusCode, nil, firstEvent); slow {
+			permit.DoneFailure(reason)
+		} else {
+			permit.DoneSuccess()
+		}
 		return resultAnswered
 	}
 	c.observe(m.Label, outcome.Failure)

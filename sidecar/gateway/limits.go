@@ -66,6 +66,5 @@ func (c *call) failLimited(m *policies.Model, permit breaker.Permit, status int,
 	reason := permit.DoneLimited(status, limit, until)
 	c.reasons = append(c.reasons, m.Label+": "+reason)
 	c.g.count(m.Label, func(s *modelStats) { s.failures++; s.lastFailure = reason; s.lastFailureAt = c.g.opts.Now() })
-	c.g.log.Warn("model limited", "model", m.Label, "reason", reason)
 	return resultFailed
 }

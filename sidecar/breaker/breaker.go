@@ -28,6 +28,9 @@ type Breaker struct {
 	openFor     time.Duration
 	openedAt    time.Time
 	openUntil   time.Time
+	heldUntil   time.Time // set by DoneLimited just before it opens the breaker
+	held        string    // while open on a target's word: "rate limited until 12:00:20"
+	afterHold   bool      // half-open at the end of such a hold: a failed probe does not double
 	trips       int
 	lastFailure time.Time
 	lastReason  string
@@ -254,9 +257,13 @@ func (b *Breaker) advance(now time.Time) {
 	if b.state != Open || b.forced || now.Before(b.openUntil) {
 		return
 	}
-	reason := fmt.Sprintf("open for %s: letting a probe through", readable.Duration(b.openFor))
+	after := "open for " + readable.Duration(b.openFor).String()
+	if b.held != "" {
+		after = b.held
+	}
+	reason := after + ": letting a probe through"
 	if b.cfg.HalfOpenProbes > 1 {
-		reason = fmt.Sprintf("open for %s: letting %d probes through", readable.Duration(b.openFor), b.cfg.HalfOpenProbes)
+		reason = fmt.Sprintf("%s: letting %d probes through", after, b.cfg.HalfOpenProbes)
 	}
 	b.setState(HalfOpen, now, reason)
 }
@@ -273,16 +280,28 @@ func (b *Breaker) setState(to State, now time.Time, reason string) {
 	b.gen++
 	b.probes, b.succeeded = 0, 0
 	ch := Change{Name: b.name, From: from, To: to, At: now, Reason: reason}
+	heldUntil, afterHold := b.heldUntil, b.afterHold
+	b.heldUntil, b.afterHold = time.Time{}, to == HalfOpen && b.held != ""
+	if to != Open || b.forced {
+		b.held = ""
+	}
 	switch to {
 	case Open:
 		if !b.forced {
-			if from == HalfOpen {
+			// A hold is the target's word, not a trip of ours: neither it
+			// nor a probe failing right after it doubles the period.
+			if from == HalfOpen && heldUntil.IsZero() && !afterHold {
 				b.openFor = min(2*b.openFor, b.cfg.MaxOpenFor)
 			}
 			b.trips++
 			ch.OpenFor = b.openFor
 		}
 		b.openedAt, b.openUntil = now, now.Add(b.openFor)
+		if !b.forced && !heldUntil.IsZero() {
+			// The target named the time: that, not open_for, and no doubling.
+			b.openUntil = heldUntil
+			ch.OpenFor = heldUntil.Sub(now)
+		}
 	case Closed:
 		b.openFor = b.cfg.OpenFor
 		b.consecutive = 0

@@ -102,6 +102,9 @@ func (b *Breaker) Snapshot() Snapshot {
 	if b.state != Closed && !b.forced {
 		s.OpenFor = readable.Duration(b.openFor).String()
 	}
+	if b.state == Open && !b.forced {
+		s.Held = b.held
+	}
 	b.unlock()
 	if s.HalfOpenIn > 0 {
 		s.HalfOpenInText = max(readable.Duration(s.HalfOpenIn), time.Millisecond).String()

@@ -9,8 +9,9 @@
 // window kept in ten buckets; it stays open for a period that doubles on each
 // re-trip; half-open it admits a fixed number of probes, which a cancelled
 // call gives back. Generations make the result of a call admitted before the
-// state changed unable to move the new state. Operators may open and close it
-// by hand. Listeners are called in order, after the lock is released.
+// state changed unable to move the new state. A target that says it is rate
+// limited (or out of quota) until a time opens it at once until then, without
+// doubling the period (DoneLimited). Operators may open and close it by hand. Listeners are called in order, after the lock is released.
 package breaker
 
 import (
@@ -56,7 +57,8 @@ type Change struct {
 	// happened (0 after a close).
 	ConsecutiveFailures int
 	// OpenFor is how long the breaker stays open, when To is Open; 0 when an
-	// operator opened it (it stays open until closed).
+	// operator opened it (it stays open until closed). When the target said
+	// until when (DoneLimited), it is the time until then.
 	OpenFor time.Duration
 }
 
@@ -72,8 +74,12 @@ type Snapshot struct {
 	HalfOpenIn          time.Duration `json:"-"`                      // remaining open time (0 unless open)
 	HalfOpenInText      string        `json:"half_open_in,omitempty"` // e.g. "12.3s"
 	OpenFor             string        `json:"open_for,omitempty"`     // current (doubled) open duration
-	Trips               int           `json:"trips"`
-	Calls               uint64        `json:"calls"`
-	Failures            uint64        `json:"failures"`
-	Rejected            uint64        `json:"rejected"`
+	// Held says why the breaker stays open on the target's own word, e.g.
+	// "rate limited until 12:00:20" or "quota exhausted until 12:00:20"
+	// (UTC); "" otherwise.
+	Held     string `json:"held,omitempty"`
+	Trips    int    `json:"trips"`
+	Calls    uint64 `json:"calls"`
+	Failures uint64 `json:"failures"`
+	Rejected uint64 `json:"rejected"`
 }

@@ -76,7 +76,11 @@ func (c *call) run() {
 			if c.minOpen < 0 || rem < c.minOpen {
 				c.minOpen = rem
 			}
-			c.reasons = append(c.reasons, fmt.Sprintf("%s: breaker open (half-open in %s)", m.Label, readable.Duration(rem)))
+			why := "breaker open"
+			if held := b.Snapshot().Held; held != "" {
+				why = held
+			}
+			c.reasons = append(c.reasons, fmt.Sprintf("%s: %s (half-open in %s)", m.Label, why, readable.Duration(rem)))
 			c.g.count(m.Label, func(s *modelStats) { s.skipped++ })
 			continue
 		}
@@ -161,7 +165,9 @@ func (c *call) attempt(m *policies.Model, b *breaker.Breaker, permit breaker.Per
 	}
 	if failure, reason := b.Classify(resp.StatusCode, nil, 0); failure {
 		c.waited += time.Since(sent)
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		if limit, until, ok := limitOf(resp, c.g.opts.Now()); ok {
+			return c.failLimited(m, permit, resp.StatusCode, limit, until)
+		}
 		return c.fail(m, permit, reason)
 	}
 	if resp.StatusCode >= 300 || !isEventStream(resp) {

@@ -50,7 +50,8 @@ type Options struct {
 	// instances gone from Consul are closed with it.
 	Transport http.RoundTripper
 	// Now is the clock that times how long an instance has been gone from
-	// Consul. Default: time.Now.
+	// Consul, and that an upstream's Retry-After is read against (it should
+	// be the breakers' clock). Default: time.Now.
 	Now func() time.Time
 	// Observe is called once per finished call or task (not when the
 	// caller went away): its kind (KindUpstream, KindTask), the upstream
@@ -95,7 +96,7 @@ func New(cfg *policies.Config, opts Options) *Proxy {
 	}
 	p := &Proxy{opts: opts, log: opts.Log, router: newRouter(opts.Discovery, opts.Breakers)}
 	p.cfg.Store(cfg)
-	p.rp = newReverseProxy(&callTransport{rt: opts.Transport, observe: opts.Observe, log: opts.Log.Named("call")},
+	p.rp = newReverseProxy(&callTransport{rt: opts.Transport, observe: opts.Observe, log: opts.Log.Named("call"), now: opts.Now},
 		opts.Log, opts.ErrorLog)
 	return p
 }

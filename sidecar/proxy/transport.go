@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/internal/readable"
+	"github.com/agent-sidecar/sidecar/internal/retryafter"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/h1"
 	"github.com/agent-sidecar/sidecar/sidecar/outcome"
@@ -57,6 +58,7 @@ type callTransport struct {
 	rt      http.RoundTripper
 	observe func(kind, target string, o outcome.Outcome, d time.Duration) // nil: not observed
 	log     hclog.Logger                                                  // nil: no log
+	now     func() time.Time                                              // reads Retry-After dates; nil: time.Now
 }
 
 var upstreamDialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
@@ -283,7 +285,11 @@ func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg 
 		return nil, outcomeTokenRefused, tokenRefusal(st, tg)
 	}
 	failure, _ := tg.breaker.Classify(resp.StatusCode, nil, time.Since(permit.Started()))
-	permit.Done(resp.StatusCode, nil)
+	if until, ok := t.heldUntil(failure, resp); ok {
+		permit.DoneLimited(resp.StatusCode, breaker.RateLimited, until)
+	} else {
+		permit.Done(resp.StatusCode, nil)
+	}
 	rb := &releasingBody{ReadCloser: resp.Body, cancel: cancel, outstanding: tg.outstanding}
 	resp.Body = rb
 	if w, ok := rb.ReadCloser.(io.Writer); ok && resp.StatusCode == http.StatusSwitchingProtocols {
@@ -295,6 +301,20 @@ func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg 
 		return resp, outcomeFailStatus, resp.Status
 	}
 	return resp, outcomeOK, ""
+}
+
+// heldUntil returns until when a failed answer (a 429, 503 or 529) says
+// the instance may be called again (see retryafter.Until): its breaker
+// then opens at once until that time.
+func (t *callTransport) heldUntil(failure bool, resp *http.Response) (time.Time, bool) {
+	if !failure || !retryafter.Applies(resp.StatusCode) {
+		return time.Time{}, false
+	}
+	now := time.Now
+	if t.now != nil {
+		now = t.now
+	}
+	return retryafter.Until(resp.Header, now())
 }
 
 // releasingBody ends the attempt (its timeout, its in-flight count) once

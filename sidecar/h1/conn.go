@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // conn is one connection to a server, used by one request at a time.
@@ -167,7 +169,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 		}
 		return nil, c.failure(ctx, err)
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
+	if resp.StatusCode == http.StatusSwitchingProtocols && protocolSwitch(resp.Header) {
 		// The connection now belongs to the caller (a WebSocket, say):
 		// the body reads and writes it, and the request's context no
 		// longer bounds it.
@@ -390,6 +392,13 @@ func (b *body) finish(complete bool, err error) {
 	b.done, b.err = true, err
 	b.mu.Unlock()
 	b.c.release(b.stop, complete && b.keep)
+}
+
+// protocolSwitch reports whether a 101 answer's header switches protocols
+// (Upgrade set, Connection naming it), as net/http's Transport decides: a
+// 101 without them is an answer without a body, like any other 1xx.
+func protocolSwitch(h http.Header) bool {
+	return h.Get("Upgrade") != "" && httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade")
 }
 
 // upgraded is the body of a 101 answer: the connection itself.

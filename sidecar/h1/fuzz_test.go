@@ -40,6 +40,8 @@ func FuzzAgainstNetHTTP(f *testing.F) {
 		{"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n", answer("two"), 0, false},
 		{"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\nrest", answer("two"), 0, false},
 		{"HTTP/1.1 101 Switching Protocols\r\n\r\n", answer("two"), 0, true},
+		{"HTTP/1.1 101 Switching Protocols\r\n\r\nrest", answer("two"), 0, false}, // no Upgrade: not a switch
+		{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nrest", answer("two"), 0, false},
 		{one, "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("y", 2<<20) + "\r\n\r\n", 0, false},
 	}
 	for _, s := range seeds {

@@ -244,6 +244,14 @@ func sideBySideCases() []sideCase {
 			check: wantConns(1),
 		},
 		{
+			// A 101 is a protocol switch only with Upgrade and a Connection
+			// naming it; else it is an answer without a body, and the bytes
+			// after it are unasked: the connection is not used again.
+			name: "101 that switches nothing", stdRace: true,
+			serve: writes(true, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nrest"),
+			steps: []step{get(101, ""), get(200, "answer 1")},
+		},
+		{
 			name:  "no answer on a new connection",
 			serve: writes(false),
 			steps: []step{get(0, ""), get(200, "answer 1")},

@@ -46,10 +46,10 @@ func (c *call) tooLong(m *policies.Model, resp *http.Response) bool {
 // (Chat Completions and Responses), Anthropic's invalid_request_error
 // "prompt is too long: 208310 tokens > 200000 maximum".
 func contextTooLong(body []byte) bool {
-	if _, err := jsonguard.Scan(body, jsonguard.MaxDepth); err != nil {
+	e, ok := errorObject(body)
+	if !ok {
 		return false
 	}
-	e := gjson.GetBytes(body, "error")
 	if e.Get("code").Str == "context_length_exceeded" {
 		return true
 	}
@@ -66,4 +66,14 @@ func (c *call) refusedTooLong(m *policies.Model, permit breaker.Permit) result {
 	c.g.log.Info("prompt too long for the model's context window", "model", m.Label,
 		"context_fallback", m.ContextFallback)
 	return resultTooLong
+}
+
+// errorObject is the "error" object of a provider's error body, read with
+// gjson once the iterative scan has bounded the body's nesting; ok is false
+// for a body that is not JSON, nested too deep, or cut short.
+func errorObject(body []byte) (e gjson.Result, ok bool) {
+	if _, err := jsonguard.Scan(body, jsonguard.MaxDepth); err != nil {
+		return gjson.Result{}, false
+	}
+	return gjson.GetBytes(body, "error"), true
 }

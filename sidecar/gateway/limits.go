@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
 	"time"
@@ -48,16 +47,8 @@ func outOfQuota(body []byte) bool {
 	if !bytes.Contains(body, []byte("insufficient_quota")) {
 		return false
 	}
-	var e struct {
-		Error struct {
-			Code any    `json:"code"`
-			Type string `json:"type"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &e) != nil {
-		return false
-	}
-	return e.Error.Code == "insufficient_quota" || e.Error.Type == "insufficient_quota"
+	e, ok := errorObject(body)
+	return ok && (e.Get("code").Str == "insufficient_quota" || e.Get("type").Str == "insufficient_quota")
 }
 
 // failLimited records that model m said it is limited until a time (or out

@@ -88,9 +88,11 @@ func fromHCL(diags hcl.Diagnostics, key string) Diagnostics {
 		if d.Severity != hcl.DiagError {
 			continue
 		}
-		msg := d.Summary
+		// HCL's details can span paragraphs; a diagnostic is one line, so
+		// every run of whitespace becomes one space.
+		msg := strings.Join(strings.Fields(d.Summary), " ")
 		if d.Detail != "" {
-			msg += ": " + d.Detail
+			msg += ": " + strings.Join(strings.Fields(d.Detail), " ")
 		}
 		if d.Summary == "Variables not allowed" {
 			msg += ` Put strings in quotes; read environment variables with env("NAME").`

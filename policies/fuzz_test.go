@@ -23,6 +23,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("agent { name = env(\"X\") }"))
 	f.Add([]byte("\x00\xff{{{"))
 	f.Add([]byte("agent {\n  name = \"w\"\n}\nbreaker \"b\" {\n  x = " + strings.Repeat("[", 70) + "\n}\n"))
+	f.Add([]byte("agent { name = \"a\" }\nx = \"${a b}\"\n")) // a detail of two paragraphs
 	f.Add([]byte("x = <<EOT\n${\"${" + strings.Repeat("(!-", 30) + "}\"}\nEOT\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		path := filepath.Join(t.TempDir(), "f.hcl")

@@ -8,13 +8,6 @@ func chatToMessagesRequest(body []byte, o Options) ([]byte, error) {
 func messagesToChatRequest(body []byte, o Options) ([]byte, error) {
 	return nil, untranslatable("todo")
 }
-func responsesToMessagesRequest(body []byte, o Options) ([]byte, error) {
-	return nil, untranslatable("todo")
-}
 func messageToChatAnswer(body []byte) ([]byte, error)        { return nil, untranslatable("todo") }
 func chatToMessageAnswer(body []byte) ([]byte, error)        { return nil, untranslatable("todo") }
-func messageToResponseAnswer(body []byte) ([]byte, error)    { return nil, untranslatable("todo") }
 func errorBody(provider string, status int, b []byte) []byte { return b }
-func newMessagesToChatStream(request []byte) Stream          { return nil }
-func newChatToMessagesStream(request []byte) Stream          { return nil }
-func newMessagesToResponsesStream(request []byte) Stream     { return nil }

@@ -300,11 +300,12 @@ type Model struct {
 	// StreamIdleTimeout bounds the silence between two events of a started
 	// stream. Default 60s.
 	StreamIdleTimeout time.Duration
-	// Fallback is the label of the next model down the chain, of the same
-	// provider; "" ends it. Chains never loop.
+	// Fallback is the label of the next model down the chain; "" ends it.
+	// Chains never loop. A model of the other provider gets the request
+	// translated (package gateway/translate).
 	Fallback string
-	// ContextFallback is the label of the model (of the same provider, with
-	// a larger context window) that gets a request this model refused as too
+	// ContextFallback is the label of the model (with a larger context
+	// window, of either provider) that gets a request this model refused as too
 	// long for its context window; "" passes that refusal to the agent.
 	ContextFallback string
 	MaxTokens       int // cap on the answer's tokens; 0 (default) is no cap.
@@ -315,6 +316,31 @@ type Model struct {
 	MaxTokensField string
 	DropFields     []string // top-level request fields removed before sending, the cap field included.
 	DegradeOn      []string // DegradeEmpty, DegradeInvalidJSON; each at most once.
+	// EmbeddingSpace names the vector space of the model's embeddings: an
+	// embeddings request falls back only to a model of the same space.
+	// "" (default): the provider and upstream name ("openai/" + Name), so
+	// only the same model served elsewhere is interchangeable.
+	EmbeddingSpace string
+	// MaxConcurrent caps the model's requests in flight from this sidecar;
+	// 0 (default) is no cap. RPM caps the requests sent per minute (spread
+	// evenly, at most a second's share at once); 0 is no cap. A request
+	// over either waits up to QueueTimeout (default 5s when either is set),
+	// then goes on down the chain.
+	MaxConcurrent int
+	RPM           int
+	QueueTimeout  time.Duration
+}
+
+// DefaultQueueTimeout is a model's queue_timeout when max_concurrent or
+// rpm is set and it is not.
+const DefaultQueueTimeout = 5 * time.Second
+
+// Space is the model's embedding space (EmbeddingSpace, else provider/name).
+func (m Model) Space() string {
+	if m.EmbeddingSpace != "" {
+		return m.EmbeddingSpace
+	}
+	return m.Provider + "/" + m.Name
 }
 
 // TLS holds the settings of the sidecar's outgoing TLS connections.

@@ -362,6 +362,10 @@ func resolve(fc *fileConfig) *Config {
 		cfg.Ingress.MaxConcurrent = deref(in.MaxConcurrent)
 	}
 	for label, m := range fc.Model {
+		queue := duration(m.QueueTimeout)
+		if queue == 0 && (deref(m.MaxConcurrent) > 0 || deref(m.RPM) > 0) {
+			queue = DefaultQueueTimeout
+		}
 		cfg.Models[label] = Model{
 			Label:             label,
 			Provider:          deref(m.Provider),
@@ -380,6 +384,10 @@ func resolve(fc *fileConfig) *Config {
 			MaxTokensField:    deref(m.MaxTokensField),
 			DropFields:        m.DropFields,
 			DegradeOn:         m.DegradeOn,
+			EmbeddingSpace:    deref(m.EmbeddingSpace),
+			MaxConcurrent:     deref(m.MaxConcurrent),
+			RPM:               deref(m.RPM),
+			QueueTimeout:      queue,
 		}
 	}
 	return cfg

@@ -174,6 +174,10 @@ type modelFile struct {
 	ContextFallback   *string           `mapstructure:"context_fallback"`
 	DropFields        []string          `mapstructure:"drop_fields"`
 	DegradeOn         []string          `mapstructure:"degrade_on"`
+	EmbeddingSpace    *string           `mapstructure:"embedding_space"`
+	MaxConcurrent     *int              `mapstructure:"max_concurrent"`
+	RPM               *int              `mapstructure:"rpm"`
+	QueueTimeout      *string           `mapstructure:"queue_timeout"`
 }
 
 type gatewayFile struct {

@@ -385,8 +385,9 @@ func TestSchemaListsEveryKey(t *testing.T) {
 			"open_for slow_call window"},
 		{"upstream", "balance breaker fallback filter ingress_token max_concurrent retries service tags timeout url"},
 		{"ingress", "address body_read_timeout breaker fallback max_concurrent max_connections timeout token"},
-		{"model", "api_key base_url breaker context_fallback degrade_on drop_fields fallback first_byte_timeout headers " +
-			"max_tokens max_tokens_field name provider stream_idle_timeout timeout"},
+		{"model", "api_key base_url breaker context_fallback degrade_on drop_fields embedding_space fallback " +
+			"first_byte_timeout headers max_concurrent max_tokens max_tokens_field name provider queue_timeout rpm " +
+			"stream_idle_timeout timeout"},
 		{"gateway", "max_request_bytes"},
 	}
 	for _, tt := range tests {

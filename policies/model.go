@@ -82,6 +82,16 @@ func (v *validator) model(label string, m *modelFile, fc *fileConfig) {
 	v.modelFallback(key+".fallback", label, m, m.Fallback, fc.Model)
 	v.modelFallback(key+".context_fallback", label, m, m.ContextFallback, fc.Model)
 	v.atLeast(key+".max_tokens", m.MaxTokens, 0)
+	v.atLeast(key+".max_concurrent", m.MaxConcurrent, 0)
+	v.atLeast(key+".rpm", m.RPM, 0)
+	v.duration(key+".queue_timeout", m.QueueTimeout, false)
+	if m.QueueTimeout != nil && deref(m.MaxConcurrent) == 0 && deref(m.RPM) == 0 {
+		v.errorf(key+".queue_timeout", "bounds the wait of a request over max_concurrent or rpm, and neither is set: "+
+			"set one of them, or remove queue_timeout")
+	}
+	if e := m.EmbeddingSpace; e != nil && strings.TrimSpace(*e) == "" {
+		v.errorf(key+".embedding_space", "must not be empty: remove it to make only this model (%s) interchangeable with itself", label)
+	}
 	if f := m.MaxTokensField; f != nil {
 		switch {
 		case deref(m.Provider) == ProviderAnthropic:
@@ -171,7 +181,8 @@ func (v *validator) modelName(key, label string, name *string, models map[string
 }
 
 // modelFallback checks that a model's fallback (or context_fallback),
-// target, names another model of the same provider. Cycles are reported by
+// target, names another model (of either provider: a request crossing
+// providers is translated). Cycles are reported by
 // fallbackCycles.
 func (v *validator) modelFallback(key, label string, m *modelFile, target *string, models map[string]*modelFile) {
 	if target == nil {
@@ -189,12 +200,6 @@ func (v *validator) modelFallback(key, label string, m *modelFile, target *strin
 		v.errorf(key, "no model block named %q; defined: %s%s", name, strings.Join(defined, ", "), didYouMean(name, defined))
 	case name == label:
 		// A cycle: reported by fallbackCycles.
-	default:
-		p, q := deref(m.Provider), deref(next.Provider)
-		if p != q && defaultBaseURLs[p] != "" && defaultBaseURLs[q] != "" {
-			v.errorf(key, "%q speaks %s, but %s speaks %s: a fallback gets the same request, so it must use the same provider",
-				name, q, label, p)
-		}
 	}
 }
 

@@ -193,9 +193,6 @@ func TestModelErrors(t *testing.T) {
 				{Line: 7, Column: 3, Key: "model.gpt-4o.fallback",
 					Message: `no model block named "gpt-4o-mnii"; defined: a, b, backup, c, claude-haiku, gpt-4o, ` +
 						`gpt-4o-mini, loop; did you mean "gpt-4o-mini"?`},
-				{Line: 12, Column: 3, Key: "model.gpt-4o-mini.fallback",
-					Message: `"claude-haiku" speaks anthropic, but gpt-4o-mini speaks openai: a fallback gets the same ` +
-						`request, so it must use the same provider`},
 				{Line: 21, Column: 3, Key: "model.backup.name",
 					Message: `"gpt-4o" is the label of another model block (at ` + dir + `model_references.hcl:5:1): ` +
 						`a request for "gpt-4o" could mean either model; give that block another label ` +
@@ -215,9 +212,6 @@ func TestModelErrors(t *testing.T) {
 				{Line: 8, Column: 3, Key: "model.gpt-4o.max_tokens_field",
 					Message: `must be "max_tokens" or "max_completion_tokens" (OpenAI's reasoning models), got ` +
 						`"max_completion_token"; did you mean "max_completion_tokens"?`},
-				{Line: 13, Column: 3, Key: "model.gpt-4o-mini.context_fallback",
-					Message: `"claude-sonnet" speaks anthropic, but gpt-4o-mini speaks openai: a fallback gets the same ` +
-						`request, so it must use the same provider`},
 				{Line: 18, Column: 3, Key: "model.claude-sonnet.max_tokens_field",
 					Message: "an anthropic model takes its cap in max_tokens only: remove max_tokens_field"},
 				{Line: 23, Column: 3, Key: "model.o3-mini.max_tokens_field",
@@ -227,6 +221,20 @@ func TestModelErrors(t *testing.T) {
 				{Line: 30, Column: 3, Key: "model.gpt-4.1.context_fallback",
 					Message: "context_fallback cycle gpt-4.1 → gpt-4.1-long → gpt-4.1: a context_fallback chain must end; " +
 						"remove one of these context_fallbacks"},
+			},
+		},
+		{
+			name: "queue and embedding space",
+			path: dir + "model_queue.hcl",
+			want: Diagnostics{
+				{Line: 6, Column: 3, Key: "model.gpt-4o.max_concurrent", Message: "must be 0 or more, got -1"},
+				{Line: 7, Column: 3, Key: "model.gpt-4o.rpm", Message: "must be 0 or more, got -5"},
+				{Line: 8, Column: 3, Key: "model.gpt-4o.queue_timeout", Message: `must not be negative, got "-1s"`},
+				{Line: 13, Column: 3, Key: "model.gpt-4o-mini.queue_timeout",
+					Message: "bounds the wait of a request over max_concurrent or rpm, and neither is set: set one of them, " +
+						"or remove queue_timeout"},
+				{Line: 14, Column: 3, Key: "model.gpt-4o-mini.embedding_space",
+					Message: "must not be empty: remove it to make only this model (gpt-4o-mini) interchangeable with itself"},
 			},
 		},
 		{
@@ -354,5 +362,62 @@ model "forwarding" { provider = "openai" }
 		if strings.Contains(w, "sk-secret-value") {
 			t.Errorf("a warning shows a key: %s", w)
 		}
+	}
+}
+
+// A fallback of the other provider loads (the gateway translates the
+// request); without an api_key of its own it is warned about, since the
+// agent's credentials are never sent across providers. max_concurrent and
+// rpm get the default queue_timeout; the embedding space defaults to the
+// provider and upstream name.
+func TestCrossProviderFallbackAndQueue(t *testing.T) {
+	clearConsulEnv(t)
+	f := filepath.Join(t.TempDir(), "models.hcl")
+	if err := os.WriteFile(f, []byte(`agent { name = "writer" }
+model "gpt-4o" {
+  provider         = "openai"
+  fallback         = "claude-haiku"
+  context_fallback = "claude-sonnet"
+  max_concurrent   = 4
+}
+model "claude-haiku" {
+  provider = "anthropic"
+  api_key  = "sk-ant-test"
+  rpm      = 60
+  queue_timeout = "2s"
+}
+model "claude-sonnet" { provider = "anthropic" }
+model "embed-a" {
+  provider        = "openai"
+  name            = "text-embedding-3-small"
+  embedding_space = "minilm"
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(f)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got := cfg.Models["gpt-4o"].QueueTimeout; got != DefaultQueueTimeout {
+		t.Errorf("gpt-4o queue_timeout = %s, want the default %s", got, DefaultQueueTimeout)
+	}
+	if got := cfg.Models["claude-haiku"].QueueTimeout; got != 2*time.Second {
+		t.Errorf("claude-haiku queue_timeout = %s, want 2s", got)
+	}
+	if got := cfg.Models["claude-sonnet"].QueueTimeout; got != 0 {
+		t.Errorf("claude-sonnet has no limits, queue_timeout = %s, want 0", got)
+	}
+	if got, want := cfg.Models["gpt-4o"].Space(), "openai/gpt-4o"; got != want {
+		t.Errorf("gpt-4o space = %q, want %q", got, want)
+	}
+	if got, want := cfg.Models["embed-a"].Space(), "minilm"; got != want {
+		t.Errorf("embed-a space = %q, want %q", got, want)
+	}
+	want := []string{`model "claude-sonnet": it is a fallback of "gpt-4o", which speaks openai, but has no api_key; ` +
+		`an agent's credentials for openai are never sent to anthropic, so "claude-sonnet" answers 401 when the chain ` +
+		`reaches it: set its api_key`}
+	if got := cfg.Warnings(); !reflect.DeepEqual(got, want) {
+		t.Errorf("warnings:\n%q\nwant\n%q", got, want)
 	}
 }

@@ -147,6 +147,14 @@ func (c *Config) Summary() map[string]any {
 		if m.MaxTokensField != "" {
 			model["max_tokens_field"] = m.MaxTokensField
 		}
+		if m.EmbeddingSpace != "" {
+			model["embedding_space"] = m.EmbeddingSpace
+		}
+		if m.MaxConcurrent > 0 || m.RPM > 0 {
+			model["max_concurrent"] = m.MaxConcurrent
+			model["rpm"] = m.RPM
+			model["queue_timeout"] = m.QueueTimeout.String()
+		}
 		models[label] = model
 	}
 	gateway := map[string]any{"max_request_bytes": c.Gateway.MaxRequestBytes}

@@ -69,6 +69,12 @@ func (c *call) run() {
 			continue
 		}
 		c.tried = append(c.tried, m)
+		h, why := c.hopTo(m)
+		if why != "" {
+			c.reasons = append(c.reasons, m.Label+": "+why)
+			c.g.count(m.Label, func(s *modelStats) { s.skipped++ })
+			continue
+		}
 		b := c.g.breaker(c.st, m)
 		permit, ok := b.Allow()
 		if !ok {
@@ -84,7 +90,26 @@ func (c *call) run() {
 			c.g.count(m.Label, func(s *modelStats) { s.skipped++ })
 			continue
 		}
-		switch c.attempt(m, b, permit) {
+		leave := func() {}
+		if q := c.g.queueOf(m); q != nil {
+			var why string
+			queued := time.Now()
+			leave, why = q.enter(c.in.Context())
+			c.waited += time.Since(queued)
+			if c.in.Context().Err() != nil {
+				permit.Cancel()
+				return // the agent went away while the request waited
+			}
+			if why != "" {
+				permit.Cancel()
+				c.reasons = append(c.reasons, m.Label+": "+why)
+				c.g.count(m.Label, func(s *modelStats) { s.skipped++ })
+				continue
+			}
+		}
+		res := c.attempt(m, b, permit, h)
+		leave()
+		switch res {
 		case resultAnswered, resultCanceled:
 			return
 		case resultTooLong:
@@ -119,16 +144,11 @@ func (c *call) fail(m *policies.Model, permit breaker.Permit, reason string) res
 
 // attempt sends the request to model m and, when it answers, passes the
 // answer to the agent.
-func (c *call) attempt(m *policies.Model, b *breaker.Breaker, permit breaker.Permit) result {
-	body, err := rewrite(c.req.body, m, c.ep)
-	if err != nil {
-		permit.Cancel()
-		c.reasons = append(c.reasons, m.Label+": the request could not be rewritten: "+err.Error())
-		return resultFailed
-	}
+func (c *call) attempt(m *policies.Model, b *breaker.Breaker, permit breaker.Permit, h hop) result {
+	body := h.body
 	ctx, cancel := context.WithTimeout(c.in.Context(), m.Timeout)
 	defer cancel()
-	out, err := http.NewRequestWithContext(ctx, http.MethodPost, m.BaseURL+c.ep.upstream, http.NoBody)
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, m.BaseURL+h.ep.upstream, http.NoBody)
 	if err != nil {
 		permit.Cancel()
 		c.reasons = append(c.reasons, m.Label+": invalid base_url")
@@ -136,7 +156,7 @@ func (c *call) attempt(m *policies.Model, b *breaker.Breaker, permit breaker.Per
 	}
 	out.Body, out.ContentLength = c.req.pinned.reader(body), int64(len(body))
 	out.GetBody = func() (io.ReadCloser, error) { return c.req.pinned.reader(body), nil }
-	c.outHeaders(out.Header, m)
+	c.outHeaders(out.Header, m, h.crosses())
 
 	c.attempts++
 	c.g.count(m.Label, func(s *modelStats) { s.calls++ })
@@ -172,9 +192,9 @@ func (c *call) attempt(m *policies.Model, b *breaker.Breaker, permit breaker.Per
 	}
 	if resp.StatusCode >= 300 || !isEventStream(resp) {
 		fb.Stop()
-		return c.relayWhole(m, permit, resp, sent, &firstByteExpired, ctx)
+		return c.relayWhole(m, permit, resp, sent, &firstByteExpired, ctx, h)
 	}
-	return c.relayStream(m, b, permit, resp, sent, fb, &firstByteExpired, ctx, cancel)
+	return c.relayStream(m, b, permit, resp, sent, fb, &firstByteExpired, ctx, cancel, h)
 }
 
 // transportFailure classifies a call that got no answer.
@@ -199,7 +219,7 @@ func isEventStream(resp *http.Response) bool {
 
 // relayWhole reads a whole answer, checks it and passes it on. An answer
 // that the agent would not be able to use (degrade_on) fails over.
-func (c *call) relayWhole(m *policies.Model, permit breaker.Permit, resp *http.Response, sent time.Time, firstByte *atomic.Bool, ctx context.Context) result {
+func (c *call) relayWhole(m *policies.Model, permit breaker.Permit, resp *http.Response, sent time.Time, firstByte *atomic.Bool, ctx context.Context, hp hop) result {
 	buf, err := bodybuf.Read(resp.Body, resp.ContentLength, maxAnswer)
 	defer buf.Release() // after the answer is written
 	body := buf.Bytes()
@@ -214,6 +234,17 @@ func (c *call) relayWhole(m *policies.Model, permit breaker.Permit, resp *http.R
 		}
 		return c.fail(m, permit, "answer cut: "+describe(err))
 	}
+	translated := false
+	if hp.crosses() {
+		if len(body) > maxAnswer {
+			return c.fail(m, permit, "the answer is larger than 64 MiB, too large to translate")
+		}
+		out, why := translateWhole(hp, resp.StatusCode, body)
+		if why != "" {
+			return c.fail(m, permit, why)
+		}
+		body, translated = out, true
+	}
 	if resp.StatusCode < 300 && len(m.DegradeOn) > 0 && !c.req.stream {
 		if why := unusable(c.ep, c.req, m, body); why != "" {
 			return c.fail(m, permit, why)
@@ -222,6 +253,9 @@ func (c *call) relayWhole(m *policies.Model, permit breaker.Permit, resp *http.R
 	permit.Done(resp.StatusCode, nil)
 	h := c.w.Header()
 	copyHeaders(h, resp.Header)
+	if translated {
+		h.Set("Content-Type", "application/json")
+	}
 	if len(body) <= maxAnswer {
 		h.Set("Content-Length", strconv.Itoa(len(body)))
 	}
@@ -296,8 +330,9 @@ var (
 )
 
 // outHeaders sets the headers of the upstream request: the agent's, with
-// the model's credentials and headers.
-func (c *call) outHeaders(h http.Header, m *policies.Model) {
+// the model's credentials and headers. A request crossing providers never
+// carries the agent's credentials or its provider's own headers.
+func (c *call) outHeaders(h http.Header, m *policies.Model, crosses bool) {
 	for k, v := range c.in.Header {
 		h[k] = v
 	}
@@ -308,6 +343,9 @@ func (c *call) outHeaders(h http.Header, m *policies.Model) {
 		for _, k := range strings.Split(conn, ",") {
 			h.Del(strings.TrimSpace(k))
 		}
+	}
+	if crosses {
+		crossHeaders(h)
 	}
 	if m.APIKey != "" {
 		for _, k := range credentialHeaders {

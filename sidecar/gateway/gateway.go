@@ -23,6 +23,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+	"github.com/agent-sidecar/sidecar/sidecar/gateway/translate"
 	"github.com/agent-sidecar/sidecar/sidecar/h1"
 	"github.com/agent-sidecar/sidecar/sidecar/outcome"
 )
@@ -74,6 +75,7 @@ type Gateway struct {
 	mu       sync.Mutex
 	stats    map[string]*modelStats // by label
 	degraded map[string]*Degradation
+	queues   map[string]*queue // by label, for models with max_concurrent or rpm
 }
 
 // state is what one configuration gives the gateway.
@@ -97,7 +99,7 @@ func New(cfg *policies.Config, opts Options) *Gateway {
 		opts.Breakers = breaker.NewSet()
 	}
 	g := &Gateway{opts: opts, log: opts.Log.Named("gateway"), rt: opts.Transport,
-		stats: map[string]*modelStats{}, degraded: map[string]*Degradation{}}
+		stats: map[string]*modelStats{}, degraded: map[string]*Degradation{}, queues: map[string]*queue{}}
 	if g.rt == nil {
 		g.rt = NewTransport(nil)
 	}
@@ -209,6 +211,11 @@ func (g *Gateway) SetConfig(cfg *policies.Config) {
 			delete(g.degraded, label)
 		}
 	}
+	for label := range g.queues {
+		if _, ok := st.models[label]; !ok {
+			delete(g.queues, label)
+		}
+	}
 	g.mu.Unlock()
 }
 
@@ -256,11 +263,11 @@ type endpoint struct {
 }
 
 const (
-	kindChat       = "chat"
+	kindChat       = translate.KindChat
 	kindCompletion = "completion"
 	kindEmbedding  = "embedding"
-	kindResponse   = "response"
-	kindMessage    = "message"
+	kindResponse   = translate.KindResponse
+	kindMessage    = translate.KindMessage
 	kindCount      = "count" // Anthropic's token count: the request of a message, no answer text
 )
 
@@ -333,7 +340,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, provider, http.StatusNotFound, modelNotFound(req.model, st.labels), 0)
 		return
 	}
-	if first.Provider != ep.provider {
+	if _, why := translate.For(ep.kind, first.Provider); first.Provider != ep.provider && why != "" {
 		writeError(w, provider, http.StatusBadRequest, "model "+strconv.Quote(req.model)+" speaks the "+first.Provider+
 			" API: send it to "+endpointFor(first.Provider), 0)
 		return

@@ -127,15 +127,20 @@ func (ev event) terminal(kind string) bool {
 	return false
 }
 
-// relayStream passes a streamed answer on, event by event. Until its first
+// relayStream passes a streamed answer on, event by event (converted to
+// the agent's wire format on a hop across providers). Until its first
 // event arrives nothing reaches the agent, so a model that fails before
-// then is failed over like any other; after that, a stream that breaks,
-// stalls for stream_idle_timeout or overruns timeout ends with an error
-// event in the provider's shape, never with a clean end. A complete
-// stream is slow (the breaker's slow_call) when its first event was: a long
-// answer streamed at a good pace is not a slow model.
+// then is failed over like any other. A model with degrade_on holds the
+// events back longer: until the first content or tool call ("empty"), or
+// the whole answer for a JSON-mode request ("invalid_json"), so an empty or
+// broken answer still fails over; a stream that breaks while held fails
+// over too. Once events reach the agent, a stream that breaks, stalls for
+// stream_idle_timeout or overruns timeout ends with an error event in the
+// provider's shape, never with a clean end. A complete stream is slow (the
+// breaker's slow_call) when its first event was: a long answer streamed at
+// a good pace is not a slow model.
 func (c *call) relayStream(m *policies.Model, b *breaker.Breaker, permit breaker.Permit, resp *http.Response, sent time.Time,
-	fb *time.Timer, firstByte *atomic.Bool, ctx context.Context, cancel context.CancelFunc) result {
+	fb *time.Timer, firstByte *atomic.Bool, ctx context.Context, cancel context.CancelFunc, hp hop) result {
 	rd := newEventReader(resp.Body)
 	ev, err := rd.next()
 	for err == nil && ev.empty { // comments before the first event
@@ -161,36 +166,41 @@ func (c *call) relayStream(m *policies.Model, b *breaker.Breaker, permit breaker
 		return c.fail(m, permit, "the stream began with an error event: "+errorSummary(ev.data))
 	}
 
-	// Committed: from here on the agent receives this model's answer.
-	h := c.w.Header()
-	copyHeaders(h, resp.Header)
-	c.setHeaders(h, m, true)
-	c.answered(m, resp.StatusCode)
-	c.w.WriteHeader(resp.StatusCode)
-	rc := http.NewResponseController(c.w)
-	write := func(b []byte) bool {
-		if _, err := c.w.Write(b); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
+	r := newRelay(c, m, resp, hp)
 	var idleExpired atomic.Bool
 	idle := time.AfterFunc(m.StreamIdleTimeout, func() { idleExpired.Store(true); cancel() })
 	defer idle.Stop()
 
-	clientGone := !write(ev.raw)
-	done, sawError := ev.terminal(c.ep.kind), ev.isError()
-	for !clientGone && !done && !sawError {
-		ev, err = rd.next()
+	var done, sawError bool
+	for {
+		var out []byte
+		out, err = r.convert(ev)
 		if err != nil {
 			break
 		}
+		done, sawError = ev.terminal(hp.ep.kind), ev.isError()
+		if !r.committed {
+			if sawError {
+				return c.fail(m, permit, "the stream sent an error event before its answer: "+errorSummary(ev.data))
+			}
+			r.note(ev, out)
+			if why := r.ready(done); why != "" {
+				return c.fail(m, permit, why)
+			}
+		} else {
+			r.write(out)
+		}
+		if r.clientGone || done || sawError {
+			break
+		}
+		if ev, err = rd.next(); err != nil {
+			break
+		}
 		idle.Reset(m.StreamIdleTimeout)
-		clientGone = !write(ev.raw)
-		done, sawError = ev.terminal(c.ep.kind), ev.isError()
 	}
+	var reason string
 	switch {
-	case clientGone || c.in.Context().Err() != nil:
+	case r.clientGone || c.in.Context().Err() != nil:
 		cancel()
 		permit.Cancel()
 		c.g.count(m.Label, func(s *modelStats) { s.canceled++ })
@@ -205,7 +215,7 @@ func (c *call) relayStream(m *policies.Model, b *breaker.Breaker, permit breaker
 		})
 		permit.DoneFailure("error event in stream")
 		return resultAnswered
-	case done:
+	case done && err == nil:
 		c.observe(m.Label, c.servedOutcome(m))
 		if slow, reason := b.Classify(resp.StatusCode, nil, firstEvent); slow {
 			permit.DoneFailure(reason)
@@ -213,23 +223,25 @@ func (c *call) relayStream(m *policies.Model, b *breaker.Breaker, permit breaker
 			permit.DoneSuccess()
 		}
 		return resultAnswered
-	}
-	c.observe(m.Label, outcome.Failure)
-	var reason string
-	switch {
 	case idleExpired.Load():
 		reason = "the stream was silent for longer than " + readable.Duration(m.StreamIdleTimeout).String()
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		reason = "the stream did not complete within " + readable.Duration(m.Timeout).String()
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		reason = "the stream ended before its last event"
+	case errors.Is(err, errConvert):
+		reason = "the stream could not be translated: " + err.Error()
 	default:
 		reason = "the stream broke: " + describe(err)
 	}
+	if !r.committed {
+		return c.fail(m, permit, reason) // nothing reached the agent: the next model
+	}
+	c.observe(m.Label, outcome.Failure)
 	c.g.log.Warn("the model's stream was interrupted", "model", m.Label, "reason", reason)
 	c.g.count(m.Label, func(s *modelStats) { s.failures++; s.lastFailure = reason; s.lastFailureAt = c.g.opts.Now() })
 	permit.DoneFailure(reason)
-	write(streamErrorEvent(c.ep.provider, "model "+m.Label+": "+reason+"; the answer is incomplete"))
+	r.write(streamErrorEvent(c.ep.provider, "model "+m.Label+": "+reason+"; the answer is incomplete"))
 	return resultAnswered
 }
 

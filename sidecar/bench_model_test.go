@@ -25,6 +25,38 @@ var chatAnswer = func() string {
 
 const chatRequest = `{"model":"bench","messages":[{"role":"user","content":"Summarise the report in one line."}],"temperature":0.2}`
 
+// messageAnswer is chatAnswer's Anthropic twin: the same text in a message.
+var messageAnswer = func() string {
+	head := `{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[{"type":"text","text":"`
+	tail := `"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}`
+	return head + strings.Repeat("x", 600-len(head)-len(tail)) + tail
+}()
+
+// messageRequest is chatRequest as an agent of Anthropic's API sends it.
+const messageRequest = `{"model":"bench","max_tokens":1024,"messages":[{"role":"user","content":"Summarise the report in one line."}],"temperature":0.2}`
+
+// answerMessages answers /v1/messages like answerChat answers chat
+// completions: whole, or five text deltas in Anthropic's events.
+func answerMessages(w http.ResponseWriter, stream bool) {
+	if !stream {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, messageAnswer)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	f := w.(http.Flusher)
+	_, _ = io.WriteString(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n"+
+		"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n")
+	f.Flush()
+	for i := 0; i < 5; i++ {
+		fmt.Fprintf(w, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"w%d \"}}\n\n", i)
+		f.Flush()
+	}
+	_, _ = io.WriteString(w, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"+
+		"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":5}}\n\n"+
+		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+}
+
 // benchModelPaths starts a fake model (plain and streaming chat
 // completions), a plain httputil.ReverseProxy in front of it and a sidecar
 // whose model "bench" is that model, and returns the base URLs (…/v1) of
@@ -33,6 +65,10 @@ func benchModelPaths(b *testing.B) (direct, plain, side string) {
 	b.Helper()
 	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		if strings.HasSuffix(r.URL.Path, "/messages") {
+			answerMessages(w, strings.Contains(string(body), `"stream":true`))
+			return
+		}
 		if strings.Contains(string(body), `"stream":true`) {
 			w.Header().Set("Content-Type", "text/event-stream")
 			f := w.(http.Flusher)
@@ -58,18 +94,44 @@ func benchModelPaths(b *testing.B) (direct, plain, side string) {
 	cfg.Models = map[string]policies.Model{"bench": {Label: "bench", Name: "bench", Provider: policies.ProviderOpenAI,
 		BaseURL: model.URL + "/v1", Breaker: "default", Timeout: time.Minute, FirstByteTimeout: 10 * time.Second,
 		StreamIdleTimeout: 10 * time.Second}}
+	// The same fake behind a model of Anthropic's API: an agent's chat
+	// completion for "bench-claude" is translated both ways.
+	cfg.Models["bench-claude"] = policies.Model{Label: "bench-claude", Name: "bench", Provider: policies.ProviderAnthropic,
+		BaseURL: model.URL, APIKey: "sk-bench", Breaker: "default", Timeout: time.Minute, FirstByteTimeout: 10 * time.Second,
+		StreamIdleTimeout: 10 * time.Second}
 	return model.URL + "/v1", proxy.URL + "/v1", "http://" + runBenchSidecar(b, cfg) + "/llm/v1"
+}
+
+// postMessage sends chatRequest's twin straight to the fake's Anthropic
+// endpoint, as postChat does.
+func postMessage(b *testing.B, c *http.Client, base string, stream bool) (first, total time.Duration) {
+	body := messageRequest
+	if stream {
+		body = strings.Replace(body, `"temperature"`, `"stream":true,"temperature"`, 1)
+	}
+	return timePost(b, c, strings.TrimSuffix(base, "/v1")+"/v1/messages", body)
 }
 
 // postChat sends a chat completion and returns the time to the first body
 // byte and to the end of the answer.
 func postChat(b *testing.B, c *http.Client, base string, stream bool) (first, total time.Duration) {
-	body := chatRequest
+	return postChatFor(b, c, base, "bench", stream)
+}
+
+// postChatFor is postChat asking for model.
+func postChatFor(b *testing.B, c *http.Client, base, model string, stream bool) (first, total time.Duration) {
+	body := strings.Replace(chatRequest, `"bench"`, `"`+model+`"`, 1)
 	if stream {
 		body = strings.Replace(body, `"temperature"`, `"stream":true,"temperature"`, 1)
 	}
+	return timePost(b, c, base+"/chat/completions", body)
+}
+
+// timePost posts body and returns the time to the first body byte and to
+// the end of the answer.
+func timePost(b *testing.B, c *http.Client, url, body string) (first, total time.Duration) {
 	t0 := time.Now()
-	resp, err := c.Post(base+"/chat/completions", "application/json", strings.NewReader(body))
+	resp, err := c.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,7 +144,7 @@ func postChat(b *testing.B, c *http.Client, base string, stream bool) (first, to
 	_ = resp.Body.Close()
 	total = time.Since(t0)
 	if resp.StatusCode != http.StatusOK {
-		b.Fatalf("%s: %s", base, resp.Status)
+		b.Fatalf("%s: %s", url, resp.Status)
 	}
 	return first, total
 }
@@ -95,23 +157,33 @@ func postChat(b *testing.B, c *http.Client, base string, stream bool) (first, to
 // streamed one.
 func BenchmarkModelPath(b *testing.B) {
 	direct, plain, side := benchModelPaths(b)
-	bases := []string{direct, plain, side}
-	names := []string{"direct", "reverseproxy", "sidecar"}
+	// Each variant: how it posts a chat completion (or its Anthropic twin).
+	type variant struct {
+		name string
+		post func(stream bool) (time.Duration, time.Duration)
+	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-	for _, u := range bases {
+	variants := []variant{
+		{"direct", func(s bool) (time.Duration, time.Duration) { return postChat(b, client, direct, s) }},
+		{"reverseproxy", func(s bool) (time.Duration, time.Duration) { return postChat(b, client, plain, s) }},
+		{"sidecar", func(s bool) (time.Duration, time.Duration) { return postChat(b, client, side, s) }},
+		{"direct-anthropic", func(s bool) (time.Duration, time.Duration) { return postMessage(b, client, direct, s) }},
+		{"translated", func(s bool) (time.Duration, time.Duration) { return postChatFor(b, client, side, "bench-claude", s) }},
+	}
+	for _, v := range variants {
 		for i := 0; i < 100; i++ {
-			postChat(b, client, u, i%2 == 0)
+			v.post(i%2 == 0)
 		}
 	}
-	lat := make([][]time.Duration, 3)
-	ttfb := make([][]time.Duration, 3)
+	lat := make([][]time.Duration, len(variants))
+	ttfb := make([][]time.Duration, len(variants))
 	const round = 25
 	b.ResetTimer()
 	for n := 0; n < b.N; n += round {
-		for v, u := range bases {
+		for v := range variants {
 			for i := 0; i < round; i++ {
-				_, total := postChat(b, client, u, false)
-				first, _ := postChat(b, client, u, true)
+				_, total := variants[v].post(false)
+				first, _ := variants[v].post(true)
 				lat[v] = append(lat[v], total)
 				ttfb[v] = append(ttfb[v], first)
 			}
@@ -119,14 +191,18 @@ func BenchmarkModelPath(b *testing.B) {
 	}
 	b.StopTimer()
 	p50 := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
-	var latP, ttfbP [3]time.Duration
-	for v := range bases {
+	latP, ttfbP := make([]time.Duration, len(variants)), make([]time.Duration, len(variants))
+	for v := range variants {
 		latP[v], ttfbP[v] = p50(lat[v]), p50(ttfb[v])
-		b.ReportMetric(float64(latP[v].Microseconds()), names[v]+"-p50-µs")
+		b.ReportMetric(float64(latP[v].Microseconds()), variants[v].name+"-p50-µs")
 	}
 	us := func(d time.Duration) float64 { return float64(d) / 1e3 }
 	b.ReportMetric(us(latP[1]-latP[0]), "reverseproxy-added-µs")
 	b.ReportMetric(us(latP[2]-latP[0]), "sidecar-added-µs")
 	b.ReportMetric(us(ttfbP[1]-ttfbP[0]), "reverseproxy-added-ttfb-µs")
 	b.ReportMetric(us(ttfbP[2]-ttfbP[0]), "sidecar-added-ttfb-µs")
+	// A translated call against the same model called directly in its own
+	// API: what the sidecar adds when the request crosses providers.
+	b.ReportMetric(us(latP[4]-latP[3]), "translated-added-µs")
+	b.ReportMetric(us(ttfbP[4]-ttfbP[3]), "translated-added-ttfb-µs")
 }

@@ -136,7 +136,7 @@ breaker "default" {
 #   timeout             = "2m"                        # the whole call
 #   first_byte_timeout  = "30s"                       # a stream's first event; at most timeout
 #   stream_idle_timeout = "60s"                       # silence between two events of a stream
-#   fallback            = "gpt-4o-mini"               # a model of the same provider
+#   fallback            = "gpt-4o-mini"               # a model of either provider
 #   max_tokens          = 0                           # cap on the answer; 0: none
 #   drop_fields         = ["parallel_tool_calls"]     # request fields removed for this model
 #   degrade_on          = ["empty", "invalid_json"]   # answers that count as failures

@@ -66,12 +66,16 @@ func TestDemoShort(t *testing.T) {
 	if n := rep.Total.Unhandled(); n != 0 {
 		t.Errorf("%d of %d tasks not handled: %v\n%s", n, rep.Total.Sent, rep.Errors, show())
 	}
-	steady, model, hang, service, recovered := rep.Counts[0], rep.Counts[1], rep.Counts[2], rep.Counts[3], rep.Counts[4]
+	steady, model, outage, hang, service, recovered := rep.Counts[0], rep.Counts[1], rep.Counts[2], rep.Counts[3],
+		rep.Counts[4], rep.Counts[5]
 	if steady.Primary != steady.Sent || steady.Sent == 0 {
 		t.Errorf("steady state: %+v, want every task by the primary\n%s", steady, show())
 	}
 	if model.LiteModel == 0 {
 		t.Errorf("primary model failing: no answer from the lighter model: %+v\n%s", model, show())
+	}
+	if outage.OtherProvider == 0 {
+		t.Errorf("OpenAI down: no answer from claude-haiku (the other provider): %+v\n%s", outage, show())
 	}
 	if hang.Peer == 0 || rep.Restarts < 1 {
 		t.Errorf("writer-1 hung: %d answers by its peer, %d restarts; want both > 0\n%s", hang.Peer, rep.Restarts, show())

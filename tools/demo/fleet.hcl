@@ -27,7 +27,8 @@ breaker "default" {
 upstream "researcher" { timeout = "10s" }
 
 # The fake models of test/fakellm. The agents ask for gpt-4o; when it
-# fails, or its breaker is open, the same request goes to gpt-4o-mini.
+# fails, or its breaker is open, the same request goes to gpt-4o-mini; when
+# both fail (OpenAI down), to claude-haiku, translated to Anthropic's API.
 model "gpt-4o" {
   provider           = "openai"
   base_url           = "http://127.0.0.1:19201/v1"
@@ -41,5 +42,14 @@ model "gpt-4o-mini" {
   provider   = "openai"
   base_url   = "http://127.0.0.1:19202/v1"
   api_key    = env("DEMO_MODEL_KEY")
+  max_tokens = 1024
+  fallback   = "claude-haiku"
+}
+
+model "claude-haiku" {
+  provider   = "anthropic"
+  base_url   = "http://127.0.0.1:19203"
+  name       = "claude-3-5-haiku-latest"
+  api_key    = env("DEMO_MODEL_KEY")   # its own key: the agents' requests cross providers
   max_tokens = 1024
 }

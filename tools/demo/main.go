@@ -51,6 +51,7 @@ const (
 	hookAddr   = "127.0.0.1:19090"
 	primaryLLM = "127.0.0.1:19201"
 	liteLLM    = "127.0.0.1:19202"
+	claudeLLM  = "127.0.0.1:19203"
 )
 
 // member is one agent of the fleet with its sidecar.
@@ -71,7 +72,7 @@ var fleet = []member{
 // ingresses are where the task generator sends tasks: the writers' sidecars.
 var ingresses = []string{"127.0.0.1:17081", "127.0.0.1:17082"}
 
-var demoPorts = []int{18500, 18300, 18301, 18302, 19090, 19201, 19202,
+var demoPorts = []int{18500, 18300, 18301, 18302, 19090, 19201, 19202, 19203,
 	17071, 17072, 17073, 17074, 17075, 17081, 17082, 17083, 17084, 18081, 18082, 18083, 18084}
 
 type options struct {
@@ -95,9 +96,10 @@ type report struct {
 var phaseNames = []string{
 	"1 steady state",
 	"2 primary model fails",
-	"3 writer-1 hangs",
-	"4 service writer fails",
-	"5 everything recovers",
+	"3 OpenAI down",
+	"4 writer-1 hangs",
+	"5 service writer fails",
+	"6 everything recovers",
 }
 
 func main() {
@@ -222,8 +224,8 @@ func run(ctx context.Context, o options) (rep report, err error) {
 		return rep, err
 	}
 
-	head("starting two fake models: gpt-4o and its lighter fallback gpt-4o-mini")
-	for _, m := range [][2]string{{"gpt-4o", primaryLLM}, {"gpt-4o-mini", liteLLM}} {
+	head("starting three fake models: gpt-4o, its lighter fallback gpt-4o-mini, and claude-haiku (Anthropic's API) after them")
+	for _, m := range [][2]string{{"gpt-4o", primaryLLM}, {"gpt-4o-mini", liteLLM}, {"claude-haiku", claudeLLM}} {
 		if err := startProc(ps, m[0], nil, bin("fakellm"), "-addr", m[1], "-name", m[0],
 			"-reply", "An answer from "+m[0]+"."); err != nil {
 			return rep, err
@@ -284,8 +286,8 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	}
 	endPhase := func(i int) {
 		c := gen.snapshot()[i]
-		say("   → %s: %d tasks, %d by primary, %d by fallback (peer %d, writer-lite %d, gpt-4o-mini %d), %d not handled",
-			phaseNames[i], c.Sent, c.Primary, c.Fallback(), c.Peer, c.Service, c.LiteModel, c.Unhandled())
+		say("   → %s: %d tasks, %d by primary, %d by fallback (peer %d, writer-lite %d, gpt-4o-mini %d, claude-haiku %d), %d not handled",
+			phaseNames[i], c.Sent, c.Primary, c.Fallback(), c.Peer, c.Service, c.LiteModel, c.OtherProvider, c.Unhandled())
 	}
 	sleep := func(d time.Duration) error {
 		select {
@@ -336,11 +338,40 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	}
 	endPhase(1)
 
-	// 3. An agent hangs.
+	// 3. A provider-wide outage: both OpenAI models fail.
 	if err := startPhase(2); err != nil {
 		return rep, err
 	}
-	head("%s: no more heartbeats, no more answers", phaseNames[2])
+	head("%s: gpt-4o and gpt-4o-mini both answer 503", phaseNames[2])
+	say("   the chain's last model is claude-haiku, of the other provider: the sidecars translate the agents'")
+	say("   OpenAI requests to Anthropic's Messages API and the answers back; the agents notice nothing")
+	for _, addr := range []string{primaryLLM, liteLLM} {
+		if err := proc.Post("http://"+addr+"/_control", `{"fail_next":1000000,"fail_status":503}`); err != nil {
+			return rep, err
+		}
+	}
+	if err := ps.WaitUntil(ctx, 30*time.Second, "answers from claude-haiku", count(2, func(c counts) int { return c.OtherProvider })); err != nil {
+		return rep, err
+	}
+	if err := sleep(hold(6*time.Second, 3*time.Second)); err != nil {
+		return rep, err
+	}
+	say("   OpenAI recovers; the probes close both breakers and gpt-4o answers again")
+	for _, addr := range []string{primaryLLM, liteLLM} {
+		if err := proc.Post("http://"+addr+"/_heal", ""); err != nil {
+			return rep, err
+		}
+	}
+	if err := ps.WaitUntil(ctx, 40*time.Second, "gpt-4o answering again", primaryAgain(5)); err != nil {
+		return rep, err
+	}
+	endPhase(2)
+
+	// 4. An agent hangs.
+	if err := startPhase(3); err != nil {
+		return rep, err
+	}
+	head("%s: no more heartbeats, no more answers", phaseNames[3])
 	say("   its tasks in flight time out (3s) and go to writer-2; after 3 failures its breaker opens")
 	before := restarts(fleet[2].control)
 	hung := time.Now()
@@ -363,32 +394,32 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	if err := sleep(hold(2*time.Second, time.Second)); err != nil {
 		return rep, err
 	}
-	endPhase(2)
+	endPhase(3)
 
-	// 4. A whole service fails.
-	if err := startPhase(3); err != nil {
+	// 5. A whole service fails.
+	if err := startPhase(4); err != nil {
 		return rep, err
 	}
-	head("%s: both writers answer every task with 503", phaseNames[3])
+	head("%s: both writers answer every task with 503", phaseNames[4])
 	say("   each writer's sidecar tries its agent, then the peer, then the fallback service writer-lite")
 	for _, m := range fleet[2:4] {
 		if err := proc.Post("http://"+m.agent+"/fail", ""); err != nil {
 			return rep, err
 		}
 	}
-	if err := ps.WaitUntil(ctx, 30*time.Second, "answers from writer-lite", count(3, func(c counts) int { return c.Service })); err != nil {
+	if err := ps.WaitUntil(ctx, 30*time.Second, "answers from writer-lite", count(4, func(c counts) int { return c.Service })); err != nil {
 		return rep, err
 	}
 	if err := sleep(hold(6*time.Second, 3*time.Second)); err != nil {
 		return rep, err
 	}
-	endPhase(3)
+	endPhase(4)
 
-	// 5. Everything recovers.
-	if err := startPhase(4); err != nil {
+	// 6. Everything recovers.
+	if err := startPhase(5); err != nil {
 		return rep, err
 	}
-	head("%s: the writers take tasks again", phaseNames[4])
+	head("%s: the writers take tasks again", phaseNames[5])
 	say("   after open_for a probe closes each breaker and the writers answer their own tasks")
 	for _, m := range fleet[2:4] {
 		if err := proc.Post("http://"+m.agent+"/heal", ""); err != nil {
@@ -398,7 +429,7 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	if err := ps.WaitUntil(ctx, 60*time.Second, "the writers answering again", primaryAgain(10)); err != nil {
 		return rep, err
 	}
-	endPhase(4)
+	endPhase(5)
 
 	stopGen()
 	<-genDone
@@ -451,17 +482,18 @@ func run(ctx context.Context, o options) (rep report, err error) {
 
 func printSummary(w io.Writer, rep report) {
 	row := func(name string, c counts) {
-		fmt.Fprintf(w, "   %-26s %5d %8d %9d %6d %12d %12d %7d %5d\n", name, c.Sent, c.Handled(), c.Primary,
-			c.Peer, c.Service, c.LiteModel, c.Failed, c.Lost)
+		fmt.Fprintf(w, "   %-26s %5d %8d %9d %6d %12d %12d %13d %7d %5d\n", name, c.Sent, c.Handled(), c.Primary,
+			c.Peer, c.Service, c.LiteModel, c.OtherProvider, c.Failed, c.Lost)
 	}
-	fmt.Fprintf(w, "   %-26s %5s %8s %9s %6s %12s %12s %7s %5s\n", "phase", "sent", "handled", "primary",
-		"peer", "writer-lite", "gpt-4o-mini", "failed", "lost")
+	fmt.Fprintf(w, "   %-26s %5s %8s %9s %6s %12s %12s %13s %7s %5s\n", "phase", "sent", "handled", "primary",
+		"peer", "writer-lite", "gpt-4o-mini", "claude-haiku", "failed", "lost")
 	for i, c := range rep.Counts {
 		row(rep.Phases[i], c)
 	}
 	row("total", rep.Total)
 	fmt.Fprintf(w, "   primary: the writer it was sent to, with gpt-4o; peer: the other writer; writer-lite: the fallback\n"+
-		"   service; gpt-4o-mini: the lighter model; failed: an error answer; lost: no answer at all\n")
+		"   service; gpt-4o-mini: the lighter model; claude-haiku: the other provider's model, the agent's request\n"+
+		"   translated; failed: an error answer; lost: no answer at all\n")
 }
 
 func indent(s string) string {

@@ -18,21 +18,22 @@ import (
 type outcome int
 
 const (
-	byPrimary   outcome = iota // the agent it was sent to, with the primary model
-	byPeer                     // another instance of the same service
-	byService                  // the fallback service (writer-lite)
-	byLiteModel                // the agent it was sent to, with the lighter model
-	failed                     // an error answer: a clear error, but not handled
-	lost                       // no answer at all
+	byPrimary       outcome = iota // the agent it was sent to, with the primary model
+	byPeer                         // another instance of the same service
+	byService                      // the fallback service (writer-lite)
+	byLiteModel                    // the agent it was sent to, with the lighter model
+	byOtherProvider                // the agent it was sent to, with the other provider's model (translated)
+	failed                         // an error answer: a clear error, but not handled
+	lost                           // no answer at all
 )
 
 // counts are the outcomes of the tasks of one phase (or of the whole run).
 type counts struct {
-	Sent, Primary, Peer, Service, LiteModel, Failed, Lost int
+	Sent, Primary, Peer, Service, LiteModel, OtherProvider, Failed, Lost int
 }
 
 func (c counts) Handled() int  { return c.Primary + c.Fallback() }
-func (c counts) Fallback() int { return c.Peer + c.Service + c.LiteModel }
+func (c counts) Fallback() int { return c.Peer + c.Service + c.LiteModel + c.OtherProvider }
 func (c counts) Unhandled() int {
 	return c.Sent - c.Handled()
 }
@@ -47,6 +48,8 @@ func (c *counts) add(o outcome) {
 		c.Service++
 	case byLiteModel:
 		c.LiteModel++
+	case byOtherProvider:
+		c.OtherProvider++
 	case failed:
 		c.Failed++
 	case lost:
@@ -56,7 +59,7 @@ func (c *counts) add(o outcome) {
 
 func (c counts) plus(o counts) counts {
 	return counts{c.Sent + o.Sent, c.Primary + o.Primary, c.Peer + o.Peer, c.Service + o.Service,
-		c.LiteModel + o.LiteModel, c.Failed + o.Failed, c.Lost + o.Lost}
+		c.LiteModel + o.LiteModel, c.OtherProvider + o.OtherProvider, c.Failed + o.Failed, c.Lost + o.Lost}
 }
 
 // generator sends a task every interval, in turn to each ingress address (the
@@ -147,7 +150,8 @@ func (g *generator) send(addr string, n int) (outcome, string) {
 		return failed, fmt.Sprintf("task %d to %s: %s %s", n, addr, resp.Status, strings.TrimSpace(string(body)))
 	}
 	var ans struct {
-		Degraded bool `json:"degraded"`
+		Degraded bool   `json:"degraded"`
+		Model    string `json:"model"`
 	}
 	_ = json.Unmarshal(body, &ans)
 	switch {
@@ -155,6 +159,8 @@ func (g *generator) send(addr string, n int) (outcome, string) {
 		return byService, ""
 	case resp.Header.Get("X-Sidecar-Fallback") == "true":
 		return byPeer, ""
+	case ans.Degraded && ans.Model == "claude-haiku":
+		return byOtherProvider, ""
 	case ans.Degraded:
 		return byLiteModel, ""
 	}
@@ -208,7 +214,7 @@ func (g *generator) line() string {
 	for _, c := range g.snapshot() {
 		total = total.plus(c)
 	}
-	return fmt.Sprintf("tasks sent %d · by primary %d · by fallback %d (peer %d, writer-lite %d, gpt-4o-mini %d) · failed %d · in flight %d",
-		total.Sent, total.Primary, total.Fallback(), total.Peer, total.Service, total.LiteModel,
+	return fmt.Sprintf("tasks sent %d · by primary %d · by fallback %d (peer %d, writer-lite %d, gpt-4o-mini %d, claude-haiku %d) · failed %d · in flight %d",
+		total.Sent, total.Primary, total.Fallback(), total.Peer, total.Service, total.LiteModel, total.OtherProvider,
 		total.Failed+total.Lost, g.running.Load())
 }

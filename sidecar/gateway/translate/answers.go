@@ -147,7 +147,7 @@ func chatToMessageAnswer(body []byte) ([]byte, error) {
 	if choice := choices.Get("0"); choice.Exists() {
 		m := choice.Get("message")
 		out.Content = chatAnswerText(out.Content, m.Get("content"))
-		out.Content = textBlock(out.Content, m.Get("refusal").Str)
+		out.Content = answerText(out.Content, m.Get("refusal").Str)
 		m.Get("tool_calls").ForEach(func(_, call gjson.Result) bool {
 			out.Content = append(out.Content, amBlock{
 				Type:  "tool_use",
@@ -173,7 +173,7 @@ func chatToMessageAnswer(body []byte) ([]byte, error) {
 // or (from some servers) text parts, joined into one block.
 func chatAnswerText(blocks []amBlock, content gjson.Result) []amBlock {
 	if content.Type == gjson.String {
-		return textBlock(blocks, content.Str)
+		return answerText(blocks, content.Str)
 	}
 	var text strings.Builder
 	content.ForEach(func(_, p gjson.Result) bool {
@@ -182,5 +182,14 @@ func chatAnswerText(blocks []amBlock, content gjson.Result) []amBlock {
 		}
 		return true
 	})
-	return textBlock(blocks, text.String())
+	return answerText(blocks, text.String())
+}
+
+// answerText appends a text block to an answer, unless text is empty (an
+// answer keeps even whitespace the model wrote).
+func answerText(blocks []amBlock, text string) []amBlock {
+	if text == "" {
+		return blocks
+	}
+	return append(blocks, amBlock{Type: "text", Text: text})
 }

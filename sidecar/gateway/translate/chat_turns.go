@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/tidwall/gjson"
 )
@@ -179,9 +180,10 @@ func chatToolResult(m gjson.Result, where string) (amBlock, error) {
 	return b, err
 }
 
-// textBlock appends a text block, unless text is empty.
+// textBlock appends a text block to a request, unless text is empty or
+// whitespace only: Anthropic refuses such blocks, and they say nothing.
 func textBlock(blocks []amBlock, text string) []amBlock {
-	if text == "" {
+	if strings.TrimSpace(text) == "" {
 		return blocks
 	}
 	return append(blocks, amBlock{Type: "text", Text: text})

@@ -1,7 +1,11 @@
 package translate
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"strings"
+	"testing"
 
 	"github.com/tidwall/gjson"
 )
@@ -36,7 +40,7 @@ func checkMessagesRequest(out []byte, pairs bool) error {
 		}
 		content := turn.Get("content")
 		if content.Type == gjson.String {
-			if content.Str == "" {
+			if strings.TrimSpace(content.Str) == "" {
 				return fmt.Errorf("messages[%d] has empty content", i)
 			}
 			prevUses = nil
@@ -77,11 +81,12 @@ func checkMessagesRequest(out []byte, pairs bool) error {
 	return nil
 }
 
-// checkTextBlocks checks that no text block of content is empty.
+// checkTextBlocks checks that no text block of content is empty or (in a
+// request) whitespace only.
 func checkTextBlocks(content gjson.Result, where string) error {
 	for j, b := range content.Array() {
-		if b.Get("type").Str == "text" && b.Get("text").Str == "" {
-			return fmt.Errorf("%s[%d] is an empty text block", where, j)
+		if b.Get("type").Str == "text" && strings.TrimSpace(b.Get("text").Str) == "" {
+			return fmt.Errorf("%s[%d] is a text block of whitespace only", where, j)
 		}
 	}
 	return nil
@@ -201,10 +206,10 @@ func checkMessageAnswer(out []byte) error {
 	if root.Get("type").Str != "message" || root.Get("role").Str != "assistant" || !root.Get("content").IsArray() {
 		return fmt.Errorf("not an assistant message with a content array: %s", out)
 	}
-	if err := checkTextBlocks(root.Get("content"), "content"); err != nil {
-		return err
-	}
 	for _, b := range root.Get("content").Array() {
+		if b.Get("type").Str == "text" && b.Get("text").Str == "" {
+			return fmt.Errorf("an empty text block: %s", out)
+		}
 		if b.Get("type").Str == "tool_use" && !b.Get("input").IsObject() {
 			return fmt.Errorf("a tool_use input that is not an object: %s", out)
 		}
@@ -215,4 +220,14 @@ func checkMessageAnswer(out []byte) error {
 		return fmt.Errorf("unknown stop_reason: %s", out)
 	}
 	return nil
+}
+
+// compact is JSON without insignificant space, for comparing.
+func compact(t testing.TB, s string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, []byte(s)); err != nil {
+		t.Fatalf("not JSON: %v: %s", err, s)
+	}
+	return buf.String()
 }

@@ -2,7 +2,6 @@ package translate
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/tidwall/gjson"
 )
@@ -15,9 +14,13 @@ import (
 // OpenAI model cannot read them, and Anthropic ignores them in turns
 // before the last.
 
-// toolErrorPrefix starts the text of a tool message whose tool_result had
-// is_error set: OpenAI tool messages have no such flag.
-const toolErrorPrefix = "Error: "
+// A tool message whose tool_result had is_error set starts with "Error: "
+// (or is "Error" when it has no text): OpenAI tool messages have no such
+// flag.
+const (
+	toolError       = "Error"
+	toolErrorPrefix = toolError + ": "
+)
 
 // messagesSystem is the leading system message of an Anthropic system
 // prompt, a string or text blocks; none if it is absent or empty.
@@ -182,7 +185,7 @@ func messagesToolResult(b gjson.Result, where string) (ccMessage, []ccPart, erro
 	}
 	if b.Get("is_error").Type == gjson.True {
 		if len(texts) == 0 {
-			texts = []string{strings.TrimSpace(toolErrorPrefix)}
+			texts = []string{toolError}
 		} else {
 			texts[0] = toolErrorPrefix + texts[0]
 		}

@@ -49,8 +49,8 @@ func chatToMessagesRequest(body []byte, o Options) ([]byte, error) {
 	if out.MaxTokens, err = chatMaxTokens(root, o); err != nil {
 		return nil, err
 	}
-	if user := root.Get("user"); user.Type == gjson.String && user.Str != "" {
-		out.Metadata = &amMetadata{UserID: user.Str}
+	if user := chatUser(root); user != "" {
+		out.Metadata = &amMetadata{UserID: user}
 	}
 	if out.StopSequences, err = chatStop(root.Get("stop")); err != nil {
 		return nil, err
@@ -59,8 +59,11 @@ func chatToMessagesRequest(body []byte, o Options) ([]byte, error) {
 		b := s.Bool()
 		out.Stream = &b
 	}
-	out.Temperature = temperature(root.Get("temperature"))
-	out.TopP = raw(root.Get("top_p"))
+	// Anthropic's newer models refuse temperature and top_p together
+	// ("alter one or the other, not both"): the temperature is kept.
+	if out.Temperature = temperature(root.Get("temperature")); out.Temperature == nil {
+		out.TopP = raw(root.Get("top_p"))
+	}
 	if out.Tools, err = chatTools(root.Get("tools")); err != nil {
 		return nil, err
 	}
@@ -157,6 +160,15 @@ func chatStop(stop gjson.Result) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// chatUser is the end user's id for Anthropic's metadata.user_id: the
+// request's "user", or its successor "safety_identifier".
+func chatUser(root gjson.Result) string {
+	if user := root.Get("user"); user.Type == gjson.String && user.Str != "" {
+		return user.Str
+	}
+	return root.Get("safety_identifier").Str
 }
 
 // temperature passes a temperature through, lowered to 1 (Anthropic's

@@ -124,6 +124,9 @@ func chatGist(t *testing.T, body []byte, original bool) gist {
 		if v := root.Get("temperature"); v.Exists() && v.Num > 1 {
 			g.Params["temperature"] = "1"
 		}
+		if _, ok := g.Params["temperature"]; ok {
+			delete(g.Params, "top_p")
+		}
 		if len(g.Tools) == 0 {
 			delete(g.Params, "parallel_tool_calls")
 		}

@@ -108,7 +108,10 @@ FUZZTIME ?= 30s
 FUZZTIME_NET ?= 30s
 FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/health/:FuzzParseHeartbeat ./sidecar/proxy/:FuzzCallPath \
 	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader ./internal/jsonguard/:FuzzScan \
-	./internal/retryafter/:FuzzUntil ./sidecar/h1/:FuzzAgainstNetHTTP:net
+	./internal/retryafter/:FuzzUntil ./sidecar/h1/:FuzzAgainstNetHTTP:net \
+	./sidecar/gateway/translate/:FuzzChatToMessages ./sidecar/gateway/translate/:FuzzMessagesToChat \
+	./sidecar/gateway/translate/:FuzzMessageToChatAnswer ./sidecar/gateway/translate/:FuzzChatToMessageAnswer \
+	./sidecar/gateway/translate/:FuzzErrorBody
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; time="$(FUZZTIME)"; \

@@ -3,9 +3,18 @@
 // Responses API, models) and Anthropic (Messages) endpoints at the
 // providers' own paths, plain and streaming, in shapes the official SDKs
 // parse, and injects failures on demand: error statuses (every call, a
-// number of calls, or a share of them), latency, stalls before the first
-// byte, streams cut midway, connection resets, empty answers, text that
-// is not the JSON that was asked for and answers nested too deep.
+// number of calls, or a share of them), out of quota, rate limits with
+// their headers, prompts beyond a context window, latency, stalls before
+// the first byte, streams cut midway, connection resets, empty answers,
+// text that is not the JSON that was asked for and answers nested too deep.
+//
+// Chat completion and Messages requests are checked as strictly as the
+// real APIs check them (validate_openai.go, validate_anthropic.go): a
+// request the API would refuse gets the provider's own 400, counted in
+// Stats.BadRequests, with the reason in Last().Rejected. A request with
+// tools that ends with the user's turn is answered with a call to one of
+// them; one that ends with tool results, with the reply quoting the first
+// (tools.go).
 //
 // A *Server is an http.Handler:
 //

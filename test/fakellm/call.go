@@ -179,7 +179,8 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 func (c *call) parse(body []byte) *apiError {
 	anth := c.ep.provider == anthropic
 	root := gjson.ParseBytes(body)
-	if err := json.Unmarshal(body, new(any)); err != nil || !root.IsObject() {
+	if !json.Valid(body) || !root.IsObject() {
+		err := json.Unmarshal(body, new(any)) // says what is wrong, and where
 		if err == nil {
 			err = errors.New("the body is not a JSON object")
 		}

@@ -99,16 +99,17 @@ bench-test: build
 
 # Each fuzz target in turn: the configuration loader, heartbeat bodies, the
 # model request rewrite, SSE splitting, /call/ paths, the JSON guard
-# (nesting depth, duplicate keys) against encoding/json, and the call path's
-# HTTP/1.1 client (sidecar/h1) against net/http's on a server that answers
-# with arbitrary bytes. `make test` runs their seed corpora; this explores
+# (nesting depth, duplicate keys) against encoding/json, the fake model's
+# request checks and answers, and the call path's HTTP/1.1 client
+# (sidecar/h1) against net/http's on a server that answers with arbitrary
+# bytes. `make test` runs their seed corpora; this explores
 # beyond them. The h1 target talks to a real server per input (a few runs a
 # second), so it runs for FUZZTIME_NET instead.
 FUZZTIME ?= 30s
 FUZZTIME_NET ?= 30s
 FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/health/:FuzzParseHeartbeat ./sidecar/proxy/:FuzzCallPath \
 	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader ./internal/jsonguard/:FuzzScan \
-	./internal/retryafter/:FuzzUntil ./sidecar/h1/:FuzzAgainstNetHTTP:net \
+	./internal/retryafter/:FuzzUntil ./test/fakellm/:FuzzRequests ./sidecar/h1/:FuzzAgainstNetHTTP:net \
 	./sidecar/gateway/translate/:FuzzChatToMessages ./sidecar/gateway/translate/:FuzzMessagesToChat \
 	./sidecar/gateway/translate/:FuzzMessageToChatAnswer ./sidecar/gateway/translate/:FuzzChatToMessageAnswer \
 	./sidecar/gateway/translate/:FuzzErrorBody

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tidwall/gjson"
 )
 
 const (
@@ -21,30 +24,32 @@ type endpoint struct {
 	method   string
 	provider string
 	answer   func(c *call)
+	// window: its prompt counts against the context window (ContextLimit)
+	window bool
 }
 
 // route finds the endpoint of a path; nil for none.
 func route(path string, h http.Header) *endpoint {
 	switch path {
 	case "/v1/chat/completions":
-		return &endpoint{http.MethodPost, openAI, (*call).chat}
+		return &endpoint{http.MethodPost, openAI, (*call).chat, true}
 	case "/v1/completions":
-		return &endpoint{http.MethodPost, openAI, (*call).completion}
+		return &endpoint{http.MethodPost, openAI, (*call).completion, true}
 	case "/v1/embeddings":
-		return &endpoint{http.MethodPost, openAI, (*call).embeddings}
+		return &endpoint{http.MethodPost, openAI, (*call).embeddings, false}
 	case "/v1/responses":
-		return &endpoint{http.MethodPost, openAI, (*call).response}
+		return &endpoint{http.MethodPost, openAI, (*call).response, true}
 	case "/v1/messages":
-		return &endpoint{http.MethodPost, anthropic, (*call).message}
+		return &endpoint{http.MethodPost, anthropic, (*call).message, true}
 	case "/v1/messages/count_tokens":
-		return &endpoint{http.MethodPost, anthropic, (*call).countTokens}
+		return &endpoint{http.MethodPost, anthropic, (*call).countTokens, false}
 	}
 	if path == "/v1/models" || strings.HasPrefix(path, "/v1/models/") {
 		provider := openAI
 		if h.Get("anthropic-version") != "" {
 			provider = anthropic
 		}
-		return &endpoint{http.MethodGet, provider, (*call).listModels}
+		return &endpoint{http.MethodGet, provider, (*call).listModels, false}
 	}
 	return nil
 }
@@ -56,7 +61,6 @@ type request struct {
 	StreamOptions *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	MaxTokens      *int64          `json:"max_tokens"`
 	ResponseFormat *formatType     `json:"response_format"`
 	Text           json.RawMessage `json:"text"`
 	OutputFormat   *formatType     `json:"output_format"`
@@ -68,6 +72,8 @@ type request struct {
 	Prompt         json.RawMessage `json:"prompt"`
 	System         json.RawMessage `json:"system"`
 	Instructions   json.RawMessage `json:"instructions"`
+	Tools          json.RawMessage `json:"tools"`
+	ToolChoice     json.RawMessage `json:"tool_choice"`
 	EncodingFormat string          `json:"encoding_format"`
 	Dimensions     int             `json:"dimensions"`
 }
@@ -100,6 +106,10 @@ type call struct {
 	reply  string
 	faults Faults
 	start  time.Time
+	// prompt is the estimate of the prompt's tokens
+	prompt int
+	// tool is how the tools of the request shape the answer
+	tool toolPlan
 
 	// what the log line says
 	status int
@@ -114,6 +124,7 @@ const (
 	reset
 	injected
 	invalid
+	tooLong
 	nested
 )
 
@@ -126,20 +137,23 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	if c.ep != nil {
 		provider = c.ep.provider
 	}
-	status, msg := 0, ""
+	var bad *apiError
 	switch {
 	case err != nil:
-		status, msg = http.StatusRequestEntityTooLarge, "the request body is too large"
+		bad = &apiError{status: http.StatusRequestEntityTooLarge, message: "the request body is too large"}
 	case c.ep == nil:
-		status, msg = http.StatusNotFound, fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path)
+		bad = &apiError{status: http.StatusNotFound, message: fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path)}
 	case r.Method != c.ep.method:
 		w.Header().Set("Allow", c.ep.method)
-		status, msg = http.StatusMethodNotAllowed, fmt.Sprintf("Method %s is not allowed for %s (use %s)", r.Method, r.URL.Path, c.ep.method)
+		bad = &apiError{status: http.StatusMethodNotAllowed,
+			message: fmt.Sprintf("Method %s is not allowed for %s (use %s)", r.Method, r.URL.Path, c.ep.method)}
 	case c.ep.method == http.MethodPost:
-		status, msg = c.parse(body)
+		if bad = c.parse(body); bad == nil {
+			c.prompt = c.req.promptTokens()
+		}
 	}
 
-	v, failStatus := s.admit(c, r, body, status != 0)
+	v, failStatus := s.admit(c, r, body, bad)
 	if !c.wait() {
 		return
 	}
@@ -149,7 +163,9 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	case injected:
 		c.injectedError(provider, failStatus)
 	case invalid:
-		c.error(provider, status, msg)
+		c.error(provider, *bad)
+	case tooLong:
+		c.error(provider, contextError(r.URL.Path, c.prompt, c.faults.ContextLimit))
 	case nested:
 		c.nested()
 	default:
@@ -157,39 +173,63 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// parse reads a POST body and checks what the providers check; it returns
-// the status and message of the error to answer, if any.
-func (c *call) parse(body []byte) (int, string) {
+// parse reads a POST body and checks it as the provider's API does
+// (validate_openai.go, validate_anthropic.go); it returns the error to
+// answer, nil for none, and reads how the request's tools shape the answer.
+func (c *call) parse(body []byte) *apiError {
 	anth := c.ep.provider == anthropic
+	root := gjson.ParseBytes(body)
+	if !json.Valid(body) || !root.IsObject() {
+		err := json.Unmarshal(body, new(any)) // says what is wrong, and where
+		if err == nil {
+			err = errors.New("the body is not a JSON object")
+		}
+		if anth {
+			return badRequest("invalid request: the body is not valid JSON: "+err.Error(), "", "")
+		}
+		return badRequest("We could not parse the JSON body of your request. (HINT: This likely means you aren't "+
+			"using your HTTP library correctly. The OpenAI API expects a JSON payload.) "+err.Error(), "", "")
+	}
+	if m := root.Get("model"); m.Type != gjson.String || m.Str == "" {
+		if anth {
+			return badRequest("model: Field required", "", "")
+		}
+		return badRequest("you must provide a model parameter", "", "")
+	}
+	c.req.Model = root.Get("model").Str // counted in the stats even when the rest is refused
+	var bad *apiError
+	switch c.r.URL.Path {
+	case "/v1/chat/completions":
+		bad = validateOpenAIChat(root)
+		c.tool = chatToolPlan(root)
+	case "/v1/messages":
+		bad = validateAnthropic(root, false)
+		c.tool = messagesToolPlan(root)
+	case "/v1/messages/count_tokens":
+		bad = validateAnthropic(root, true)
+	case "/v1/responses":
+		c.tool = responsesToolPlan(root)
+	case "/v1/embeddings":
+		if _, ok := embeddingInputs(json.RawMessage(root.Get("input").Raw)); !ok {
+			bad = badRequest("'input' must be a non-empty string, an array of strings or an array of token arrays", "", "")
+		}
+	}
+	if bad != nil {
+		return bad
+	}
 	if err := json.Unmarshal(body, &c.req); err != nil {
 		if anth {
-			return http.StatusBadRequest, "invalid request: the body is not valid JSON: " + err.Error()
+			return badRequest("invalid request: "+err.Error(), "", "")
 		}
-		return http.StatusBadRequest, "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.) " + err.Error()
+		return badRequest("Invalid request body: "+err.Error(), "", "")
 	}
-	if c.req.Model == "" {
-		if anth {
-			return http.StatusBadRequest, "model: Field required"
-		}
-		return http.StatusBadRequest, "you must provide a model parameter"
-	}
-	switch c.r.URL.Path {
-	case "/v1/messages":
-		if c.req.MaxTokens == nil {
-			return http.StatusBadRequest, "max_tokens: Field required"
-		}
-	case "/v1/embeddings":
-		if _, ok := embeddingInputs(c.req.Input); !ok {
-			return http.StatusBadRequest, "'input' must be a non-empty string, an array of strings or an array of token arrays"
-		}
-	}
-	return 0, ""
+	return nil
 }
 
 // admit counts the call, records it as the last one and decides its fate
 // from the faults, all at once so that concurrent calls each see a
 // consistent state.
-func (s *Server) admit(c *call, r *http.Request, body []byte, bad bool) (verdict, int) {
+func (s *Server) admit(c *call, r *http.Request, body []byte, bad *apiError) (verdict, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
@@ -215,14 +255,23 @@ func (s *Server) admit(c *call, r *http.Request, body []byte, bad bool) (verdict
 	case f.FailRate > 0 && s.rng.Float64()*100 < f.FailRate:
 		v = injected
 		c.note(fmt.Sprintf("fail_rate %g%%", f.FailRate))
-	case bad:
+	case bad != nil:
 		v = invalid
+		s.bad++
+		s.last.Rejected = bad.message
+		c.note("bad request: " + bad.message)
+	case f.ContextLimit > 0 && c.ep.window && c.prompt > f.ContextLimit:
+		v = tooLong
+		c.note(fmt.Sprintf("context_limit %d < %d tokens", f.ContextLimit, c.prompt))
 	case f.Nested > 0:
 		v = nested
 		c.note(fmt.Sprintf("nested %d deep", f.Nested))
 	}
 	if (v != answer && v != nested) || f.CutAfter > 0 {
 		s.failed++
+	}
+	if v == answer && c.callsTool() {
+		s.toolCalls++
 	}
 	return v, f.failStatus()
 }
@@ -273,20 +322,31 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// text is the completion a call answers: the reply, JSON when JSON was
-// asked for, or what Empty and InvalidJSON make of it.
+// text is the completion a call answers: the reply (quoting the tool
+// result the request ends with, if any), JSON when JSON was asked for, or
+// what Empty and InvalidJSON make of it.
 func (c *call) text() string {
+	reply := c.reply
+	if c.tool.result {
+		reply += " (tool said: " + clip(c.tool.said, saidRunes) + ")"
+	}
 	switch {
 	case c.faults.Empty:
 		c.note("empty")
 		return ""
 	case !c.req.wantsJSON():
-		return c.reply
+		return reply
 	case c.faults.InvalidJSON:
 		c.note("invalid_json")
-		return "Sure! Here is the JSON you asked for: answer = " + c.reply
+		return "Sure! Here is the JSON you asked for: answer = " + reply
 	}
-	return jsonReply(c.reply)
+	return jsonReply(reply)
+}
+
+// callsTool tells whether the call is answered with a tool call: its
+// request has tools and ends with a user's turn, and Empty is off.
+func (c *call) callsTool() bool {
+	return c.tool.call && !c.faults.Empty
 }
 
 // jsonReply is reply itself when it is a JSON object, else {"answer":reply}.

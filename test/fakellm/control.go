@@ -39,19 +39,21 @@ func (d duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 // control is the body of POST /_control: the faults to change (omitted
 // ones stay as they are) and the reply.
 type control struct {
-	FailNext    *int      `json:"fail_next"`
-	FailStatus  *int      `json:"fail_status"`
-	FailRate    *float64  `json:"fail_rate"`
-	Latency     *duration `json:"latency"`
-	Stall       *duration `json:"stall"`
-	CutAfter    *int      `json:"cut_after"`
-	Reset       *bool     `json:"reset"`
-	Empty       *bool     `json:"empty"`
-	InvalidJSON *bool     `json:"invalid_json"`
-	EventDelay  *duration `json:"event_delay"`
-	RetryAfter  *duration `json:"retry_after"`
-	Reply       *string   `json:"reply"`
-	Nested      *int      `json:"nested"`
+	FailNext     *int      `json:"fail_next"`
+	FailStatus   *int      `json:"fail_status"`
+	FailRate     *float64  `json:"fail_rate"`
+	Latency      *duration `json:"latency"`
+	Stall        *duration `json:"stall"`
+	CutAfter     *int      `json:"cut_after"`
+	Reset        *bool     `json:"reset"`
+	Empty        *bool     `json:"empty"`
+	InvalidJSON  *bool     `json:"invalid_json"`
+	EventDelay   *duration `json:"event_delay"`
+	RetryAfter   *duration `json:"retry_after"`
+	Quota        *bool     `json:"quota"`
+	ContextLimit *int      `json:"context_limit"`
+	Reply        *string   `json:"reply"`
+	Nested       *int      `json:"nested"`
 }
 
 // check rejects values that make no sense.
@@ -67,6 +69,8 @@ func (c *control) check() error {
 		return errors.New("cut_after must be 0 or more")
 	case c.Nested != nil && *c.Nested < 0:
 		return errors.New("nested must be 0 or more")
+	case c.ContextLimit != nil && *c.ContextLimit < 0:
+		return errors.New("context_limit must be 0 (no limit) or a number of tokens")
 	}
 	return nil
 }
@@ -83,6 +87,8 @@ func (c *control) apply(f *Faults) {
 	setIf(&f.InvalidJSON, c.InvalidJSON)
 	setIf((*duration)(&f.EventDelay), c.EventDelay)
 	setIf((*duration)(&f.RetryAfter), c.RetryAfter)
+	setIf(&f.Quota, c.Quota)
+	setIf(&f.ContextLimit, c.ContextLimit)
 	setIf(&f.Nested, c.Nested)
 }
 
@@ -94,19 +100,21 @@ func setIf[T any](dst, src *T) {
 
 // faultsView is how the control endpoints show the faults.
 type faultsView struct {
-	FailNext    int      `json:"fail_next"`
-	FailStatus  int      `json:"fail_status"`
-	FailRate    float64  `json:"fail_rate"`
-	Latency     duration `json:"latency"`
-	Stall       duration `json:"stall"`
-	CutAfter    int      `json:"cut_after"`
-	Reset       bool     `json:"reset"`
-	Empty       bool     `json:"empty"`
-	InvalidJSON bool     `json:"invalid_json"`
-	EventDelay  duration `json:"event_delay"`
-	RetryAfter  duration `json:"retry_after"`
-	Reply       string   `json:"reply"`
-	Nested      int      `json:"nested"`
+	FailNext     int      `json:"fail_next"`
+	FailStatus   int      `json:"fail_status"`
+	FailRate     float64  `json:"fail_rate"`
+	Latency      duration `json:"latency"`
+	Stall        duration `json:"stall"`
+	CutAfter     int      `json:"cut_after"`
+	Reset        bool     `json:"reset"`
+	Empty        bool     `json:"empty"`
+	InvalidJSON  bool     `json:"invalid_json"`
+	EventDelay   duration `json:"event_delay"`
+	RetryAfter   duration `json:"retry_after"`
+	Quota        bool     `json:"quota"`
+	ContextLimit int      `json:"context_limit"`
+	Reply        string   `json:"reply"`
+	Nested       int      `json:"nested"`
 }
 
 func (s *Server) view() faultsView {
@@ -116,7 +124,7 @@ func (s *Server) view() faultsView {
 	return faultsView{FailNext: f.FailNext, FailStatus: f.failStatus(), FailRate: f.FailRate,
 		Latency: duration(f.Latency), Stall: duration(f.Stall), CutAfter: f.CutAfter, Reset: f.Reset,
 		Empty: f.Empty, InvalidJSON: f.InvalidJSON, EventDelay: duration(f.EventDelay),
-		RetryAfter: duration(f.RetryAfter), Reply: s.reply, Nested: f.Nested}
+		RetryAfter: duration(f.RetryAfter), Quota: f.Quota, ContextLimit: f.ContextLimit, Reply: s.reply, Nested: f.Nested}
 }
 
 // control answers the endpoints under /_:
@@ -157,7 +165,8 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&c); err != nil {
 				fail(http.StatusBadRequest, "want a JSON object of faults (fail_next, fail_status, fail_rate, latency, "+
-					"stall, cut_after, reset, empty, invalid_json, event_delay, retry_after, nested, reply): "+err.Error())
+					"stall, cut_after, reset, empty, invalid_json, event_delay, retry_after, quota, context_limit, nested, "+
+					"reply): "+err.Error())
 				return
 			}
 			if err := c.check(); err != nil {

@@ -27,34 +27,37 @@ func get(t *testing.T, url string, v any) int {
 }
 
 type faultsView struct {
-	FailNext    int     `json:"fail_next"`
-	FailStatus  int     `json:"fail_status"`
-	FailRate    float64 `json:"fail_rate"`
-	Latency     string  `json:"latency"`
-	Stall       string  `json:"stall"`
-	CutAfter    int     `json:"cut_after"`
-	Reset       bool    `json:"reset"`
-	Empty       bool    `json:"empty"`
-	InvalidJSON bool    `json:"invalid_json"`
-	EventDelay  string  `json:"event_delay"`
-	RetryAfter  string  `json:"retry_after"`
-	Reply       string  `json:"reply"`
+	FailNext     int     `json:"fail_next"`
+	FailStatus   int     `json:"fail_status"`
+	FailRate     float64 `json:"fail_rate"`
+	Latency      string  `json:"latency"`
+	Stall        string  `json:"stall"`
+	CutAfter     int     `json:"cut_after"`
+	Reset        bool    `json:"reset"`
+	Empty        bool    `json:"empty"`
+	InvalidJSON  bool    `json:"invalid_json"`
+	EventDelay   string  `json:"event_delay"`
+	RetryAfter   string  `json:"retry_after"`
+	Quota        bool    `json:"quota"`
+	ContextLimit int     `json:"context_limit"`
+	Reply        string  `json:"reply"`
 }
 
 func TestControlEndpointRoundTrips(t *testing.T) {
 	s, url := start(t, fakellm.Options{Faults: fakellm.Faults{Empty: true}})
 	resp, body := post(t, url+"/_control", `{"fail_next":3,"fail_status":429,"fail_rate":12.5,"latency":"50ms",
-		"stall":"10s","cut_after":4,"invalid_json":true,"event_delay":100,"retry_after":"2s","reply":"Bonjour."}`)
+		"stall":"10s","cut_after":4,"invalid_json":true,"event_delay":100,"retry_after":"2s","quota":true,"context_limit":8000,
+		"reply":"Bonjour."}`)
 	var v faultsView
 	decode(t, body, &v)
 	want := faultsView{FailNext: 3, FailStatus: 429, FailRate: 12.5, Latency: "50ms", Stall: "10s", CutAfter: 4,
-		Empty: true, InvalidJSON: true, EventDelay: "100ms", RetryAfter: "2s", Reply: "Bonjour."}
+		Empty: true, InvalidJSON: true, EventDelay: "100ms", RetryAfter: "2s", Quota: true, ContextLimit: 8000, Reply: "Bonjour."}
 	if resp.StatusCode != http.StatusOK || v != want {
 		t.Fatalf("%s\n got %+v\nwant %+v", resp.Status, v, want)
 	}
 	wantFaults := fakellm.Faults{FailNext: 3, FailStatus: 429, FailRate: 12.5, Latency: 50 * time.Millisecond,
 		Stall: 10 * time.Second, CutAfter: 4, Empty: true, InvalidJSON: true, EventDelay: 100 * time.Millisecond,
-		RetryAfter: 2 * time.Second}
+		RetryAfter: 2 * time.Second, Quota: true, ContextLimit: 8000}
 	if f := s.Faults(); f != wantFaults || s.Reply() != "Bonjour." {
 		t.Fatalf("%+v %q", f, s.Reply())
 	}
@@ -83,7 +86,7 @@ func TestControlEndpointRoundTrips(t *testing.T) {
 	}
 
 	for _, bad := range []string{`{"fail_nxt":1}`, `{"latency":"soon"}`, `{"fail_rate":150}`, `{"fail_status":200}`,
-		`{"fail_next":-1}`, `not json`} {
+		`{"fail_next":-1}`, `{"context_limit":-5}`, `{"quota":"yes"}`, `not json`} {
 		resp, body := post(t, url+"/_control", bad)
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"error"`) {
 			t.Errorf("%s: %s %s", bad, resp.Status, body)
@@ -108,11 +111,11 @@ func TestStatsCountEveryAPICall(t *testing.T) {
 
 	var st fakellm.Stats
 	get(t, url+"/_stats", &st)
-	want := fakellm.Stats{Name: "gpt-4o", Calls: 5, Failed: 2,
+	want := fakellm.Stats{Name: "gpt-4o", Calls: 5, Failed: 2, BadRequests: 1,
 		ByPath:  map[string]int64{"/v1/chat/completions": 2, "/v1/messages": 2, "/v1/models": 1},
 		ByModel: map[string]int64{"gpt-4o": 2, "claude-x": 2}}
 	same := func(a, b fakellm.Stats) bool {
-		return a.Name == b.Name && a.Calls == b.Calls && a.Failed == b.Failed &&
+		return a.Name == b.Name && a.Calls == b.Calls && a.Failed == b.Failed && a.BadRequests == b.BadRequests &&
 			maps.Equal(a.ByPath, b.ByPath) && maps.Equal(a.ByModel, b.ByModel)
 	}
 	if !same(st, want) || !same(s.Stats(), want) {

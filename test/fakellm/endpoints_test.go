@@ -512,10 +512,10 @@ func TestBadRequestsAreRejectedLikeTheProviders(t *testing.T) {
 func TestJSONIsAnsweredWhenJSONIsAskedFor(t *testing.T) {
 	_, url := start(t, fakellm.Options{Reply: "Paris"})
 	for _, tc := range []struct{ path, body string }{
-		{"/v1/chat/completions", `{"model":"m","messages":[],"response_format":{"type":"json_object"}}`},
-		{"/v1/chat/completions", `{"model":"m","messages":[],"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{}}}}`},
+		{"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"Answer in JSON."}],"response_format":{"type":"json_object"}}`},
+		{"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"Where?"}],"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{}}}}`},
 		{"/v1/responses", `{"model":"m","input":"x","text":{"format":{"type":"json_schema","name":"a","schema":{}}}}`},
-		{"/v1/messages", `{"model":"m","max_tokens":5,"messages":[],"output_format":{"type":"json_schema","schema":{}}}`},
+		{"/v1/messages", `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"Where?"}],"output_format":{"type":"json_schema","schema":{}}}`},
 	} {
 		_, body := post(t, url+tc.path, tc.body)
 		text := answerText(t, tc.path, body)
@@ -526,7 +526,7 @@ func TestJSONIsAnsweredWhenJSONIsAskedFor(t *testing.T) {
 	}
 	// A reply that is a JSON object is answered as it is
 	_, url = start(t, fakellm.Options{Reply: `{"city":"Paris"}`})
-	_, body := post(t, url+"/v1/chat/completions", `{"model":"m","messages":[],"response_format":{"type":"json_object"}}`)
+	_, body := post(t, url+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"Answer in JSON."}],"response_format":{"type":"json_object"}}`)
 	if text := answerText(t, "/v1/chat/completions", body); text != `{"city":"Paris"}` {
 		t.Fatalf("%q", text)
 	}

@@ -3,9 +3,18 @@
 // Responses API, models) and Anthropic (Messages) endpoints at the
 // providers' own paths, plain and streaming, in shapes the official SDKs
 // parse, and injects failures on demand: error statuses (every call, a
-// number of calls, or a share of them), latency, stalls before the first
-// byte, streams cut midway, connection resets, empty answers, text that
-// is not the JSON that was asked for and answers nested too deep.
+// number of calls, or a share of them), out of quota, rate limits with
+// their headers, prompts beyond a context window, latency, stalls before
+// the first byte, streams cut midway, connection resets, empty answers,
+// text that is not the JSON that was asked for and answers nested too deep.
+//
+// Chat completion and Messages requests are checked as strictly as the
+// real APIs check them (validate_openai.go, validate_anthropic.go): a
+// request the API would refuse gets the provider's own 400, counted in
+// Stats.BadRequests, with the reason in Last().Rejected. A request with
+// tools that ends with the user's turn is answered with a call to one of
+// them; one that ends with tool results, with the reply quoting the first
+// (tools.go).
 //
 // A *Server is an http.Handler:
 //
@@ -61,9 +70,10 @@ type Options struct {
 // Faults are the failures a Server injects. The zero value injects none.
 // They apply to every API call (not to the /_ control endpoints) and are
 // checked in this order: Stall and Latency delay the call; then Reset, a
-// failure from FailNext or FailRate, a Nested body, or an answer (cut short
-// by CutAfter, slowed by EventDelay, made empty by Empty or not JSON by
-// InvalidJSON).
+// failure from FailNext or FailRate, the 400 of an invalid request, the
+// 400 of a prompt beyond ContextLimit, a Nested body, or an answer (cut
+// short by CutAfter, slowed by EventDelay, made empty by Empty or not JSON
+// by InvalidJSON).
 type Faults struct {
 	// FailNext is how many of the next calls answer FailStatus; it counts
 	// down with each of them.
@@ -97,8 +107,23 @@ type Faults struct {
 	// EventDelay is waited between the events of a stream.
 	EventDelay time.Duration
 	// RetryAfter, when > 0, is sent as Retry-After (whole seconds, rounded
-	// up) and retry-after-ms with injected 429, 503 and 529 answers.
+	// up) and retry-after-ms with injected 429, 503 and 529 answers; an
+	// injected 429 also carries the provider's rate-limit headers for
+	// requests: none remaining, reset after RetryAfter (OpenAI's
+	// x-ratelimit-reset-requests "20s", Anthropic's
+	// anthropic-ratelimit-requests-reset as an RFC 3339 time).
 	RetryAfter time.Duration
+	// Quota makes injected failures say the account is out of credit:
+	// OpenAI's insufficient_quota error (OpenAI sends it with 429:
+	// FailStatus 429) and Anthropic's "Your credit balance is too low"
+	// (Anthropic sends it with 400).
+	Quota bool
+	// ContextLimit > 0 is the context window, in tokens: a chat, legacy
+	// completion, Responses or Messages request whose prompt is estimated
+	// (about four characters a token) at more than that answers the
+	// provider's own 400 (OpenAI's context_length_exceeded, Anthropic's
+	// "prompt is too long: M tokens > N maximum").
+	ContextLimit int
 	// Nested > 0 answers every call 200 with a JSON body of arrays nested
 	// that deep (Nested '[' then Nested ']'), plain or streamed request
 	// alike: what a hostile or broken model could send to a client's JSON
@@ -120,16 +145,18 @@ type Server struct {
 	logf    func(string, ...any)
 	created int64
 
-	mu     sync.Mutex
-	reply  string
-	faults Faults
-	rng    *rand.Rand
-	calls  int64
-	failed int64
-	paths  map[string]int64
-	models map[string]int64
-	seen   map[string]bool
-	last   *Request
+	mu        sync.Mutex
+	reply     string
+	faults    Faults
+	rng       *rand.Rand
+	calls     int64
+	failed    int64
+	bad       int64
+	toolCalls int64
+	paths     map[string]int64
+	models    map[string]int64
+	seen      map[string]bool
+	last      *Request
 }
 
 // New returns a Server answering with opts.Reply and injecting opts.Faults.
@@ -198,6 +225,12 @@ type Stats struct {
 	// Failed is the calls not answered with a complete 2xx answer: error
 	// statuses (injected or not), resets and cut answers.
 	Failed int64 `json:"failed"`
+	// BadRequests is the calls refused because of the request itself (and
+	// counted in Failed too): a body the provider's API would refuse
+	// (Request.Rejected says why), an unknown path or a wrong method.
+	BadRequests int64 `json:"bad_requests"`
+	// ToolCalls is the answers that called a tool.
+	ToolCalls int64 `json:"tool_calls"`
 	// ByPath counts the calls by URL path.
 	ByPath map[string]int64 `json:"by_path"`
 	// ByModel counts the calls by the "model" of their body.
@@ -208,7 +241,7 @@ type Stats struct {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{Name: s.name, Calls: s.calls, Failed: s.failed,
+	st := Stats{Name: s.name, Calls: s.calls, Failed: s.failed, BadRequests: s.bad, ToolCalls: s.toolCalls,
 		ByPath: make(map[string]int64, len(s.paths)), ByModel: make(map[string]int64, len(s.models))}
 	for k, v := range s.paths {
 		st.ByPath[k] = v
@@ -222,7 +255,7 @@ func (s *Server) Stats() Stats {
 // ResetStats zeroes the counters.
 func (s *Server) ResetStats() {
 	s.mu.Lock()
-	s.calls, s.failed = 0, 0
+	s.calls, s.failed, s.bad, s.toolCalls = 0, 0, 0, 0
 	s.paths, s.models = map[string]int64{}, map[string]int64{}
 	s.mu.Unlock()
 }
@@ -238,6 +271,10 @@ type Request struct {
 	Header http.Header `json:"headers"`
 	// Body is the raw body, byte for byte.
 	Body string `json:"body"`
+	// Rejected is the message of the error answered when the call was
+	// refused because of the request itself (see Stats.BadRequests); ""
+	// when it was not.
+	Rejected string `json:"rejected,omitempty"`
 }
 
 // Last returns the last API call received, and false before the first.

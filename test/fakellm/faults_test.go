@@ -319,7 +319,7 @@ func TestEmptyAnswers(t *testing.T) {
 
 func TestInvalidJSONOnlyWhenJSONIsAskedFor(t *testing.T) {
 	_, url := start(t, fakellm.Options{Faults: fakellm.Faults{InvalidJSON: true}})
-	_, body := post(t, url+"/v1/chat/completions", `{"model":"m","messages":[],"response_format":{"type":"json_object"}}`)
+	_, body := post(t, url+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"Answer in JSON."}],"response_format":{"type":"json_object"}}`)
 	if text := answerText(t, "/v1/chat/completions", body); text == "" || json.Valid([]byte(text)) {
 		t.Fatalf("%q", text)
 	}

@@ -24,9 +24,13 @@ func openAIUsage(prompt, completion int) obj {
 
 // chat answers POST /v1/chat/completions.
 func (c *call) chat() {
+	if c.callsTool() {
+		c.chatToolCall()
+		return
+	}
 	text := c.text()
 	id, created, model := newID("chatcmpl-"), time.Now().Unix(), c.req.Model
-	usage := openAIUsage(c.req.promptTokens(), tokens(text))
+	usage := openAIUsage(c.prompt, tokens(text))
 	if !c.req.Stream {
 		c.writeJSON(http.StatusOK, obj{
 			{"id", id}, {"object", "chat.completion"}, {"created", created}, {"model", model},
@@ -60,11 +64,54 @@ func (c *call) chat() {
 	c.stream(append(events, doneEvent))
 }
 
+// chatToolCall answers a chat completion with a call to c.tool: an
+// assistant message with tool_calls and finish_reason "tool_calls";
+// streamed, the first chunk names the call (index, id, type, name) and the
+// next ones carry its arguments in pieces, as OpenAI streams them.
+func (c *call) chatToolCall() {
+	id, created, model, callID := newID("chatcmpl-"), time.Now().Unix(), c.req.Model, newID("call_")
+	usage := openAIUsage(c.prompt, tokens(c.tool.name)+tokens(c.tool.args))
+	if !c.req.Stream {
+		call := obj{{"id", callID}, {"type", "function"}, {"function", obj{{"name", c.tool.name}, {"arguments", c.tool.args}}}}
+		c.writeJSON(http.StatusOK, obj{
+			{"id", id}, {"object", "chat.completion"}, {"created", created}, {"model", model},
+			{"choices", []any{obj{
+				{"index", 0},
+				{"message", obj{{"role", "assistant"}, {"content", nil}, {"tool_calls", []any{call}}, {"refusal", nil},
+					{"annotations", []any{}}}},
+				{"logprobs", nil},
+				{"finish_reason", "tool_calls"},
+			}}},
+			{"usage", usage},
+		})
+		return
+	}
+	chunk := func(delta obj, finish any) event {
+		o := obj{{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
+			{"choices", []any{obj{{"index", 0}, {"delta", delta}, {"logprobs", nil}, {"finish_reason", finish}}}}}
+		if c.req.includeUsage() {
+			o = append(o, kv{"usage", nil})
+		}
+		return dataEvent(o)
+	}
+	head := obj{{"index", 0}, {"id", callID}, {"type", "function"}, {"function", obj{{"name", c.tool.name}, {"arguments", ""}}}}
+	events := []event{chunk(obj{{"role", "assistant"}, {"content", nil}, {"tool_calls", []any{head}}, {"refusal", nil}}, nil)}
+	for _, p := range pieces(c.tool.args) {
+		events = append(events, chunk(obj{{"tool_calls", []any{obj{{"index", 0}, {"function", obj{{"arguments", p}}}}}}}, nil))
+	}
+	events = append(events, chunk(obj{}, "tool_calls"))
+	if c.req.includeUsage() {
+		events = append(events, dataEvent(obj{{"id", id}, {"object", "chat.completion.chunk"}, {"created", created},
+			{"model", model}, {"choices", []any{}}, {"usage", usage}}))
+	}
+	c.stream(append(events, doneEvent))
+}
+
 // completion answers POST /v1/completions (the legacy API).
 func (c *call) completion() {
 	text := c.text()
 	id, created, model := newID("cmpl-"), time.Now().Unix(), c.req.Model
-	usage := openAIUsage(c.req.promptTokens(), tokens(text))
+	usage := openAIUsage(c.prompt, tokens(text))
 	answer := func(text string, finish any) obj {
 		return obj{{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
 			{"choices", []any{obj{{"text", text}, {"index", 0}, {"logprobs", nil}, {"finish_reason", finish}}}}}
@@ -167,64 +214,6 @@ func embed(text string, dims int) []float32 {
 		vec[i] = float32(float64(vec[i]) / norm)
 	}
 	return vec
-}
-
-// response answers POST /v1/responses (the Responses API).
-func (c *call) response() {
-	text := c.text()
-	id, msgID, created := newID("resp_"), newID("msg_"), time.Now().Unix()
-	prompt, completion := c.req.promptTokens(), tokens(text)
-	usage := obj{{"input_tokens", prompt}, {"input_tokens_details", obj{{"cached_tokens", 0}}},
-		{"output_tokens", completion}, {"output_tokens_details", obj{{"reasoning_tokens", 0}}},
-		{"total_tokens", prompt + completion}}
-	part := func(text string) obj {
-		return obj{{"type", "output_text"}, {"text", text}, {"annotations", []any{}}, {"logprobs", []any{}}}
-	}
-	message := func(status string, content ...any) obj {
-		if content == nil {
-			content = []any{}
-		}
-		return obj{{"type", "message"}, {"id", msgID}, {"status", status}, {"role", "assistant"}, {"content", content}}
-	}
-	resp := func(status string, output []any, usage any) obj {
-		textConfig := any(obj{{"format", obj{{"type", "text"}}}})
-		if len(c.req.Text) > 0 {
-			textConfig = c.req.Text
-		}
-		var instructions any
-		if len(c.req.Instructions) > 0 {
-			instructions = c.req.Instructions
-		}
-		return obj{{"id", id}, {"object", "response"}, {"created_at", created}, {"status", status},
-			{"error", nil}, {"incomplete_details", nil}, {"instructions", instructions}, {"max_output_tokens", nil},
-			{"model", c.req.Model}, {"output", output}, {"parallel_tool_calls", true}, {"previous_response_id", nil},
-			{"reasoning", obj{{"effort", nil}, {"summary", nil}}}, {"store", true}, {"temperature", 1.0},
-			{"text", textConfig}, {"tool_choice", "auto"}, {"tools", []any{}}, {"top_p", 1.0},
-			{"truncation", "disabled"}, {"usage", usage}, {"user", nil}, {"metadata", obj{}}}
-	}
-	done := message("completed", part(text))
-	if !c.req.Stream {
-		c.writeJSON(http.StatusOK, resp("completed", []any{done}, usage))
-		return
-	}
-	var events []event
-	add := func(typ string, fields ...kv) {
-		o := append(obj{{"type", typ}, {"sequence_number", len(events)}}, fields...)
-		events = append(events, namedEvent(typ, o))
-	}
-	at := []kv{{"item_id", msgID}, {"output_index", 0}, {"content_index", 0}}
-	add("response.created", kv{"response", resp("in_progress", []any{}, nil)})
-	add("response.in_progress", kv{"response", resp("in_progress", []any{}, nil)})
-	add("response.output_item.added", kv{"output_index", 0}, kv{"item", message("in_progress")})
-	add("response.content_part.added", append(at, kv{"part", part("")})...)
-	for _, p := range pieces(text) {
-		add("response.output_text.delta", append(at, kv{"delta", p}, kv{"logprobs", []any{}})...)
-	}
-	add("response.output_text.done", append(at, kv{"text", text}, kv{"logprobs", []any{}})...)
-	add("response.content_part.done", append(at, kv{"part", part(text)})...)
-	add("response.output_item.done", kv{"output_index", 0}, kv{"item", done})
-	add("response.completed", kv{"response", resp("completed", []any{done}, usage)})
-	c.stream(events)
 }
 
 // listModels answers GET /v1/models and GET /v1/models/{id}: DefaultModel

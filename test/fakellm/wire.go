@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -173,78 +172,6 @@ func (c *call) abort(rst bool) {
 		}
 	}
 	_ = conn.Close()
-}
-
-// error answers status in the provider's error shape.
-func (c *call) error(provider string, status int, msg string) {
-	var body any
-	if provider == anthropic {
-		body = obj{{"type", "error"}, {"error", obj{{"type", anthropicErrorType(status)}, {"message", msg}}}}
-	} else {
-		typ, code := openAIErrorType(status)
-		body = obj{{"error", obj{{"message", msg}, {"type", typ}, {"param", nil}, {"code", code}}}}
-	}
-	b := mustJSON(body)
-	h := c.w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	c.requestIDHeader(provider)
-	c.status = status
-	c.w.WriteHeader(status)
-	_, _ = c.w.Write(b)
-}
-
-// injectedError answers an injected failure.
-func (c *call) injectedError(provider string, status int) {
-	if ra := c.faults.RetryAfter; ra > 0 && (status == http.StatusTooManyRequests ||
-		status == http.StatusServiceUnavailable || status == 529) {
-		c.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ra.Seconds()))))
-		c.w.Header().Set("retry-after-ms", strconv.FormatInt(ra.Milliseconds(), 10))
-	}
-	text := http.StatusText(status)
-	if status == 529 {
-		text = "Overloaded"
-	}
-	msg := fmt.Sprintf("injected failure: %d %s", status, text)
-	if c.s.name != "" {
-		msg += " (fakellm " + c.s.name + ")"
-	}
-	c.error(provider, status, msg)
-}
-
-// openAIErrorType is OpenAI's error type and code for a status.
-func openAIErrorType(status int) (string, any) {
-	switch {
-	case status == http.StatusUnauthorized:
-		return "invalid_request_error", "invalid_api_key"
-	case status == http.StatusTooManyRequests:
-		return "requests", "rate_limit_exceeded"
-	case status >= 500:
-		return "server_error", nil
-	}
-	return "invalid_request_error", nil
-}
-
-// anthropicErrorType is Anthropic's error type for a status.
-func anthropicErrorType(status int) string {
-	switch status {
-	case http.StatusUnauthorized:
-		return "authentication_error"
-	case http.StatusForbidden:
-		return "permission_error"
-	case http.StatusNotFound:
-		return "not_found_error"
-	case http.StatusRequestEntityTooLarge:
-		return "request_too_large"
-	case http.StatusTooManyRequests:
-		return "rate_limit_error"
-	case 529:
-		return "overloaded_error"
-	}
-	if status >= 500 {
-		return "api_error"
-	}
-	return "invalid_request_error"
 }
 
 // pieces splits a completion into the pieces a stream sends: one per word

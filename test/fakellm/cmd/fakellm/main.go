@@ -65,7 +65,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.BoolVar(&f.Empty, "empty", false, "answer empty completions")
 	fs.BoolVar(&f.InvalidJSON, "invalid-json", false, "answer text that is not JSON when JSON is asked for")
 	fs.DurationVar(&f.EventDelay, "event-delay", 0, "delay between the events of a stream")
-	fs.DurationVar(&f.RetryAfter, "retry-after", 0, "Retry-After sent with injected 429, 503 and 529 answers")
+	fs.DurationVar(&f.RetryAfter, "retry-after", 0, "Retry-After sent with injected 429, 503 and 529 answers (and the provider's rate-limit reset headers with 429)")
+	fs.BoolVar(&f.Quota, "quota", false, "injected failures say the account is out of credit (OpenAI's insufficient_quota; use -fail-status 429)")
+	fs.IntVar(&f.ContextLimit, "context-limit", 0, "context window in tokens: longer prompts get the provider's context-length 400 (0: none)")
 	fs.IntVar(&f.Nested, "nested", 0, "answer every call with JSON arrays nested N deep")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -73,8 +75,8 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	switch {
 	case fs.NArg() > 0:
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
-	case f.FailNext < 0 || f.CutAfter < 0 || f.Nested < 0:
-		return c, errors.New("-fail-next, -cut-after and -nested must be 0 or more")
+	case f.FailNext < 0 || f.CutAfter < 0 || f.Nested < 0 || f.ContextLimit < 0:
+		return c, errors.New("-fail-next, -cut-after, -nested and -context-limit must be 0 or more")
 	case f.FailStatus < 400 || f.FailStatus > 599:
 		return c, errors.New("-fail-status must be an error status (400-599)")
 	case f.FailRate < 0 || f.FailRate > 100:
@@ -153,6 +155,8 @@ func describe(f fakellm.Faults) string {
 	add(f.InvalidJSON, "invalid-json")
 	add(f.EventDelay > 0, "event-delay %s", f.EventDelay)
 	add(f.RetryAfter > 0, "retry-after %s", f.RetryAfter)
+	add(f.Quota, "quota")
+	add(f.ContextLimit > 0, "context-limit %d", f.ContextLimit)
 	if s == "" {
 		return "none"
 	}

@@ -15,16 +15,17 @@ import (
 func TestFlagsSetTheOptions(t *testing.T) {
 	c, err := parseFlags([]string{"-addr", ":0", "-name", "gpt-4o", "-reply", "Hi.", "-seed", "7", "-fail-next", "2",
 		"-fail-status", "503", "-fail-rate", "25", "-latency", "5ms", "-stall", "1s", "-cut-after", "3", "-reset",
-		"-empty", "-invalid-json", "-event-delay", "10ms", "-retry-after", "2s"}, io.Discard)
+		"-empty", "-invalid-json", "-event-delay", "10ms", "-retry-after", "2s", "-quota", "-context-limit", "8000"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := fakellm.Faults{FailNext: 2, FailStatus: 503, FailRate: 25, Latency: 5 * time.Millisecond, Stall: time.Second,
-		CutAfter: 3, Reset: true, Empty: true, InvalidJSON: true, EventDelay: 10 * time.Millisecond, RetryAfter: 2 * time.Second}
+		CutAfter: 3, Reset: true, Empty: true, InvalidJSON: true, EventDelay: 10 * time.Millisecond, RetryAfter: 2 * time.Second,
+		Quota: true, ContextLimit: 8000}
 	if c.addr != ":0" || c.opts.Name != "gpt-4o" || c.opts.Reply != "Hi." || c.opts.Seed != 7 || c.opts.Faults != want {
 		t.Fatalf("%+v", c)
 	}
-	for _, bad := range [][]string{{"-fail-rate", "101"}, {"-fail-status", "200"}, {"-latency", "-1s"}, {"extra"}, {"-nope"}} {
+	for _, bad := range [][]string{{"-fail-rate", "101"}, {"-fail-status", "200"}, {"-latency", "-1s"}, {"-context-limit", "-1"}, {"extra"}, {"-nope"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("%v was accepted", bad)
 		}

@@ -188,6 +188,12 @@ func responsesCheckMessages(body []byte) error {
 					return fmt.Errorf("messages[%d].content[%d] is a tool_result after other content", i, j)
 				}
 				results = append(results, b.Get("tool_use_id").Str)
+			case "image":
+				if want != "user" {
+					return fmt.Errorf("messages[%d].content[%d] is an image in an assistant turn", i, j)
+				}
+			default:
+				return fmt.Errorf("messages[%d].content[%d] is not a text, image, tool_use or tool_result block", i, j)
 			}
 		}
 		if want == "user" {

@@ -65,7 +65,7 @@ type responsesConversation struct {
 func (c *responsesConversation) input(in gjson.Result) error {
 	switch {
 	case in.Type == gjson.String:
-		c.add("user", c.text(in.Str))
+		c.add("user", c.text(in.Str)...)
 	case in.IsArray():
 		var err error
 		i := 0

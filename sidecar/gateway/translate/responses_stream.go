@@ -41,7 +41,7 @@ type responsesStream struct {
 	base, model            string
 	created                int64
 	output                 []any
-	size                   int
+	size, limit            int // bytes of output held, and the most allowed
 	block                  responsesBlock
 	stopReason             string
 	tokens                 responsesTokens
@@ -60,7 +60,7 @@ type responsesBlock struct {
 }
 
 func newMessagesToResponsesStream(request []byte) Stream {
-	return &responsesStream{echo: responsesEchoOf(request)}
+	return &responsesStream{echo: responsesEchoOf(request), limit: responsesMaxOutput}
 }
 
 // Content reports whether text or a tool call has been streamed.
@@ -317,7 +317,7 @@ func responsesErrorCode(t string) string {
 // grow counts n more bytes of output against responsesMaxOutput.
 func (s *responsesStream) grow(n int) error {
 	s.size += n
-	if s.size > responsesMaxOutput {
+	if s.size > s.limit {
 		return errors.New("the streamed answer is larger than 64 MiB, more than the Responses translation holds")
 	}
 	return nil

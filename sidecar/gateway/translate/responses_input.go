@@ -266,6 +266,11 @@ func (c *responsesConversation) functionCall(i int, it gjson.Result) error {
 	return nil
 }
 
+// responsesArgsDepth bounds the nesting of a function_call's arguments:
+// as a tool_use input they sit five levels deep in the Anthropic request,
+// which must stay within jsonguard.MaxDepth.
+const responsesArgsDepth = jsonguard.MaxDepth - 8
+
 // responsesArguments is the tool_use input for a function_call's
 // arguments, a string holding a JSON object. The string's own nesting is
 // bounded here: the caller's bound covered the request, not the JSON
@@ -278,7 +283,10 @@ func responsesArguments(i int, args gjson.Result) (json.RawMessage, error) {
 	if s == "" {
 		return json.RawMessage(`{}`), nil
 	}
-	r, err := jsonguard.Scan([]byte(s), jsonguard.MaxDepth)
+	r, err := jsonguard.Scan([]byte(s), responsesArgsDepth)
+	if jsonguard.TooDeep(err) {
+		return nil, untranslatable(`"input[%d].arguments" nest deeper than %d levels, more than the translated request may`, i, responsesArgsDepth)
+	}
 	if err != nil || r.First != '{' {
 		return nil, untranslatable(`"input[%d].arguments" is not a JSON object; Anthropic's tool_use input must be one`, i)
 	}

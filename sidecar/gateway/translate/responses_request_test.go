@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/agent-sidecar/sidecar/internal/jsonguard"
 )
 
 // responsesWith is a minimal valid request with extra top-level fields
@@ -64,6 +66,8 @@ func TestResponsesRefusesUntranslatable(t *testing.T) {
 		{"output without its call", responsesWith(`"input":[{"role":"user","content":"Hi"},{"type":"function_call_output","call_id":"c9","output":"ok"}]`), `"c9"`},
 		{"call without its output", responsesWith(`"input":[{"role":"user","content":"Hi"},{"type":"function_call","call_id":"c1","name":"f","arguments":"{}"},{"role":"user","content":"Go on"}]`), `"c1"`},
 		{"output a turn late", responsesWith(`"input":[{"role":"user","content":"Hi"},{"type":"function_call","call_id":"c1","name":"f","arguments":"{}"},{"type":"function_call","call_id":"c2","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c1","output":"1"},{"role":"assistant","content":"One done."},{"type":"function_call_output","call_id":"c2","output":"2"}]`), `"c2"`},
+		{"arguments nested too deep", responsesWith(`"input":[{"role":"user","content":"Hi"},{"type":"function_call","call_id":"c1","name":"f","arguments":"` +
+			strings.Repeat(`{\"a\":`, 121) + `1` + strings.Repeat(`}`, 121) + `"},{"type":"function_call_output","call_id":"c1","output":"1"}]`), `nest deeper`},
 		{"two calls with one id", responsesWith(`"input":[{"role":"user","content":"Hi"},{"type":"function_call","call_id":"c1","name":"f","arguments":"{}"},{"type":"function_call","call_id":"c1","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c1","output":"1"}]`), `unique`},
 	}
 	for _, tt := range tests {
@@ -201,5 +205,21 @@ func TestResponsesRequestSettings(t *testing.T) {
 				t.Errorf("Anthropic would refuse the request: %v\n%s", err, got)
 			}
 		})
+	}
+}
+
+// TestResponsesArgumentsWithinNestingBound checks that the deepest
+// arguments accepted keep the Anthropic request within the nesting bound
+// the gateway applies to every body.
+func TestResponsesArgumentsWithinNestingBound(t *testing.T) {
+	args := strings.Repeat(`{\"a\":`, responsesArgsDepth) + `1` + strings.Repeat(`}`, responsesArgsDepth)
+	body := responsesWith(`"input":[{"role":"user","content":"Hi"},{"type":"function_call","call_id":"c1","name":"f","arguments":"` + args +
+		`"},{"type":"function_call_output","call_id":"c1","output":"1"}]`)
+	got, err := ResponsesToAnthropic.Request([]byte(body), Options{})
+	if err != nil {
+		t.Fatalf("Request: %v", err)
+	}
+	if _, err := jsonguard.Scan(got, jsonguard.MaxDepth); err != nil {
+		t.Errorf("the translated request is refused by the nesting bound: %v", err)
 	}
 }

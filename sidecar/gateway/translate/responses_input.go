@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -141,12 +142,12 @@ func (c *responsesConversation) checkCalls() error {
 // item translates input item number i.
 func (c *responsesConversation) item(i int, it gjson.Result) error {
 	if !it.IsObject() {
-		return errors.New(sprintf(`"input[%d]" is not an object; an input item is a message, a function_call or a function_call_output`, i))
+		return fmt.Errorf(`"input[%d]" is not an object; an input item is a message, a function_call or a function_call_output`, i)
 	}
 	switch typ := it.Get("type"); typ.Str {
 	case "", "message":
 		if typ.Exists() && typ.Type != gjson.String {
-			return errors.New(sprintf(`"input[%d].type" is not a string`, i))
+			return fmt.Errorf(`"input[%d].type" is not a string`, i)
 		}
 		return c.message(i, it)
 	case "function_call":
@@ -184,7 +185,7 @@ func (c *responsesConversation) message(i int, it gjson.Result) error {
 		c.add(role, blocks...)
 		return nil
 	}
-	return errors.New(sprintf(`"input[%d].role" is not one of user, assistant, system and developer`, i))
+	return fmt.Errorf(`"input[%d].role" is not one of user, assistant, system and developer`, i)
 }
 
 // content translates a message's content: a string or a list of parts.
@@ -193,7 +194,7 @@ func (c *responsesConversation) content(where, role string, content gjson.Result
 		return c.text(content.Str), nil
 	}
 	if !content.IsArray() {
-		return nil, errors.New(sprintf(`"%s" is neither a string nor a list of parts`, where))
+		return nil, fmt.Errorf(`"%s" is neither a string nor a list of parts`, where)
 	}
 	var blocks []any
 	var err error
@@ -233,7 +234,7 @@ func (c *responsesConversation) systemText(i int, content gjson.Result) (string,
 		return content.Str, nil
 	}
 	if !content.IsArray() {
-		return "", errors.New(sprintf(`"input[%d].content" is neither a string nor a list of parts`, i))
+		return "", fmt.Errorf(`"input[%d].content" is neither a string nor a list of parts`, i)
 	}
 	var texts []string
 	var err error
@@ -253,10 +254,10 @@ func (c *responsesConversation) systemText(i int, content gjson.Result) (string,
 func (c *responsesConversation) functionCall(i int, it gjson.Result) error {
 	id, name := it.Get("call_id"), it.Get("name")
 	if id.Type != gjson.String || id.Str == "" {
-		return errors.New(sprintf(`"input[%d]" is a function_call without "call_id"`, i))
+		return fmt.Errorf(`"input[%d]" is a function_call without "call_id"`, i)
 	}
 	if name.Type != gjson.String || name.Str == "" {
-		return errors.New(sprintf(`"input[%d]" is a function_call without "name"`, i))
+		return fmt.Errorf(`"input[%d]" is a function_call without "name"`, i)
 	}
 	input, err := responsesArguments(i, it.Get("arguments"))
 	if err != nil {
@@ -277,7 +278,7 @@ const responsesArgsDepth = jsonguard.MaxDepth - 8
 // inside its strings.
 func responsesArguments(i int, args gjson.Result) (json.RawMessage, error) {
 	if args.Exists() && args.Type != gjson.String && args.Type != gjson.Null {
-		return nil, errors.New(sprintf(`"input[%d].arguments" is not a string; send the arguments as a JSON string`, i))
+		return nil, fmt.Errorf(`"input[%d].arguments" is not a string; send the arguments as a JSON string`, i)
 	}
 	s := strings.TrimSpace(args.Str)
 	if s == "" {
@@ -302,7 +303,7 @@ func responsesArguments(i int, args gjson.Result) (json.RawMessage, error) {
 func (c *responsesConversation) functionOutput(i int, it gjson.Result) error {
 	id := it.Get("call_id")
 	if id.Type != gjson.String || id.Str == "" {
-		return errors.New(sprintf(`"input[%d]" is a function_call_output without "call_id"`, i))
+		return fmt.Errorf(`"input[%d]" is a function_call_output without "call_id"`, i)
 	}
 	res := &responsesToolResult{Type: "tool_result", ToolUseID: id.Str}
 	switch out := it.Get("output"); {
@@ -320,7 +321,7 @@ func (c *responsesConversation) functionOutput(i int, it gjson.Result) error {
 		}
 	case !out.Exists() || out.Type == gjson.Null:
 	default:
-		return errors.New(sprintf(`"input[%d].output" is neither a string nor a list of parts`, i))
+		return fmt.Errorf(`"input[%d].output" is neither a string nor a list of parts`, i)
 	}
 	c.add("user", res)
 	return nil
@@ -373,7 +374,7 @@ func responsesImage(where string, part gjson.Result) (any, error) {
 		if part.Get("file_id").Type == gjson.String {
 			return nil, untranslatable(`"%s" refers to a file uploaded to OpenAI, which an Anthropic model cannot read; send the image as a data: or https: URL`, where)
 		}
-		return nil, errors.New(sprintf(`"%s" is an input_image without "image_url"`, where))
+		return nil, fmt.Errorf(`"%s" is an input_image without "image_url"`, where)
 	}
 	url := u.Str
 	lower := strings.ToLower(url[:min(len(url), 8)])
@@ -382,7 +383,7 @@ func responsesImage(where string, part gjson.Result) (any, error) {
 		meta, data, ok := strings.Cut(url[len("data:"):], ",")
 		media, base64, _ := strings.Cut(strings.ToLower(meta), ";")
 		if !ok || base64 != "base64" || data == "" {
-			return nil, errors.New(sprintf(`"%s.image_url" is a data: URL that is not base64-encoded; send data:<type>;base64,<data>`, where))
+			return nil, fmt.Errorf(`"%s.image_url" is a data: URL that is not base64-encoded; send data:<type>;base64,<data>`, where)
 		}
 		if !responsesImageTypes[media] {
 			return nil, untranslatable(`"%s" is an image of type %q; Anthropic takes JPEG, PNG, GIF and WebP images`, where, responsesClip(media))
@@ -391,5 +392,5 @@ func responsesImage(where string, part gjson.Result) (any, error) {
 	case strings.HasPrefix(lower, "https://"), strings.HasPrefix(lower, "http://"):
 		return &responsesImageBlock{Type: "image", Source: responsesImageSource{Type: "url", URL: url}}, nil
 	}
-	return nil, errors.New(sprintf(`"%s.image_url" is neither a data: URL nor an http(s) URL`, where))
+	return nil, fmt.Errorf(`"%s.image_url" is neither a data: URL nor an http(s) URL`, where)
 }

@@ -112,7 +112,8 @@ FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/health/:FuzzParseHeartbeat ./side
 	./internal/retryafter/:FuzzUntil ./test/fakellm/:FuzzRequests ./sidecar/h1/:FuzzAgainstNetHTTP:net \
 	./sidecar/gateway/translate/:FuzzChatToMessages ./sidecar/gateway/translate/:FuzzMessagesToChat \
 	./sidecar/gateway/translate/:FuzzMessageToChatAnswer ./sidecar/gateway/translate/:FuzzChatToMessageAnswer \
-	./sidecar/gateway/translate/:FuzzErrorBody
+	./sidecar/gateway/translate/:FuzzErrorBody \
+	./sidecar/gateway/translate/:FuzzResponsesToMessages ./sidecar/gateway/translate/:FuzzMessagesToResponsesStream
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; time="$(FUZZTIME)"; \

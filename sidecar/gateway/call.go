@@ -239,7 +239,7 @@ func (c *call) relayWhole(m *policies.Model, permit breaker.Permit, resp *http.R
 		if len(body) > maxAnswer {
 			return c.fail(m, permit, "the answer is larger than 64 MiB, too large to translate")
 		}
-		out, why := translateWhole(hp, resp.StatusCode, body)
+		out, why := translateWhole(hp, resp.StatusCode, body, c.req.body)
 		if why != "" {
 			return c.fail(m, permit, why)
 		}

@@ -93,7 +93,7 @@ func crossHeaders(h http.Header) {
 // (status >= 300) into the agent's provider's error shape. A success that
 // cannot be translated is reported as why (the model's answer is unusable
 // for this agent); an error body always translates.
-func translateWhole(h hop, status int, body []byte) (out []byte, why string) {
+func translateWhole(h hop, status int, body, request []byte) (out []byte, why string) {
 	if _, err := jsonguard.Scan(body, jsonguard.MaxDepth); err != nil {
 		if status >= 300 {
 			return h.dir.Error(status, nil), ""
@@ -103,7 +103,7 @@ func translateWhole(h hop, status int, body []byte) (out []byte, why string) {
 	if status >= 300 {
 		return h.dir.Error(status, body), ""
 	}
-	out, err := h.dir.Answer(body)
+	out, err := h.dir.Answer(body, request)
 	if err != nil {
 		return nil, "the answer could not be translated: " + err.Error()
 	}

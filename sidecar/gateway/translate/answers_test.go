@@ -20,7 +20,7 @@ func TestMessageToChatAnswer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := ChatToAnthropic.Answer([]byte(tc.body))
+			out, err := ChatToAnthropic.Answer([]byte(tc.body), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,7 +46,7 @@ func TestChatToMessageAnswer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := MessagesToOpenAI.Answer([]byte(tc.body))
+			out, err := MessagesToOpenAI.Answer([]byte(tc.body), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +70,7 @@ func TestAnswersThatAreNotAnswers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := tc.d.Answer([]byte(tc.body))
+			out, err := tc.d.Answer([]byte(tc.body), nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %s, %v; want an error saying %q", out, err, tc.want)
 			}

@@ -66,7 +66,7 @@ func FuzzMessageToChatAnswer(f *testing.F) {
 		`{"type":"message","content":null,"stop_reason":null}`,
 	)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		out, err := ChatToAnthropic.Answer(body)
+		out, err := ChatToAnthropic.Answer(body, nil)
 		if err != nil {
 			return
 		}
@@ -82,7 +82,7 @@ func FuzzChatToMessageAnswer(f *testing.F) {
 		`{"choices":{}}`,
 	)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		out, err := MessagesToOpenAI.Answer(body)
+		out, err := MessagesToOpenAI.Answer(body, nil)
 		if err != nil {
 			return
 		}

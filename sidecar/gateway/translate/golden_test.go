@@ -42,12 +42,12 @@ var goldenSuites = []goldenSuite{
 	},
 	{
 		dir:       "message_to_chat_answer",
-		translate: ChatToAnthropic.Answer,
+		translate: func(b []byte) ([]byte, error) { return ChatToAnthropic.Answer(b, nil) },
 		check:     func(in, out []byte) error { return checkChatAnswer(out) },
 	},
 	{
 		dir:       "chat_to_message_answer",
-		translate: MessagesToOpenAI.Answer,
+		translate: func(b []byte) ([]byte, error) { return MessagesToOpenAI.Answer(b, nil) },
 		check:     func(in, out []byte) error { return checkMessageAnswer(out) },
 	},
 }

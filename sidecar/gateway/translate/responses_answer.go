@@ -196,13 +196,6 @@ func (t responsesTokens) usage() *responsesUsage {
 	return u
 }
 
-// messageToResponseAnswer translates an Anthropic message into a
-// Responses API response object, with OpenAI's defaults for the settings
-// a response repeats from its request.
-func messageToResponseAnswer(body []byte) ([]byte, error) {
-	return responsesAnswer(body, nil)
-}
-
 // responsesAnswer translates an Anthropic message answering request.
 // Thinking blocks are left out, and so are empty text blocks, as the
 // stream converter leaves them out.

@@ -18,7 +18,7 @@ func TestResponsesAnswerRefusesNonMessages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ResponsesToAnthropic.Answer([]byte(tt.body))
+			got, err := ResponsesToAnthropic.Answer([]byte(tt.body), nil)
 			if err == nil || !strings.Contains(err.Error(), tt.wantIn) {
 				t.Errorf("Answer = %s, %v; want an error saying %q", got, err, tt.wantIn)
 			}
@@ -41,7 +41,7 @@ func TestResponsesAnswerContent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ResponsesToAnthropic.Answer([]byte(`{"id":"msg_9","type":"message","role":"assistant","model":"m","content":` + tt.content + `,"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}`))
+			got, err := ResponsesToAnthropic.Answer([]byte(`{"id":"msg_9","type":"message","role":"assistant","model":"m","content":` + tt.content + `,"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}`), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +67,7 @@ func TestResponsesAnswerContent(t *testing.T) {
 }
 
 func TestResponsesAnswerUsage(t *testing.T) {
-	got, err := ResponsesToAnthropic.Answer([]byte(`{"id":"msg_1","type":"message","content":[],"usage":{"input_tokens":100,"cache_creation_input_tokens":20,"cache_read_input_tokens":300,"output_tokens":50}}`))
+	got, err := ResponsesToAnthropic.Answer([]byte(`{"id":"msg_1","type":"message","content":[],"usage":{"input_tokens":100,"cache_creation_input_tokens":20,"cache_read_input_tokens":300,"output_tokens":50}}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestResponsesAnswerIDs(t *testing.T) {
 	for _, upstream := range []string{"", "msg with spaces", strings.Repeat("x", 200)} {
 		t.Run(upstream, func(t *testing.T) {
 			body := `{"id":"` + upstream + `","type":"message","content":[{"type":"text","text":"Hi"}]}`
-			got, err := ResponsesToAnthropic.Answer([]byte(body))
+			got, err := ResponsesToAnthropic.Answer([]byte(body), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

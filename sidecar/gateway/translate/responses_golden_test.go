@@ -40,7 +40,7 @@ func TestResponsesAnswerGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := ResponsesToAnthropic.Answer(body)
+			got, err := ResponsesToAnthropic.Answer(body, nil)
 			if err != nil {
 				t.Fatalf("Answer: %v", err)
 			}

@@ -155,7 +155,11 @@ func (c *responsesConversation) item(i int, it gjson.Result) error {
 	case "function_call_output":
 		return c.functionOutput(i, it)
 	case "reasoning":
-		return untranslatable(`"input[%d]" is a reasoning item, OpenAI's record of its own model's reasoning, which an Anthropic model cannot read`, i)
+		// OpenAI's record of its own model's hidden reasoning (agents on
+		// reasoning models with store:false resend it every turn). An
+		// Anthropic model cannot read it and answers without it; the
+		// conversation itself is in the other items.
+		return nil
 	case "item_reference":
 		return untranslatable(`"input[%d]" is an item_reference to an item stored at OpenAI, which an Anthropic model cannot read; send the item itself`, i)
 	default:

@@ -55,7 +55,6 @@ func TestResponsesRefusesUntranslatable(t *testing.T) {
 		{"bmp image", responsesWith(`"input":[{"role":"user","content":[{"type":"input_image","image_url":"data:image/bmp;base64,Qk0="}]}]`), `"image/bmp"`},
 		{"image in system message", responsesWith(`"input":[{"role":"system","content":[{"type":"input_image","image_url":"https://x/a.png"}]},{"role":"user","content":"Hi"}]`), `system prompt takes text only`},
 		{"image in assistant message", responsesWith(`"input":[{"role":"user","content":"Hi"},{"role":"assistant","content":[{"type":"input_image","image_url":"https://x/a.png"}]},{"role":"user","content":"So?"}]`), `assistant message`},
-		{"reasoning item", responsesWith(`"input":[{"role":"user","content":"Hi"},{"type":"reasoning","id":"rs_1","summary":[],"encrypted_content":"gAAA"},{"role":"user","content":"So?"}]`), `reasoning item`},
 		{"item_reference", responsesWith(`"input":[{"type":"item_reference","id":"msg_1"},{"role":"user","content":"So?"}]`), `item_reference`},
 		{"web_search_call item", responsesWith(`"input":[{"role":"user","content":"Hi"},{"type":"web_search_call","id":"ws_1","status":"completed"}]`), `"web_search_call" item`},
 		{"computer_call_output item", responsesWith(`"input":[{"type":"computer_call_output","call_id":"c","output":{}}]`), `"computer_call_output" item`},
@@ -221,5 +220,24 @@ func TestResponsesArgumentsWithinNestingBound(t *testing.T) {
 	}
 	if _, err := jsonguard.Scan(got, jsonguard.MaxDepth); err != nil {
 		t.Errorf("the translated request is refused by the nesting bound: %v", err)
+	}
+}
+
+// A reasoning item (an agent on an OpenAI reasoning model with store:false
+// resends it every turn) is left out: the conversation is the same without
+// it, so such an agent can still fail over to Anthropic.
+func TestResponsesLeavesOutReasoningItems(t *testing.T) {
+	with := `"input":[{"role":"user","content":"Hi"},{"type":"reasoning","id":"rs_1","summary":[],"encrypted_content":"gAAA"},{"role":"assistant","content":"Hello."},{"role":"user","content":"So?"}]`
+	without := `"input":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello."},{"role":"user","content":"So?"}]`
+	got, err := ResponsesToAnthropic.Request([]byte(responsesWith(with)), Options{})
+	if err != nil {
+		t.Fatalf("Request: %v", err)
+	}
+	want, err := ResponsesToAnthropic.Request([]byte(responsesWith(without)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("with a reasoning item:\n%s\nwant\n%s", got, want)
 	}
 }

@@ -156,15 +156,16 @@ func (d Direction) Request(body []byte, o Options) ([]byte, error) {
 }
 
 // Answer translates a whole (non-streamed) successful answer back to the
-// agent's shape.
-func (d Direction) Answer(body []byte) ([]byte, error) {
+// agent's shape. request is the agent's own request body: a Responses API
+// answer repeats the request's settings (instructions, tools, sampling).
+func (d Direction) Answer(body, request []byte) ([]byte, error) {
 	switch d {
 	case ChatToAnthropic:
 		return messageToChatAnswer(body)
 	case MessagesToOpenAI:
 		return chatToMessageAnswer(body)
 	case ResponsesToAnthropic:
-		return messageToResponseAnswer(body)
+		return responsesAnswer(body, request)
 	}
 	return body, nil
 }

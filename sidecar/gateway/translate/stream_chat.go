@@ -2,6 +2,7 @@ package translate
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -88,6 +89,11 @@ func (s *messagesToChatStream) Event(dst []byte, name string, data []byte) ([]by
 	}
 	if !s.started && typ != "message_start" && typ != "ping" && typ != "" {
 		return dst, streamErrorf("the Anthropic stream sent %q before message_start: the model's server sent a broken stream", clip(typ))
+	}
+	if s.finish && strings.HasPrefix(typ, "content_block_") {
+		// Anthropic sends no content after message_delta; an OpenAI
+		// agent reads none after the finish_reason chunk.
+		return dst, nil
 	}
 	switch typ {
 	case "message_start":

@@ -80,7 +80,23 @@ func (s *chatToMessagesStream) Event(dst []byte, name string, data []byte) ([]by
 	if err != nil {
 		return dst, err
 	}
-	if e := doc.Get("error"); e.Exists() && e.Type != gjson.Null {
+	// One pass over the top-level keys finds the three this reads (the
+	// first of a repeated key counts, as for gjson.Get).
+	var choices, usage, e gjson.Result
+	if doc.IsObject() {
+		doc.ForEach(func(key, value gjson.Result) bool {
+			switch {
+			case key.Str == "choices" && !choices.Exists():
+				choices = value
+			case key.Str == "usage" && !usage.Exists():
+				usage = value
+			case key.Str == "error" && !e.Exists():
+				e = value
+			}
+			return true
+		})
+	}
+	if e.Exists() && e.Type != gjson.Null {
 		return s.fail(dst, e), nil
 	}
 	if !s.started {
@@ -88,7 +104,7 @@ func (s *chatToMessagesStream) Event(dst []byte, name string, data []byte) ([]by
 			return dst, err
 		}
 	}
-	forEachElement(doc.Get("choices"), func(choice gjson.Result) bool {
+	forEachElement(choices, func(choice gjson.Result) bool {
 		if choice.Get("index").Int() == 0 { // one choice is asked for
 			dst, err = s.choice(dst, choice)
 		}
@@ -97,11 +113,11 @@ func (s *chatToMessagesStream) Event(dst []byte, name string, data []byte) ([]by
 	if err != nil {
 		return dst, err
 	}
-	if u := doc.Get("usage"); u.IsObject() {
+	if usage.IsObject() {
 		s.usage = true
-		s.prompt = streamTokens(u.Get("prompt_tokens"))
-		s.cached = min(streamTokens(u.Get("prompt_tokens_details.cached_tokens")), s.prompt)
-		s.output = streamTokens(u.Get("completion_tokens"))
+		s.prompt = streamTokens(usage.Get("prompt_tokens"))
+		s.cached = min(streamTokens(usage.Get("prompt_tokens_details.cached_tokens")), s.prompt)
+		s.output = streamTokens(usage.Get("completion_tokens"))
 	}
 	return dst, nil
 }

@@ -108,7 +108,8 @@ FUZZTIME ?= 30s
 FUZZTIME_NET ?= 30s
 FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/health/:FuzzParseHeartbeat ./sidecar/proxy/:FuzzCallPath \
 	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader ./internal/jsonguard/:FuzzScan \
-	./internal/retryafter/:FuzzUntil ./sidecar/h1/:FuzzAgainstNetHTTP:net
+	./internal/retryafter/:FuzzUntil ./sidecar/h1/:FuzzAgainstNetHTTP:net \
+	./sidecar/gateway/translate/:FuzzMessagesToChatStream ./sidecar/gateway/translate/:FuzzChatToMessagesStream
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; time="$(FUZZTIME)"; \

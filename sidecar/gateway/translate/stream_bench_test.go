@@ -17,7 +17,7 @@ func benchmarkStream(b *testing.B, direction, name string) {
 			c = sc
 		}
 	}
-	events := splitSSE(c.upstream)
+	events := splitStreamEvents(c.upstream)
 	if len(events) == 0 {
 		b.Fatalf("no events in testdata/streams/%s/%s", direction, name)
 	}
@@ -29,7 +29,7 @@ func benchmarkStream(b *testing.B, direction, name string) {
 	b.ReportAllocs()
 	var out []byte
 	for b.Loop() {
-		s := newTestStream(direction, c.request)
+		s := newGoldenStream(direction, c.request)
 		out = out[:0]
 		for _, e := range events {
 			var err error

@@ -23,18 +23,18 @@ import (
 // Thinking, signatures, citations and server tool blocks have no place in
 // a chat completion and are dropped; ping events are dropped.
 
-// chatBlockKind is what an open Anthropic content block becomes.
-type chatBlockKind uint8
+// streamChatBlockKind is what an open Anthropic content block becomes.
+type streamChatBlockKind uint8
 
 const (
-	chatBlockText  chatBlockKind = iota // text: its deltas are content
-	chatBlockTool                       // tool_use: its deltas are a tool call's arguments
-	chatBlockOther                      // thinking, server tools, …: dropped
+	streamChatText  streamChatBlockKind = iota // text: its deltas are content
+	streamChatTool                             // tool_use: its deltas are a tool call's arguments
+	streamChatOther                            // thinking, server tools, …: dropped
 )
 
-// chatBlock is an open Anthropic content block.
-type chatBlock struct {
-	kind chatBlockKind
+// streamChatBlock is an open Anthropic content block.
+type streamChatBlock struct {
+	kind streamChatBlockKind
 	tool int  // the tool call's OpenAI index (chatBlockTool)
 	args bool // a non-empty arguments piece was sent (chatBlockTool)
 }
@@ -51,8 +51,8 @@ type messagesToChatStream struct {
 	finish  bool   // the finish_reason chunk was sent
 	done    bool   // message_stop or an error event was converted
 
-	blocks map[int64]*chatBlock // open content blocks by Anthropic index
-	tools  int                  // tool calls so far
+	blocks map[int64]*streamChatBlock // open content blocks by Anthropic index
+	tools  int                        // tool calls so far
 
 	input, cacheRead, cacheWrite, output int64 // usage, as last reported
 
@@ -87,8 +87,8 @@ func (s *messagesToChatStream) Event(dst []byte, name string, data []byte) ([]by
 	if typ == "error" {
 		return s.fail(dst, doc), nil
 	}
-	if !s.started && typ != "message_start" && typ != "ping" && typ != "" {
-		return dst, streamErrorf("the Anthropic stream sent %q before message_start: the model's server sent a broken stream", clip(typ))
+	if !s.started && (strings.HasPrefix(typ, "content_block_") || typ == "message_delta" || typ == "message_stop") {
+		return dst, streamErrorf("the Anthropic stream sent %q before message_start: the model's server sent a broken stream", streamClip(typ))
 	}
 	if s.finish && strings.HasPrefix(typ, "content_block_") {
 		// Anthropic sends no content after message_delta; an OpenAI
@@ -151,7 +151,7 @@ func (s *messagesToChatStream) blockStart(dst []byte, doc gjson.Result) ([]byte,
 		return dst, streamErrorf("the Anthropic stream sent a content_block_start without a numeric index: the model's server sent a broken stream")
 	}
 	if s.blocks == nil {
-		s.blocks = make(map[int64]*chatBlock, 2)
+		s.blocks = make(map[int64]*streamChatBlock, 2)
 	}
 	if _, open := s.blocks[index.Int()]; !open && len(s.blocks) >= streamMaxOpenBlocks {
 		return dst, streamErrorf("the Anthropic stream opened more than %d content blocks without closing them: the model's server sent a broken stream", streamMaxOpenBlocks)
@@ -159,7 +159,7 @@ func (s *messagesToChatStream) blockStart(dst []byte, doc gjson.Result) ([]byte,
 	block := doc.Get("content_block")
 	switch block.Get("type").Str {
 	case "text":
-		s.blocks[index.Int()] = &chatBlock{kind: chatBlockText}
+		s.blocks[index.Int()] = &streamChatBlock{kind: streamChatText}
 		if text := block.Get("text"); streamNonEmpty(text) {
 			return s.text(dst, text.Raw), nil
 		}
@@ -172,7 +172,7 @@ func (s *messagesToChatStream) blockStart(dst []byte, doc gjson.Result) ([]byte,
 		if err != nil {
 			return dst, err
 		}
-		b := &chatBlock{kind: chatBlockTool, tool: s.tools}
+		b := &streamChatBlock{kind: streamChatTool, tool: s.tools}
 		s.blocks[index.Int()] = b
 		s.tools++
 		s.content = true
@@ -185,7 +185,7 @@ func (s *messagesToChatStream) blockStart(dst []byte, doc gjson.Result) ([]byte,
 		d = append(d, `,"arguments":""}}]}`...)
 		return s.end(dst, d, ""), nil
 	default:
-		s.blocks[index.Int()] = &chatBlock{kind: chatBlockOther}
+		s.blocks[index.Int()] = &streamChatBlock{kind: streamChatOther}
 	}
 	return dst, nil
 }
@@ -202,7 +202,7 @@ func (s *messagesToChatStream) blockDelta(dst []byte, doc gjson.Result) []byte {
 	case "input_json_delta":
 		b := s.blocks[doc.Get("index").Int()]
 		piece := delta.Get("partial_json")
-		if b == nil || b.kind != chatBlockTool || !streamNonEmpty(piece) {
+		if b == nil || b.kind != streamChatTool || !streamNonEmpty(piece) {
 			return dst
 		}
 		b.args = true
@@ -218,7 +218,7 @@ func (s *messagesToChatStream) blockStop(dst []byte, doc gjson.Result) []byte {
 	index := doc.Get("index").Int()
 	b := s.blocks[index]
 	delete(s.blocks, index)
-	if b != nil && b.kind == chatBlockTool && !b.args {
+	if b != nil && b.kind == streamChatTool && !b.args {
 		return s.arguments(dst, b.tool, `"{}"`)
 	}
 	return dst
@@ -346,8 +346,8 @@ func (s *messagesToChatStream) end(dst, d []byte, finish string) []byte {
 	return dst
 }
 
-// clip shortens an upstream name quoted in an error message.
-func clip(s string) string {
+// streamClip shortens an upstream name quoted in an error message.
+func streamClip(s string) string {
 	if len(s) > 64 {
 		return s[:64] + "…"
 	}

@@ -10,14 +10,14 @@ import (
 // Anthropic events as an OpenAI agent receives them, beyond the documented
 // streams of the golden tests.
 
-// ev is an upstream event for a table: name and data.
-type ev struct{ name, data string }
+// streamEv is an upstream event for a table: name and data.
+type streamEv struct{ name, data string }
 
-// anthropicStart is a message_start with usage.
-var anthropicStart = ev{"message_start", `{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"usage":{"input_tokens":10,"cache_read_input_tokens":100,"cache_creation_input_tokens":5,"output_tokens":1}}}`}
+// streamStartEv is a message_start with usage.
+var streamStartEv = streamEv{"message_start", `{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"usage":{"input_tokens":10,"cache_read_input_tokens":100,"cache_creation_input_tokens":5,"output_tokens":1}}}`}
 
-// run feeds events to s and returns what it appended and the first error.
-func run(s Stream, events []ev) ([]byte, error) {
+// runStream feeds events to s and returns what it appended and the first error.
+func runStream(s Stream, events []streamEv) ([]byte, error) {
 	var out []byte
 	for _, e := range events {
 		var err error
@@ -28,11 +28,11 @@ func run(s Stream, events []ev) ([]byte, error) {
 	return out, nil
 }
 
-// chatSummary is a converted OpenAI stream in short: each chunk's delta
+// chatStreamSummary is a converted OpenAI stream in short: each chunk's delta
 // (and finish_reason), the usage chunk, errors and [DONE].
-func chatSummary(out []byte) []string {
+func chatStreamSummary(out []byte) []string {
 	var lines []string
-	for _, e := range splitSSE(out) {
+	for _, e := range splitStreamEvents(out) {
 		doc := gjson.ParseBytes(e.data)
 		switch {
 		case string(e.data) == "[DONE]":
@@ -55,12 +55,12 @@ func chatSummary(out []byte) []string {
 func TestMessagesToChatStream(t *testing.T) {
 	const role = `{"role":"assistant","content":""}`
 	usage := `{"stream":true,"stream_options":{"include_usage":true}}`
-	textStart := ev{"content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`}
-	stop := ev{"message_stop", `{"type":"message_stop"}`}
+	textStart := streamEv{"content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`}
+	stop := streamEv{"message_stop", `{"type":"message_stop"}`}
 	tests := []struct {
 		name    string
 		request string
-		events  []ev
+		events  []streamEv
 		want    []string
 		content bool
 		done    bool
@@ -68,7 +68,7 @@ func TestMessagesToChatStream(t *testing.T) {
 		{
 			name:    "cache reads and writes count as prompt tokens; message_delta's counts replace the start's",
 			request: usage,
-			events: []ev{anthropicStart, textStart,
+			events: []streamEv{streamStartEv, textStart,
 				{"content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}`},
 				{"content_block_stop", `{"type":"content_block_stop","index":0}`},
 				{"message_delta", `{"type":"message_delta","delta":{"stop_reason":"max_tokens","stop_sequence":null},"usage":{"input_tokens":12,"output_tokens":7}}`},
@@ -79,7 +79,7 @@ func TestMessagesToChatStream(t *testing.T) {
 		},
 		{
 			name: "a tool call without input pieces gets the arguments {}; tool calls count from 0",
-			events: []ev{anthropicStart,
+			events: []streamEv{streamStartEv,
 				{"content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_a","name":"now","input":{}}}`},
 				{"content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":""}}`},
 				{"content_block_stop", `{"type":"content_block_stop","index":0}`},
@@ -98,7 +98,7 @@ func TestMessagesToChatStream(t *testing.T) {
 		},
 		{
 			name: "events named only by their data's type; message_stop without message_delta still finishes",
-			events: []ev{{"", anthropicStart.data}, {"", textStart.data},
+			events: []streamEv{{"", streamStartEv.data}, {"", textStart.data},
 				{"", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a\u00e9\n"}}`},
 				{"", `{"type":"message_stop"}`}},
 			want:    []string{role, `{"content":"a\u00e9\n"}`, `{} finish=stop`, "[DONE]"},
@@ -106,7 +106,7 @@ func TestMessagesToChatStream(t *testing.T) {
 		},
 		{
 			name: "thinking, signatures, citations and empty text are not content",
-			events: []ev{anthropicStart,
+			events: []streamEv{streamStartEv,
 				{"content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}`},
 				{"content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}`},
 				{"content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQB"}}`},
@@ -120,21 +120,21 @@ func TestMessagesToChatStream(t *testing.T) {
 		{
 			name:    "an error before message_start becomes OpenAI's error event and ends the stream",
 			request: usage,
-			events: []ev{{"error", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`},
-				anthropicStart},
+			events: []streamEv{{"error", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`},
+				streamStartEv},
 			want: []string{"error Overloaded code=overloaded_error"},
 			done: true,
 		},
 		{
 			name:   "an error that says nothing still says something",
-			events: []ev{anthropicStart, {"", `{"type":"error","error":{}}`}},
+			events: []streamEv{streamStartEv, {"", `{"type":"error","error":{}}`}},
 			want:   []string{role, "error the model's stream ended with an error it did not describe code=stream_interrupted"},
 			done:   true,
 		},
 		{
 			name:    "refusal maps to content_filter; events after message_stop are ignored",
 			request: usage,
-			events: []ev{anthropicStart,
+			events: []streamEv{streamStartEv,
 				{"message_delta", `{"type":"message_delta","delta":{"stop_reason":"refusal"},"usage":{"output_tokens":2}}`},
 				stop, stop, textStart},
 			want: []string{role, `{} finish=content_filter`,
@@ -143,7 +143,7 @@ func TestMessagesToChatStream(t *testing.T) {
 		},
 		{
 			name: "content after message_delta is dropped: the agent's answer has finished",
-			events: []ev{anthropicStart,
+			events: []streamEv{streamStartEv,
 				{"message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn"}}`},
 				textStart,
 				{"content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"late"}}`},
@@ -153,7 +153,7 @@ func TestMessagesToChatStream(t *testing.T) {
 		},
 		{
 			name: "event types added later and a second message_start are ignored",
-			events: []ev{anthropicStart, {"message_start", anthropicStart.data},
+			events: []streamEv{{"message_annotation", `{"type":"message_annotation"}`}, streamStartEv, {"message_start", streamStartEv.data},
 				{"content_block_annotation", `{"type":"content_block_annotation"}`}},
 			want: []string{role},
 		},
@@ -161,17 +161,17 @@ func TestMessagesToChatStream(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newMessagesToChatStream([]byte(tt.request))
-			out, err := run(s, tt.events)
+			out, err := runStream(s, tt.events)
 			if err != nil {
 				t.Fatalf("Event: %v", err)
 			}
-			if got := chatSummary(out); strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+			if got := chatStreamSummary(out); strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
 			if s.Content() != tt.content || s.Done() != tt.done {
 				t.Errorf("Content() %v, Done() %v; want %v, %v", s.Content(), s.Done(), tt.content, tt.done)
 			}
-			if err := checkChatGrammar(splitSSE(out), s.Done(), includeUsage([]byte(tt.request))); err != nil {
+			if err := checkChatStreamGrammar(splitStreamEvents(out), s.Done(), streamIncludeUsage([]byte(tt.request))); err != nil {
 				t.Errorf("grammar: %v", err)
 			}
 		})
@@ -180,26 +180,26 @@ func TestMessagesToChatStream(t *testing.T) {
 
 func TestMessagesToChatStreamErrors(t *testing.T) {
 	long := strings.Repeat("x", streamMaxID)
-	var manyBlocks []ev
-	manyBlocks = append(manyBlocks, anthropicStart)
+	var manyBlocks []streamEv
+	manyBlocks = append(manyBlocks, streamStartEv)
 	for i := 0; i <= streamMaxOpenBlocks; i++ {
-		manyBlocks = append(manyBlocks, ev{"content_block_start", `{"type":"content_block_start","index":` + itoa(i) + `,"content_block":{"type":"text","text":""}}`})
+		manyBlocks = append(manyBlocks, streamEv{"content_block_start", `{"type":"content_block_start","index":` + streamItoa(i) + `,"content_block":{"type":"text","text":""}}`})
 	}
 	tests := []struct {
 		name   string
-		events []ev
+		events []streamEv
 		want   string
 	}{
-		{"data that is not JSON", []ev{{"message_start", `{"type":`}}, "not valid JSON"},
-		{"data nested too deep", []ev{{"message_start", strings.Repeat("[", 10000)}}, "nested deeper"},
-		{"content before message_start", []ev{{"content_block_delta", `{"type":"content_block_delta"}`}}, `"content_block_delta" before message_start`},
-		{"a block without an index", []ev{anthropicStart, {"content_block_start", `{"type":"content_block_start","content_block":{"type":"text"}}`}}, "without a numeric index"},
-		{"a huge model name", []ev{{"message_start", `{"type":"message_start","message":{"id":"m","model":"` + long + `"}}`}}, "model name of the streamed answer is longer than 512 bytes"},
+		{"data that is not JSON", []streamEv{{"message_start", `{"type":`}}, "not valid JSON"},
+		{"data nested too deep", []streamEv{{"message_start", strings.Repeat("[", 10000)}}, "nested deeper"},
+		{"content before message_start", []streamEv{{"content_block_delta", `{"type":"content_block_delta"}`}}, `"content_block_delta" before message_start`},
+		{"a block without an index", []streamEv{streamStartEv, {"content_block_start", `{"type":"content_block_start","content_block":{"type":"text"}}`}}, "without a numeric index"},
+		{"a huge model name", []streamEv{{"message_start", `{"type":"message_start","message":{"id":"m","model":"` + long + `"}}`}}, "model name of the streamed answer is longer than 512 bytes"},
 		{"too many open blocks", manyBlocks, "more than 64 content blocks"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := run(newMessagesToChatStream(nil), tt.events)
+			_, err := runStream(newMessagesToChatStream(nil), tt.events)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want one saying %q", err, tt.want)
 			}
@@ -207,5 +207,5 @@ func TestMessagesToChatStreamErrors(t *testing.T) {
 	}
 }
 
-// itoa is strconv.Itoa for small test numbers.
-func itoa(i int) string { return string(appendStreamInt(nil, int64(i))) }
+// streamItoa is strconv.Itoa for small test numbers.
+func streamItoa(i int) string { return string(appendStreamInt(nil, int64(i))) }

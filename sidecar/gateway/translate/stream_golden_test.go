@@ -13,14 +13,14 @@ import (
 // documentation shows it (upstream.sse) and the stream the agent gets
 // (want.sse, rewritten by go test -run Golden -update).
 
-// goldenCreated is the "created" time of converted OpenAI chunks in tests.
-var goldenCreated = time.Unix(1741570283, 0)
+// streamGoldenCreated is the "created" time of converted OpenAI chunks in tests.
+var streamGoldenCreated = time.Unix(1741570283, 0)
 
-// newTestStream is the converter of a direction, with a fixed clock.
-func newTestStream(direction string, request []byte) Stream {
+// newGoldenStream is the converter of a direction, with a fixed clock.
+func newGoldenStream(direction string, request []byte) Stream {
 	if direction == "messages_to_chat" {
 		s := newMessagesToChatStream(request).(*messagesToChatStream)
-		s.now = func() time.Time { return goldenCreated }
+		s.now = func() time.Time { return streamGoldenCreated }
 		return s
 	}
 	return newChatToMessagesStream(request)
@@ -30,8 +30,8 @@ func TestStreamGolden(t *testing.T) {
 	for _, direction := range []string{"messages_to_chat", "chat_to_messages"} {
 		for _, c := range streamCases(t, direction) {
 			t.Run(direction+"/"+c.name, func(t *testing.T) {
-				s := newTestStream(direction, c.request)
-				got, err := convert(s, c.upstream)
+				s := newGoldenStream(direction, c.request)
+				got, err := convertStream(s, c.upstream)
 				if err != nil {
 					t.Fatalf("converting the documented stream: %v", err)
 				}
@@ -42,7 +42,7 @@ func TestStreamGolden(t *testing.T) {
 					t.Errorf("the converted stream breaks the agent's grammar: %v\n%s", err, got)
 				}
 				path := filepath.Join(c.dir, "want.sse")
-				if updating() {
+				if updatingGolden() {
 					if err := os.WriteFile(path, got, 0o644); err != nil {
 						t.Fatal(err)
 					}
@@ -64,7 +64,7 @@ func TestStreamGolden(t *testing.T) {
 // agent's provider.
 func checkStreamOutput(direction string, request, out []byte, done bool) error {
 	if direction == "messages_to_chat" {
-		return checkChatGrammar(splitSSE(out), done, includeUsage(request))
+		return checkChatStreamGrammar(splitStreamEvents(out), done, streamIncludeUsage(request))
 	}
-	return checkMessagesGrammar(splitSSE(out), done)
+	return checkMessagesStreamGrammar(splitStreamEvents(out), done)
 }

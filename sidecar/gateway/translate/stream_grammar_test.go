@@ -11,14 +11,14 @@ import (
 // The grammar each agent's SDK expects of a stream, checked on converted
 // output by the golden tests and the fuzz targets.
 
-// includeUsage reports whether an OpenAI request asked for the usage chunk.
-func includeUsage(request []byte) bool {
+// streamIncludeUsage reports whether an OpenAI request asked for the usage chunk.
+func streamIncludeUsage(request []byte) bool {
 	return gjson.GetBytes(request, "stream_options.include_usage").Type == gjson.True
 }
 
-// checkEventData checks what every converted event must be: one line of
+// checkStreamEventData checks what every converted event must be: one line of
 // valid JSON (or OpenAI's [DONE]).
-func checkEventData(i int, ev sseEvent) error {
+func checkStreamEventData(i int, ev streamTestEvent) error {
 	if bytes.ContainsAny(ev.data, "\r\n") {
 		return fmt.Errorf("event %d: data spans lines: %q", i, ev.data)
 	}
@@ -28,12 +28,12 @@ func checkEventData(i int, ev sseEvent) error {
 	return nil
 }
 
-// checkChatGrammar checks an OpenAI Chat Completions stream: chunks of one
+// checkChatStreamGrammar checks an OpenAI Chat Completions stream: chunks of one
 // id, model and created time; the role first; tool calls numbered from 0
 // in order; one finish_reason chunk with an empty delta; with include_usage
 // "usage": null on every chunk and a usage chunk (choices []) last; then
 // [DONE] once, or an error event. done is the converter's Done().
-func checkChatGrammar(events []sseEvent, done, withUsage bool) error {
+func checkChatStreamGrammar(events []streamTestEvent, done, withUsage bool) error {
 	var (
 		head            [3]string // id, model, created of the first chunk
 		chunks, tools   int
@@ -45,7 +45,7 @@ func checkChatGrammar(events []sseEvent, done, withUsage bool) error {
 		if ended {
 			return fmt.Errorf("event %d comes after the end of the stream", i)
 		}
-		if err := checkEventData(i, ev); err != nil {
+		if err := checkStreamEventData(i, ev); err != nil {
 			return err
 		}
 		if string(ev.data) == "[DONE]" {
@@ -136,12 +136,12 @@ func checkChatGrammar(events []sseEvent, done, withUsage bool) error {
 	return nil
 }
 
-// checkMessagesGrammar checks an Anthropic Messages stream: message_start
+// checkMessagesStreamGrammar checks an Anthropic Messages stream: message_start
 // first, then blocks numbered from 0, each started, given deltas of its
 // kind and stopped before the next starts, then one message_delta and
 // message_stop last; or an error event last. done is the converter's
 // Done().
-func checkMessagesGrammar(events []sseEvent, done bool) error {
+func checkMessagesStreamGrammar(events []streamTestEvent, done bool) error {
 	var (
 		started, delta, ended bool
 		open                  = int64(-1)
@@ -152,7 +152,7 @@ func checkMessagesGrammar(events []sseEvent, done bool) error {
 		if ended {
 			return fmt.Errorf("event %d comes after the end of the stream", i)
 		}
-		if err := checkEventData(i, ev); err != nil {
+		if err := checkStreamEventData(i, ev); err != nil {
 			return err
 		}
 		doc := gjson.ParseBytes(ev.data)

@@ -24,13 +24,13 @@ import (
 // all come before the next tool call starts, as OpenAI sends them; a piece
 // for a tool call already closed is an error rather than lost silently.
 
-// messageBlock is the kind of the Anthropic block open in the output.
-type messageBlock uint8
+// streamMessageBlock is the kind of the Anthropic block open in the output.
+type streamMessageBlock uint8
 
 const (
-	messageBlockNone messageBlock = iota
-	messageBlockText
-	messageBlockTool
+	streamMessageNone streamMessageBlock = iota
+	streamMessageText
+	streamMessageTool
 )
 
 // chatToMessagesStream converts an OpenAI stream for a Messages agent.
@@ -41,9 +41,9 @@ type chatToMessagesStream struct {
 	content bool // text or a tool call was converted
 	done    bool // [DONE] or an error was converted
 
-	blocks   int64        // blocks started so far: the next block's index
-	open     messageBlock // the kind of block open, if any
-	openTool int64        // the OpenAI index of the open tool call
+	blocks   int64              // blocks started so far: the next block's index
+	open     streamMessageBlock // the kind of block open, if any
+	openTool int64              // the OpenAI index of the open tool call
 	tools    map[int64]struct{}
 
 	stop   string // Anthropic stop_reason from finish_reason, "" until one came
@@ -104,7 +104,7 @@ func (s *chatToMessagesStream) Event(dst []byte, name string, data []byte) ([]by
 			return dst, err
 		}
 	}
-	forEachElement(choices, func(choice gjson.Result) bool {
+	streamElements(choices, func(choice gjson.Result) bool {
 		if choice.Get("index").Int() == 0 { // one choice is asked for
 			dst, err = s.choice(dst, choice)
 		}
@@ -157,7 +157,7 @@ func (s *chatToMessagesStream) choice(dst []byte, choice gjson.Result) ([]byte, 
 	}
 	var err error
 	position := int64(0)
-	forEachElement(delta.Get("tool_calls"), func(call gjson.Result) bool {
+	streamElements(delta.Get("tool_calls"), func(call gjson.Result) bool {
 		dst, err = s.toolCall(dst, call, position)
 		position++
 		return err == nil
@@ -174,9 +174,9 @@ func (s *chatToMessagesStream) choice(dst []byte, choice gjson.Result) ([]byte, 
 
 // text sends a piece of text, in the open text block or a new one.
 func (s *chatToMessagesStream) text(dst []byte, raw string) []byte {
-	if s.open != messageBlockText {
+	if s.open != streamMessageText {
 		dst = s.closeBlock(dst)
-		dst = s.startBlock(dst, messageBlockText, `{"type":"text","text":""}`)
+		dst = s.startBlock(dst, streamMessageText, `{"type":"text","text":""}`)
 	}
 	s.content = true
 	d := append(s.blockEvent(`{"type":"content_block_delta","index":`), `,"delta":{"type":"text_delta","text":`...)
@@ -213,7 +213,7 @@ func (s *chatToMessagesStream) toolCall(dst []byte, call gjson.Result, position 
 		s.tools[k] = struct{}{}
 		dst = s.closeBlock(dst)
 		block := append(append(append(append([]byte(nil), `{"type":"tool_use","id":`...), id...), `,"name":`...), name...)
-		dst = s.startBlock(dst, messageBlockTool, string(append(block, `,"input":{}}`...)))
+		dst = s.startBlock(dst, streamMessageTool, string(append(block, `,"input":{}}`...)))
 		s.openTool = k
 		s.content = true
 	}
@@ -221,7 +221,7 @@ func (s *chatToMessagesStream) toolCall(dst []byte, call gjson.Result, position 
 	if !streamNonEmpty(piece) {
 		return dst, nil
 	}
-	if s.open != messageBlockTool || s.openTool != k {
+	if s.open != streamMessageTool || s.openTool != k {
 		return dst, streamErrorf("the OpenAI stream sent arguments for tool call %d after another block had begun: an Anthropic stream cannot reopen a finished tool_use block", k)
 	}
 	d := append(s.blockEvent(`{"type":"content_block_delta","index":`), `,"delta":{"type":"input_json_delta","partial_json":`...)
@@ -231,7 +231,7 @@ func (s *chatToMessagesStream) toolCall(dst []byte, call gjson.Result, position 
 
 // startBlock sends content_block_start for the next index with block as
 // its content_block, and marks it open.
-func (s *chatToMessagesStream) startBlock(dst []byte, kind messageBlock, block string) []byte {
+func (s *chatToMessagesStream) startBlock(dst []byte, kind streamMessageBlock, block string) []byte {
 	s.open = kind
 	d := append(s.blockEvent(`{"type":"content_block_start","index":`), `,"content_block":`...)
 	d = append(d, block...)
@@ -240,11 +240,11 @@ func (s *chatToMessagesStream) startBlock(dst []byte, kind messageBlock, block s
 
 // closeBlock sends content_block_stop for the open block, if one is.
 func (s *chatToMessagesStream) closeBlock(dst []byte) []byte {
-	if s.open == messageBlockNone {
+	if s.open == streamMessageNone {
 		return dst
 	}
 	d := s.blockEvent(`{"type":"content_block_stop","index":`)
-	s.open = messageBlockNone
+	s.open = streamMessageNone
 	s.blocks++
 	return s.emit(dst, "content_block_stop", append(d, '}'))
 }
@@ -304,10 +304,10 @@ func (s *chatToMessagesStream) fail(dst []byte, e gjson.Result) []byte {
 	return s.emit(dst, "error", append(d, "}}"...))
 }
 
-// forEachElement calls f on each element of r if r is an array (gjson's
+// streamElements calls f on each element of r if r is an array (gjson's
 // ForEach would also visit an object's values, or a lone value), until f
 // returns false.
-func forEachElement(r gjson.Result, f func(gjson.Result) bool) {
+func streamElements(r gjson.Result, f func(gjson.Result) bool) {
 	if r.IsArray() {
 		r.ForEach(func(_, v gjson.Result) bool { return f(v) })
 	}

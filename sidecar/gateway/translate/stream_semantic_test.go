@@ -15,22 +15,22 @@ import (
 // (ids, names, arguments as JSON values), the mapped stop reason, the
 // same token counts and error message.
 
-// answer is what a whole streamed answer says.
-type answer struct {
+// streamAnswer is what a whole streamed answer says.
+type streamAnswer struct {
 	Text   string
-	Tools  []toolCall
+	Tools  []streamToolCall
 	Stop   string // the provider's own stop_reason or finish_reason
 	Error  string
 	Prompt int64 // input tokens, cached ones included
 	Output int64
 }
 
-// toolCall is one tool call of an answer; Args is compacted JSON.
-type toolCall struct{ ID, Name, Args string }
+// streamToolCall is one tool call of an answer; Args is compacted JSON.
+type streamToolCall struct{ ID, Name, Args string }
 
-// compactArgs is a tool call's arguments as compact JSON ("{}" for none),
+// compactStreamArgs is a tool call's arguments as compact JSON ("{}" for none),
 // or a note that they are not JSON.
-func compactArgs(args string) string {
+func compactStreamArgs(args string) string {
 	if args == "" {
 		return "{}"
 	}
@@ -41,12 +41,12 @@ func compactArgs(args string) string {
 	return b.String()
 }
 
-// accumulateMessages builds the answer of an Anthropic stream, as the
+// accumulateMessagesStream builds the answer of an Anthropic stream, as the
 // Anthropic SDKs' accumulators do (text and tool_use blocks; thinking and
 // server tool blocks say nothing an OpenAI agent can receive).
-func accumulateMessages(events []sseEvent) answer {
+func accumulateMessagesStream(events []streamTestEvent) streamAnswer {
 	var (
-		a          answer
+		a          streamAnswer
 		blocks     = map[int64]string{} // index → block type
 		args       = map[int64]*string{}
 		order      []int64
@@ -92,18 +92,18 @@ func accumulateMessages(events []sseEvent) answer {
 	}
 	a.Prompt = input
 	for _, i := range order {
-		a.Tools = append(a.Tools, toolCall{ids[i], names[i], compactArgs(*args[i])})
+		a.Tools = append(a.Tools, streamToolCall{ids[i], names[i], compactStreamArgs(*args[i])})
 	}
 	return a
 }
 
-// accumulateChat builds the answer of an OpenAI Chat Completions stream,
+// accumulateChatStream builds the answer of an OpenAI Chat Completions stream,
 // as the OpenAI SDKs' accumulators do: content appended, tool calls merged
 // by index, the finish_reason, the usage chunk, an error object.
-func accumulateChat(events []sseEvent) answer {
+func accumulateChatStream(events []streamTestEvent) streamAnswer {
 	var (
-		a     answer
-		calls = map[int64]*toolCall{}
+		a     streamAnswer
+		calls = map[int64]*streamToolCall{}
 		order []int64
 	)
 	for _, ev := range events {
@@ -124,7 +124,7 @@ func accumulateChat(events []sseEvent) answer {
 			i := tc.Get("index").Int()
 			call := calls[i]
 			if call == nil {
-				call = &toolCall{}
+				call = &streamToolCall{}
 				calls[i] = call
 				order = append(order, i)
 			}
@@ -138,14 +138,14 @@ func accumulateChat(events []sseEvent) answer {
 	}
 	for _, i := range order {
 		call := *calls[i]
-		call.Args = compactArgs(call.Args)
+		call.Args = compactStreamArgs(call.Args)
 		a.Tools = append(a.Tools, call)
 	}
 	return a
 }
 
-// sameAnswer reports the differences between two answers.
-func sameAnswer(t *testing.T, got, want answer) {
+// sameStreamAnswer reports the differences between two answers.
+func sameStreamAnswer(t *testing.T, got, want streamAnswer) {
 	t.Helper()
 	if got.Text != want.Text {
 		t.Errorf("text:\n got %q\nwant %q", got.Text, want.Text)
@@ -164,28 +164,28 @@ func sameAnswer(t *testing.T, got, want answer) {
 	}
 }
 
-// mustConvert converts a whole stream, failing the test on an error.
-func mustConvert(t *testing.T, s Stream, upstream []byte) []sseEvent {
+// mustConvertStream converts a whole stream, failing the test on an error.
+func mustConvertStream(t *testing.T, s Stream, upstream []byte) []streamTestEvent {
 	t.Helper()
-	out, err := convert(s, upstream)
+	out, err := convertStream(s, upstream)
 	if err != nil {
 		t.Fatalf("converting: %v", err)
 	}
-	return splitSSE(out)
+	return splitStreamEvents(out)
 }
 
 func TestStreamMeaningMessagesToChat(t *testing.T) {
 	for _, c := range streamCases(t, "messages_to_chat") {
 		t.Run(c.name, func(t *testing.T) {
-			want := accumulateMessages(splitSSE(c.upstream))
+			want := accumulateMessagesStream(splitStreamEvents(c.upstream))
 			if want.Stop != "" {
 				want.Stop = finishReason(want.Stop)
 			}
-			if !includeUsage(c.request) || want.Error != "" {
+			if !streamIncludeUsage(c.request) || want.Error != "" {
 				want.Prompt, want.Output = 0, 0 // no usage chunk
 			}
-			got := accumulateChat(mustConvert(t, newMessagesToChatStream(c.request), c.upstream))
-			sameAnswer(t, got, want)
+			got := accumulateChatStream(mustConvertStream(t, newMessagesToChatStream(c.request), c.upstream))
+			sameStreamAnswer(t, got, want)
 		})
 	}
 }
@@ -193,12 +193,12 @@ func TestStreamMeaningMessagesToChat(t *testing.T) {
 func TestStreamMeaningChatToMessages(t *testing.T) {
 	for _, c := range streamCases(t, "chat_to_messages") {
 		t.Run(c.name, func(t *testing.T) {
-			want := accumulateChat(splitSSE(c.upstream))
+			want := accumulateChatStream(splitStreamEvents(c.upstream))
 			if want.Stop != "" {
 				want.Stop = stopReason(want.Stop)
 			}
-			got := accumulateMessages(mustConvert(t, newChatToMessagesStream(c.request), c.upstream))
-			sameAnswer(t, got, want)
+			got := accumulateMessagesStream(mustConvertStream(t, newChatToMessagesStream(c.request), c.upstream))
+			sameStreamAnswer(t, got, want)
 		})
 	}
 }
@@ -209,34 +209,34 @@ func TestStreamMeaningRoundTrip(t *testing.T) {
 	usage := []byte(`{"stream":true,"stream_options":{"include_usage":true}}`)
 	for _, c := range streamCases(t, "messages_to_chat") {
 		t.Run("anthropic/"+c.name, func(t *testing.T) {
-			want := accumulateMessages(splitSSE(c.upstream))
+			want := accumulateMessagesStream(splitStreamEvents(c.upstream))
 			if want.Stop != "" {
 				want.Stop = stopReason(finishReason(want.Stop))
 			}
-			chat := mustConvert(t, newMessagesToChatStream(usage), c.upstream)
-			back := mustConvert(t, newChatToMessagesStream(nil), joinSSE(chat))
-			got := accumulateMessages(back)
+			chat := mustConvertStream(t, newMessagesToChatStream(usage), c.upstream)
+			back := mustConvertStream(t, newChatToMessagesStream(nil), joinStreamEvents(chat))
+			got := accumulateMessagesStream(back)
 			if want.Error != "" {
 				want.Prompt, want.Output = 0, 0
 			}
-			sameAnswer(t, got, want)
+			sameStreamAnswer(t, got, want)
 		})
 	}
 	for _, c := range streamCases(t, "chat_to_messages") {
 		t.Run("openai/"+c.name, func(t *testing.T) {
-			want := accumulateChat(splitSSE(c.upstream))
+			want := accumulateChatStream(splitStreamEvents(c.upstream))
 			if want.Stop != "" {
 				want.Stop = finishReason(stopReason(want.Stop))
 			}
-			messages := mustConvert(t, newChatToMessagesStream(nil), c.upstream)
-			back := mustConvert(t, newMessagesToChatStream(usage), joinSSE(messages))
-			sameAnswer(t, accumulateChat(back), want)
+			messages := mustConvertStream(t, newChatToMessagesStream(nil), c.upstream)
+			back := mustConvertStream(t, newMessagesToChatStream(usage), joinStreamEvents(messages))
+			sameStreamAnswer(t, accumulateChatStream(back), want)
 		})
 	}
 }
 
-// joinSSE frames events again.
-func joinSSE(events []sseEvent) []byte {
+// joinStreamEvents frames events again.
+func joinStreamEvents(events []streamTestEvent) []byte {
 	var b []byte
 	for _, ev := range events {
 		b = appendEvent(b, ev.name, ev.data)

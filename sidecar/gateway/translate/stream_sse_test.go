@@ -19,27 +19,27 @@ func init() {
 	}
 }
 
-// updating reports whether the tests were run with -update.
-func updating() bool {
+// updatingGolden reports whether the tests were run with -update.
+func updatingGolden() bool {
 	f := flag.Lookup("update")
 	return f != nil && f.Value.String() == "true"
 }
 
-// sseEvent is one server-sent event: its "event:" name and its data lines
+// streamTestEvent is one server-sent event: its "event:" name and its data lines
 // joined by "\n".
-type sseEvent struct {
+type streamTestEvent struct {
 	name string
 	data []byte
 }
 
-// splitSSE splits a text/event-stream into events the way the gateway's
+// splitStreamEvents splits a text/event-stream into events the way the gateway's
 // reader does: fields up to a blank line, "\r\n" or "\n" line ends, one
 // space after the colon dropped, comments skipped, events of comments
 // alone skipped. An event left open at the end is returned too.
-func splitSSE(b []byte) []sseEvent {
+func splitStreamEvents(b []byte) []streamTestEvent {
 	var (
-		events []sseEvent
-		ev     sseEvent
+		events []streamTestEvent
+		ev     streamTestEvent
 		seen   bool
 	)
 	for len(b) > 0 {
@@ -54,7 +54,7 @@ func splitSSE(b []byte) []sseEvent {
 			if seen {
 				events = append(events, ev)
 			}
-			ev, seen = sseEvent{}, false
+			ev, seen = streamTestEvent{}, false
 			continue
 		}
 		field, value, _ := bytes.Cut(line, []byte(":"))
@@ -80,11 +80,11 @@ func splitSSE(b []byte) []sseEvent {
 	return events
 }
 
-// convert feeds every event of upstream to s and returns what s appended,
+// convertStream feeds every event of upstream to s and returns what s appended,
 // stopping at the first error, which it returns.
-func convert(s Stream, upstream []byte) ([]byte, error) {
+func convertStream(s Stream, upstream []byte) ([]byte, error) {
 	var out []byte
-	for _, ev := range splitSSE(upstream) {
+	for _, ev := range splitStreamEvents(upstream) {
 		var err error
 		if out, err = s.Event(out, ev.name, ev.data); err != nil {
 			return out, err

@@ -113,7 +113,8 @@ FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/health/:FuzzParseHeartbeat ./side
 	./sidecar/gateway/translate/:FuzzChatToMessages ./sidecar/gateway/translate/:FuzzMessagesToChat \
 	./sidecar/gateway/translate/:FuzzMessageToChatAnswer ./sidecar/gateway/translate/:FuzzChatToMessageAnswer \
 	./sidecar/gateway/translate/:FuzzErrorBody \
-	./sidecar/gateway/translate/:FuzzResponsesToMessages ./sidecar/gateway/translate/:FuzzMessagesToResponsesStream
+	./sidecar/gateway/translate/:FuzzResponsesToMessages ./sidecar/gateway/translate/:FuzzMessagesToResponsesStream \
+	./sidecar/gateway/translate/:FuzzMessagesToChatStream ./sidecar/gateway/translate/:FuzzChatToMessagesStream
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; time="$(FUZZTIME)"; \

@@ -41,7 +41,7 @@ func TestResponsesAnswerContent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ResponsesToAnthropic.Answer([]byte(`{"id":"msg_9","type":"message","role":"assistant","model":"m","content":` + tt.content + `,"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}`), nil)
+			got, err := ResponsesToAnthropic.Answer([]byte(`{"id":"msg_9","type":"message","role":"assistant","model":"m","content":`+tt.content+`,"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}`), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

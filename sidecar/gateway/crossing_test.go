@@ -205,3 +205,135 @@ func TestErrorsOfTheOtherProviderComeInTheAgentsShape(t *testing.T) {
 		t.Fatalf("%s %s", resp.Status, body)
 	}
 }
+
+const weatherTool = `{"type":"function","function":{"name":"get_weather","description":"The weather in a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}`
+
+// A tool call crosses both ways: Claude's tool_use reaches the OpenAI agent
+// as tool_calls (id kept), and the agent's tool result reaches Claude as a
+// tool_result of that id (the strict fake refuses one without its call).
+func TestToolCallRoundTripAcrossProviders(t *testing.T) {
+	base, _, f := crossGateway(t)
+	f.gpt.Set(fakellm.Faults{FailNext: 1000, FailStatus: 503})
+	ask := `{"model":"gpt-4o","messages":[{"role":"user","content":"Weather in Paris?"}],"tools":[` + weatherTool + `]}`
+	resp, body := post(t, base+"/v1/chat/completions", ask)
+	var cc struct {
+		Choices []struct {
+			Message struct {
+				ToolCalls []struct {
+					ID       string `json:"id"`
+					Type     string `json:"type"`
+					Function struct {
+						Name      string `json:"name"`
+						Arguments string `json:"arguments"`
+					} `json:"function"`
+				} `json:"tool_calls"`
+			}
+			FinishReason string `json:"finish_reason"`
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &cc); err != nil || resp.StatusCode != 200 || len(cc.Choices) != 1 ||
+		len(cc.Choices[0].Message.ToolCalls) != 1 || cc.Choices[0].FinishReason != "tool_calls" {
+		t.Fatalf("%s %v %s", resp.Status, err, body)
+	}
+	call := cc.Choices[0].Message.ToolCalls[0]
+	var args map[string]any
+	if call.ID == "" || call.Type != "function" || call.Function.Name != "get_weather" ||
+		json.Unmarshal([]byte(call.Function.Arguments), &args) != nil || args["city"] == nil {
+		t.Fatalf("tool call %+v", call)
+	}
+
+	callJSON, _ := json.Marshal(call)
+	followUp := `{"model":"gpt-4o","tools":[` + weatherTool + `],"messages":[{"role":"user","content":"Weather in Paris?"},` +
+		`{"role":"assistant","content":null,"tool_calls":[` + string(callJSON) + `]},` +
+		`{"role":"tool","tool_call_id":"` + call.ID + `","content":"Sunny, 21 degrees"}]}`
+	resp, body = post(t, base+"/v1/chat/completions", followUp)
+	if resp.StatusCode != 200 || !strings.Contains(body, "tool said: Sunny, 21 degrees") {
+		t.Fatalf("after the tool result: %s %s", resp.Status, body)
+	}
+	last, _ := f.claude.Last()
+	if !strings.Contains(last.Body, `"tool_use_id":"`+call.ID+`"`) {
+		t.Fatalf("Claude did not get the tool result for %s: %s", call.ID, last.Body)
+	}
+}
+
+// A streamed tool call reaches the OpenAI agent as tool_calls deltas that
+// accumulate to the call's id, name and JSON arguments.
+func TestStreamedToolCallAcrossProviders(t *testing.T) {
+	base, _, f := crossGateway(t)
+	f.gpt.Set(fakellm.Faults{FailNext: 1000, FailStatus: 503})
+	_, events := readStream(t, base+"/v1/chat/completions",
+		`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Weather in Paris?"}],"tools":[`+weatherTool+`]}`)
+	var id, name, arguments, finish string
+	for _, ev := range events {
+		data, ok := strings.CutPrefix(strings.TrimSpace(ev), "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		var c struct {
+			Choices []struct {
+				Delta struct {
+					ToolCalls []struct {
+						Index    int
+						ID       string
+						Function struct{ Name, Arguments string }
+					} `json:"tool_calls"`
+				}
+				FinishReason string `json:"finish_reason"`
+			}
+		}
+		if err := json.Unmarshal([]byte(data), &c); err != nil {
+			t.Fatalf("%q: %v", data, err)
+		}
+		for _, ch := range c.Choices {
+			for _, tc := range ch.Delta.ToolCalls {
+				id += tc.ID
+				name += tc.Function.Name
+				arguments += tc.Function.Arguments
+			}
+			if ch.FinishReason != "" {
+				finish = ch.FinishReason
+			}
+		}
+	}
+	var args map[string]any
+	if !strings.HasPrefix(id, "toolu_") || name != "get_weather" || json.Unmarshal([]byte(arguments), &args) != nil ||
+		finish != "tool_calls" {
+		t.Fatalf("accumulated id %q name %q arguments %q finish %q\n%s", id, name, arguments, finish, strings.Join(events, ""))
+	}
+}
+
+// An agent of OpenAI's Responses API is served by Claude too.
+func TestResponsesAgentServedByAnthropic(t *testing.T) {
+	base, _, f := crossGateway(t)
+	f.gpt.Set(fakellm.Faults{FailNext: 1000, FailStatus: 503})
+	resp, body := post(t, base+"/v1/responses", `{"model":"gpt-4o","instructions":"Be brief.","input":"Say hello."}`)
+	var r struct {
+		Object, Status string
+		Output         []struct {
+			Type    string
+			Content []struct{ Type, Text string }
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &r); err != nil || resp.StatusCode != 200 || r.Object != "response" ||
+		r.Status != "completed" || len(r.Output) == 0 || r.Output[0].Type != "message" ||
+		r.Output[0].Content[0].Type != "output_text" || !strings.Contains(r.Output[0].Content[0].Text, "From Claude.") {
+		t.Fatalf("%s %v %s", resp.Status, err, body)
+	}
+	resp, events := readStream(t, base+"/v1/responses", `{"model":"gpt-4o","stream":true,"input":"Say hello."}`)
+	all := strings.Join(events, "")
+	if resp.Header.Get(HeaderModel) != "claude-haiku" || !strings.Contains(all, "event: response.created") ||
+		!strings.Contains(all, "event: response.output_text.delta") || !strings.Contains(all, "event: response.completed") {
+		t.Fatalf("%v\n%s", resp.Header, all)
+	}
+}
+
+// A request naming a model of the other provider directly is translated
+// too: an OpenAI agent can ask for a Claude model by its label.
+func TestAskingForTheOtherProvidersModelDirectly(t *testing.T) {
+	base, _, _ := crossGateway(t)
+	resp, body := post(t, base+"/v1/chat/completions", `{"model":"claude-haiku","messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != 200 || resp.Header.Get(HeaderModel) != "claude-haiku" || resp.Header.Get(HeaderDegraded) != "false" ||
+		!strings.Contains(body, `"chat.completion"`) {
+		t.Fatalf("%s %v %s", resp.Status, resp.Header, body)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -119,8 +120,11 @@ type Sidecar struct {
 	wake    chan struct{} // nudges the deadline watcher
 	checkMu sync.Mutex    // orders heartbeat check pushes so the newest state wins
 	// sidecarCheckMu does the same for the sidecar check, pushed from the
-	// refresh ticker, breaker and model changes and reloads at once.
-	sidecarCheckMu sync.Mutex
+	// refresh ticker, breaker and model changes and reloads at once, and
+	// from within itself (see pushSidecarCheck); sidecarCheckStale says a
+	// push came while it was held.
+	sidecarCheckMu    sync.Mutex
+	sidecarCheckStale atomic.Bool
 
 	reloadMu   sync.Mutex   // one reload at a time, applied in the order loaded
 	mu         sync.RWMutex // guards cfg, lastReload, the Consul state last seen

@@ -24,10 +24,26 @@ const (
 
 func sidecarCheckID(agentID string) string { return agentID + ":" + sidecarCheckName }
 
-// pushSidecarCheck hands the sidecar check's state to the registry.
+// pushSidecarCheck hands the sidecar check's state to the registry. It is
+// re-entered: reading the breakers' snapshots moves a breaker whose open
+// period has passed to half-open, and that change calls the breaker
+// listener, which pushes the check, on this same goroutine. So a push
+// never waits for another: it marks the check stale, and whichever call
+// holds the lock writes it again before letting go, until it is current.
 func (s *Sidecar) pushSidecarCheck() {
-	s.sidecarCheckMu.Lock()
-	defer s.sidecarCheckMu.Unlock()
+	s.sidecarCheckStale.Store(true)
+	for s.sidecarCheckStale.Load() {
+		if !s.sidecarCheckMu.TryLock() {
+			return // the holder sees the mark and writes it again
+		}
+		s.sidecarCheckStale.Store(false)
+		s.writeSidecarCheck()
+		s.sidecarCheckMu.Unlock()
+	}
+}
+
+// writeSidecarCheck writes the sidecar check once. Requires sidecarCheckMu.
+func (s *Sidecar) writeSidecarCheck() {
 	status, out := sidecarCheck(s.breakers.Snapshots(), s.gateway.Degraded(), s.metrics.avail.Windows(s.now()), s.now())
 	s.mu.RLock()
 	last := s.lastReload

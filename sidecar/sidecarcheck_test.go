@@ -28,3 +28,41 @@ func TestSidecarCheckSaysRateLimitedUntil(t *testing.T) {
 		t.Fatalf("check %s:\n%s\nwant a line %q", status, out, want)
 	}
 }
+
+// Two breakers due to half-open at once: the first one's change runs the
+// sidecar's listener, which writes the sidecar check, whose snapshot of
+// every breaker moves the second to half-open, whose change runs the
+// listener again on the same goroutine. That must neither deadlock (the
+// call that took the first probe would hang, holding it, and the breaker
+// would never close) nor lose the second change from the check.
+func TestBreakerChangesDuringACheckWriteDoNotDeadlock(t *testing.T) {
+	cfg := testConfig()
+	s, reg, _ := startSidecar(t, cfg, Options{})
+	bcfg := policies.BreakerDefaults()
+	bcfg.ConsecutiveFailures, bcfg.OpenFor, bcfg.MaxOpenFor = 1, 50*time.Millisecond, time.Second
+	a := s.breakers.Get("model:a", bcfg)
+	b := s.breakers.Get("model:b", bcfg)
+	for _, br := range []*breaker.Breaker{a, b} {
+		p, ok := br.Allow()
+		if !ok {
+			t.Fatal("a closed breaker refused a call")
+		}
+		p.DoneFailure("503")
+	}
+	time.Sleep(60 * time.Millisecond) // both due to half-open
+
+	done := make(chan bool, 1)
+	go func() { _, ok := a.Allow(); done <- ok }()
+	select {
+	case ok := <-done:
+		if !ok {
+			t.Fatal("the half-open breaker refused its probe")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Allow on a half-open breaker did not return: the breaker listeners deadlocked")
+	}
+	testutil.Eventually(t, "the sidecar check shows both breakers half-open", 5*time.Second, func() bool {
+		out := reg.check("writer-1:sidecar").output
+		return strings.Contains(out, "model:a half-open") && strings.Contains(out, "model:b half-open")
+	})
+}

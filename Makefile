@@ -19,7 +19,7 @@ help:
 	@echo "make test-race  the tests with the race detector (no lint)"
 	@echo "make lint       gofmt and go vet (the product module and tools/)"
 	@echo "make consul     build Consul v1.14.11 once and cache it (prints its path)"
-	@echo "make sdk-deps   install the Node packages: the Node example agent's, and those the end-to-end tests drive: the OpenAI and Anthropic SDKs, playwright-core (npm ci)"
+	@echo "make sdk-deps   install the Node packages: the Node example agent's, and those the end-to-end tests drive: the OpenAI and Anthropic SDKs, the Vercel AI SDK (ai, @ai-sdk/openai, @ai-sdk/anthropic), playwright-core (npm ci)"
 	@echo "make bench      the sidecar beside direct calls, a plain Go reverse proxy, nginx and Portkey (latency, throughput, CPU, RSS, failover), then the micro-benchmarks"
 	@echo "make demo       run a fleet of five agents with their sidecars, break things and watch the tasks still handled (KEEP=1 keeps it running)"
 	@echo "make fuzz       run every fuzz target for FUZZTIME each (default 30s)"
@@ -63,9 +63,9 @@ test-race: consul sdk-deps
 	[ $$product -eq 0 ] && [ $$toolsrc -eq 0 ]
 
 # The Node packages at the versions pinned in each package-lock.json: the
-# Node example agent's (openai), the official SDKs for
-# TestModelGatewayWithOfficialSDKs and playwright-core for the Consul UI
-# test; needs Node.js 20+.
+# Node example agent's (openai), the official SDKs and the Vercel AI SDK
+# for TestModelGatewayWithOfficialSDKs and TestCrossProviderWithOfficialSDKs,
+# and playwright-core for the Consul UI test; needs Node.js 20+.
 NODE_DIRS := examples/node cmd/sidecar/testdata/sdk cmd/sidecar/testdata/ui
 sdk-deps: $(addsuffix /node_modules/.package-lock.json,$(NODE_DIRS))
 %/node_modules/.package-lock.json: %/package-lock.json

@@ -24,8 +24,9 @@ import (
 const sdkOpenFor = 2 * time.Second
 
 // needSDKs returns node and the directory of the SDK tests, or ends the
-// test when node (20 or later) or the installed SDKs are missing: a skip,
-// a failure under CI=true.
+// test when node (20 or later) or the installed SDKs (OpenAI's, Anthropic's
+// and the Vercel AI SDK with its two providers) are missing: a skip, a
+// failure under CI=true.
 func needSDKs(t *testing.T) (node, dir string) {
 	t.Helper()
 	dir = filepath.Join(repoRoot(t), "cmd", "sidecar", "testdata", "sdk")
@@ -49,7 +50,7 @@ func needSDKs(t *testing.T) (node, dir string) {
 	if major < 20 {
 		missing("node " + version + " is too old")
 	}
-	for _, pkg := range []string{"openai", "@anthropic-ai/sdk"} {
+	for _, pkg := range []string{"openai", "@anthropic-ai/sdk", "ai", "@ai-sdk/openai", "@ai-sdk/anthropic"} {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
 			missing(filepath.Join(dir, "node_modules", pkg) + " is missing")
 		}

@@ -24,10 +24,11 @@ const conversationStart = "(conversation start)"
 // an Anthropic Messages request. docs/translation.md lists every field's
 // fate.
 func chatToMessagesRequest(body []byte, o Options) ([]byte, error) {
-	root, err := readObject(body, "request")
+	obj, err := readObject(body, "request")
 	if err != nil {
 		return nil, err
 	}
+	root := indexTop(obj)
 	if err := refuseChatFields(root); err != nil {
 		return nil, err
 	}
@@ -82,7 +83,7 @@ func chatToMessagesRequest(body []byte, o Options) ([]byte, error) {
 }
 
 // refuseChatFields refuses the top-level fields Anthropic cannot honour.
-func refuseChatFields(root gjson.Result) error {
+func refuseChatFields(root topFields) error {
 	if n := root.Get("n"); n.Type == gjson.Number && n.Num > 1 {
 		return untranslatable(`"n": %s asks for several choices; Anthropic answers with one`, n.Raw)
 	}
@@ -117,7 +118,7 @@ func refuseChatFields(root gjson.Result) error {
 
 // chatMaxTokens is the Anthropic max_tokens (required there): the agent's
 // max_completion_tokens, else its max_tokens, else the model's cap.
-func chatMaxTokens(root gjson.Result, o Options) (json.RawMessage, error) {
+func chatMaxTokens(root topFields, o Options) (json.RawMessage, error) {
 	for _, name := range []string{"max_completion_tokens", "max_tokens"} {
 		v := root.Get(name)
 		if !present(v) {
@@ -164,7 +165,7 @@ func chatStop(stop gjson.Result) ([]string, error) {
 
 // chatUser is the end user's id for Anthropic's metadata.user_id: the
 // request's "user", or its successor "safety_identifier".
-func chatUser(root gjson.Result) string {
+func chatUser(root topFields) string {
 	if user := root.Get("user"); user.Type == gjson.String && user.Str != "" {
 		return user.Str
 	}

@@ -14,10 +14,11 @@ const maxOpenAIStops = 4
 // fate. The max_tokens is written as such; the gateway renames it for the
 // models that want max_completion_tokens.
 func messagesToChatRequest(body []byte, _ Options) ([]byte, error) {
-	root, err := readObject(body, "request")
+	obj, err := readObject(body, "request")
 	if err != nil {
 		return nil, err
 	}
+	root := indexTop(obj)
 	if err := refuseMessagesFields(root); err != nil {
 		return nil, err
 	}
@@ -65,7 +66,7 @@ func messagesToChatRequest(body []byte, _ Options) ([]byte, error) {
 }
 
 // refuseMessagesFields refuses the top-level fields OpenAI cannot honour.
-func refuseMessagesFields(root gjson.Result) error {
+func refuseMessagesFields(root topFields) error {
 	if t := root.Get("thinking"); present(t) && t.Get("type").Str != "disabled" {
 		return untranslatable(`"thinking" asks for extended thinking, whose blocks an OpenAI chat model neither gives nor reads back; send "thinking": {"type": "disabled"} or leave it out`)
 	}
@@ -86,7 +87,7 @@ func refuseMessagesFields(root gjson.Result) error {
 
 // messagesFormatSpec is the structured output format of a request:
 // output_config.format, or the earlier output_format.
-func messagesFormatSpec(root gjson.Result) gjson.Result {
+func messagesFormatSpec(root topFields) gjson.Result {
 	if f := root.Get("output_config.format"); present(f) {
 		return f
 	}
@@ -95,7 +96,7 @@ func messagesFormatSpec(root gjson.Result) gjson.Result {
 
 // messagesFormat is the OpenAI response_format of a structured output
 // format: a strict JSON schema, as Anthropic enforces it.
-func messagesFormat(root gjson.Result) *ccFormat {
+func messagesFormat(root topFields) *ccFormat {
 	f := messagesFormatSpec(root)
 	if !present(f) {
 		return nil

@@ -176,6 +176,34 @@ func readObject(body []byte, what string) (gjson.Result, error) {
 	return gjson.ParseBytes(body), nil
 }
 
+// topFields indexes an object's top-level members, so that reading twenty
+// of them walks the body once instead of twenty times.
+type topFields map[string]gjson.Result
+
+// indexTop indexes root's members; of a key given twice, the first counts,
+// as for gjson's Get.
+func indexTop(root gjson.Result) topFields {
+	t := make(topFields, 32)
+	root.ForEach(func(k, v gjson.Result) bool {
+		if _, seen := t[k.Str]; !seen {
+			t[k.Str] = v
+		}
+		return true
+	})
+	return t
+}
+
+// Get returns the member named by the first element of path, and below
+// it the rest of path (gjson's syntax): "metadata.user_id".
+func (t topFields) Get(path string) gjson.Result {
+	name, rest, nested := strings.Cut(path, ".")
+	v := t[name]
+	if nested {
+		return v.Get(rest)
+	}
+	return v
+}
+
 // encode writes v as compact JSON without escaping <, > and & (text such
 // as HTML in a prompt stays readable; the JSON means the same either way).
 func encode(v any) ([]byte, error) {

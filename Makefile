@@ -90,7 +90,7 @@ bench: build
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) run -C tools ./bench -root $(CURDIR) -json $(CURDIR)/test-artifacts/bench.json
 	$(GO) test -run '^$$' -bench 'CallPath|ModelPath' -benchtime 5000x -count 3 ./sidecar/ ./sidecar/proxy/
 	$(GO) test -run '^$$' -bench 'BodySize' -benchtime 200x ./sidecar/
-	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/breaker/ ./sidecar/gateway/ ./policies/
+	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/breaker/ ./sidecar/gateway/ ./sidecar/gateway/translate/ ./policies/
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -run '^$$' -bench 'Instances' -benchmem ./discovery/
 
 # The harness's own test (a -quick run), alone: it saturates both CPUs.

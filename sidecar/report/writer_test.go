@@ -83,7 +83,9 @@ func newWriterHarness(t *testing.T, log hclog.Logger) *writerHarness {
 		}()
 		<-done
 	})
-	<-h.built // the first round
+	<-h.built // the first round starts
+	h.w.Nudge()
+	<-h.built // and has finished (its write done), before a test changes the store
 	return h
 }
 

@@ -130,6 +130,12 @@ func TestManifests(t *testing.T) {
 				}
 			}
 		}
+		for _, e := range agent.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				t.Errorf("the agent's %s comes from Secret %q: keys and tokens are the sidecar's, the agent needs none",
+					e.Name, e.ValueFrom.SecretKeyRef.Name)
+			}
+		}
 		for _, c := range []*corev1.Container{sc, agent} {
 			for _, e := range c.Env {
 				if e.ValueFrom == nil && secretLookingName.MatchString(e.Name) && e.Value != "" {

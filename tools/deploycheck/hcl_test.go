@@ -139,27 +139,6 @@ func literalSecrets(body *hclsyntax.Body) []string {
 	return found
 }
 
-// attributeString evaluates the attribute name of the first block of type
-// block in body; "" when either is missing.
-func attributeString(t *testing.T, body *hclsyntax.Body, block, name string) string {
-	t.Helper()
-	for _, b := range body.Blocks {
-		if b.Type != block {
-			continue
-		}
-		attr, ok := b.Body.Attributes[name]
-		if !ok {
-			return ""
-		}
-		v, diags := attr.Expr.Value(nil)
-		if diags.HasErrors() || v.Type().FriendlyName() != "string" {
-			t.Fatalf("%s.%s is not a constant string: %s", block, name, diags.Error())
-		}
-		return v.AsString()
-	}
-	return ""
-}
-
 // containerEnv resolves a container's environment as the kubelet would
 // build it: literal values with $(VAR) references to the variables above
 // them expanded, downward API fields from downwardValues, and Secret keys

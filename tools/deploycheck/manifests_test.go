@@ -81,7 +81,8 @@ func TestManifests(t *testing.T) {
 	})
 
 	t.Run("listen.probe_address listens on port 7071 of the pod's IP", func(t *testing.T) {
-		addr := attributeString(t, p.body, "listen", "probe_address")
+		p.needConfig(t)
+		addr := p.cfg.Listen.ProbeAddress
 		host, _, _ := net.SplitHostPort(addr)
 		if port(addr) != probePort || (host != "0.0.0.0" && host != "" && host != "::") {
 			t.Errorf("listen.probe_address = %q, want port %d on every address (the kubelet probes the pod IP)", addr, probePort)
@@ -198,9 +199,12 @@ func TestManifests(t *testing.T) {
 	})
 
 	t.Run("the grace period outlasts the agent's stop and the sidecar's shutdown", func(t *testing.T) {
-		grace := spec.TerminationGracePeriodSeconds
-		if need := sidecar.ShutdownTimeout + agentStopAllowance; grace == nil || time.Duration(*grace)*time.Second <= need {
-			t.Errorf("terminationGracePeriodSeconds = %v, want more than %s (the agent's stop, %s, then the sidecar's shutdown, %s)",
+		grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
+		if spec.TerminationGracePeriodSeconds != nil {
+			grace = *spec.TerminationGracePeriodSeconds
+		}
+		if need := sidecar.ShutdownTimeout + agentStopAllowance; time.Duration(grace)*time.Second <= need {
+			t.Errorf("terminationGracePeriodSeconds = %d, want more than %s (the agent's stop, %s, then the sidecar's shutdown, %s)",
 				grace, need, agentStopAllowance, sidecar.ShutdownTimeout)
 		}
 	})
@@ -285,8 +289,8 @@ func checkHTTPGet(probe *corev1.Probe, path string, port intstr.IntOrString) err
 	}
 	g := probe.HTTPGet
 	if g.Path != path || g.Port != port || g.Host != "" || (g.Scheme != "" && g.Scheme != corev1.URISchemeHTTP) {
-		return fmt.Errorf("httpGet %s://%s:%s%s, want path %s on port %s of the pod's IP over HTTP",
-			strings.ToLower(string(g.Scheme)), g.Host, g.Port.String(), g.Path, path, port.String())
+		return fmt.Errorf("httpGet of path %q on port %s (host %q, scheme %q), want path %s on port %s of the pod's IP over HTTP",
+			g.Path, g.Port.String(), g.Host, g.Scheme, path, port.String())
 	}
 	return nil
 }

@@ -1,5 +1,5 @@
-// Package docs_test checks that every relative link in README.md and the
-// pages of docs/ leads to a file that exists and, when it names an anchor,
+// Package docs_test checks that every relative link in README.md,
+// deploy/kubernetes/README.md and the pages of docs/ leads to a file that exists and, when it names an anchor,
 // to a heading of that page.
 package docs_test
 
@@ -26,7 +26,7 @@ func TestRelativeLinksResolve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pages = append([]string{filepath.Join("..", "README.md")}, pages...)
+	pages = append([]string{filepath.Join("..", "README.md"), filepath.Join("..", "deploy", "kubernetes", "README.md")}, pages...)
 	checked := 0
 	for _, page := range pages {
 		for _, l := range links(t, page) {

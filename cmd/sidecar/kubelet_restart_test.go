@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,20 +64,24 @@ func TestKubeletRestartsHungAgent(t *testing.T) {
 	writers := []*writer{newWriter(t, 1, consul.HTTPAddr, hook.url), newWriter(t, 2, consul.HTTPAddr, hook.url)}
 	var containers []*container
 	for _, w := range writers {
-		w.container = &container{name: w.id, liveURL: w.probe + "/v1/agent/live", start: func() *agentProc {
-			return startAgentProc(t, []string{agentBin}, []string{
+		w.container = &container{name: w.id, liveURL: w.probe + "/v1/agent/live", start: func() (*agentProc, error) {
+			return startAgentProc([]string{agentBin}, []string{
 				"SIDECAR_ADDR=" + w.control, "SIDECAR_AGENT_ID=" + w.id,
 				"AGENT_PORT=" + strconv.Itoa(w.agentPort), "HEARTBEAT_EVERY=0.5",
 			}, w.agentLogs)
 		}}
-		w.container.proc = w.container.start()
+		p, err := w.container.start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.container.proc = p
 		containers = append(containers, w.container)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, w := range writers {
-				probes, _ := w.container.history()
-				t.Logf("%s: liveness probes %+v\nagent logs:\n%s", w.id, probes, w.agentLogs.String())
+				probes, _, err := w.container.history()
+				t.Logf("%s: liveness probes %+v (restart error: %v)\nagent logs:\n%s", w.id, probes, err, w.agentLogs.String())
 			}
 		}
 	})
@@ -128,10 +133,13 @@ func TestKubeletRestartsHungAgent(t *testing.T) {
 	// restarts it after failureThreshold failed probes
 	restartLimit := detectLimit + probeFailureThreshold*probePeriod + kubeletStopGrace + 5*time.Second
 	testutil.EventuallySeen(t, "the kubelet to restart writer-1", restartLimit-since(), func() (bool, string) {
-		probes, restarts := hung.container.history()
-		return len(restarts) == 1, fmt.Sprintf("%d probes, the last %+v", len(probes), probes[len(probes)-1])
+		probes, restarts, err := hung.container.history()
+		if err != nil {
+			t.Fatalf("the kubelet could not restart writer-1: %v", err)
+		}
+		return len(restarts) == 1, fmt.Sprintf("%d probes, the last %+v", len(probes), probes[max(len(probes)-1, 0):])
 	})
-	probes, restarts := hung.container.history()
+	probes, restarts, _ := hung.container.history()
 	var livenessFailedAfter time.Duration
 	for _, p := range probes {
 		if !p.ok {
@@ -176,23 +184,32 @@ func TestKubeletRestartsHungAgent(t *testing.T) {
 	load.stop()
 	kl.stop()
 
-	// And no task was lost: those sent to writer-1 while it was isolated
-	// were answered by its peer
+	// And no task was lost: those sent to writer-1 while it was hung were
+	// answered by its peer
 	tasks := load.results()
-	byPeer, failed := 0, 0
+	lost, failed, meanwhile, byPeer := 0, 0, 0, 0
 	for _, r := range tasks {
 		switch {
+		case r.status == 0:
+			lost++
 		case r.status != http.StatusOK:
 			failed++
-			if failed <= 5 {
-				t.Errorf("task %s", r)
+		}
+		if r.status != http.StatusOK && lost+failed <= 5 {
+			t.Errorf("task %s", r)
+		}
+		if r.to == hung.id && r.sent.After(hungAt) && r.sent.Before(restarts[0]) {
+			meanwhile++
+			if r.by == writers[1].id {
+				byPeer++
 			}
-		case r.to == hung.id && r.by == writers[1].id:
-			byPeer++
 		}
 	}
-	if byPeer == 0 {
-		t.Errorf("no task sent to writer-1's ingress was answered by writer-2, of %d tasks", len(tasks))
+	if lost+failed > 0 {
+		t.Errorf("%d tasks lost and %d failed of %d", lost, failed, len(tasks))
+	}
+	if byPeer == 0 || byPeer != meanwhile {
+		t.Errorf("%d of the %d tasks sent to writer-1's ingress while it was hung were answered by writer-2, want all", byPeer, meanwhile)
 	}
 	// And operations were notified exactly once, about writer-1 only
 	if n := hook.count("agent.isolated", hung.id); n != 1 {
@@ -202,13 +219,13 @@ func TestKubeletRestartsHungAgent(t *testing.T) {
 		t.Errorf("%d agent.isolated notifications for writer-2, want 0", n)
 	}
 	// And the kubelet never restarted the healthy agent
-	if probes, restarts := writers[1].container.history(); len(restarts) != 0 {
+	if probes, restarts, _ := writers[1].container.history(); len(restarts) != 0 || slices.ContainsFunc(probes, func(p probeResult) bool { return !p.ok }) {
 		t.Errorf("writer-2 was restarted %d times; its probes: %+v", len(restarts), probes)
 	}
 	t.Logf("hung at 0 s: critical in Consul after %s, liveness failed after %s, restarted after %s, passing again after %s",
 		criticalAfter, livenessFailedAfter, restartedAfter, passingAfter)
-	t.Logf("tasks: %d sent, %d answered (%d sent to writer-1 answered by writer-2), %d lost or failed",
-		len(tasks), len(tasks)-failed, byPeer, failed)
+	t.Logf("tasks: %d sent, %d answered, %d lost, %d failed; %d sent to writer-1 while it was hung, %d of them answered by writer-2",
+		len(tasks), len(tasks)-lost-failed, lost, failed, meanwhile, byPeer)
 }
 
 // buildGoAgent builds the Go example agent beside the sidecar binary.

@@ -45,16 +45,15 @@ type agentProc struct {
 // startAgentProc runs argv with exactly env (nothing inherited: no
 // SIDECAR_TOKEN of the test's environment reaches the agent), its output
 // in logs.
-func startAgentProc(t *testing.T, argv, env []string, logs *testutil.SyncBuffer) *agentProc {
-	t.Helper()
+func startAgentProc(argv, env []string, logs *testutil.SyncBuffer) (*agentProc, error) {
 	p := &agentProc{cmd: exec.Command(argv[0], argv[1:]...), exited: make(chan struct{})}
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = logs, logs
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", argv[0], err)
+		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	return p
+	return p, nil
 }
 
 // stop stops the process as a container runtime does: SIGTERM, then
@@ -80,13 +79,14 @@ type probeResult struct {
 // container is one agent the kubelet keeps alive by its liveness probe.
 type container struct {
 	name    string
-	liveURL string            // the liveness probe: GET on the sidecar's probe listener
-	start   func() *agentProc // starts the agent (again)
+	liveURL string                     // the liveness probe: GET on the sidecar's probe listener
+	start   func() (*agentProc, error) // starts the agent (again)
 
 	mu       sync.Mutex
 	proc     *agentProc
 	probes   []probeResult
 	restarts []time.Time // when each restart was done (the new process started)
+	err      error       // why a restart failed; the kubelet stops probing then
 }
 
 // current is the agent process running now.
@@ -96,11 +96,12 @@ func (c *container) current() *agentProc {
 	return c.proc
 }
 
-// history returns the probes made and the restarts done so far.
-func (c *container) history() ([]probeResult, []time.Time) {
+// history returns the probes made and the restarts done so far, and why a
+// restart failed.
+func (c *container) history() ([]probeResult, []time.Time, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]probeResult(nil), c.probes...), append([]time.Time(nil), c.restarts...)
+	return append([]probeResult(nil), c.probes...), append([]time.Time(nil), c.restarts...), c.err
 }
 
 // kubelet probes each container's liveness at Kubernetes' default cadence
@@ -131,8 +132,10 @@ func startKubelet(t *testing.T, containers ...*container) *kubelet {
 	t.Cleanup(func() {
 		k.stop()
 		for _, c := range containers {
-			_ = c.current().cmd.Process.Kill()
-			<-c.current().exited
+			if p := c.current(); p != nil {
+				_ = p.cmd.Process.Kill()
+				<-p.exited
+			}
 		}
 	})
 	return k
@@ -170,8 +173,13 @@ func (k *kubelet) run(c *container) {
 			// Liveness failed: kill the container and start it again. The
 			// probe's counts start over with the new container.
 			c.current().stop(kubeletStopGrace)
-			p := c.start()
+			p, err := c.start()
 			c.mu.Lock()
+			if err != nil {
+				c.err = err
+				c.mu.Unlock()
+				return
+			}
 			c.proc = p
 			c.restarts = append(c.restarts, time.Now())
 			c.mu.Unlock()

@@ -67,7 +67,7 @@ type Exec struct {
 	Env                map[string]string // extra environment, added to the sidecar's own.
 	Dir                string            // working directory. Default: the sidecar's.
 	Restart            string            // RestartAlways (default) | RestartOnFailure | RestartNever.
-	RestartOnIsolation bool              // restart the process when the agent is isolated. Default false.
+	RestartOnIsolation bool              // restart the process when the agent is isolated. Default true.
 	StopTimeout        time.Duration     // SIGTERM → SIGKILL grace. Default 10s.
 	RestartBackoff     time.Duration     // first restart delay, doubled per quick exit. Default 1s.
 	MaxRestartBackoff  time.Duration     // cap of the restart delay. Default 1m.
@@ -100,6 +100,10 @@ type Listen struct {
 	// BodyReadTimeout bounds the time a request's body may take to arrive.
 	// Default 1m.
 	BodyReadTimeout time.Duration
+	// ProbeAddress is the read-only probe listener: GET /v1/agent/live,
+	// /v1/agent/ready and /v1/health only, any Host, no token, for a
+	// kubelet on the pod IP. "" (default) starts none.
+	ProbeAddress string
 }
 
 // Token scopes of the control listener.
@@ -153,8 +157,20 @@ type Health struct {
 	MissedHeartbeats  int           // Default 2; at least 1.
 	Grace             time.Duration // Default 30s.
 	StallAfter        time.Duration // 0 (default) disables stall detection.
-	Notify            []string      // names of notify blocks; each must exist.
-	Probe             *Probe        // nil unless the sidecar probes the agent.
+	// LivenessAfter is how long the agent stays isolated before
+	// GET /v1/agent/live fails. Default 0: as soon as it is isolated.
+	LivenessAfter time.Duration
+	// Notify names the notify blocks told about isolations and
+	// recoveries; each exists. Unset in the files: every notify block,
+	// sorted by name; an explicit [] in the files: none.
+	Notify []string
+	Probe  *Probe // nil unless the sidecar probes the agent.
+}
+
+// StartupWindow is how long after the agent (or the sidecar) starts
+// GET /v1/agent/live passes without a heartbeat: grace + 2 × interval.
+func (h Health) StartupWindow() time.Duration {
+	return h.Grace + 2*h.HeartbeatInterval
 }
 
 // TTL is the Consul TTL of the heartbeat check: missed × interval + grace.

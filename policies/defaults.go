@@ -17,6 +17,7 @@ const (
 	defaultMissedHeartbeats        = 2
 	defaultGrace                   = "30s"
 	defaultStallAfter              = "0s"
+	defaultLivenessAfter           = "0s"
 	defaultProbeTimeout            = "5s"
 	defaultRestart                 = RestartAlways
 	defaultStopTimeout             = "10s"
@@ -109,7 +110,7 @@ func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string
 	setDefault(&a.Port, 0)
 	if e := a.Exec; e != nil {
 		setDefault(&e.Restart, defaultRestart)
-		setDefault(&e.RestartOnIsolation, false)
+		setDefault(&e.RestartOnIsolation, true)
 		setDefault(&e.Dir, "")
 		setDefault(&e.StopTimeout, defaultStopTimeout)
 		setDefault(&e.RestartBackoff, defaultRestartBackoff)
@@ -125,6 +126,7 @@ func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string
 	setDefault(&fc.Listen.TokenScope, TokenAll)
 	setDefault(&fc.Listen.MaxConnections, defaultMaxConnections)
 	setDefault(&fc.Listen.BodyReadTimeout, defaultBodyReadTimeout)
+	setDefault(&fc.Listen.ProbeAddress, "")
 
 	setDefault(&fc.Consul, consulFile{})
 	c := fc.Consul
@@ -177,6 +179,7 @@ func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string
 	setDefault(&h.MissedHeartbeats, defaultMissedHeartbeats)
 	setDefault(&h.Grace, defaultGrace)
 	setDefault(&h.StallAfter, defaultStallAfter)
+	setDefault(&h.LivenessAfter, defaultLivenessAfter)
 	if p := h.Probe; p != nil {
 		setDefault(&p.Interval, *h.HeartbeatInterval)
 		setDefault(&p.Timeout, defaultProbeTimeout)
@@ -188,6 +191,12 @@ func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string
 	for _, n := range fc.Notify {
 		setDefault(&n.Timeout, defaultNotifyTimeout)
 		setDefault(&n.Retries, defaultNotifyRetries)
+	}
+	// health.notify unset tells every notify block, those of the fleet
+	// policies included; an explicit [] decodes as an empty list, not
+	// nil, and tells none.
+	if h.Notify == nil {
+		h.Notify = sortedKeys(fc.Notify)
 	}
 
 	if fc.Breaker == nil {
@@ -268,6 +277,7 @@ func resolve(fc *fileConfig) *Config {
 			AllowedHosts:    fc.Listen.AllowedHosts,
 			MaxConnections:  deref(fc.Listen.MaxConnections),
 			BodyReadTimeout: duration(fc.Listen.BodyReadTimeout),
+			ProbeAddress:    deref(fc.Listen.ProbeAddress),
 		},
 		Consul: Consul{
 			Address:                 deref(fc.Consul.Address),
@@ -287,6 +297,7 @@ func resolve(fc *fileConfig) *Config {
 			MissedHeartbeats:  deref(h.MissedHeartbeats),
 			Grace:             duration(h.Grace),
 			StallAfter:        duration(h.StallAfter),
+			LivenessAfter:     duration(h.LivenessAfter),
 			Notify:            h.Notify,
 		},
 		Notify:    make(map[string]Notify, len(fc.Notify)),

@@ -79,6 +79,7 @@ type listenFile struct {
 	AllowedHosts    []string `mapstructure:"allowed_hosts"`
 	MaxConnections  *int     `mapstructure:"max_connections"`
 	BodyReadTimeout *string  `mapstructure:"body_read_timeout"`
+	ProbeAddress    *string  `mapstructure:"probe_address"`
 }
 
 type consulFile struct {
@@ -100,6 +101,7 @@ type healthFile struct {
 	MissedHeartbeats  *int       `mapstructure:"missed_heartbeats"`
 	Grace             *string    `mapstructure:"grace"`
 	StallAfter        *string    `mapstructure:"stall_after"`
+	LivenessAfter     *string    `mapstructure:"liveness_after"`
 	Notify            []string   `mapstructure:"notify"`
 	Probe             *probeFile `mapstructure:"probe"`
 }

@@ -38,9 +38,51 @@ func (v *validator) ingressGuards(in *ingressFile) {
 	v.duration("ingress.body_read_timeout", in.BodyReadTimeout, false)
 }
 
+// exampleProbeAddress is the probe listener's address in messages: every
+// interface, so a kubelet reaches it on the pod IP.
+const exampleProbeAddress = "0.0.0.0:7071"
+
+// probeAddress checks listen.probe_address, when set: host:port, and a
+// port of its own, apart from the control listener's and the ingress's. It
+// may listen on any interface without allow_remote or a token: it answers
+// only the agent probes and the sidecar's liveness, and nothing secret.
+func (v *validator) probeAddress(fc *fileConfig) {
+	addr := deref(fc.Listen.ProbeAddress)
+	if addr == "" {
+		return
+	}
+	if _, problem := splitHostPort(addr); problem != "" {
+		v.errorf("listen.probe_address", "invalid address %q: %s; use host:port, e.g. %q", addr, problem, exampleProbeAddress)
+		return
+	}
+	others := []struct{ key, addr string }{{"listen.address", deref(fc.Listen.Address)}}
+	if fc.Ingress != nil {
+		others = append(others, struct{ key, addr string }{"ingress.address", deref(fc.Ingress.Address)})
+	}
+	for _, o := range others {
+		if sharesPort(addr, o.addr) {
+			v.errorf("listen.probe_address", "%q overlaps %s %q: give the probe listener its own port, e.g. %q",
+				addr, o.key, o.addr, exampleProbeAddress)
+		}
+	}
+}
+
+// sharesPort reports whether listeners on a and b would take the same
+// port of one interface: the same port (not 0, which picks a free one) on
+// the same host, or on every interface for either.
+func sharesPort(a, b string) bool {
+	host, port, err := net.SplitHostPort(a)
+	ohost, oport, oerr := net.SplitHostPort(b)
+	if err != nil || oerr != nil || port == "0" || port != oport {
+		return false
+	}
+	return host == ohost || isUnspecified(host) || isUnspecified(ohost)
+}
+
 // Equal reports whether two listen blocks are the same.
 func (l Listen) Equal(o Listen) bool {
 	return l.Address == o.Address && l.AllowRemote == o.AllowRemote && l.Token == o.Token &&
 		l.TokenScope == o.TokenScope && slices.Equal(l.AllowedHosts, o.AllowedHosts) &&
-		l.MaxConnections == o.MaxConnections && l.BodyReadTimeout == o.BodyReadTimeout
+		l.MaxConnections == o.MaxConnections && l.BodyReadTimeout == o.BodyReadTimeout &&
+		l.ProbeAddress == o.ProbeAddress
 }

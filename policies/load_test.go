@@ -35,6 +35,7 @@ func defaultConfig(name string, sources ...string) *Config {
 			HeartbeatInterval: 5 * time.Minute,
 			MissedHeartbeats:  2,
 			Grace:             30 * time.Second,
+			Notify:            []string{},
 		},
 		Notify:    map[string]Notify{},
 		Breakers:  map[string]Breaker{"default": defaultBreaker("default")},
@@ -71,14 +72,15 @@ func TestLoadFullFile(t *testing.T) {
 				Env:                map[string]string{"LOG_LEVEL": "debug", "API_KEY": "sk-test"},
 				Dir:                "/srv/agent",
 				Restart:            RestartOnFailure,
-				RestartOnIsolation: true,
+				RestartOnIsolation: false,
 				StopTimeout:        20 * time.Second,
 				RestartBackoff:     2 * time.Second,
 				MaxRestartBackoff:  2 * time.Minute,
 			},
 		},
 		Listen: Listen{Address: "0.0.0.0:7171", AllowRemote: true, Token: "control-token-0123456789", TokenScope: TokenAll,
-			AllowedHosts: []string{"researcher.internal"}, MaxConnections: 500, BodyReadTimeout: 30 * time.Second},
+			AllowedHosts: []string{"researcher.internal"}, MaxConnections: 500, BodyReadTimeout: 30 * time.Second,
+			ProbeAddress: "0.0.0.0:7172"},
 		Consul: Consul{
 			Address:                 "https://consul.internal:8501",
 			Token:                   "consul-token",
@@ -96,7 +98,8 @@ func TestLoadFullFile(t *testing.T) {
 			MissedHeartbeats:  3,
 			Grace:             10 * time.Second,
 			StallAfter:        30 * time.Minute,
-			Notify:            []string{"ops", "pager"},
+			LivenessAfter:     2 * time.Minute,
+			Notify:            []string{"pager"},
 			Probe: &Probe{
 				URL:      "http://127.0.0.1:8081/healthz",
 				Interval: 20 * time.Second,
@@ -146,11 +149,12 @@ func TestLoadFullFile(t *testing.T) {
 func TestLoadDefaults(t *testing.T) {
 	withOptionalBlocks := defaultConfig("writer", "testdata/exec_probe_defaults.hcl")
 	withOptionalBlocks.Agent.Exec = &Exec{
-		Command:           []string{"node", "agent.js"},
-		Restart:           RestartAlways,
-		StopTimeout:       10 * time.Second,
-		RestartBackoff:    time.Second,
-		MaxRestartBackoff: time.Minute,
+		Command:            []string{"node", "agent.js"},
+		Restart:            RestartAlways,
+		RestartOnIsolation: true,
+		StopTimeout:        10 * time.Second,
+		RestartBackoff:     time.Second,
+		MaxRestartBackoff:  time.Minute,
 	}
 	withOptionalBlocks.Health.HeartbeatInterval = 100 * time.Millisecond
 	withOptionalBlocks.Health.Probe = &Probe{
@@ -375,10 +379,10 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		{"", "agent breaker consul gateway health ingress listen log model notify tls upstream"},
 		{"agent", "address exec id meta name port tags"},
 		{"agent.exec", "command dir env max_restart_backoff pass_env restart restart_backoff restart_on_isolation stop_timeout user"},
-		{"listen", "address allow_remote allowed_hosts body_read_timeout max_connections token token_scope"},
+		{"listen", "address allow_remote allowed_hosts body_read_timeout max_connections probe_address token token_scope"},
 		{"consul", "address ca_file cert_file deregister_critical_after fleet_prefix insecure_skip_verify key_file policy_prefix " +
 			"sync_interval tls_server_name token"},
-		{"health", "grace heartbeat_interval missed_heartbeats notify probe stall_after"},
+		{"health", "grace heartbeat_interval liveness_after missed_heartbeats notify probe stall_after"},
 		{"health.probe", "interval timeout url"},
 		{"notify", "headers retries timeout webhook"},
 		{"breaker", "consecutive_failures failure_rate failure_statuses half_open_probes max_open_for min_calls " +

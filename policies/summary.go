@@ -52,6 +52,7 @@ func (c *Config) Summary() map[string]any {
 		"missed_heartbeats":  c.Health.MissedHeartbeats,
 		"grace":              c.Health.Grace.String(),
 		"stall_after":        c.Health.StallAfter.String(),
+		"liveness_after":     c.Health.LivenessAfter.String(),
 		"ttl":                c.Health.TTL().String(),
 		"notify":             nonNil(c.Health.Notify),
 		"probe":              nil,
@@ -172,6 +173,7 @@ func (c *Config) Summary() map[string]any {
 			"allowed_hosts":     nonNil(c.Listen.AllowedHosts),
 			"max_connections":   c.Listen.MaxConnections,
 			"body_read_timeout": c.Listen.BodyReadTimeout.String(),
+			"probe_address":     c.Listen.ProbeAddress,
 		},
 		"consul": map[string]any{
 			"address":                   redactURL(c.Consul.Address),

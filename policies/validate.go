@@ -52,6 +52,7 @@ func validate(fc *fileConfig, pos positions) Diagnostics {
 	v.agent(fc.Agent)
 	v.listen(fc.Listen)
 	v.listenGuards(fc.Listen)
+	v.probeAddress(fc)
 	v.consul(fc.Consul)
 	v.health(fc.Health, fc.Notify)
 	names := make([]string, 0, len(fc.Notify))
@@ -468,6 +469,7 @@ func (v *validator) health(h *healthFile, notify map[string]*notifyFile) {
 	}
 	v.duration("health.grace", h.Grace, true)
 	v.duration("health.stall_after", h.StallAfter, true)
+	v.duration("health.liveness_after", h.LivenessAfter, true)
 	defined := make([]string, 0, len(notify))
 	for name := range notify {
 		defined = append(defined, name)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Warnings lists what in a valid configuration probably does not do what
@@ -12,9 +13,15 @@ import (
 // a model reached from a model of the other provider without an api_key of
 // its own gets no credentials (an agent's are never sent across providers);
 // an upstream whose ingress_token is set but empty sends no token, and
-// sidecar ingresses that require one refuse its calls.
+// sidecar ingresses that require one refuse its calls; notify blocks that
+// health.notify = [] leaves unused, so that isolations notify nobody.
 func (c *Config) Warnings() []string {
 	var out []string
+	if len(c.Notify) > 0 && len(c.Health.Notify) == 0 {
+		out = append(out, fmt.Sprintf("health.notify is []: isolations notify nobody, although notify blocks are "+
+			"defined (%s); remove health.notify to notify every one of them, or name the ones to notify",
+			strings.Join(slices.Sorted(maps.Keys(c.Notify)), ", ")))
+	}
 	for _, label := range slices.Sorted(maps.Keys(c.Models)) {
 		if m := c.Models[label]; m.APIKeyEmpty {
 			out = append(out, fmt.Sprintf("model %q: api_key is set but empty (is the environment variable it reads set?); "+

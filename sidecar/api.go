@@ -9,7 +9,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/agent-sidecar/sidecar/internal/apierror"
-	"github.com/agent-sidecar/sidecar/internal/version"
 	"github.com/agent-sidecar/sidecar/sidecar/guard"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
 )
@@ -74,7 +73,10 @@ func newControlAPI(s *Sidecar) *echo.Echo {
 	}
 	e.POST("/v1/heartbeat", s.handleHeartbeat)
 	e.GET("/v1/status", s.handleStatus)
-	e.GET("/v1/health", s.handleHealth)
+	probes := s.probeAnswers()
+	for _, path := range []string{PathHealth, PathAgentLive, PathAgentReady} {
+		e.GET(path, echoProbe(probes[path]))
+	}
 	e.POST("/v1/reload", s.handleReload)
 	e.GET("/v1/breakers", s.handleBreakers)
 	e.GET("/v1/events", s.handleEvents)
@@ -118,10 +120,6 @@ func (s *Sidecar) handleHeartbeat(c echo.Context) error {
 			msg: "the agent process is being stopped to be restarted; this heartbeat is ignored"}
 	}
 	return c.JSON(http.StatusOK, s.Beat(hb))
-}
-
-func (s *Sidecar) handleHealth(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "version": version.Version})
 }
 
 func (s *Sidecar) handleReload(c echo.Context) error {

@@ -189,14 +189,20 @@ func startGoldenSidecar(t *testing.T) *goldenSidecar {
 		}
 	})
 
-	// The ingress's bound address, as /v1/status reports it.
+	// The ingress's and the probe listener's bound addresses, as
+	// /v1/status reports them.
 	var st struct {
+		Sidecar struct {
+			ProbeAPI string `json:"probe_api"`
+		} `json:"sidecar"`
 		Ingress string `json:"ingress"`
 	}
-	if err := json.Unmarshal(g.do(http.MethodGet, "/v1/status", "", http.StatusOK), &st); err != nil || st.Ingress == "" {
-		t.Fatalf("no ingress address in /v1/status: %v", err)
+	if err := json.Unmarshal(g.do(http.MethodGet, "/v1/status", "", http.StatusOK), &st); err != nil ||
+		st.Ingress == "" || st.Sidecar.ProbeAPI == "" {
+		t.Fatalf("no ingress or probe listener address in /v1/status: %v", err)
 	}
 	g.bind("ingress-port", st.Ingress)
+	g.bind("probe-port", st.Sidecar.ProbeAPI)
 	return g
 }
 

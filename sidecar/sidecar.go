@@ -97,6 +97,8 @@ type Sidecar struct {
 	// The ingress (nil unless configured) takes tasks for the agent.
 	ingressLn  net.Listener
 	ingressSrv *http.Server
+	// The probe listener (nil unless configured) answers a kubelet.
+	probes *probeListener
 
 	breakers  *breaker.Set
 	notices   breakerNotices
@@ -198,6 +200,10 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		s.ingressLn = guard.LimitListener(iln, cfg.Ingress.MaxConnections)
 		ingress := func() *policies.Ingress { return s.Config().Ingress }
 		s.ingressSrv = newServer(guard.Ingress(s.proxy.IngressHandler(), ingress), s.httpLog)
+	}
+	if s.probes, err = s.listenProbes(cfg.Listen.ProbeAddress, cfg.Listen.MaxConnections); err != nil {
+		s.closeListeners()
+		return nil, err
 	}
 
 	s.registry = opts.Registry
@@ -305,6 +311,9 @@ func (s *Sidecar) closeListeners() {
 	if s.ingressLn != nil {
 		_ = s.ingressLn.Close()
 	}
+	if s.probes != nil {
+		_ = s.probes.ln.Close()
+	}
 }
 
 // Addr is the control API's bound address.
@@ -330,7 +339,7 @@ func (s *Sidecar) Config() *policies.Config {
 func (s *Sidecar) Run(ctx context.Context) error {
 	cfg := s.Config()
 	s.log.Info("sidecar starting", "version", version.Version, "agent", cfg.Agent.Name, "agent_id", cfg.Agent.ID,
-		"control_api", s.Addr(), "ingress", s.IngressAddr(), "consul", cfg.Consul.Address)
+		"control_api", s.Addr(), "ingress", s.IngressAddr(), "probes", s.ProbeAddr(), "consul", cfg.Consul.Address)
 
 	// Every goroutine Run starts is in one of these groups, stopped in the
 	// shutdown order below.
@@ -369,12 +378,21 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		agent.Go(func() { s.supervisor.Run(agentCtx) })
 	}
 
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	servers.Go(func() { serveErr <- s.server.Serve(s.listener) })
 	if s.ingressSrv != nil {
 		servers.Go(func() {
 			if err := s.ingressSrv.Serve(s.ingressLn); !errors.Is(err, http.ErrServerClosed) {
 				serveErr <- fmt.Errorf("ingress: %w", err)
+			}
+		})
+	}
+	var probeSrv *http.Server
+	if p := s.probes; p != nil {
+		probeSrv = p.srv
+		servers.Go(func() {
+			if err := p.srv.Serve(p.ln); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("probe listener: %w", err)
 			}
 		})
 	}
@@ -392,7 +410,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	deadline, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	_, shutdowns := newTaskGroup()
-	for _, srv := range []*http.Server{s.server, s.ingressSrv} {
+	for _, srv := range []*http.Server{s.server, s.ingressSrv, probeSrv} {
 		if srv == nil {
 			continue
 		}

@@ -22,6 +22,7 @@ type Status struct {
 	Sidecar       SidecarInfo                      `json:"sidecar"`
 	Agent         AgentInfo                        `json:"agent"`
 	Health        health.HealthSnapshot            `json:"health"`
+	AgentProbes   AgentProbes                      `json:"agent_probes"`
 	Registration  discovery.RegistrationState      `json:"registration"`
 	Process       *supervise.State                 `json:"process,omitempty"`
 	Notifications notify.Stats                     `json:"notifications"`
@@ -44,6 +45,8 @@ type SidecarInfo struct {
 	StartedAt  time.Time `json:"started_at"`
 	Uptime     string    `json:"uptime"`
 	ControlAPI string    `json:"control_api"`
+	// ProbeAPI is the probe listener's address, when there is one.
+	ProbeAPI string `json:"probe_api,omitempty"`
 }
 
 // AgentInfo describes the agent as registered.
@@ -63,9 +66,10 @@ func (s *Sidecar) Status() Status {
 	svc := s.service(cfg)
 	st := Status{
 		Sidecar: SidecarInfo{Version: version.Version, PID: os.Getpid(), Host: hostname(), StartedAt: s.started.UTC(),
-			Uptime: readable.Duration(s.now().Sub(s.started)).String(), ControlAPI: s.Addr()},
+			Uptime: readable.Duration(s.now().Sub(s.started)).String(), ControlAPI: s.Addr(), ProbeAPI: s.ProbeAddr()},
 		Agent:         AgentInfo{Name: svc.Name, ID: svc.ID, Address: svc.Address, Port: svc.Port, Tags: svc.Tags},
 		Health:        s.tracker.Snapshot(),
+		AgentProbes:   s.agentProbes(),
 		Registration:  s.registry.State(),
 		Notifications: s.notifier.Stats(),
 		Breakers:      s.breakers.Snapshots(),

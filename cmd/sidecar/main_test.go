@@ -95,6 +95,8 @@ func TestValidateCommand(t *testing.T) {
 	defer notSidecar.Close()
 	emptyKey := writeFile(t, dir, "empty-key.hcl", "agent {\n  name = \"writer\"\n}\nmodel \"gpt-4o\" {\n  provider = \"openai\"\n"+
 		"  api_key = env(\"SIDECAR_TEST_KEY_THAT_IS_NOT_SET\")\n}\n")
+	notifyNobody := writeFile(t, dir, "notify-nobody.hcl", "agent {\n  name = \"writer\"\n}\nhealth {\n  notify = []\n}\n"+
+		"notify \"ops\" {\n  webhook = \"https://hooks.example.com/agents\"\n}\n")
 	bad := writeFile(t, dir, "bad.hcl", "agent {\n  name = \"writer\"\n  prot = 8081\n}\nhealth {\n  heartbeat_interval = \"5x\"\n}\n")
 	cases := []struct {
 		name     string
@@ -107,6 +109,8 @@ func TestValidateCommand(t *testing.T) {
 			[]string{bad + ":3:3", "prot", bad + ":6:", "heartbeat_interval", `"5x"`}},
 		{"a model key from an unset variable is valid, with a warning", []string{"validate", emptyKey}, exitOK,
 			[]string{"configuration valid", `warning: model "gpt-4o": api_key is set but empty`, "https://api.openai.com/v1"}},
+		{"notify blocks that health.notify = [] leaves unused are valid, with a warning", []string{"validate", notifyNobody}, exitOK,
+			[]string{"configuration valid", "warning: health.notify is []: isolations notify nobody", "(ops)"}},
 		{"no arguments", []string{"validate"}, exitUsage, []string{"Usage: sidecar validate"}},
 		{"missing file", []string{"validate", filepath.Join(dir, "nope.hcl")}, exitError, []string{"nope.hcl"}},
 		{"the shipped example configuration", []string{"validate", filepath.Join(repoRoot(t), "sidecar.hcl")}, exitOK,

@@ -27,8 +27,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), `Usage: sidecar status [-addr URL] [-json]
 
 Prints what the local sidecar knows: the agent's health and last heartbeat,
-its Consul registration, the supervised process, breakers, models and which
-one is serving, the latest events, and the share of calls answered.
+what its liveness and readiness probes answer, its Consul registration, the
+supervised process, breakers, models and which one is serving, the latest
+events, and the share of calls answered.
 
 Exit status: 0 when the agent is healthy or waiting for its first heartbeat,
 1 when it is isolated, 3 when the sidecar does not answer.
@@ -167,6 +168,26 @@ func printStatus(w io.Writer, st sidecar.Status, now time.Time, p palette) {
 	}
 	if h.Note != "" {
 		more("note: %s", h.Note)
+	}
+	// What a kubelet's probes of the agent see (absent from an older
+	// sidecar's status).
+	if pr := st.AgentProbes; pr.Live.Status != "" {
+		live, ready := p.good("live"), p.good("ready")
+		if !pr.Live.OK() {
+			live = p.bad("not live")
+		}
+		switch {
+		case pr.Ready.OK():
+		case h.State == "isolated": // the reason is the line above
+			ready = p.warn("not ready")
+		default:
+			ready = p.warn("not ready") + " (" + pr.Ready.Reason + ")"
+		}
+		where := ""
+		if st.Sidecar.ProbeAPI != "" {
+			where = ", probe listener " + st.Sidecar.ProbeAPI
+		}
+		line("probes", "%s, %s%s", live, ready, where)
 	}
 
 	reg := st.Registration

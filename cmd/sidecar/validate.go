@@ -21,7 +21,8 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 Loads the given configuration files and directories (every *.hcl in a
 directory, in name order) as one configuration, as "sidecar agent" would,
 and reports every error with file:line:col, and on stderr what is valid
-but probably not meant (a model's api_key that is empty).
+but probably not meant (a model's api_key that is empty, notify blocks that
+health.notify = [] leaves unused).
 
 Exit codes: 0 valid, 1 invalid, 2 no arguments.
 `)

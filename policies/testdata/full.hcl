@@ -14,7 +14,7 @@ agent {
     env                  = { LOG_LEVEL = "debug", API_KEY = env("SIDECAR_TEST_API_KEY") }
     dir                  = "/srv/agent"
     restart              = "on-failure"
-    restart_on_isolation = true
+    restart_on_isolation = false
     stop_timeout         = "20s"
     restart_backoff      = "2s"
     max_restart_backoff  = "2m"
@@ -29,6 +29,7 @@ listen {
   allowed_hosts     = ["researcher.internal"]
   max_connections   = 500
   body_read_timeout = "30s"
+  probe_address     = "0.0.0.0:7172"
 }
 
 consul {
@@ -49,7 +50,8 @@ health {
   missed_heartbeats  = 3
   grace              = "10s"
   stall_after        = "30m"
-  notify             = ["ops", "pager"]
+  liveness_after     = "2m"
+  notify             = ["pager"]
 
   probe {
     url      = "http://127.0.0.1:8081/healthz"

@@ -27,7 +27,7 @@ agent {
   #   env                  = { OPENAI_API_KEY = env("OPENAI_API_KEY") }
   #   dir                  = "/srv/agent"
   #   restart              = "always" # always | on-failure | never
-  #   restart_on_isolation = false    # restart when the agent is isolated
+  #   restart_on_isolation = true     # restart when the agent is isolated
   #   stop_timeout         = "10s"    # SIGTERM, then SIGKILL after this
   #   restart_backoff      = "1s"     # first restart delay, doubled per quick exit
   #   max_restart_backoff  = "1m"     # cap of the restart delay
@@ -45,6 +45,9 @@ listen {
   # allowed_hosts   = ["sidecar.internal"]
   max_connections   = 2048 # open connections; more wait to be accepted
   body_read_timeout = "1m" # a request's body must arrive within this
+  # A read-only listener for a kubelet: GET /v1/agent/live, /v1/agent/ready
+  # and /v1/health only, any Host, no token. "": none.
+  probe_address = ""
 }
 
 # The local Consul agent. When address or token is unset (or ""), the
@@ -64,7 +67,8 @@ health {
   missed_heartbeats  = 2
   grace              = "30s"
   stall_after        = "0s" # "0s": off; else heartbeats without progress for this long count as missed
-  # notify           = ["ops"] # notify blocks to tell about isolation and recovery
+  liveness_after     = "0s" # GET /v1/agent/live fails once the agent is isolated this long
+  # notify           = ["ops"] # notify blocks to tell about isolation and recovery; unset: every one, []: none
 
   # Optional: for agents that cannot heartbeat, poll a URL instead; each 2xx
   # counts as a heartbeat.

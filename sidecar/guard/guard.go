@@ -3,7 +3,8 @@
 // only to its own host names, refuses requests made by web pages, takes
 // JSON bodies only as JSON and checks listen.token; the ingress refuses web
 // pages and checks ingress.token. Both bound the time a body may take to
-// arrive, and cap their open connections.
+// arrive, and cap their open connections. The probe listener refuses web
+// pages only.
 package guard
 
 import (
@@ -100,6 +101,19 @@ func Ingress(next http.Handler, ingress func() *policies.Ingress) http.Handler {
 			return
 		}
 		serveWithBodyDeadline(w, r, next, in.BodyReadTimeout, "ingress.body_read_timeout")
+	})
+}
+
+// Probes guards the read-only probe listener (listen.probe_address), which
+// a kubelet reaches on the pod IP: any Host and no token, since it answers
+// only whether the agent and the sidecar are alive and nothing secret; web
+// pages are refused, as everywhere (nothing there is for them).
+func Probes(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuseBrowser(w, r, "the probe listener") {
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

@@ -99,10 +99,14 @@ type trackerSettings struct {
 	missed     int
 	grace      time.Duration
 	stallAfter time.Duration
+	// startup and livenessAfter are for the agent probes (verdict.go).
+	startup       time.Duration
+	livenessAfter time.Duration
 }
 
 func settingsFrom(h policies.Health) trackerSettings {
-	return trackerSettings{interval: h.HeartbeatInterval, missed: h.MissedHeartbeats, grace: h.Grace, stallAfter: h.StallAfter}
+	return trackerSettings{interval: h.HeartbeatInterval, missed: h.MissedHeartbeats, grace: h.Grace, stallAfter: h.StallAfter,
+		startup: h.StartupWindow(), livenessAfter: h.LivenessAfter}
 }
 
 // ttl is how long after the last sign of life the agent is isolated:
@@ -226,7 +230,7 @@ func (t *HeartbeatTracker) evaluateLocked(now time.Time) []Transition {
 	switch {
 	case !now.Before(last.Add(ttl)):
 		reason = ReasonMissedHeartbeats
-		if t.lastBeat.IsZero() || t.lastBeat.Before(t.since) {
+		if t.waitingLocked() {
 			detail = fmt.Sprintf("no heartbeat within %s of the agent starting (%d × %s interval + %s grace)",
 				readable.Duration(ttl), t.set.missed, t.set.interval, t.set.grace)
 		} else {
@@ -292,19 +296,34 @@ func (t *HeartbeatTracker) Snapshot() HealthSnapshot {
 	if t.hasProgress {
 		s.Progress, s.ProgressSince = t.progress, t.progressChangedAt
 	}
-	switch {
-	case t.isolated:
-		s.state, s.Reason, s.Detail, s.Since = StateIsolated, t.reason, t.detail, t.isolatedAt
-	case t.lastBeat.IsZero() || t.lastBeat.Before(t.since):
-		s.state = StateWaiting
+	switch s.state = t.stateLocked(); s.state {
+	case StateIsolated:
+		s.Reason, s.Detail, s.Since = t.reason, t.detail, t.isolatedAt
+	case StateWaiting:
 		s.IsolatedAfter = t.since.Add(t.set.ttl())
 	default:
-		s.state = StateHealthy
 		s.NextDue = t.lastBeat.Add(t.set.interval)
 		s.IsolatedAfter = t.lastBeat.Add(t.set.ttl())
 	}
 	s.State = s.state.String()
 	return s
+}
+
+// stateLocked is the agent's state as last evaluated.
+func (t *HeartbeatTracker) stateLocked() HealthState {
+	switch {
+	case t.isolated:
+		return StateIsolated
+	case t.waitingLocked():
+		return StateWaiting
+	}
+	return StateHealthy
+}
+
+// waitingLocked reports whether no heartbeat arrived since the tracker
+// started counting (the sidecar's start, or the supervised agent's last).
+func (t *HeartbeatTracker) waitingLocked() bool {
+	return t.lastBeat.IsZero() || t.lastBeat.Before(t.since)
 }
 
 // IsolatedNow reports whether the agent is isolated.

@@ -11,7 +11,8 @@ agent {
 }
 
 listen {
-  address = "127.0.0.1:0"
+  address       = "127.0.0.1:0"
+  probe_address = "127.0.0.1:0"
 }
 
 consul {

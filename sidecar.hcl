@@ -20,18 +20,22 @@ agent {
   # Optional: the sidecar starts the agent, passes its output through,
   # restarts it when it exits, and restarts it when it is isolated. Without
   # it (as here, and in a container beside the agent's) the agent runs on
-  # its own and only heartbeats.
+  # its own and only heartbeats; there, GET /v1/agent/live (listen.probe_address)
+  # lets Kubernetes restart a hung agent.
   # exec {
   #   command = ["python3", "examples/python/agent.py"]
   #   env     = { AGENT_PORT = "8081", HEARTBEAT_EVERY = "10" }
   #   restart = "always"               # always (default) | on-failure | never
-  #   restart_on_isolation = true      # default false
+  #   restart_on_isolation = true      # restart a hung agent (default true)
   #   stop_timeout = "10s"             # SIGTERM, then SIGKILL after this (default 10s)
   # }
 }
 
 listen {
   address = "127.0.0.1:7070"   # the control API (default); loopback only unless allow_remote = true
+  # A read-only listener for a kubelet: GET /v1/agent/live, /v1/agent/ready and
+  # /v1/health only, any Host, no token (default: none).
+  # probe_address = "0.0.0.0:7071"
 }
 
 consul {
@@ -53,18 +57,19 @@ health {
   missed_heartbeats  = 2       # isolated after 2 missed heartbeats (default 2)
   grace              = "5s"    # extra slack after the last missed one (default 30s)
   stall_after        = "10m"   # isolated when progress is frozen this long (default: off)
-  notify             = []      # names of notify blocks, e.g. ["ops"]
+  # liveness_after   = "0s"    # GET /v1/agent/live fails once isolated this long (default 0s)
+  # notify           = ["ops"] # notify blocks told of isolations (default: every one; [] tells none)
 
   # For agents that cannot send heartbeats: each 2xx of this URL counts as one.
   # probe { url = "http://127.0.0.1:8081/healthz"  interval = "30s"  timeout = "5s" }
 }
 
 # A webhook receives agent.isolated and agent.recovered events as JSON.
-# Add "ops" to health.notify to use it.
-notify "ops" {
-  webhook = "https://hooks.example.com/agents"
-  headers = { Authorization = env("HOOK_TOKEN") }
-}
+# Every notify block is told unless health.notify names some (or is []).
+# notify "ops" {
+#   webhook = "https://hooks.example.com/agents"
+#   headers = { Authorization = env("HOOK_TOKEN") }
+# }
 
 # Model calls: point the agent's SDK at the sidecar
 #   OPENAI_BASE_URL=http://127.0.0.1:7070/llm/v1   ANTHROPIC_BASE_URL=http://127.0.0.1:7070/llm

@@ -16,7 +16,7 @@ agent {
   exec {
     command = ["bin/agent-go"]        # relative to where the sidecar starts: the repository root
     env     = { AGENT_PORT = "8083", HEARTBEAT_EVERY = "5", MODEL = "gpt-4o", PEER = "researcher" }
-    restart_on_isolation = true       # a hung agent is restarted
+    restart_on_isolation = true       # a hung agent is restarted (the default)
   }
 }
 

@@ -15,7 +15,7 @@ agent {
   exec {
     command = ["python3", "examples/python/agent.py"]
     env     = { AGENT_PORT = "8081", HEARTBEAT_EVERY = "5", MODEL = "gpt-4o", PEER = "researcher" }
-    restart_on_isolation = true       # a hung agent is restarted
+    restart_on_isolation = true       # a hung agent is restarted (the default)
   }
 }
 

@@ -21,7 +21,7 @@ COPY --from=build /out/sidecar /usr/local/bin/sidecar
 COPY sidecar.hcl /etc/sidecar/sidecar.hcl
 USER nonroot:nonroot
 # The control API listens on loopback by default: containers that share a
-# network namespace (a pod; network_mode: service:agent) reach it there. Set
+# network namespace (a pod; network_mode: service:sidecar) reach it there. Set
 # listen { address = "0.0.0.0:7070"  allow_remote = true } and a token to
 # expose it.
 EXPOSE 7070

@@ -356,8 +356,12 @@ func splitHostPort(t *testing.T, hp string) (string, int) {
 // run here), and the demo's (tools/demo).
 func TestExampleConfigurationsAreValid(t *testing.T) {
 	sets := [][]string{{"sidecar.hcl"}}
-	for _, dir := range []string{"python", "node", "go", "shell", "compose"} {
+	for _, dir := range []string{"python", "node", "go", "shell"} {
 		sets = append(sets, []string{"examples/" + dir + "/sidecar.hcl"})
+	}
+	// The compose variants: each sidecar configuration with the models both mount.
+	for _, f := range []string{"sidecar.hcl", "sidecar-exec.hcl"} {
+		sets = append(sets, []string{"examples/compose/" + f, "examples/compose/models.hcl"})
 	}
 	for _, m := range []string{"writer-1", "writer-2", "writer-lite", "researcher", "indexer"} {
 		sets = append(sets, []string{"tools/demo/fleet.hcl", "tools/demo/" + m + ".hcl"})

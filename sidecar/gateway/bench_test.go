@@ -24,7 +24,7 @@ func BenchmarkParseAndRewrite(b *testing.B) {
 		if msg != "" {
 			b.Fatal(msg)
 		}
-		if _, err := rewrite(req.body, m, ep); err != nil {
+		if _, err := rewrite(req.body, m, ep, false); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -36,7 +36,7 @@ func BenchmarkRewriteSameModel(b *testing.B) {
 	m := &policies.Model{Name: "gpt-4o"}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := rewrite(benchBody, m, ep); err != nil {
+		if _, err := rewrite(benchBody, m, ep, false); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -234,6 +234,14 @@ func (c *call) relayWhole(m *policies.Model, permit breaker.Permit, resp *http.R
 		}
 		return c.fail(m, permit, "answer cut: "+describe(err))
 	}
+	// The model bills every complete answer it gave, one the gateway
+	// then finds unusable included: its usage counts once the call is
+	// over, read from the model's own format before any translation.
+	if resp.StatusCode < 300 && err == nil {
+		if u, ok := wholeUsage(hp.ep.kind, body); ok {
+			defer c.reportUsage(m.Label, u)
+		}
+	}
 	translated := false
 	if hp.crosses() {
 		if len(body) > maxAnswer {

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/agent-sidecar/sidecar/internal/jsonguard"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway/translate"
@@ -18,6 +20,9 @@ type hop struct {
 	ep   endpoint
 	dir  translate.Direction
 	body []byte
+	// hideUsage: the gateway asked this OpenAI stream for its usage chunk
+	// on behalf of an agent that did not; the chunk is not relayed.
+	hideUsage bool
 }
 
 // crosses reports whether the hop goes to a model of the other provider.
@@ -38,11 +43,15 @@ func (c *call) hopTo(m *policies.Model) (hop, string) {
 			m.Space() + ", not " + c.first.Space() + "); give both the same embedding_space if they are"
 	}
 	if m.Provider == c.ep.provider {
-		body, err := rewrite(c.req.body, m, c.ep)
+		ask := c.req.stream && !c.req.asksUsage && m.Provider == policies.ProviderOpenAI &&
+			(c.ep.kind == kindChat || c.ep.kind == kindCompletion)
+		body, err := rewrite(c.req.body, m, c.ep, ask)
 		if err != nil {
 			return hop{}, "the request could not be rewritten: " + err.Error()
 		}
-		return hop{ep: c.ep, body: body}, ""
+		// Unless drop_fields took it out again.
+		hide := ask && gjson.GetBytes(body, "stream_options.include_usage").Type == gjson.True
+		return hop{ep: c.ep, body: body, hideUsage: hide}, ""
 	}
 	dir, why := translate.For(c.ep.kind, m.Provider)
 	if dir == translate.None {
@@ -60,7 +69,7 @@ func (c *call) hopTo(m *policies.Model) (hop, string) {
 		return hop{}, "the request could not be translated for " + m.Provider + ": " + err.Error()
 	}
 	ep := targetEndpoints[dir.TargetKind()]
-	body, err := rewrite(translated, m, ep)
+	body, err := rewrite(translated, m, ep, false)
 	if err != nil {
 		return hop{}, "the translated request could not be rewritten: " + err.Error()
 	}

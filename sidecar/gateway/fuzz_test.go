@@ -53,7 +53,7 @@ func FuzzParseAndRewrite(f *testing.F) {
 			}
 			return true
 		})
-		out, err := rewrite(req.body, m, ep)
+		out, err := rewrite(req.body, m, ep, false)
 		if err != nil {
 			return // sjson refused an odd body: the gateway answers with a reason
 		}
@@ -71,7 +71,7 @@ func FuzzParseAndRewrite(f *testing.F) {
 		}
 		keptOthers(t, body, out, "tools")
 
-		out, err = rewrite(req.body, reasoning, ep)
+		out, err = rewrite(req.body, reasoning, ep, false)
 		if err != nil {
 			return
 		}

@@ -59,6 +59,9 @@ type Options struct {
 	// that answered ("" when none did), how it ended and the time to the
 	// answer's headers.
 	Observe func(model, servedBy string, o outcome.Outcome, d time.Duration)
+	// OnUsage is called (no locks held) once per answer whose usage was
+	// reported, when the answer has ended (see Usage).
+	OnUsage func(Usage)
 	// Now is the clock of the times the gateway reports (degraded since,
 	// last failure). Default time.Now. Durations (timeouts, latency) are
 	// measured on the monotonic clock.

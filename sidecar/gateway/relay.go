@@ -59,6 +59,9 @@ type relay struct {
 	conv translate.Stream // nil on a hop within the provider
 	rc   *http.ResponseController
 
+	usage     streamUsage // what the upstream events report
+	hideUsage bool        // drop OpenAI's usage chunk: the agent did not ask for it
+
 	hold       holdMode
 	needText   bool // degrade_on "empty"
 	held       []byte
@@ -70,7 +73,8 @@ type relay struct {
 }
 
 func newRelay(c *call, m *policies.Model, resp *http.Response, hp hop) *relay {
-	r := &relay{c: c, m: m, resp: resp, kind: hp.ep.kind, rc: http.NewResponseController(c.w)}
+	r := &relay{c: c, m: m, resp: resp, kind: hp.ep.kind, rc: http.NewResponseController(c.w),
+		usage: streamUsage{kind: hp.ep.kind}, hideUsage: hp.hideUsage}
 	if hp.crosses() {
 		r.conv = hp.dir.Stream(c.req.body)
 	}

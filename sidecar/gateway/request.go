@@ -26,6 +26,9 @@ type request struct {
 	model     string
 	stream    bool
 	wantsJSON bool // a JSON response format was asked for
+	// asksUsage: a chat or completions stream asked for its usage chunk
+	// (stream_options.include_usage)
+	asksUsage bool
 }
 
 // readBody reads a request body up to max bytes into a pooled buffer. A
@@ -125,6 +128,9 @@ func parseRequest(body []byte, ep endpoint) (request, string) {
 		return request{}, `the request has no "model": set "model" to one of the gateway's models (GET /llm/v1/models lists them)`
 	}
 	req := request{body: body, model: model.Str, stream: gjson.GetBytes(body, "stream").Type == gjson.True}
+	if req.stream && (ep.kind == kindChat || ep.kind == kindCompletion) {
+		req.asksUsage = gjson.GetBytes(body, "stream_options.include_usage").Type == gjson.True
+	}
 	switch ep.kind {
 	case kindChat:
 		req.wantsJSON = jsonFormat(gjson.GetBytes(body, "response_format.type").Str)
@@ -164,9 +170,11 @@ func gjsonKey(name string) string {
 // rewrite returns the body to send to model m: the model name replaced,
 // the agent's cap moved to the field m takes it in (max_tokens_field), m's
 // max_tokens cap applied and m's fields dropped, last, so a dropped field
-// is never sent, the cap field included. Every other byte stays as the
-// agent sent it; body itself is not modified.
-func rewrite(body []byte, m *policies.Model, ep endpoint) ([]byte, error) {
+// is never sent, the cap field included. askUsage adds
+// stream_options.include_usage (an OpenAI stream whose usage the agent did
+// not ask for: the gateway counts it). Every other byte stays as the agent
+// sent it; body itself is not modified.
+func rewrite(body []byte, m *policies.Model, ep endpoint, askUsage bool) ([]byte, error) {
 	out := body
 	var err error
 	if gjson.GetBytes(out, "model").Str != m.Name {
@@ -200,6 +208,13 @@ func rewrite(body []byte, m *policies.Model, ep endpoint) ([]byte, error) {
 			if out, err = sjson.SetBytes(out, tokens[0], m.MaxTokens); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if askUsage {
+		// Before the dropped fields: a model that refuses stream_options
+		// drops it, and its streams are then relayed as they come.
+		if out, err = withUsage(out); err != nil {
+			return nil, err
 		}
 	}
 	for _, f := range m.DropFields {
@@ -237,4 +252,19 @@ func moveCap(body []byte, tokens []string, f string) ([]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// withUsage asks an OpenAI stream for its final usage chunk
+// (stream_options.include_usage), keeping the other stream_options. A
+// stream_options that is neither an object nor null is left for the
+// provider to refuse.
+func withUsage(body []byte) ([]byte, error) {
+	so := gjson.GetBytes(body, "stream_options")
+	switch {
+	case !so.Exists() || so.Type == gjson.Null:
+		return sjson.SetRawBytes(body, "stream_options", []byte(`{"include_usage":true}`))
+	case so.IsObject():
+		return sjson.SetBytes(body, "stream_options.include_usage", true)
+	}
+	return body, nil
 }

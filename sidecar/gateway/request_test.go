@@ -29,7 +29,7 @@ func TestRewriteChangesOnlyWhatItMust(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := rewrite([]byte(body), &tc.model, chat)
+			got, err := rewrite([]byte(body), &tc.model, chat, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -47,7 +47,7 @@ func TestRewriteSetsACapWhenTheRequestHasNone(t *testing.T) {
 		"/v1/responses":        `"max_output_tokens":256`,
 		"/v1/messages":         `"max_tokens":256`,
 	} {
-		got, err := rewrite([]byte(`{"model":"big","input":"hi"}`), m, endpoints[path])
+		got, err := rewrite([]byte(`{"model":"big","input":"hi"}`), m, endpoints[path], false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func TestRewriteSetsACapWhenTheRequestHasNone(t *testing.T) {
 			t.Errorf("%s: %s, want %s", path, got, want)
 		}
 	}
-	got, _ := rewrite([]byte(`{"model":"big","input":"hi"}`), m, endpoints["/v1/embeddings"])
+	got, _ := rewrite([]byte(`{"model":"big","input":"hi"}`), m, endpoints["/v1/embeddings"], false)
 	if strings.Contains(string(got), "max_") {
 		t.Errorf("embeddings got a token cap: %s", got)
 	}
@@ -64,7 +64,7 @@ func TestRewriteSetsACapWhenTheRequestHasNone(t *testing.T) {
 func TestRewriteDoesNotModifyTheOriginal(t *testing.T) {
 	body := []byte(`{"model":"a","tools":[1],"max_tokens":9000}`)
 	orig := string(body)
-	if _, err := rewrite(body, &policies.Model{Name: "b", MaxTokens: 10, DropFields: []string{"tools"}}, endpoints["/v1/chat/completions"]); err != nil {
+	if _, err := rewrite(body, &policies.Model{Name: "b", MaxTokens: 10, DropFields: []string{"tools"}}, endpoints["/v1/chat/completions"], false); err != nil {
 		t.Fatal(err)
 	}
 	if string(body) != orig {
@@ -159,7 +159,7 @@ func TestRewriteDropsFieldsWhoseNamesLookLikePaths(t *testing.T) {
 	m := &policies.Model{Name: "lite", DropFields: []string{"[0", "{a,b}", "x,y"}}
 
 	// When the request is rewritten for the lighter model
-	got, err := rewrite([]byte(body), m, endpoints["/v1/chat/completions"])
+	got, err := rewrite([]byte(body), m, endpoints["/v1/chat/completions"], false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestRewriteForAReasoningModel(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := rewrite([]byte(tc.body), &tc.model, chat)
+			got, err := rewrite([]byte(tc.body), &tc.model, chat, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -220,7 +220,7 @@ func TestRewriteForAReasoningModel(t *testing.T) {
 		})
 	}
 	// On an endpoint without that field the setting changes nothing.
-	got, err := rewrite([]byte(`{"model":"o3-mini","max_output_tokens":10}`), &capped, endpoints["/v1/responses"])
+	got, err := rewrite([]byte(`{"model":"o3-mini","max_output_tokens":10}`), &capped, endpoints["/v1/responses"], false)
 	if err != nil || string(got) != `{"model":"o3-mini","max_output_tokens":10}` {
 		t.Errorf("responses: %s %v", got, err)
 	}

@@ -9,7 +9,9 @@ import (
 type modelStats struct {
 	calls, failures, skipped, canceled, answers, fallbackAnswers int64
 	lastFailure                                                  string
-	lastFailureAt                                                time.Time
+	// tokens its answers reported (see Usage)
+	input, output, cachedInput, cacheWrite int64
+	lastFailureAt                          time.Time
 }
 
 // ModelStatus is one model as status output shows it.
@@ -30,6 +32,8 @@ type ModelStatus struct {
 	FallbackAnswers int64      `json:"fallback_answers"`
 	LastFailure     string     `json:"last_failure,omitempty"`
 	LastFailureAt   *time.Time `json:"last_failure_at,omitempty"`
+	// Usage sums the tokens its answers reported; absent until one did.
+	Usage *UsageTotals `json:"usage,omitempty"`
 }
 
 // Degradation is a chain currently served by a fallback model.
@@ -110,6 +114,9 @@ func (g *Gateway) Models() []ModelStatus {
 			if !s.lastFailureAt.IsZero() {
 				at := s.lastFailureAt
 				ms.LastFailureAt = &at
+			}
+			if t := (UsageTotals{s.input, s.output, s.cachedInput, s.cacheWrite}); t != (UsageTotals{}) {
+				ms.Usage = &t
 			}
 		}
 		out = append(out, ms)

@@ -167,6 +167,13 @@ func (c *call) relayStream(m *policies.Model, b *breaker.Breaker, permit breaker
 	}
 
 	r := newRelay(c, m, resp, hp)
+	// Whatever usage the stream reported counts once it is over, whether
+	// it completed, broke or failed over.
+	defer func() {
+		if r.usage.seen {
+			c.reportUsage(m.Label, r.usage.u)
+		}
+	}()
 	var idleExpired atomic.Bool
 	idle := time.AfterFunc(m.StreamIdleTimeout, func() { idleExpired.Store(true); cancel() })
 	defer idle.Stop()
@@ -174,9 +181,13 @@ func (c *call) relayStream(m *policies.Model, b *breaker.Breaker, permit breaker
 	var done, sawError bool
 	for {
 		var out []byte
+		usageChunk := r.usage.see(ev)
 		out, err = r.convert(ev)
 		if err != nil {
 			break
+		}
+		if usageChunk && r.hideUsage {
+			out = nil // asked for by the gateway, not by the agent
 		}
 		done, sawError = ev.terminal(hp.ep.kind), ev.isError()
 		if !r.committed {

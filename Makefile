@@ -98,7 +98,7 @@ bench-test: build
 	CONSUL_BIN="$$(scripts/consul.sh)" BENCH_TEST=1 $(GO) test -C tools -count=1 ./bench/
 
 # Each fuzz target in turn: the configuration loader, heartbeat bodies, the
-# model request rewrite, SSE splitting, /call/ paths, the JSON guard
+# model request rewrite, SSE splitting, the usage read from model answers, /call/ paths, the JSON guard
 # (nesting depth, duplicate keys) against encoding/json, the fake model's
 # request checks and answers, and the call path's HTTP/1.1 client
 # (sidecar/h1) against net/http's on a server that answers with arbitrary
@@ -108,7 +108,8 @@ bench-test: build
 FUZZTIME ?= 30s
 FUZZTIME_NET ?= 30s
 FUZZ_TARGETS := ./policies/:FuzzLoad ./sidecar/health/:FuzzParseHeartbeat ./sidecar/proxy/:FuzzCallPath \
-	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader ./internal/jsonguard/:FuzzScan \
+	./sidecar/gateway/:FuzzParseAndRewrite ./sidecar/gateway/:FuzzEventReader ./sidecar/gateway/:FuzzUsage \
+	./internal/jsonguard/:FuzzScan \
 	./internal/retryafter/:FuzzUntil ./test/fakellm/:FuzzRequests ./sidecar/h1/:FuzzAgainstNetHTTP:net \
 	./sidecar/gateway/translate/:FuzzChatToMessages ./sidecar/gateway/translate/:FuzzMessagesToChat \
 	./sidecar/gateway/translate/:FuzzMessageToChatAnswer ./sidecar/gateway/translate/:FuzzChatToMessageAnswer \

@@ -41,3 +41,41 @@ func BenchmarkRewriteSameModel(b *testing.B) {
 		}
 	}
 }
+
+// A chat answer of about 1 KiB with its usage last, as OpenAI sends it.
+var benchAnswer = []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+	strings.Repeat("The answer goes on. ", 40) + `","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":` + openAIUsageJSON + `}`)
+
+// BenchmarkUsageWhole is what reading the usage of a plain answer costs.
+func BenchmarkUsageWhole(b *testing.B) {
+	b.SetBytes(int64(len(benchAnswer)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if u, ok := wholeUsage(kindChat, benchAnswer); !ok || u.Output != 85 {
+			b.Fatal(u, ok)
+		}
+	}
+}
+
+// BenchmarkUsageStreamEvent is what the usage accounting costs per event
+// of a stream: a content chunk (with "usage":null, as include_usage makes
+// every chunk), an Anthropic content event, and the final usage chunk.
+func BenchmarkUsageStreamEvent(b *testing.B) {
+	for _, bc := range []struct {
+		name, kind string
+		ev         event
+	}{
+		{"chat-chunk", kindChat, event{data: []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":" goes on"},"logprobs":null,"finish_reason":null}],"usage":null}`)}},
+		{"chat-usage-chunk", kindChat, event{data: []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","choices":[],"usage":` + openAIUsageJSON + `}`)}},
+		{"messages-delta", kindMessage, event{name: "content_block_delta", data: []byte(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" goes on"}}`)}},
+		{"messages-usage", kindMessage, event{name: "message_delta", data: []byte(`{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":503}}`)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := streamUsage{kind: bc.kind}
+			b.ReportAllocs()
+			for b.Loop() {
+				s.see(bc.ev)
+			}
+		})
+	}
+}

@@ -32,38 +32,54 @@ type UsageTotals struct {
 // overflow the totals or make them go down.
 const maxReported = 1 << 40
 
-// tokenCount reads one count of a usage object, bounded to [0, maxReported].
-func tokenCount(u gjson.Result, path string) int64 {
-	return min(max(u.Get(path).Int(), 0), maxReported)
+// tokenCount is a count of a usage object, bounded to [0, maxReported];
+// ok is false when it is not a number (absent, null).
+func tokenCount(v gjson.Result) (n int64, ok bool) {
+	if v.Type != gjson.Number {
+		return 0, false
+	}
+	return min(max(v.Int(), 0), maxReported), true
 }
 
 // usageCounts fills the counts of u from a usage object of an answer of
 // this kind (the upstream's kind, before any translation), by the
-// provider's field names.
+// provider's field names, in one pass over the object. Counts the object
+// does not have keep their value in u: Anthropic's message_delta counts
+// are cumulative and may leave some out, so those present replace the
+// ones message_start reported.
 func usageCounts(kind string, obj gjson.Result, u *Usage) {
+	var input, cached, output, cacheWrite int64
+	var hasInput, hasCached, hasOutput, hasWrite bool
+	obj.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "prompt_tokens", "input_tokens":
+			input, hasInput = tokenCount(v)
+		case "completion_tokens", "output_tokens":
+			output, hasOutput = tokenCount(v)
+		case "prompt_tokens_details", "input_tokens_details":
+			cached, hasCached = tokenCount(v.Get("cached_tokens"))
+		case "cache_read_input_tokens":
+			cached, hasCached = tokenCount(v)
+		case "cache_creation_input_tokens":
+			cacheWrite, hasWrite = tokenCount(v)
+		}
+		return true
+	})
 	switch kind {
-	case kindChat, kindCompletion:
-		cached := tokenCount(obj, "prompt_tokens_details.cached_tokens")
-		u.Input = max(tokenCount(obj, "prompt_tokens")-cached, 0)
-		u.CachedInput = cached
-		u.Output = tokenCount(obj, "completion_tokens")
+	case kindChat, kindCompletion, kindResponse:
+		// OpenAI's input count includes the cached tokens.
+		u.Input, u.CachedInput, u.Output = max(input-cached, 0), cached, output
 	case kindEmbedding:
-		u.Input = tokenCount(obj, "prompt_tokens")
-	case kindResponse:
-		cached := tokenCount(obj, "input_tokens_details.cached_tokens")
-		u.Input = max(tokenCount(obj, "input_tokens")-cached, 0)
-		u.CachedInput = cached
-		u.Output = tokenCount(obj, "output_tokens")
+		u.Input = input
 	case kindMessage:
-		// message_delta's counts are cumulative and may leave some out:
-		// those present replace the ones message_start reported.
 		for _, f := range [...]struct {
-			path string
-			to   *int64
-		}{{"input_tokens", &u.Input}, {"cache_read_input_tokens", &u.CachedInput},
-			{"cache_creation_input_tokens", &u.CacheWrite}, {"output_tokens", &u.Output}} {
-			if v := obj.Get(f.path); v.Type == gjson.Number {
-				*f.to = tokenCount(obj, f.path)
+			has   bool
+			n     int64
+			field *int64
+		}{{hasInput, input, &u.Input}, {hasCached, cached, &u.CachedInput}, {hasWrite, cacheWrite, &u.CacheWrite},
+			{hasOutput, output, &u.Output}} {
+			if f.has {
+				*f.field = f.n
 			}
 		}
 	}

@@ -112,8 +112,8 @@ func TestUsageOfEveryEndpointPlainAndStreamed(t *testing.T) {
 			answerJSON(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":"m","usage":{"prompt_tokens":12,"total_tokens":12}}`),
 			Usage{Input: 12}},
 		{"messages", "/v1/messages", policies.ProviderAnthropic, `{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`,
-			answerJSON(`{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":`+
-				strings.Replace(anthropicUsageOut, `"output_tokens":1`, `"output_tokens":503`, 1)+`}`),
+			answerJSON(`{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":` +
+				strings.Replace(anthropicUsageOut, `"output_tokens":1`, `"output_tokens":503`, 1) + `}`),
 			anthropicUsage},
 		{"messages stream", "/v1/messages", policies.ProviderAnthropic, `{"model":"m","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"hi"}]}`,
 			sse([]string{

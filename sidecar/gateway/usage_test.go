@@ -258,3 +258,24 @@ func TestUsageOfATranslatedAnswerIsTheUpstreams(t *testing.T) {
 		})
 	}
 }
+
+// An answer the gateway finds unusable (degrade_on "empty") was billed all
+// the same: it counts against the model that gave it, and the fallback's
+// answer against the fallback.
+func TestUsageOfAnUnusableAnswerStillCounts(t *testing.T) {
+	answer := func(content string) func(w http.ResponseWriter, r *http.Request) {
+		return answerJSON(`{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"` + content +
+			`"},"finish_reason":"stop"}],"usage":{"prompt_tokens":50,"completion_tokens":` + map[string]string{"": "0", "ok": "7"}[content] + `}}`)
+	}
+	primary, lite := newScriptedModel(t, answer("")), newScriptedModel(t, answer("ok"))
+	base, _, log := gwUsage(t, degradingChainConfig(primary, lite))
+	resp, body := post(t, base+"/v1/chat/completions", chatBody)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(HeaderModel) != "gpt-4o-mini" {
+		t.Fatalf("%s %v %s", resp.Status, resp.Header, body)
+	}
+	want := []Usage{{Model: "gpt-4o", ServedBy: "gpt-4o", Input: 50}, {Model: "gpt-4o", ServedBy: "gpt-4o-mini", Input: 50, Output: 7}}
+	got := log.all(2)
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("OnUsage got %+v, want %+v", got, want)
+	}
+}

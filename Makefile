@@ -98,11 +98,13 @@ bench-test: build
 	CONSUL_BIN="$$(scripts/consul.sh)" BENCH_TEST=1 $(GO) test -C tools -count=1 ./bench/
 
 # Each fuzz target in turn: the configuration loader, heartbeat bodies, the
-# model request rewrite, SSE splitting, the usage read from model answers, /call/ paths, the JSON guard
-# (nesting depth, duplicate keys) against encoding/json, the fake model's
-# request checks and answers, and the call path's HTTP/1.1 client
-# (sidecar/h1) against net/http's on a server that answers with arbitrary
-# bytes. `make test` runs their seed corpora; this explores
+# model request rewrite, SSE splitting, the usage read from model answers,
+# /call/ paths, the JSON guard (nesting depth, duplicate keys) against
+# encoding/json, the fake model's request checks and answers, the
+# translations between OpenAI's and Anthropic's formats (requests, answers,
+# errors, both stream converters, the Responses API), and the call path's
+# HTTP/1.1 client (sidecar/h1) against net/http's on a server that answers
+# with arbitrary bytes. `make test` runs their seed corpora; this explores
 # beyond them. The h1 target talks to a real server per input (a few runs a
 # second), so it runs for FUZZTIME_NET instead.
 FUZZTIME ?= 30s

@@ -63,6 +63,9 @@ type Options struct {
 	// last failure). Default time.Now. Durations (timeouts, latency) are
 	// measured on the monotonic clock.
 	Now func() time.Time
+	// OnUsage is called (no locks held) once per answer whose usage was
+	// reported, when the answer has ended.
+	OnUsage func(Usage)
 }
 
 // Gateway serves /llm/. It is safe for concurrent use.

@@ -156,6 +156,14 @@ func (c *Config) Summary() map[string]any {
 			model["rpm"] = m.RPM
 			model["queue_timeout"] = m.QueueTimeout.String()
 		}
+		if p := m.Price; p != nil {
+			model["price"] = map[string]any{
+				"input":        p.Input,
+				"output":       p.Output,
+				"cached_input": p.CachedInput,
+				"cache_write":  p.CacheWrite,
+			}
+		}
 		models[label] = model
 	}
 	gateway := map[string]any{"max_request_bytes": c.Gateway.MaxRequestBytes}

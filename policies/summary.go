@@ -16,7 +16,8 @@ const redacted = redact.Mark
 // probe URLs (shown as scheme://host/<redacted>). The Consul TLS files are shown
 // by path (the key file's too), never by contents. Durations are strings
 // such as "5m0s"; failure statuses are written as in the file, e.g. [429,
-// "5xx"]; ingress is null when not configured.
+// "5xx"]; ingress is null when not configured; a model's price is shown
+// only when it has one.
 func (c *Config) Summary() map[string]any {
 	agent := map[string]any{
 		"name":    c.Agent.Name,

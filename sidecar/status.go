@@ -19,25 +19,23 @@ import (
 
 // Status is the body of GET /v1/status.
 type Status struct {
-	Sidecar       SidecarInfo                 `json:"sidecar"`
-	Agent         AgentInfo                   `json:"agent"`
-	Health        health.HealthSnapshot       `json:"health"`
-	AgentProbes   AgentProbes                 `json:"agent_probes"`
-	Registration  discovery.RegistrationState `json:"registration"`
-	Process       *supervise.State            `json:"process,omitempty"`
-	Notifications notify.Stats                `json:"notifications"`
-	Breakers      []breaker.Snapshot          `json:"breakers"`
-	Models        []gateway.ModelStatus       `json:"models"`
-	Degraded      []gateway.Degradation       `json:"degraded,omitempty"`
-	Availability  []AvailabilityWindow        `json:"availability"`
-	// Usage is today's (UTC) tokens and cost by model; absent until an
-	// answer reported its usage today.
-	Usage      *UsageToday                      `json:"usage,omitempty"`
-	Events     []StreamedEvent                  `json:"events"` // the latest 20, oldest first
-	Discovery  map[string]discovery.InstanceSet `json:"discovery,omitempty"`
-	Ingress    string                           `json:"ingress,omitempty"`
-	LastReload *ReloadInfo                      `json:"last_reload,omitempty"`
-	Config     map[string]any                   `json:"config"`
+	Sidecar       SidecarInfo                      `json:"sidecar"`
+	Agent         AgentInfo                        `json:"agent"`
+	Health        health.HealthSnapshot            `json:"health"`
+	AgentProbes   AgentProbes                      `json:"agent_probes"`
+	Registration  discovery.RegistrationState      `json:"registration"`
+	Process       *supervise.State                 `json:"process,omitempty"`
+	Notifications notify.Stats                     `json:"notifications"`
+	Breakers      []breaker.Snapshot               `json:"breakers"`
+	Models        []gateway.ModelStatus            `json:"models"`
+	Degraded      []gateway.Degradation            `json:"degraded,omitempty"`
+	Availability  []AvailabilityWindow             `json:"availability"`
+	Events        []StreamedEvent                  `json:"events"` // the latest 20, oldest first
+	Discovery     map[string]discovery.InstanceSet `json:"discovery,omitempty"`
+	Ingress       string                           `json:"ingress,omitempty"`
+	LastReload    *ReloadInfo                      `json:"last_reload,omitempty"`
+	Usage         *UsageToday                      `json:"usage,omitempty"` // today's (UTC); absent until an answer reported usage
+	Config        map[string]any                   `json:"config"`
 }
 
 // SidecarInfo describes the sidecar process.

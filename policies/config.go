@@ -345,6 +345,18 @@ type Model struct {
 	MaxConcurrent int
 	RPM           int
 	QueueTimeout  time.Duration
+	// Price turns the model's token usage into money; nil when the model
+	// has no price block (its usage is counted, its cost is not).
+	Price *Price
+}
+
+// Price is what a model's tokens cost, in US dollars per million tokens.
+// CachedInput and CacheWrite default to Input.
+type Price struct {
+	Input       float64 // input tokens not read from a cache
+	Output      float64 // output tokens (reasoning included)
+	CachedInput float64 // input tokens read from the provider's cache
+	CacheWrite  float64 // input tokens written to the provider's cache
 }
 
 // DefaultQueueTimeout is a model's queue_timeout when max_concurrent or

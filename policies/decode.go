@@ -3,6 +3,7 @@ package policies
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"sort"
 	"strings"
@@ -258,7 +259,7 @@ func convertValue(val cty.Value, f *field) (any, string) {
 		want = cty.String
 	case kindBool:
 		want = cty.Bool
-	case kindInt:
+	case kindInt, kindNumber:
 		want = cty.Number
 	case kindStringList:
 		if !t.IsListType() && !t.IsTupleType() && !t.IsSetType() {
@@ -296,6 +297,10 @@ func convertValue(val cty.Value, f *field) (any, string) {
 			return nil, fmt.Sprintf("must be a whole number, got %s", describe(val, f.secret))
 		}
 		if i, acc := bf.Int64(); acc != big.Exact || int64(int(i)) != i {
+			return nil, fmt.Sprintf("number is out of range, got %s", describe(val, f.secret))
+		}
+	case kindNumber:
+		if fl, _ := conv.AsBigFloat().Float64(); math.IsInf(fl, 0) {
 			return nil, fmt.Sprintf("number is out of range, got %s", describe(val, f.secret))
 		}
 	case kindStringList:

@@ -245,6 +245,10 @@ func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string
 		setDefault(&m.FirstByteTimeout, defaultFirstByteTimeout)
 		setDefault(&m.StreamIdleTimeout, defaultStreamIdleTimeout)
 		setDefault(&m.MaxTokens, 0)
+		if p := m.Price; p != nil && p.Input != nil {
+			setDefault(&p.CachedInput, *p.Input)
+			setDefault(&p.CacheWrite, *p.Input)
+		}
 	}
 
 	setDefault(&fc.Log, logFile{})
@@ -399,9 +403,24 @@ func resolve(fc *fileConfig) *Config {
 			MaxConcurrent:     deref(m.MaxConcurrent),
 			RPM:               deref(m.RPM),
 			QueueTimeout:      queue,
+			Price:             resolvePrice(m.Price),
 		}
 	}
 	return cfg
+}
+
+// resolvePrice returns the runtime price of a validated price block; nil
+// when there is none.
+func resolvePrice(p *priceFile) *Price {
+	if p == nil {
+		return nil
+	}
+	return &Price{
+		Input:       deref(p.Input),
+		Output:      deref(p.Output),
+		CachedInput: deref(p.CachedInput),
+		CacheWrite:  deref(p.CacheWrite),
+	}
 }
 
 // deref returns *p, or the zero value when p is nil.

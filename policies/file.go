@@ -5,6 +5,7 @@ package policies
 // what may be written there (see schema.go):
 //
 //	*string, *int, *bool   an attribute holding one value; nil means unset
+//	*float64               an attribute holding a number that may have a fraction
 //	[]string               an attribute holding a list of strings
 //	[]any                  an attribute holding a list of whole numbers and
 //	                       strings (each element an int or a string)
@@ -180,6 +181,15 @@ type modelFile struct {
 	MaxConcurrent     *int              `mapstructure:"max_concurrent"`
 	RPM               *int              `mapstructure:"rpm"`
 	QueueTimeout      *string           `mapstructure:"queue_timeout"`
+	Price             *priceFile        `mapstructure:"price"`
+}
+
+// priceFile is a model's price, in US dollars per million tokens.
+type priceFile struct {
+	Input       *float64 `mapstructure:"input"`
+	Output      *float64 `mapstructure:"output"`
+	CachedInput *float64 `mapstructure:"cached_input"`
+	CacheWrite  *float64 `mapstructure:"cache_write"`
 }
 
 type gatewayFile struct {

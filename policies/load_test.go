@@ -390,8 +390,9 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		{"upstream", "balance breaker fallback filter ingress_token max_concurrent retries service tags timeout url"},
 		{"ingress", "address body_read_timeout breaker fallback max_concurrent max_connections timeout token"},
 		{"model", "api_key base_url breaker context_fallback degrade_on drop_fields embedding_space fallback " +
-			"first_byte_timeout headers max_concurrent max_tokens max_tokens_field name provider queue_timeout rpm " +
+			"first_byte_timeout headers max_concurrent max_tokens max_tokens_field name price provider queue_timeout rpm " +
 			"stream_idle_timeout timeout"},
+		{"model.price", "cache_write cached_input input output"},
 		{"gateway", "max_request_bytes"},
 	}
 	for _, tt := range tests {

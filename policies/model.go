@@ -3,6 +3,7 @@ package policies
 import (
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -114,6 +115,9 @@ func (v *validator) model(label string, m *modelFile, fc *fileConfig) {
 			v.errorf(key+".drop_fields", "%q cannot be dropped: %s", f, keptFields[f])
 		}
 	}
+	if m.Price != nil {
+		v.price(key+".price", m.Price)
+	}
 	degrade := []string{DegradeEmpty, DegradeInvalidJSON}
 	for i, d := range m.DegradeOn {
 		switch {
@@ -121,6 +125,26 @@ func (v *validator) model(label string, m *modelFile, fc *fileConfig) {
 			v.errorf(key+".degrade_on", `element %d must be "empty" or "invalid_json", got %q%s`, i+1, d, didYouMean(d, degrade))
 		case slices.Contains(m.DegradeOn[:i], d):
 			v.errorf(key+".degrade_on", "%q is listed twice: remove one", d)
+		}
+	}
+}
+
+// price checks a model's price block: input and output are required, and
+// every price is 0 or more.
+func (v *validator) price(key string, p *priceFile) {
+	if p.Input == nil {
+		v.required(key+".input", "US dollars per million input tokens, e.g. input = 2.50")
+	}
+	if p.Output == nil {
+		v.required(key+".output", "US dollars per million output tokens, e.g. output = 10.00 (0 for an embeddings model)")
+	}
+	for _, f := range []struct {
+		name string
+		val  *float64
+	}{{"input", p.Input}, {"output", p.Output}, {"cached_input", p.CachedInput}, {"cache_write", p.CacheWrite}} {
+		if f.val != nil && *f.val < 0 && v.pos.written(key+"."+f.name) {
+			v.errorf(key+"."+f.name, "must be 0 or more (US dollars per million tokens), got %s",
+				strconv.FormatFloat(*f.val, 'g', -1, 64))
 		}
 	}
 }

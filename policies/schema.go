@@ -13,6 +13,7 @@ type fieldKind int
 const (
 	kindString             fieldKind = iota // attribute: a string
 	kindInt                                 // attribute: a whole number
+	kindNumber                              // attribute: a number, fractions allowed
 	kindBool                                // attribute: true or false
 	kindStringList                          // attribute: a list of strings
 	kindNumberOrStringList                  // attribute: a list of whole numbers and strings
@@ -31,6 +32,8 @@ func (k fieldKind) expected() string {
 	case kindString:
 		return "a string"
 	case kindInt:
+		return "a number"
+	case kindNumber:
 		return "a number"
 	case kindBool:
 		return "true or false"
@@ -79,6 +82,8 @@ func schemaOf(t reflect.Type) *schema {
 			f.kind = kindString
 		case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Int:
 			f.kind = kindInt
+		case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Float64:
+			f.kind = kindNumber
 		case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Bool:
 			f.kind = kindBool
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.String:

@@ -16,7 +16,8 @@ const redacted = redact.Mark
 // probe URLs (shown as scheme://host/<redacted>). The Consul TLS files are shown
 // by path (the key file's too), never by contents. Durations are strings
 // such as "5m0s"; failure statuses are written as in the file, e.g. [429,
-// "5xx"]; ingress is null when not configured.
+// "5xx"]; ingress is null when not configured; a model's price is shown
+// only when it has one.
 func (c *Config) Summary() map[string]any {
 	agent := map[string]any{
 		"name":    c.Agent.Name,
@@ -155,6 +156,14 @@ func (c *Config) Summary() map[string]any {
 			model["max_concurrent"] = m.MaxConcurrent
 			model["rpm"] = m.RPM
 			model["queue_timeout"] = m.QueueTimeout.String()
+		}
+		if p := m.Price; p != nil {
+			model["price"] = map[string]any{
+				"input":        p.Input,
+				"output":       p.Output,
+				"cached_input": p.CachedInput,
+				"cache_write":  p.CacheWrite,
+			}
 		}
 		models[label] = model
 	}

@@ -32,6 +32,7 @@ func (s *Sidecar) fleetReport() report.Report {
 			r.Answered1h = w.Ratio
 		}
 	}
+	r.SpendToday = s.usage.spend()
 	return r
 }
 

@@ -33,6 +33,8 @@ type metrics struct {
 	requests    *prometheus.CounterVec
 	seconds     *prometheus.HistogramVec
 	degraded    *prometheus.CounterVec
+	tokens      *prometheus.CounterVec // model, served_by, type
+	costUSD     *prometheus.CounterVec // model, served_by
 	avail       availability
 	now         func() time.Time
 
@@ -79,7 +81,13 @@ func newMetrics(src metricSources) *metrics {
 	m.degraded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sidecar_model_degraded_answers_total",
 		Help: "Model answers given by a fallback model, by the model asked for and the one that answered."},
 		[]string{"model", "served_by"})
-	m.reg.MustRegister(m.isolations, m.recoveries, m.transitions, m.requests, m.seconds, m.degraded,
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sidecar_model_tokens_total",
+		Help: "Tokens the models reported using, by the model asked for, the one that answered and type " +
+			"(input, output, cached_input, cache_write)."}, []string{"model", "served_by", "type"})
+	m.costUSD = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sidecar_model_cost_usd_total",
+		Help: "What the models' answers cost in US dollars, at the price of the model that answered, by the model " +
+			"asked for and the one that answered; models without a price are left out."}, []string{"model", "served_by"})
+	m.reg.MustRegister(m.isolations, m.recoveries, m.transitions, m.requests, m.seconds, m.degraded, m.tokens, m.costUSD,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{src: src, avail: &m.avail})
 	for _, r := range []string{health.ReasonMissedHeartbeats, health.ReasonStalled} {

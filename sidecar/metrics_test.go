@@ -170,7 +170,10 @@ func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
 	s, _, e := startSidecar(t, cfg, Options{Discovery: &sidecartest.Discovery{}})
 	s.Beat(health.Heartbeat{})
 	e.GET("/call/up/x").Expect().Status(http.StatusOK)
-	s.metrics.degraded.WithLabelValues("m", "n") // a series that exists once a model degrades
+	// Series that exist once a model degrades, and once one reports usage
+	s.metrics.degraded.WithLabelValues("m", "n")
+	s.metrics.tokens.WithLabelValues("m", "m", tokensInput)
+	s.metrics.costUSD.WithLabelValues("m", "m")
 	text := scrape(e)
 	name := regexp.MustCompile(`sidecar_[a-z0-9_]+`)
 	for _, p := range dash.Panels {

@@ -108,6 +108,7 @@ type Sidecar struct {
 	reporter  *report.Writer     // the fleet report in Consul KV; nil without one
 	gateway   *gateway.Gateway
 	metrics   *metrics
+	usage     *usageAccountant // tokens and cost of the models' answers
 	// transports are the clients of calls, notifications and models; their
 	// idle connections are closed on shutdown.
 	transports []interface{ CloseIdleConnections() }
@@ -183,8 +184,9 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		Transport: callRT, Now: s.now, Observe: s.metrics.observe,
 		AgentIsolated:   func() (string, bool) { h := s.tracker.Snapshot(); return h.Reason, h.IsolatedNow() },
 		BreakersDropped: s.metrics.forgetBreakers, InstancesDeparted: s.forgetDeparted})
+	s.usage = newUsageAccountant(s.now, s.Config, s.metrics.tokens, s.metrics.costUSD)
 	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: modelRT, Now: s.now,
-		OnDegradedChange: s.onDegradedChange, Observe: s.observeModel})
+		OnDegradedChange: s.onDegradedChange, Observe: s.observeModel, OnUsage: s.usage.record})
 
 	ln, err := net.Listen("tcp", cfg.Listen.Address)
 	if err != nil {

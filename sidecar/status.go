@@ -34,6 +34,7 @@ type Status struct {
 	Discovery     map[string]discovery.InstanceSet `json:"discovery,omitempty"`
 	Ingress       string                           `json:"ingress,omitempty"`
 	LastReload    *ReloadInfo                      `json:"last_reload,omitempty"`
+	Usage         *UsageToday                      `json:"usage,omitempty"` // today's (UTC); absent until an answer reported usage
 	Config        map[string]any                   `json:"config"`
 }
 
@@ -76,6 +77,7 @@ func (s *Sidecar) Status() Status {
 		Models:        s.gateway.Models(),
 		Degraded:      s.gateway.Degraded(),
 		Availability:  s.metrics.avail.Windows(s.now()),
+		Usage:         s.usage.today(),
 		Events:        s.RecentEvents(20),
 		Ingress:       s.IngressAddr(),
 		LastReload:    last,

@@ -38,6 +38,11 @@ type FleetInstance struct {
 	Answered1h    string     `json:"answered_1h"`  // e.g. "99.5%"; "" without traffic
 	SidecarAddr   string     `json:"sidecar_addr"` // the control API, from service meta
 	Version       string     `json:"version"`      // the sidecar's version, from service meta
+	// SpendTodayUSD is what the agent's model answers cost on the current
+	// UTC day, in US dollars at the models' prices, and TokensToday their
+	// tokens; absent when the sidecar reported no usage today.
+	SpendTodayUSD *float64 `json:"spend_today_usd,omitempty"`
+	TokensToday   int64    `json:"tokens_today,omitempty"`
 	// Reported is when the sidecar last wrote its report to Consul KV
 	// (consul.fleet_prefix); nil without one, and then the fields above
 	// that come from it are empty.
@@ -57,8 +62,9 @@ func runFleet(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), `Usage: sidecar fleet [-consul ADDR] [-service NAME] [-critical] [-json] [-watch] [-prefix KV-PREFIX]
 
 Prints one line per agent instance across the fleet (every service tagged
-ai-agent): its checks, the age of its last heartbeat, open breakers, and the
-share of calls answered in the last hour. The checks' statuses come from
+ai-agent): its checks, the age of its last heartbeat, open breakers, the
+share of calls answered in the last hour, and what its model calls cost
+today (UTC). The checks' statuses come from
 Consul's health state; the rest from the report each sidecar keeps in
 Consul KV (consul.fleet_prefix), which it rewrites when its state changes.
 
@@ -116,7 +122,7 @@ Flags:
 		var list []FleetInstance
 		unhealthy := false
 		for _, e := range entries {
-			in := fleetInstance(e, reports[e.ID])
+			in := fleetInstance(e, reports[e.ID], time.Now())
 			bad := !in.healthy()
 			if (*service != "" && in.Service != *service) || (*critical && !bad) {
 				continue
@@ -171,8 +177,9 @@ func (in FleetInstance) healthy() bool {
 
 // fleetInstance is one instance as Consul sees it (its checks' statuses,
 // which reach the catalog at once) and as its sidecar last reported it in
-// KV (rep; nil when the sidecar writes none).
-func fleetInstance(e discovery.ServiceEntry, rep *report.Report) FleetInstance {
+// KV (rep; nil when the sidecar writes none). A spend reported for another
+// day than now's (UTC) is left out.
+func fleetInstance(e discovery.ServiceEntry, rep *report.Report, now time.Time) FleetInstance {
 	in := FleetInstance{Service: e.Name, ID: e.ID, Node: e.Node, Address: e.Address, Port: e.Port,
 		SidecarAddr: e.Meta["sidecar_control"], Version: e.Meta["sidecar_version"]}
 	for _, ch := range e.Checks {
@@ -193,6 +200,10 @@ func fleetInstance(e discovery.ServiceEntry, rep *report.Report) FleetInstance {
 	in.Degraded = len(rep.Degraded) > 0
 	if rep.Answered1h != nil {
 		in.Answered1h = report.Percent(*rep.Answered1h)
+	}
+	if sp := rep.SpendToday; sp != nil && sp.Day == now.UTC().Format("2006-01-02") {
+		cost := sp.CostUSD
+		in.SpendTodayUSD, in.TokensToday = &cost, sp.Tokens
 	}
 	return in
 }
@@ -248,7 +259,7 @@ func printFleet(w io.Writer, list []FleetInstance, now time.Time, p palette) {
 		return cell{s, p.bad}
 	}
 	rows := [][]cell{{{"SERVICE", plain}, {"ID", plain}, {"NODE", plain}, {"HEARTBEAT", plain}, {"SIDECAR", plain},
-		{"LAST BEAT", plain}, {"OPEN BREAKERS", plain}, {"ANSWERED 1H", plain}}}
+		{"LAST BEAT", plain}, {"OPEN BREAKERS", plain}, {"ANSWERED 1H", plain}, {"SPEND TODAY", plain}}}
 	for _, in := range list {
 		beat := "-"
 		if in.LastHeartbeat != nil {
@@ -270,7 +281,12 @@ func printFleet(w io.Writer, list []FleetInstance, now time.Time, p palette) {
 		if in.OpenBreakers > 0 {
 			open.color = p.bad
 		}
-		rows = append(rows, []cell{{in.Service, plain}, {in.ID, plain}, {in.Node, plain}, hb, sc, {beat, plain}, open, {answered, plain}})
+		spend := cell{"-", p.dim}
+		if in.SpendTodayUSD != nil {
+			spend = cell{fmt.Sprintf("%s (%s tokens)", usd(*in.SpendTodayUSD), tokenCount(in.TokensToday)), plain}
+		}
+		rows = append(rows, []cell{{in.Service, plain}, {in.ID, plain}, {in.Node, plain}, hb, sc, {beat, plain}, open,
+			{answered, plain}, spend})
 	}
 	widths := make([]int, len(rows[0]))
 	for _, r := range rows {

@@ -39,6 +39,17 @@ type Report struct {
 	// Answered1h is the share of calls and tasks answered (first choice or
 	// fallback) over the last hour; nil without traffic.
 	Answered1h *float64 `json:"answered_1h,omitempty"`
+	// SpendToday is what the agent's model calls cost on the current UTC
+	// day; nil when none reported usage that day (and in reports of
+	// sidecars that do not count usage).
+	SpendToday *Spend `json:"spend_today,omitempty"`
+}
+
+// Spend is an agent's model usage over one UTC day.
+type Spend struct {
+	Day     string  `json:"day"`      // e.g. "2026-12-02"
+	CostUSD float64 `json:"cost_usd"` // US dollars, at the prices of the models' price blocks
+	Tokens  int64   `json:"tokens"`   // input, output, cached input and cache-write tokens together
 }
 
 // Key is where the report of the instance id lives under prefix.
@@ -77,7 +88,8 @@ func Same(a, b Report) bool {
 	a.Updated, b.Updated = time.Time{}, time.Time{}
 	return a.Agent == b.Agent && a.ID == b.ID && timesEqual(a.LastHeartbeat, b.LastHeartbeat) &&
 		a.Isolated == b.Isolated && slices.Equal(a.OpenBreakers, b.OpenBreakers) &&
-		slices.Equal(a.Degraded, b.Degraded) && ratiosEqual(a.Answered1h, b.Answered1h)
+		slices.Equal(a.Degraded, b.Degraded) && ratiosEqual(a.Answered1h, b.Answered1h) &&
+		spendsEqual(a.SpendToday, b.SpendToday)
 }
 
 // Urgent says whether b changes something an operator acts on (isolation,
@@ -94,6 +106,15 @@ func timesEqual(a, b *time.Time) bool {
 		return a == b
 	}
 	return a.Equal(*b)
+}
+
+// spendsEqual compares spends to the tenth of a cent, so a report is not
+// rewritten for a change nobody would see.
+func spendsEqual(a, b *Spend) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Day == b.Day && a.Tokens == b.Tokens && math.Round(a.CostUSD*1000) == math.Round(b.CostUSD*1000)
 }
 
 func ratiosEqual(a, b *float64) bool {

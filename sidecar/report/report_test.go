@@ -12,7 +12,8 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	for _, r := range []Report{
 		{Agent: "writer", ID: "writer-1", Updated: beat.Add(time.Second)},
 		{Agent: "writer", ID: "writer-2", Updated: beat, LastHeartbeat: &beat, Isolated: true,
-			OpenBreakers: []string{"model:gpt-4o", "upstream:researcher"}, Degraded: []string{"gpt-4o"}, Answered1h: &ratio},
+			OpenBreakers: []string{"model:gpt-4o", "upstream:researcher"}, Degraded: []string{"gpt-4o"}, Answered1h: &ratio,
+			SpendToday: &Spend{Day: "2026-12-02", CostUSD: 12.345, Tokens: 4_200_000}},
 	} {
 		got, err := Decode(Encode(r))
 		if err != nil {
@@ -21,6 +22,31 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		if !Same(got, r) || !got.Updated.Equal(r.Updated) {
 			t.Errorf("round trip changed the report:\n got %+v\nwant %+v", got, r)
 		}
+		if (got.SpendToday == nil) != (r.SpendToday == nil) || (got.SpendToday != nil && *got.SpendToday != *r.SpendToday) {
+			t.Errorf("spend %+v, want %+v", got.SpendToday, r.SpendToday)
+		}
+	}
+}
+
+func TestEncodedSpend(t *testing.T) {
+	r := Report{Agent: "writer", ID: "w", SpendToday: &Spend{Day: "2026-12-02", CostUSD: 1.5, Tokens: 300}}
+	if got, want := string(Encode(r)), `"spend_today":{"day":"2026-12-02","cost_usd":1.5,"tokens":300}`; !strings.Contains(got, want) {
+		t.Errorf("encoded %s, want it to hold %s", got, want)
+	}
+	if got := string(Encode(Report{Agent: "writer", ID: "w"})); strings.Contains(got, "spend") {
+		t.Errorf("a report without spend encodes %s, want no spend key", got)
+	}
+}
+
+func TestDecodeAReportOfAnOlderSidecar(t *testing.T) {
+	// Written by a sidecar that did not count usage.
+	old := `{"agent":"writer","id":"writer-1","updated":"2026-06-01T12:00:00Z","isolated":false,"answered_1h":0.99}`
+	r, err := Decode([]byte(old))
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if r.ID != "writer-1" || r.SpendToday != nil || r.Answered1h == nil || *r.Answered1h != 0.99 {
+		t.Errorf("got %+v, want writer-1 without spend", r)
 	}
 }
 
@@ -55,6 +81,7 @@ func TestUrgentChanges(t *testing.T) {
 		{"isolated", func(r *Report) { r.Isolated = true }, true, false},
 		{"breaker opened", func(r *Report) { r.OpenBreakers = []string{"upstream:x"} }, true, false},
 		{"degraded", func(r *Report) { r.Degraded = []string{"gpt-4o"} }, true, false},
+		{"spend", func(r *Report) { r.SpendToday = &Spend{Day: "2026-12-02", CostUSD: 0.5, Tokens: 10} }, false, false},
 	}
 	for _, c := range cases {
 		next := base

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	clock "github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
+	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
 
 // near says whether two amounts of dollars are the same to a billionth.
@@ -247,5 +249,42 @@ func TestUsagePriceReadAtTheTimeOfTheAnswer(t *testing.T) {
 	got := s.usage.today().Models["m"]
 	if !near(got.CostUSD, 2) || got.Priced || got.Input != 2_000_000 {
 		t.Errorf("got %+v, want $2 (only the answer after the price), not all priced", got)
+	}
+}
+
+// A model call through the sidecar's /llm/ reaches the accountant: the
+// usage the model reported is in /v1/status and /metrics, priced, with a
+// streamed call counted too (the agent did not ask for usage; the sidecar
+// asked the model for it).
+func TestUsageOfRealModelCallsReachesStatusAndMetrics(t *testing.T) {
+	model := httptest.NewServer(fakellm.New(fakellm.Options{Name: "gpt-4o", Reply: "Counted answer."}))
+	t.Cleanup(model.Close)
+	cfg := testConfig()
+	cfg.Models = map[string]policies.Model{"gpt-4o": {Label: "gpt-4o", Name: "gpt-4o", Provider: policies.ProviderOpenAI,
+		BaseURL: model.URL + "/v1", Breaker: "default", Timeout: 5 * time.Second, FirstByteTimeout: 5 * time.Second,
+		StreamIdleTimeout: 5 * time.Second, Price: &policies.Price{Input: 2.5, Output: 10, CachedInput: 1.25, CacheWrite: 2.5}}}
+	_, _, e := startSidecar(t, cfg, Options{Discovery: &sidecartest.Discovery{}})
+
+	e.POST("/llm/v1/chat/completions").WithJSON(map[string]any{"model": "gpt-4o",
+		"messages": []any{map[string]any{"role": "user", "content": "Count me."}}}).
+		Expect().Status(http.StatusOK)
+	stream := e.POST("/llm/v1/chat/completions").WithJSON(map[string]any{"model": "gpt-4o", "stream": true,
+		"messages": []any{map[string]any{"role": "user", "content": "Count me too."}}}).
+		Expect().Status(http.StatusOK).Body().Raw()
+	if strings.Contains(stream, `"choices":[]`) {
+		t.Errorf("the agent did not ask for usage, yet its stream has the usage chunk:\n%s", stream)
+	}
+
+	usage := e.GET("/v1/status").Expect().Status(http.StatusOK).JSON().Object().Value("usage").Object()
+	m := usage.Value("models").Object().Value("gpt-4o").Object()
+	m.HasValue("answers", 2).HasValue("priced", true)
+	in, out := m.Value("input").Number().Raw(), m.Value("output").Number().Raw()
+	if in <= 0 || out <= 0 {
+		t.Fatalf("usage of two answers: input %v, output %v", in, out)
+	}
+	m.Value("cost_usd").Number().InDelta((in*2.5+out*10)/1e6, 1e-12)
+	text := scrape(e)
+	if got := metricValue(t, text, `sidecar_model_tokens_total{model="gpt-4o",served_by="gpt-4o",type="output"}`); got != out {
+		t.Errorf("output tokens in /metrics %v, status %v", got, out)
 	}
 }

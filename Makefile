@@ -64,8 +64,8 @@ test-race: consul sdk-deps
 
 # The Node packages at the versions pinned in each package-lock.json: the
 # Node example agent's (openai), the official SDKs and the Vercel AI SDK
-# for TestModelGatewayWithOfficialSDKs and TestCrossProviderWithOfficialSDKs,
-# and playwright-core for the Consul UI test; needs Node.js 20+.
+# for TestModelGatewayWithOfficialSDKs, TestCrossProviderWithOfficialSDKs
+# and TestUsageWithOfficialSDKs, and playwright-core for the Consul UI test; needs Node.js 20+.
 NODE_DIRS := examples/node cmd/sidecar/testdata/sdk cmd/sidecar/testdata/ui
 sdk-deps: $(addsuffix /node_modules/.package-lock.json,$(NODE_DIRS))
 %/node_modules/.package-lock.json: %/package-lock.json

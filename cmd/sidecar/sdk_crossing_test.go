@@ -3,9 +3,6 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,25 +68,11 @@ func TestCrossProviderWithOfficialSDKs(t *testing.T) {
 			models.WriteString(modelBlock(c.fallback, "openai", gptUp.URL+"/v1", "sk-openai-"+c.fallback, "gpt-4o-mini", "tolerant", ""))
 		}
 	}
-	control, _ := startModelGateway(t, "sdk-cross-e2e", consul.HTTPAddr, fmt.Sprintf(`
-breaker "default" {
-  consecutive_failures = 3
-  open_for             = %q
-  max_open_for         = "1m"
-  half_open_probes     = 1
-}
-breaker "tolerant" {
-  consecutive_failures = 1000
-}
-
-%s`, crossOpenFor.String(), models.String()))
+	control, _ := startModelGateway(t, "sdk-cross-e2e", consul.HTTPAddr, sdkBreakers(crossOpenFor)+models.String())
 
 	// When the cross-provider SDK tests run against it
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	nodeCmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "crossing.test.mjs")
-	nodeCmd.Dir = sdkDir
-	nodeCmd.Env = append(sdkEnviron(),
+	// Then every one of them passes
+	runNodeTests(t, node, sdkDir, "crossing.test.mjs", 120*time.Second,
 		"SIDECAR_URL="+control,
 		"FAKE_OPENAI_DOWN_URL="+gptDown.URL,
 		"FAKE_OPENAI_UP_URL="+gptUp.URL,
@@ -100,14 +83,4 @@ breaker "tolerant" {
 		"RETRY_AFTER_MS="+strconv.FormatInt(crossRetryAfter.Milliseconds(), 10),
 		"NO_COLOR=1",
 	)
-	out, err := nodeCmd.CombinedOutput()
-
-	// Then every one of them passes
-	if ctx.Err() != nil {
-		t.Fatalf("node --test did not finish within 120s:\n%s", out)
-	}
-	if err != nil {
-		t.Fatalf("node --test crossing.test.mjs failed (%v):\n%s", err, out)
-	}
-	t.Logf("node --test crossing.test.mjs:\n%s", out)
 }

@@ -132,7 +132,46 @@ func TestModelGatewayWithOfficialSDKs(t *testing.T) {
 		models.WriteString(modelBlock(p.prefix+"-down", p.provider, p.primaryURL, p.primaryKey, p.name, "tolerant", p.prefix+"-down-lite"))
 		models.WriteString(modelBlock(p.prefix+"-down-lite", p.provider, p.liteURL, p.liteKey, p.liteName, "tolerant", ""))
 	}
-	control, _ := startModelGateway(t, "sdk-e2e", consul.HTTPAddr, fmt.Sprintf(`
+	control, _ := startModelGateway(t, "sdk-e2e", consul.HTTPAddr, sdkBreakers(sdkOpenFor)+models.String())
+
+	// When the SDK tests run against it
+	// Then every one of them passes
+	runNodeTests(t, node, sdkDir, "sdk.test.mjs", 90*time.Second,
+		"SIDECAR_URL="+control,
+		"FAKE_OPENAI_PRIMARY_URL="+oaPrimary.URL,
+		"FAKE_OPENAI_LITE_URL="+oaLite.URL,
+		"FAKE_ANTHROPIC_PRIMARY_URL="+anPrimary.URL,
+		"FAKE_ANTHROPIC_LITE_URL="+anLite.URL,
+		"BREAKER_OPEN_FOR_MS="+strconv.FormatInt(sdkOpenFor.Milliseconds(), 10),
+		"NO_COLOR=1",
+	)
+}
+
+// runNodeTests runs `node --test file` in the SDK tests' directory with
+// env added to the environment (without the SDKs' own settings), and ends
+// the test with node's output when a test fails or limit passes.
+func runNodeTests(t *testing.T, node, dir, file string, limit time.Duration, env ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", file)
+	cmd.Dir = dir
+	cmd.Env = append(sdkEnviron(), env...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("node --test %s did not finish within %s:\n%s", file, limit, out)
+	}
+	if err != nil {
+		t.Fatalf("node --test %s failed (%v):\n%s", file, err, out)
+	}
+	t.Logf("node --test %s:\n%s", file, out)
+}
+
+// sdkBreakers is the breakers of the SDK tests: "default" opens after 3
+// failures for openFor (a probe at a time), "tolerant" never opens, so a
+// scenario that does not test breakers cannot change what the next sees.
+func sdkBreakers(openFor time.Duration) string {
+	return fmt.Sprintf(`
 breaker "default" {
   consecutive_failures = 3
   open_for             = %q
@@ -143,30 +182,5 @@ breaker "tolerant" {
   consecutive_failures = 1000
 }
 
-%s`, sdkOpenFor.String(), models.String()))
-
-	// When the SDK tests run against it
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	nodeCmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "sdk.test.mjs")
-	nodeCmd.Dir = sdkDir
-	nodeCmd.Env = append(sdkEnviron(),
-		"SIDECAR_URL="+control,
-		"FAKE_OPENAI_PRIMARY_URL="+oaPrimary.URL,
-		"FAKE_OPENAI_LITE_URL="+oaLite.URL,
-		"FAKE_ANTHROPIC_PRIMARY_URL="+anPrimary.URL,
-		"FAKE_ANTHROPIC_LITE_URL="+anLite.URL,
-		"BREAKER_OPEN_FOR_MS="+strconv.FormatInt(sdkOpenFor.Milliseconds(), 10),
-		"NO_COLOR=1",
-	)
-	out, err := nodeCmd.CombinedOutput()
-
-	// Then every one of them passes
-	if ctx.Err() != nil {
-		t.Fatalf("node --test did not finish within 90s:\n%s", out)
-	}
-	if err != nil {
-		t.Fatalf("node --test sdk.test.mjs failed (%v):\n%s", err, out)
-	}
-	t.Logf("node --test sdk.test.mjs:\n%s", out)
+`, openFor.String())
 }

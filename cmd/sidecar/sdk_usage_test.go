@@ -4,12 +4,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -170,11 +168,8 @@ breaker "tolerant" {
 	}
 
 	// When the usage SDK tests run against it
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	nodeCmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "usage.test.mjs")
-	nodeCmd.Dir = sdkDir
-	nodeCmd.Env = append(sdkEnviron(),
+	// Then every one of them passes
+	runNodeTests(t, node, sdkDir, "usage.test.mjs", 90*time.Second,
 		"SIDECAR_URL="+control,
 		"FAKE_OPENAI_URL="+gpt.URL,
 		"FAKE_OPENAI_CACHED_URL="+gptCached.URL,
@@ -183,14 +178,4 @@ breaker "tolerant" {
 		"USAGE_PRICES="+string(priceJSON),
 		"NO_COLOR=1",
 	)
-	out, err := nodeCmd.CombinedOutput()
-
-	// Then every one of them passes
-	if ctx.Err() != nil {
-		t.Fatalf("node --test did not finish within 90s:\n%s", out)
-	}
-	if err != nil {
-		t.Fatalf("node --test usage.test.mjs failed (%v):\n%s", err, out)
-	}
-	t.Logf("node --test usage.test.mjs:\n%s", out)
 }

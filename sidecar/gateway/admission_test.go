@@ -62,7 +62,9 @@ func TestAdmitRejectsWith429InTheProvidersShape(t *testing.T) {
 func TestAdmitRejectsAnthropicRequestsInItsShape(t *testing.T) {
 	primary, lite := newScriptedModel(t, status(200)), newScriptedModel(t, status(200))
 	g := New(anthropicChain(primary, lite), Options{Breakers: breaker.NewSet(),
-		Admit: func(string) Admission { return Admission{Reject: true, Reason: "budget spent", RetryAfter: time.Minute} }})
+		Admit: func(string) Admission {
+			return Admission{Reject: true, Reason: "budget spent", RetryAfter: time.Minute}
+		}})
 	srv := httptest.NewServer(g)
 	t.Cleanup(srv.Close)
 	resp, out := post(t, srv.URL+"/llm/v1/messages", `{"model":"claude-big","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`)

@@ -15,13 +15,14 @@ import (
 
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
+	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
 
 // Event types of the transitions, as published and sent to webhooks.
 const (
-	EventWarning  = "budget.warning"  // spend crossed warn_at percent of the limit
-	EventExceeded = "budget.exceeded" // spend reached the limit
-	EventBurning  = "budget.burning"  // the recent rate of spend would reach the limit before the window ends
+	EventWarning  = notify.EventBudgetWarning  // spend crossed warn_at percent of the limit
+	EventExceeded = notify.EventBudgetExceeded // spend reached the limit
+	EventBurning  = notify.EventBudgetBurning  // the recent rate of spend would reach the limit before the window ends
 )
 
 // States of a budget in status.

@@ -34,6 +34,9 @@ type Config struct {
 	Gateway Gateway `reload:"live"`
 	// TLS holds the settings of outgoing TLS (calls, models, webhooks).
 	TLS TLS `reload:"restart"`
+	// Budgets holds the spending limits by name (the label of each
+	// `budget "NAME" { ... }` block); nil without budgets.
+	Budgets map[string]Budget `reload:"live"`
 	// Log is how the sidecar logs; the -log-level and -log-json flags and
 	// $SIDECAR_LOG_LEVEL / $SIDECAR_LOG_JSON take precedence.
 	Log Log `reload:"restart"`
@@ -52,6 +55,9 @@ type Agent struct {
 	Tags    []string          `reload:"live"`          // Extra Consul tags; "ai-agent" is always added by the sidecar.
 	Meta    map[string]string `reload:"live"`          // Consul service meta.
 	Exec    *Exec             `reload:"live,presence"` // Nil unless the sidecar supervises the agent process.
+	// StateDir is the directory of the state kept across restarts (the
+	// budgets' spend); "" for the default, which StatePath resolves.
+	StateDir string `reload:"restart"`
 }
 
 // Restart policies for a supervised agent.

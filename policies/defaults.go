@@ -230,6 +230,13 @@ func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string
 		setDefault(&in.BodyReadTimeout, defaultBodyReadTimeout)
 	}
 
+	if fc.Budget == nil {
+		fc.Budget = map[string]*budgetFile{}
+	}
+	for _, b := range fc.Budget {
+		budgetDefaults(b)
+	}
+
 	if fc.Model == nil {
 		fc.Model = map[string]*modelFile{}
 	}
@@ -271,6 +278,8 @@ func resolve(fc *fileConfig) *Config {
 			Port:    deref(a.Port),
 			Tags:    a.Tags,
 			Meta:    a.Meta,
+
+			StateDir: deref(a.StateDir),
 		},
 		Listen: Listen{
 			Address:     deref(fc.Listen.Address),
@@ -344,6 +353,12 @@ func resolve(fc *fileConfig) *Config {
 	}
 	for name, b := range fc.Breaker {
 		cfg.Breakers[name] = resolveBreaker(name, b)
+	}
+	for name, b := range fc.Budget {
+		if cfg.Budgets == nil {
+			cfg.Budgets = make(map[string]Budget, len(fc.Budget))
+		}
+		cfg.Budgets[name] = resolveBudget(name, b)
 	}
 	for name, u := range fc.Upstream {
 		cfg.Upstreams[name] = Upstream{

@@ -19,7 +19,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:  "unknown key",
 			paths: []string{dir + "unknown_key.hcl"},
-			want: dir + `unknown_key.hcl:3:3: agent.prot: unknown key; valid keys: address, exec, id, meta, name, port, tags; ` +
+			want: dir + `unknown_key.hcl:3:3: agent.prot: unknown key; valid keys: address, exec, id, meta, name, port, state_dir, tags; ` +
 				`did you mean "port"?`,
 		},
 		{
@@ -124,7 +124,7 @@ func TestLoadErrors(t *testing.T) {
 			name:  "unknown block type",
 			paths: []string{dir + "unknown_block.hcl"},
 			want: dir + `unknown_block.hcl:5:1: breakr: unknown block type "breakr"; valid block types: ` +
-				`agent, breaker, consul, gateway, health, ingress, listen, log, model, notify, tls, upstream; did you mean "breaker"?`,
+				`agent, breaker, budget, consul, gateway, health, ingress, listen, log, model, notify, tls, upstream; did you mean "breaker"?`,
 		},
 		{
 			name:  "deregister_critical_after below Consul's minimum",
@@ -215,7 +215,7 @@ func TestLoadReportsEveryError(t *testing.T) {
 	}
 	want := Diagnostics{
 		{File: file, Line: 4, Column: 3, Key: "agent.prot",
-			Message: `unknown key; valid keys: address, exec, id, meta, name, port, tags; did you mean "port"?`},
+			Message: `unknown key; valid keys: address, exec, id, meta, name, port, state_dir, tags; did you mean "port"?`},
 		{File: file, Line: 8, Column: 3, Key: "health.heartbeat_interval",
 			Message: `invalid duration "5x": use a number and a unit, e.g. "30s", "5m"`},
 		{File: file, Line: 12, Column: 3, Key: "listen.address",

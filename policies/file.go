@@ -37,6 +37,8 @@ type fileConfig struct {
 	Gateway *gatewayFile          `mapstructure:"gateway"`
 	Log     *logFile              `mapstructure:"log"`
 	TLS     *tlsFile              `mapstructure:"tls"`
+
+	Budget map[string]*budgetFile `mapstructure:"budget"`
 }
 
 type tlsFile struct {
@@ -56,6 +58,9 @@ type agentFile struct {
 	Tags    []string          `mapstructure:"tags"`
 	Meta    map[string]string `mapstructure:"meta"`
 	Exec    *execFile         `mapstructure:"exec"`
+	// StateDir is where the sidecar keeps state across restarts (the
+	// budgets' spend).
+	StateDir *string `mapstructure:"state_dir"`
 }
 
 type execFile struct {
@@ -194,4 +199,16 @@ type priceFile struct {
 
 type gatewayFile struct {
 	MaxRequestBytes *int `mapstructure:"max_request_bytes"`
+}
+
+// budgetFile is a `budget "NAME" { ... }` block: a limit on what the agent
+// spends on models over a window.
+type budgetFile struct {
+	Window    *string  `mapstructure:"window"`
+	CostUSD   *float64 `mapstructure:"cost_usd"`
+	Tokens    *int     `mapstructure:"tokens"`
+	Action    *string  `mapstructure:"action"`
+	DegradeTo *string  `mapstructure:"degrade_to"`
+	WarnAt    *int     `mapstructure:"warn_at"`
+	Models    []string `mapstructure:"models"`
 }

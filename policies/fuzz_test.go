@@ -15,7 +15,7 @@ import (
 func FuzzLoad(f *testing.F) {
 	for _, name := range []string{"testdata/full.hcl", "testdata/minimal.hcl", "testdata/sidecar.hcl",
 		"testdata/invalid/model_values.hcl", "testdata/invalid/unknown_block.hcl",
-		"testdata/invalid/model_price.hcl", "testdata/invalid/model_price_values.hcl"} {
+		"testdata/invalid/model_price.hcl", "testdata/invalid/model_price_values.hcl", "testdata/invalid/budget.hcl"} {
 		if b, err := os.ReadFile(name); err == nil {
 			f.Add(b)
 		}

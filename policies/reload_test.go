@@ -26,7 +26,7 @@ func TestEveryConfigFieldSaysHowItReloads(t *testing.T) {
 }
 
 func TestRestartKeys(t *testing.T) {
-	want := []string{"agent.name", "agent.id", "agent.exec", "listen", "consul.address", "consul.token",
+	want := []string{"agent.name", "agent.id", "agent.exec", "agent.state_dir", "listen", "consul.address", "consul.token",
 		"consul.sync_interval", "consul.policy_prefix", "consul.fleet_prefix",
 		"consul TLS (ca_file, cert_file, key_file, tls_server_name, insecure_skip_verify)",
 		"ingress.address", "ingress.max_connections", "tls", "log"}

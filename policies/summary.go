@@ -170,7 +170,7 @@ func (c *Config) Summary() map[string]any {
 	gateway := map[string]any{"max_request_bytes": c.Gateway.MaxRequestBytes}
 	logging := map[string]any{"level": c.Log.Level, "json": c.Log.JSON}
 
-	return map[string]any{
+	out := map[string]any{
 		"agent": agent,
 		"log":   logging,
 		"listen": map[string]any{
@@ -205,6 +205,13 @@ func (c *Config) Summary() map[string]any {
 		"gateway":   gateway,
 		"sources":   nonNil(c.Sources),
 	}
+	// Budgets and the state directory they keep their spend in show only
+	// when a budget is configured.
+	if len(c.Budgets) > 0 {
+		out["budgets"] = budgetSummary(c.Budgets)
+		agent["state_dir"] = c.Agent.StateDir
+	}
+	return out
 }
 
 // redactValues keeps the keys of m and replaces every value.

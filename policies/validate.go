@@ -98,6 +98,9 @@ func validate(fc *fileConfig, pos positions) Diagnostics {
 	}
 	v.fallbackCycles("model", "context_fallback", contextFallbacks)
 	v.policyModels(fc.Model)
+	for _, name := range sortedKeys(fc.Budget) {
+		v.budget(name, fc.Budget[name], fc)
+	}
 	v.gateway(fc.Gateway)
 	if t := fc.TLS; t != nil && t.CAFile != nil {
 		if problem := checkCAFile(*t.CAFile); problem != "" {

@@ -109,6 +109,7 @@ type Sidecar struct {
 	gateway   *gateway.Gateway
 	metrics   *metrics
 	usage     *usageAccountant // tokens and cost of the models' answers
+	budgets   *budgetKeeper    // spend against the budgets, and its state file
 	// transports are the clients of calls, notifications and models; their
 	// idle connections are closed on shutdown.
 	transports []interface{ CloseIdleConnections() }
@@ -185,8 +186,9 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		AgentIsolated:   func() (string, bool) { h := s.tracker.Snapshot(); return h.Reason, h.IsolatedNow() },
 		BreakersDropped: s.metrics.forgetBreakers, InstancesDeparted: s.forgetDeparted})
 	s.usage = newUsageAccountant(s.now, s.Config, s.metrics.tokens, s.metrics.costUSD)
+	s.budgets = newBudgetKeeper(cfg, s.now(), log)
 	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: modelRT, Now: s.now,
-		OnDegradedChange: s.onDegradedChange, Observe: s.observeModel, OnUsage: s.usage.record})
+		OnDegradedChange: s.onDegradedChange, Observe: s.observeModel, OnUsage: s.recordUsage, Admit: s.admit})
 
 	ln, err := net.Listen("tcp", cfg.Listen.Address)
 	if err != nil {
@@ -361,6 +363,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	background.Go(func() { s.refreshSidecarCheck(bg) })
 	background.Go(func() { s.watchConsul(bg) })
 	background.Go(func() { s.proxy.Run(bg) })
+	background.Go(func() { s.budgets.run(bg) })
 	if s.reporter != nil {
 		reports.Go(func() { s.reporter.Run(reportCtx) })
 	}

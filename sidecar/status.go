@@ -10,6 +10,7 @@ import (
 	"github.com/agent-sidecar/sidecar/internal/redact"
 	"github.com/agent-sidecar/sidecar/internal/version"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+	"github.com/agent-sidecar/sidecar/sidecar/budget"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
@@ -34,7 +35,8 @@ type Status struct {
 	Discovery     map[string]discovery.InstanceSet `json:"discovery,omitempty"`
 	Ingress       string                           `json:"ingress,omitempty"`
 	LastReload    *ReloadInfo                      `json:"last_reload,omitempty"`
-	Usage         *UsageToday                      `json:"usage,omitempty"` // today's (UTC); absent until an answer reported usage
+	Usage         *UsageToday                      `json:"usage,omitempty"`   // today's (UTC); absent until an answer reported usage
+	Budgets       []budget.Status                  `json:"budgets,omitempty"` // absent without budget blocks
 	Config        map[string]any                   `json:"config"`
 }
 
@@ -78,6 +80,7 @@ func (s *Sidecar) Status() Status {
 		Degraded:      s.gateway.Degraded(),
 		Availability:  s.metrics.avail.Windows(s.now()),
 		Usage:         s.usage.today(),
+		Budgets:       s.budgetStatuses(),
 		Events:        s.RecentEvents(20),
 		Ingress:       s.IngressAddr(),
 		LastReload:    last,

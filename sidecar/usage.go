@@ -80,11 +80,12 @@ func newUsageAccountant(now func() time.Time, config func() *policies.Config, to
 	return &usageAccountant{now: now, config: config, tokens: tokens, cost: cost, models: map[string]*ModelUsage{}}
 }
 
-// record counts one answer's usage (gateway.Options.OnUsage). The price is
+// record counts one answer's usage and returns its cost in US dollars (0
+// without a price). The price is
 // that of the serving model in the configuration at the time of the call.
 // Counts below 0 (a model reporting fewer cached tokens than it cached, say)
 // are counted as 0: a counter never goes down.
-func (a *usageAccountant) record(u gateway.Usage) {
+func (a *usageAccountant) record(u gateway.Usage) float64 {
 	u.Input, u.Output, u.CachedInput, u.CacheWrite = max(u.Input, 0), max(u.Output, 0), max(u.CachedInput, 0), max(u.CacheWrite, 0)
 	var price *policies.Price
 	if m, ok := a.config().Models[u.ServedBy]; ok {
@@ -119,6 +120,7 @@ func (a *usageAccountant) record(u gateway.Usage) {
 	m.CacheWrite += u.CacheWrite
 	m.CostUSD += usd
 	m.Priced = m.Priced && priced
+	return usd
 }
 
 // rollover starts a new day's totals when the UTC day has changed. Called

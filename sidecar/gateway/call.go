@@ -34,6 +34,9 @@ type call struct {
 	w     http.ResponseWriter
 	start time.Time
 	first *policies.Model
+	// from is where the chain starts: first, or the model a spent budget
+	// sends every request to.
+	from *policies.Model
 
 	attempts int
 	tried    []*policies.Model // the models called or skipped so far
@@ -61,7 +64,7 @@ const (
 func (c *call) run() {
 	c.minOpen = -1
 	c.tried = c.triedBuf[:0]
-	chain := c.st.chain(c.first)
+	chain := c.st.chain(c.from)
 	for len(chain) > 0 {
 		m := chain[0]
 		chain = chain[1:]

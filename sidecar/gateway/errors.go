@@ -25,8 +25,13 @@ func errorType(provider string, status int) string {
 			return "request_too_large"
 		case http.StatusServiceUnavailable:
 			return "overloaded_error"
+		case http.StatusTooManyRequests:
+			return "rate_limit_error"
 		}
 		return "api_error"
+	}
+	if status == http.StatusTooManyRequests {
+		return "rate_limit_error"
 	}
 	if status >= 500 {
 		return "server_error"
@@ -45,6 +50,8 @@ func errorCode(status int) string {
 		return "models_unavailable"
 	case http.StatusMethodNotAllowed:
 		return "method_not_allowed"
+	case http.StatusTooManyRequests:
+		return "budget_exceeded" // the gateway answers 429 only for a spent budget
 	}
 	return "invalid_request"
 }

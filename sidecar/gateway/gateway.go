@@ -62,6 +62,11 @@ type Options struct {
 	// OnUsage is called (no locks held) once per answer whose usage was
 	// reported, when the answer has ended (see Usage).
 	OnUsage func(Usage)
+	// Admit, when set, is called once per request before its chain, with
+	// the label of the model asked for (a configured one), and decides
+	// whether the request goes ahead, is rejected or goes to another
+	// model's chain (spending budgets).
+	Admit func(model string) Admission
 	// Now is the clock of the times the gateway reports (degraded since,
 	// last failure). Default time.Now. Durations (timeouts, latency) are
 	// measured on the monotonic clock.
@@ -348,7 +353,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			" API: send it to "+endpointFor(first.Provider), 0)
 		return
 	}
-	c := &call{g: g, st: st, ep: ep, req: req, in: r, w: w, start: start, first: first}
+	c := &call{g: g, st: st, ep: ep, req: req, in: r, w: w, start: start, first: first, from: first}
+	if g.opts.Admit != nil {
+		a := g.opts.Admit(first.Label)
+		if a.Reject {
+			writeError(w, provider, http.StatusTooManyRequests, a.Reason, a.RetryAfter)
+			return
+		}
+		if to := st.models[a.DegradeTo]; to != nil && to != first {
+			c.from = to
+			c.reasons = append(c.reasons, "a budget is spent: every request goes to "+to.Label)
+		}
+	}
 	c.run()
 }
 

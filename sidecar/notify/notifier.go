@@ -37,6 +37,9 @@ const (
 	EventConsulRegained = "consul.regained"
 	EventConfigApplied  = "config.applied"  // a reload (a file or a fleet policy changed) took effect
 	EventConfigRejected = "config.rejected" // a reload failed; the last good configuration stays
+	EventBudgetWarning  = "budget.warning"  // a budget's spend crossed its warn_at percentage
+	EventBudgetExceeded = "budget.exceeded" // a budget is spent
+	EventBudgetBurning  = "budget.burning"  // at the recent rate, a budget will be spent before its window resets
 )
 
 // Event is the JSON body POSTed to every notify webhook.
@@ -45,7 +48,8 @@ type Event struct {
 	Agent         string    `json:"agent"`
 	AgentID       string    `json:"agent_id"`
 	Breaker       string    `json:"breaker,omitempty"` // breaker.open / breaker.closed
-	Model         string    `json:"model,omitempty"`   // model.degraded / model.restored
+	Model         string    `json:"model,omitempty"`   // model.degraded / model.restored; budget.*: the model of the answer
+	Budget        string    `json:"budget,omitempty"`  // budget.warning / budget.exceeded / budget.burning
 	Reason        string    `json:"reason,omitempty"`
 	Detail        string    `json:"detail,omitempty"`
 	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`

@@ -1,0 +1,173 @@
+package policies
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Actions of a budget once spent.
+const (
+	BudgetReject  = "reject"  // answer 429 until the window resets
+	BudgetDegrade = "degrade" // send every request to DegradeTo's chain
+)
+
+// Budget defaults, as documented on Budget.
+const (
+	defaultBudgetWindow = "24h"
+	defaultBudgetAction = BudgetReject
+	defaultBudgetWarnAt = 80
+	minBudgetWindow     = time.Minute
+	day                 = 24 * time.Hour
+)
+
+// Budget is a limit on what the agent spends on models over a window. The
+// windows are aligned: a window that divides a day evenly starts at 00:00
+// UTC and every multiple of itself after; a window of several days starts
+// at a multiple of itself since the Unix epoch.
+type Budget struct {
+	Name   string
+	Window time.Duration // Default 24h; at least 1m, dividing 24h evenly or a multiple of 24h.
+	// CostUSD is the money limit in US dollars (models without a price
+	// cost nothing); 0 for none.
+	CostUSD float64
+	// Tokens is the token limit (input, output, cached input and cache
+	// writes together); 0 for none. At least one of the two is set.
+	Tokens int64
+	Action string // BudgetReject (default) or BudgetDegrade.
+	// DegradeTo is the model label whose chain every request takes once
+	// the budget is spent; set with BudgetDegrade only.
+	DegradeTo string
+	WarnAt    int      // percent of the limit that raises budget.warning; default 80, 0 for none.
+	Models    []string // the requested model labels that count; empty for all.
+}
+
+// Counts reports whether a request for the model label counts against the
+// budget (and is limited by it).
+func (b Budget) Counts(model string) bool {
+	return len(b.Models) == 0 || slices.Contains(b.Models, model)
+}
+
+// budgetDefaults fills the unset values of a budget block.
+func budgetDefaults(b *budgetFile) {
+	setDefault(&b.Window, defaultBudgetWindow)
+	setDefault(&b.Action, defaultBudgetAction)
+	setDefault(&b.WarnAt, defaultBudgetWarnAt)
+}
+
+// StatePath is the directory of the state kept across restarts: StateDir,
+// or when unset "$XDG_STATE_HOME/agent-sidecar/<id>", else
+// "~/.local/state/agent-sidecar/<id>", else "<temp dir>/agent-sidecar-<id>"
+// when HOME is unset. It is resolved when used, so that loading a
+// configuration never depends on the environment of the machine.
+func (a Agent) StatePath() string {
+	if a.StateDir != "" {
+		return a.StateDir
+	}
+	return defaultStateDir(a.ID, os.Getenv)
+}
+
+// defaultStateDir is agent.state_dir when unset, for the agent id:
+// $XDG_STATE_HOME/agent-sidecar/<id>, else ~/.local/state/agent-sidecar/<id>,
+// else a directory under the system's temporary directory.
+func defaultStateDir(id string, getenv func(string) string) string {
+	if x := getenv("XDG_STATE_HOME"); filepath.IsAbs(x) {
+		return filepath.Join(x, "agent-sidecar", id)
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "state", "agent-sidecar", id)
+	}
+	return filepath.Join(os.TempDir(), "agent-sidecar-"+id)
+}
+
+// budget checks one budget block, with defaults applied.
+func (v *validator) budget(name string, b *budgetFile, fc *fileConfig) {
+	key := "budget." + name
+	if d, ok := v.duration(key+".window", b.Window, false); ok {
+		if d < minBudgetWindow || (day%d != 0 && d%day != 0) {
+			v.errorf(key+".window", `must be at least 1m and divide 24h evenly ("1h", "6h", "24h") or be a whole number `+
+				`of days ("168h"), so that windows start at fixed times; got %q`, *b.Window)
+		}
+	}
+	if b.CostUSD == nil && b.Tokens == nil {
+		v.required(key+".cost_usd", "a limit: cost_usd (US dollars) or tokens, or both, e.g. cost_usd = 20")
+	}
+	if b.CostUSD != nil && *b.CostUSD <= 0 {
+		v.errorf(key+".cost_usd", "must be greater than 0 (US dollars), got %s", strconv.FormatFloat(*b.CostUSD, 'g', -1, 64))
+	}
+	if b.Tokens != nil && *b.Tokens <= 0 {
+		v.errorf(key+".tokens", "must be greater than 0, got %d", *b.Tokens)
+	}
+	if b.WarnAt != nil && (*b.WarnAt < 0 || *b.WarnAt > 100) {
+		v.errorf(key+".warn_at", "must be a percentage from 0 (no warning) to 100, got %d", *b.WarnAt)
+	}
+	labels := sortedKeys(fc.Model)
+	switch action := deref(b.Action); action {
+	case BudgetReject:
+		if b.DegradeTo != nil {
+			v.errorf(key+".degrade_to", `is used only with action = "degrade": remove it, or set action = "degrade"`)
+		}
+	case BudgetDegrade:
+		switch {
+		case b.DegradeTo == nil:
+			v.required(key+".degrade_to", `the model label every request goes to once the budget is spent, e.g. degrade_to = "gpt-4o-mini"`)
+		case fc.Model[*b.DegradeTo] == nil:
+			v.errorf(key+".degrade_to", "no model block labelled %q; defined: %s%s", *b.DegradeTo,
+				listOrNone(labels), didYouMean(*b.DegradeTo, labels))
+		}
+	default:
+		v.errorf(key+".action", `must be "reject" or "degrade", got %q%s`, action,
+			didYouMean(action, []string{BudgetReject, BudgetDegrade}))
+	}
+	for i, m := range b.Models {
+		switch {
+		case fc.Model[m] == nil:
+			v.errorf(key+".models", "element %d: no model block labelled %q; defined: %s%s", i+1, m,
+				listOrNone(labels), didYouMean(m, labels))
+		case slices.Contains(b.Models[:i], m):
+			v.errorf(key+".models", "%q is listed twice: remove one", m)
+		}
+	}
+}
+
+// listOrNone joins names for a message, or says there are none.
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// resolveBudget returns the runtime budget of a validated block.
+func resolveBudget(name string, b *budgetFile) Budget {
+	return Budget{
+		Name:      name,
+		Window:    duration(b.Window),
+		CostUSD:   deref(b.CostUSD),
+		Tokens:    int64(deref(b.Tokens)),
+		Action:    deref(b.Action),
+		DegradeTo: deref(b.DegradeTo),
+		WarnAt:    deref(b.WarnAt),
+		Models:    b.Models,
+	}
+}
+
+// budgetSummary is the budgets as status shows them.
+func budgetSummary(budgets map[string]Budget) map[string]any {
+	out := make(map[string]any, len(budgets))
+	for name, b := range budgets {
+		out[name] = map[string]any{
+			"window":     b.Window.String(),
+			"cost_usd":   b.CostUSD,
+			"tokens":     b.Tokens,
+			"action":     b.Action,
+			"degrade_to": b.DegradeTo,
+			"warn_at":    b.WarnAt,
+			"models":     nonNil(b.Models),
+		}
+	}
+	return out
+}

@@ -1,0 +1,120 @@
+package policies
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestBudget(t *testing.T) {
+	cfg := loadText(t, `agent {
+  name      = "writer"
+  state_dir = "/var/lib/agent-sidecar/writer"
+}
+model "gpt-4o" { provider = "openai" }
+model "gpt-4o-mini" { provider = "openai" }
+budget "daily" {
+  cost_usd = 20
+}
+budget "hourly-tokens" {
+  window     = "1h"
+  tokens     = 5000000
+  action     = "degrade"
+  degrade_to = "gpt-4o-mini"
+  warn_at    = 0
+  models     = ["gpt-4o"]
+}
+budget "weekly" {
+  window   = "168h"
+  cost_usd = 100
+  tokens   = 90000000
+  warn_at  = 90
+}
+`)
+	want := map[string]Budget{
+		"daily": {Name: "daily", Window: 24 * time.Hour, CostUSD: 20, Action: BudgetReject, WarnAt: 80},
+		"hourly-tokens": {Name: "hourly-tokens", Window: time.Hour, Tokens: 5000000, Action: BudgetDegrade,
+			DegradeTo: "gpt-4o-mini", WarnAt: 0, Models: []string{"gpt-4o"}},
+		"weekly": {Name: "weekly", Window: 168 * time.Hour, CostUSD: 100, Tokens: 90000000, Action: BudgetReject, WarnAt: 90},
+	}
+	if !reflect.DeepEqual(cfg.Budgets, want) {
+		t.Errorf("budgets\ngot  %+v\nwant %+v", cfg.Budgets, want)
+	}
+	if got := cfg.Agent.StatePath(); got != "/var/lib/agent-sidecar/writer" {
+		t.Errorf("state path = %q, want the state_dir written", got)
+	}
+	summary := cfg.Summary()
+	got := summary["budgets"].(map[string]any)["hourly-tokens"]
+	wantSummary := map[string]any{"window": "1h0m0s", "cost_usd": 0.0, "tokens": int64(5000000), "action": "degrade",
+		"degrade_to": "gpt-4o-mini", "warn_at": 0, "models": []string{"gpt-4o"}}
+	if !reflect.DeepEqual(got, wantSummary) {
+		t.Errorf("summary = %v, want %v", got, wantSummary)
+	}
+	if d := summary["agent"].(map[string]any)["state_dir"]; d != "/var/lib/agent-sidecar/writer" {
+		t.Errorf("summary state_dir = %v, want the state_dir written", d)
+	}
+}
+
+func TestNoBudgetLeavesSummaryAlone(t *testing.T) {
+	cfg := loadText(t, `agent { name = "writer" }`)
+	if cfg.Budgets != nil {
+		t.Errorf("budgets = %v, want nil", cfg.Budgets)
+	}
+	s := cfg.Summary()
+	if _, ok := s["budgets"]; ok {
+		t.Error("summary has budgets without a budget block")
+	}
+	if _, ok := s["agent"].(map[string]any)["state_dir"]; ok {
+		t.Error("summary has agent.state_dir without a budget block")
+	}
+}
+
+func TestStatePathDefault(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"XDG_STATE_HOME", map[string]string{"XDG_STATE_HOME": "/xdg", "HOME": "/home/a"}, "/xdg/agent-sidecar/w-1"},
+		{"relative XDG_STATE_HOME is ignored", map[string]string{"XDG_STATE_HOME": "xdg", "HOME": "/home/a"},
+			"/home/a/.local/state/agent-sidecar/w-1"},
+		{"HOME", map[string]string{"HOME": "/home/a"}, "/home/a/.local/state/agent-sidecar/w-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := defaultStateDir("w-1", func(k string) string { return tt.env[k] }); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if got := defaultStateDir("w-1", func(string) string { return "" }); got == "" {
+		t.Error("no HOME: got an empty directory, want one under the temporary directory")
+	}
+}
+
+func TestBudgetErrors(t *testing.T) {
+	const path = "testdata/invalid/budget.hcl"
+	want := Diagnostics{
+		{Line: 5, Column: 3, Key: "budget.odd-window.window", Message: `must be at least 1m and divide 24h evenly ("1h", "6h", "24h") ` +
+			`or be a whole number of days ("168h"), so that windows start at fixed times; got "7m"`},
+		{Line: 8, Column: 1, Key: "budget.no-limit.cost_usd", Message: "required: a limit: cost_usd (US dollars) or tokens, or both, e.g. cost_usd = 20"},
+		{Line: 11, Column: 1, Key: "budget.degrade-nowhere.degrade_to",
+			Message: `required: the model label every request goes to once the budget is spent, e.g. degrade_to = "gpt-4o-mini"`},
+		{Line: 16, Column: 3, Key: "budget.bad-values.cost_usd", Message: "must be greater than 0 (US dollars), got -1"},
+		{Line: 17, Column: 3, Key: "budget.bad-values.tokens", Message: "must be greater than 0, got 0"},
+		{Line: 18, Column: 3, Key: "budget.bad-values.action", Message: `must be "reject" or "degrade", got "block"`},
+		{Line: 19, Column: 3, Key: "budget.bad-values.warn_at", Message: "must be a percentage from 0 (no warning) to 100, got 120"},
+		{Line: 20, Column: 3, Key: "budget.bad-values.models", Message: `element 2: no model block labelled "gpt-4"; defined: gpt-4o, gpt-4o-mini; did you mean "gpt-4o"?`},
+		{Line: 20, Column: 3, Key: "budget.bad-values.models", Message: `"gpt-4o" is listed twice: remove one`},
+		{Line: 24, Column: 3, Key: "budget.stray-degrade.degrade_to", Message: `is used only with action = "degrade": remove it, or set action = "degrade"`},
+		{Line: 29, Column: 3, Key: "budget.unknown-target.degrade_to",
+			Message: `no model block labelled "gpt-40-mini"; defined: gpt-4o, gpt-4o-mini; did you mean "gpt-4o-mini"?`},
+	}
+	got := loadDiagnostics(t, path)
+	for i := range want {
+		want[i].File = path
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}

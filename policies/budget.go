@@ -20,7 +20,7 @@ const (
 	defaultBudgetWindow = "24h"
 	defaultBudgetAction = BudgetReject
 	defaultBudgetWarnAt = 80
-	minBudgetWindow     = time.Minute
+	minBudgetWindow     = time.Second
 	day                 = 24 * time.Hour
 )
 
@@ -30,7 +30,7 @@ const (
 // at a multiple of itself since the Unix epoch.
 type Budget struct {
 	Name   string
-	Window time.Duration // Default 24h; at least 1m, dividing 24h evenly or a multiple of 24h.
+	Window time.Duration // Default 24h; at least 1s, dividing 24h evenly or a multiple of 24h.
 	// CostUSD is the money limit in US dollars (models without a price
 	// cost nothing); 0 for none.
 	CostUSD float64
@@ -88,7 +88,7 @@ func (v *validator) budget(name string, b *budgetFile, fc *fileConfig) {
 	key := "budget." + name
 	if d, ok := v.duration(key+".window", b.Window, false); ok {
 		if d < minBudgetWindow || (day%d != 0 && d%day != 0) {
-			v.errorf(key+".window", `must be at least 1m and divide 24h evenly ("1h", "6h", "24h") or be a whole number `+
+			v.errorf(key+".window", `must be at least 1s and divide 24h evenly ("10s", "1h", "24h") or be a whole number `+
 				`of days ("168h"), so that windows start at fixed times; got %q`, *b.Window)
 		}
 	}

@@ -1,7 +1,10 @@
 package policies
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -95,7 +98,7 @@ func TestStatePathDefault(t *testing.T) {
 func TestBudgetErrors(t *testing.T) {
 	const path = "testdata/invalid/budget.hcl"
 	want := Diagnostics{
-		{Line: 5, Column: 3, Key: "budget.odd-window.window", Message: `must be at least 1m and divide 24h evenly ("1h", "6h", "24h") ` +
+		{Line: 5, Column: 3, Key: "budget.odd-window.window", Message: `must be at least 1s and divide 24h evenly ("10s", "1h", "24h") ` +
 			`or be a whole number of days ("168h"), so that windows start at fixed times; got "7m"`},
 		{Line: 8, Column: 1, Key: "budget.no-limit.cost_usd", Message: "required: a limit: cost_usd (US dollars) or tokens, or both, e.g. cost_usd = 20"},
 		{Line: 11, Column: 1, Key: "budget.degrade-nowhere.degrade_to",
@@ -116,5 +119,51 @@ func TestBudgetErrors(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestBudgetWindow(t *testing.T) {
+	tests := []struct {
+		window string
+		want   time.Duration // 0: refused
+	}{
+		{"1s", time.Second},
+		{"5s", 5 * time.Second},
+		{"10s", 10 * time.Second},
+		{"1m", time.Minute},
+		{"168h", 168 * time.Hour},
+		{"500ms", 0},
+		{"7s", 0},
+		{"7m", 0},
+		{"36h", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.window, func(t *testing.T) {
+			clearConsulEnv(t)
+			f := filepath.Join(t.TempDir(), "sidecar.hcl")
+			text := `agent { name = "writer" }
+model "gpt-4o" { provider = "openai" }
+budget "b" {
+  window = "` + tt.window + `"
+  tokens = 10
+}
+`
+			if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := Load(f)
+			if tt.want == 0 {
+				if err == nil || !strings.Contains(err.Error(), "must be at least 1s and divide 24h evenly") {
+					t.Errorf("got error %v, want the window refused", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if got := cfg.Budgets["b"].Window; got != tt.want {
+				t.Errorf("window = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

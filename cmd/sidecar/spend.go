@@ -6,8 +6,10 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/agent-sidecar/sidecar/sidecar"
+	"github.com/agent-sidecar/sidecar/sidecar/budget"
 )
 
 // maxUsageLines bounds the models `sidecar status` lists under usage; the
@@ -93,4 +95,40 @@ func tokenCount(n int64) string {
 		return short(f/1e6, "M")
 	}
 	return short(f/1e9, "B")
+}
+
+// printBudgets prints each budget: its state, what was spent of its limits
+// this window, what is left and when the window resets (UTC, with the date
+// when that is more than a day away). Nothing without budgets.
+func printBudgets(w io.Writer, budgets []budget.Status, now time.Time, p palette) {
+	for i, b := range budgets {
+		label := ""
+		if i == 0 {
+			label = "budgets"
+		}
+		state := b.State
+		switch b.State {
+		case budget.StateOK:
+			state = p.good(state)
+		case budget.StateWarning:
+			state = p.warn(state)
+		case budget.StateExceeded:
+			state = p.bad(state)
+		}
+		var spent, left []string
+		if b.Limit.CostUSD > 0 {
+			spent = append(spent, usd(b.Spent.CostUSD)+"/"+usd(b.Limit.CostUSD))
+			left = append(left, usd(b.Left.CostUSD))
+		}
+		if b.Limit.Tokens > 0 {
+			spent = append(spent, tokenCount(b.Spent.Tokens)+"/"+tokenCount(b.Limit.Tokens)+" tokens")
+			left = append(left, tokenCount(b.Left.Tokens)+" tokens")
+		}
+		resets := b.ResetsAt.UTC().Format("15:04:05")
+		if b.ResetsAt.Sub(now) > 24*time.Hour {
+			resets = b.ResetsAt.UTC().Format("2006-01-02 15:04:05")
+		}
+		fmt.Fprintf(w, "%-10s %s: %s (%s, %s window), %s spent, %s left, resets at %s UTC\n", label, b.Name, state,
+			b.Action, orDefault(b.Window, "?"), strings.Join(spent, " and "), strings.Join(left, " and "), resets)
+	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/sidecar"
+	"github.com/agent-sidecar/sidecar/sidecar/budget"
 	"github.com/agent-sidecar/sidecar/sidecar/report"
 )
 
@@ -95,5 +96,41 @@ func TestFleetShowsSpendToday(t *testing.T) {
 		if !strings.HasSuffix(l, " -") {
 			t.Errorf("line %q, want it to end with - (no spend today)", l)
 		}
+	}
+}
+
+func TestStatusPrintsBudgets(t *testing.T) {
+	now := time.Date(2026, 12, 2, 15, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name    string
+		budgets []budget.Status
+		want    string
+	}{
+		{"none", nil, ""},
+		{"tokens, exceeded", []budget.Status{{Name: "daily", Window: "10s", Action: "reject", State: "exceeded",
+			Spent: budget.Spend{Tokens: 1200}, Limit: budget.Spend{Tokens: 1000}, ResetsAt: now.Add(5 * time.Second)}},
+			"budgets    daily: exceeded (reject, 10s window), 1.2k/1k tokens spent, 0 tokens left, resets at 15:04:10 UTC\n"},
+		{"cost and tokens, several", []budget.Status{
+			{Name: "daily", Window: "24h0m0s", Action: "degrade", State: "warning",
+				Spent: budget.Spend{CostUSD: 17, Tokens: 2_000_000}, Limit: budget.Spend{CostUSD: 20, Tokens: 5_000_000},
+				Left: budget.Spend{CostUSD: 3, Tokens: 3_000_000}, ResetsAt: time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)},
+			{Name: "weekly", Window: "168h0m0s", Action: "reject", State: "ok",
+				Spent: budget.Spend{CostUSD: 0.004}, Limit: budget.Spend{CostUSD: 100},
+				Left: budget.Spend{CostUSD: 99.996}, ResetsAt: time.Date(2026, 12, 3, 0, 0, 0, 0, time.FixedZone("CET", 3600))},
+		},
+			"budgets    daily: warning (degrade, 24h0m0s window), $17.00/$20.00 and 2M/5M tokens spent, $3.00 and 3M tokens left, resets at 00:00:00 UTC\n" +
+				"           weekly: ok (reject, 168h0m0s window), $0.0040/$100.00 spent, $100.00 left, resets at 23:00:00 UTC\n"},
+		{"in a week", []budget.Status{{Name: "weekly", Window: "168h0m0s", Action: "reject", State: "ok",
+			Limit: budget.Spend{Tokens: 10}, Left: budget.Spend{Tokens: 10}, ResetsAt: time.Date(2026, 12, 3, 15, 4, 6, 0, time.UTC)}},
+			"budgets    weekly: ok (reject, 168h0m0s window), 0/10 tokens spent, 10 tokens left, resets at 2026-12-03 15:04:06 UTC\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			printBudgets(&out, tt.budgets, now, palette{})
+			if got := out.String(); got != tt.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tt.want)
+			}
+		})
 	}
 }

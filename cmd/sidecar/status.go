@@ -29,7 +29,8 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 Prints what the local sidecar knows: the agent's health and last heartbeat,
 what its liveness and readiness probes answer, its Consul registration, the
 supervised process, breakers, models and which one is serving, today's
-tokens and cost by model, the latest events, and the share of calls answered.
+tokens and cost by model, each budget's spend, what is left and when it
+resets, the latest events, and the share of calls answered.
 
 Exit status: 0 when the agent is healthy or waiting for its first heartbeat,
 1 when it is isolated, 3 when the sidecar does not answer.
@@ -268,6 +269,7 @@ func printStatus(w io.Writer, st sidecar.Status, now time.Time, p palette) {
 	}
 
 	printUsage(w, st.Usage, p)
+	printBudgets(w, st.Budgets, now, p)
 
 	if n := len(st.Events); n > 0 {
 		recent := st.Events[max(0, n-5):]

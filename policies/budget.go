@@ -1,6 +1,8 @@
 package policies
 
 import (
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -170,4 +172,62 @@ func budgetSummary(budgets map[string]Budget) map[string]any {
 		}
 	}
 	return out
+}
+
+// budgetWarnings lists, for each budget with a cost_usd limit, the models
+// whose answers count against it but have no price: they cost nothing
+// against cost_usd, so an agent running away on one of them is never
+// stopped by it (only by tokens, when the budget has that limit too).
+func (c *Config) budgetWarnings() []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(c.Budgets)) {
+		b := c.Budgets[name]
+		if b.CostUSD <= 0 {
+			continue
+		}
+		for _, label := range c.budgetServers(b) {
+			if c.Models[label].Price != nil {
+				continue
+			}
+			if b.Tokens > 0 {
+				out = append(out, fmt.Sprintf("budget %q limits cost_usd but model %q has no price: its answers cost "+
+					"nothing against cost_usd (only against tokens); give %q a price block", name, label, label))
+				continue
+			}
+			out = append(out, fmt.Sprintf("budget %q limits cost_usd but model %q has no price: its answers cost "+
+				"nothing against it; give %q a price block or limit tokens", name, label, label))
+		}
+	}
+	return out
+}
+
+// budgetServers returns, sorted, the labels of the models that may serve
+// a request the budget counts: the models it counts (all without a list),
+// its degrade_to model, and every fallback and context_fallback reachable
+// from them, since an answer's cost is that of the model that served it.
+func (c *Config) budgetServers(b Budget) []string {
+	seen := map[string]bool{}
+	var queue []string
+	add := func(label string) {
+		if _, ok := c.Models[label]; ok && !seen[label] {
+			seen[label] = true
+			queue = append(queue, label)
+		}
+	}
+	if len(b.Models) == 0 {
+		for label := range c.Models {
+			add(label)
+		}
+	}
+	for _, label := range b.Models {
+		add(label)
+	}
+	add(b.DegradeTo)
+	for len(queue) > 0 {
+		m := c.Models[queue[0]]
+		queue = queue[1:]
+		add(m.Fallback)
+		add(m.ContextFallback)
+	}
+	return slices.Sorted(maps.Keys(seen))
 }

@@ -167,3 +167,63 @@ budget "b" {
 		})
 	}
 }
+
+func TestBudgetWarnsOfModelsWithoutPrice(t *testing.T) {
+	const models = `agent { name = "writer" }
+model "gpt-4o" {
+  provider = "openai"
+  fallback = "local"
+  price {
+    input  = 2.5
+    output = 10
+  }
+}
+model "gpt-4o-mini" {
+  provider = "openai"
+  price {
+    input  = 0.15
+    output = 0.6
+  }
+}
+model "local" { provider = "openai" }
+model "cheap" { provider = "openai" }
+`
+	tests := []struct {
+		name   string
+		budget string
+		want   []string
+	}{
+		{"tokens only", `budget "daily" { tokens = 1000 }`, nil},
+		{"every model", `budget "daily" { cost_usd = 20 }`, []string{
+			`budget "daily" limits cost_usd but model "cheap" has no price: its answers cost nothing against it; give "cheap" a price block or limit tokens`,
+			`budget "daily" limits cost_usd but model "local" has no price: its answers cost nothing against it; give "local" a price block or limit tokens`,
+		}},
+		{"the fallback of a model counted", `budget "daily" {
+  cost_usd = 20
+  models   = ["gpt-4o"]
+}`, []string{
+			`budget "daily" limits cost_usd but model "local" has no price: its answers cost nothing against it; give "local" a price block or limit tokens`,
+		}},
+		{"the degrade_to model", `budget "daily" {
+  cost_usd   = 20
+  tokens     = 100000
+  models     = ["gpt-4o-mini"]
+  action     = "degrade"
+  degrade_to = "cheap"
+}`, []string{
+			`budget "daily" limits cost_usd but model "cheap" has no price: its answers cost nothing against cost_usd (only against tokens); give "cheap" a price block`,
+		}},
+		{"every model priced", `budget "daily" {
+  cost_usd = 20
+  models   = ["gpt-4o-mini"]
+}`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := loadText(t, models+tt.budget+"\n").Warnings()
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}

@@ -14,7 +14,8 @@ import (
 // its own gets no credentials (an agent's are never sent across providers);
 // an upstream whose ingress_token is set but empty sends no token, and
 // sidecar ingresses that require one refuse its calls; notify blocks that
-// health.notify = [] leaves unused, so that isolations notify nobody.
+// health.notify = [] leaves unused, so that isolations notify nobody; a
+// budget limiting cost_usd that counts a model without a price.
 func (c *Config) Warnings() []string {
 	var out []string
 	if len(c.Notify) > 0 && len(c.Health.Notify) == 0 {
@@ -45,5 +46,5 @@ func (c *Config) Warnings() []string {
 				"reads set?); no token is sent, and sidecar ingresses that require one answer its calls with 401", name))
 		}
 	}
-	return out
+	return append(out, c.budgetWarnings()...)
 }

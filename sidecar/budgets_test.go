@@ -82,6 +82,10 @@ func TestBudgetRejectStopsALoopingAgentUntilTheWindowResets(t *testing.T) {
 	clk := clock.NewClock(time.Date(2030, 1, 2, 10, 0, 30, 0, time.UTC))
 	_, _, e := startSidecar(t, cfg, Options{Now: clk.Now, Discovery: &sidecartest.Discovery{}})
 
+	if got := metricValue(t, scrape(e), `sidecar_budget_exceeded{budget="loop"}`); got != 0 {
+		t.Errorf("sidecar_budget_exceeded before any call = %v, want 0", got)
+	}
+
 	// When the agent loops on calls
 	served := 0
 	var last *http.Response
@@ -114,9 +118,41 @@ func TestBudgetRejectStopsALoopingAgentUntilTheWindowResets(t *testing.T) {
 		t.Errorf("the webhook got %v, want budget.exceeded for loop", hook.types)
 	}
 
+	metrics := scrape(e)
+	if got := metricValue(t, metrics, `sidecar_budget_exceeded{budget="loop"}`); got != 1 {
+		t.Errorf("sidecar_budget_exceeded once spent = %v, want 1", got)
+	}
+	if got := metricValue(t, metrics, `sidecar_budget_spent_ratio{budget="loop"}`); got < 1 {
+		t.Errorf("sidecar_budget_spent_ratio once spent = %v, want at least 1", got)
+	}
+
 	// And once the window has reset, the agent is served again
 	clk.Advance(30 * time.Second)
+	if got := metricValue(t, scrape(e), `sidecar_budget_exceeded{budget="loop"}`); got != 0 {
+		t.Errorf("sidecar_budget_exceeded after the reset = %v, want 0", got)
+	}
 	e.POST("/llm/v1/chat/completions").WithJSON(chat("gpt-4o")).Expect().Status(http.StatusOK)
+}
+
+func TestBudgetSpentRatio(t *testing.T) {
+	tests := []struct {
+		name  string
+		spent budget.Spend
+		limit budget.Spend
+		want  float64
+	}{
+		{"tokens only", budget.Spend{Tokens: 250}, budget.Spend{Tokens: 1000}, 0.25},
+		{"cost only", budget.Spend{CostUSD: 15, Tokens: 999}, budget.Spend{CostUSD: 20}, 0.75},
+		{"the larger of the two", budget.Spend{CostUSD: 5, Tokens: 900}, budget.Spend{CostUSD: 20, Tokens: 1000}, 0.9},
+		{"overspent", budget.Spend{Tokens: 1500}, budget.Spend{Tokens: 1000}, 1.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := spentRatio(budget.Status{Spent: tt.spent, Limit: tt.limit}); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
 }
 
 func TestBudgetDegradeSendsEverythingToTheCheaperModel(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+	"github.com/agent-sidecar/sidecar/sidecar/budget"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
@@ -62,6 +63,7 @@ type metricSources struct {
 	registration  func() discovery.RegistrationState
 	notifications func() notify.Stats
 	models        func() []gateway.ModelStatus
+	budgets       func() []budget.Status
 }
 
 func newMetrics(src metricSources) *metrics {
@@ -167,12 +169,17 @@ var (
 	descAvailRequests = prometheus.NewDesc("sidecar_availability_requests",
 		"Calls, model requests and tasks that ended in the window, by result (answered, error).",
 		[]string{"window", "result"}, nil)
+	descBudgetRatio = prometheus.NewDesc("sidecar_budget_spent_ratio",
+		"Share of each budget spent this window: the larger of cost and tokens over their limits (1 or more: spent).",
+		[]string{"budget"}, nil)
+	descBudgetExceeded = prometheus.NewDesc("sidecar_budget_exceeded",
+		"1 while a budget is spent (its action applies until the window resets), else 0.", []string{"budget"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descHeartbeats, descHeartbeatAge, descAgentState, descBreakerState,
 		descBreakerTrips, descBreakerRejected, descRegistered, descRegistrations, descConsulErrors,
-		descNotifications, descModelCalls, descAvailability, descAvailRequests} {
+		descNotifications, descModelCalls, descAvailability, descAvailRequests, descBudgetRatio, descBudgetExceeded} {
 		ch <- d
 	}
 }
@@ -215,6 +222,26 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descAvailRequests, prometheus.GaugeValue, float64(w.Answered), w.Window, "answered")
 		ch <- prometheus.MustNewConstMetric(descAvailRequests, prometheus.GaugeValue, float64(w.Errors), w.Window, "error")
 	}
+	if c.src.budgets != nil {
+		for _, b := range c.src.budgets() {
+			ch <- prometheus.MustNewConstMetric(descBudgetRatio, prometheus.GaugeValue, spentRatio(b), b.Name)
+			ch <- prometheus.MustNewConstMetric(descBudgetExceeded, prometheus.GaugeValue,
+				boolValue(b.State == budget.StateExceeded), b.Name)
+		}
+	}
+}
+
+// spentRatio is the share of a budget spent: the larger of its cost and
+// tokens over their limits (a limit the budget does not have is left out).
+func spentRatio(b budget.Status) float64 {
+	r := 0.0
+	if b.Limit.CostUSD > 0 {
+		r = b.Spent.CostUSD / b.Limit.CostUSD
+	}
+	if b.Limit.Tokens > 0 {
+		r = max(r, float64(b.Spent.Tokens)/float64(b.Limit.Tokens))
+	}
+	return r
 }
 
 func boolValue(b bool) float64 {

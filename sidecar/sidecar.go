@@ -25,6 +25,7 @@ import (
 	"github.com/agent-sidecar/sidecar/internal/version"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
+	"github.com/agent-sidecar/sidecar/sidecar/budget"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
 	"github.com/agent-sidecar/sidecar/sidecar/guard"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
@@ -180,7 +181,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	s.notifier = notify.New(notifyTargets(cfg), notify.Options{Log: log.Named("notify"), Transport: notifyRT})
 	s.metrics = newMetrics(metricSources{now: s.now, health: s.tracker.Snapshot, breakers: s.breakers.Snapshots,
 		registration: func() discovery.RegistrationState { return s.registry.State() }, notifications: s.notifier.Stats,
-		models: func() []gateway.ModelStatus { return s.gateway.Models() }})
+		models: func() []gateway.ModelStatus { return s.gateway.Models() }, budgets: func() []budget.Status { return s.budgetStatuses() }})
 	s.proxy = proxy.New(cfg, proxy.Options{Breakers: s.breakers, Discovery: s.discovery, Log: log, ErrorLog: s.httpLog,
 		Transport: callRT, Now: s.now, Observe: s.metrics.observe,
 		AgentIsolated:   func() (string, bool) { h := s.tracker.Snapshot(); return h.Reason, h.IsolatedNow() },

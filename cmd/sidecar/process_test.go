@@ -78,15 +78,17 @@ func startHealthySidecar(t *testing.T, name, file string, port int) (string, *si
 
 // startModelGateway runs, until the test ends, a sidecar registered as
 // name-1 in the Consul agent at consulAddr, with the configuration blocks
-// (models, breakers) and a heartbeat interval of an hour; it returns once
+// (models, breakers, budgets), its state (a budget's spend) in a directory
+// of its own, and a heartbeat interval of an hour; it returns once
 // the model gateway lists the models, with the control URL.
 func startModelGateway(t *testing.T, name, consulAddr, blocks string) (string, *sidecarProcess) {
 	t.Helper()
 	port := testutil.FreePort(t)
 	file := writeFile(t, t.TempDir(), "sidecar.hcl", fmt.Sprintf(`
 agent {
-  name = %q
-  id   = "%s-1"
+  name      = %q
+  id        = "%s-1"
+  state_dir = %q
 }
 listen { address = "127.0.0.1:%d" }
 consul {
@@ -94,7 +96,7 @@ consul {
   deregister_critical_after = "1m"
 }
 health { heartbeat_interval = "1h" }
-`, name, name, port, consulAddr)+blocks)
+`, name, name, t.TempDir(), port, consulAddr)+blocks)
 	p := startAgentBinary(t, "sidecar", file)
 	control := fmt.Sprintf("http://127.0.0.1:%d", port)
 	p.waitUntil(t, "the model gateway", 20*time.Second, func() bool {

@@ -22,7 +22,8 @@ Loads the given configuration files and directories (every *.hcl in a
 directory, in name order) as one configuration, as "sidecar agent" would,
 and reports every error with file:line:col, and on stderr what is valid
 but probably not meant (a model's api_key that is empty, notify blocks that
-health.notify = [] leaves unused).
+health.notify = [] leaves unused, a budget's cost_usd counting a model
+without a price).
 
 Exit codes: 0 valid, 1 invalid, 2 no arguments.
 `)

@@ -11,9 +11,11 @@
 //	indexer             shell  (examples/shell), reports with sidecar heartbeat
 //
 // A task generator sends tasks to the writers' sidecars (their ingress) while
-// the primary model fails, an agent hangs and a whole service fails; the demo
-// narrates what the sidecars did about it, from their event streams, and
-// ends with a table of how every task was answered. Run it from the
+// the primary model fails, the indexer's batch job runs away until its
+// budget stops it (the demo plays the job), an agent hangs and a whole
+// service fails; the demo narrates what the sidecars did about it, from
+// their event streams and webhooks, and ends with a table of how every
+// task was answered. Run it from the
 // repository root after make build; -keep leaves the fleet running until
 // Ctrl-C. Ctrl-C always stops every process the demo started.
 package main
@@ -391,7 +393,10 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	} else {
 		say("   stopped after %d calls in %.1fs: %d answered, %d tokens spent; call %d got 429 %s, Retry-After: %ss:",
 			rw.Calls, rw.Took.Seconds(), rw.Answered, rw.Tokens, rw.Calls, rw.Code, rw.RetryAfter)
-		say("   %q", rw.Message)
+		say("   %s", rw.Message)
+		if n := budgetSpent(indexer.control, runawayBudget); n >= 0 {
+			say("   the budget counts %d tokens this window: the runaway job's and those of the indexer's own rounds", n)
+		}
 		say("   every model call of the indexer gets the same answer until the window resets; the SDKs raise")
 		say("   their rate-limit error with that message")
 		if err := ps.WaitUntil(ctx, 15*time.Second, "the webhook told of budget.exceeded", func() bool {

@@ -85,3 +85,31 @@ func runAway(ctx context.Context, control string, interval, limit time.Duration)
 		}
 	}
 }
+
+// budgetSpent is the tokens the sidecar's budget of the name counts in its
+// current window (GET /v1/status), or -1 when it cannot tell.
+func budgetSpent(control, name string) int64 {
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://" + control + "/v1/status")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Budgets []struct {
+			Name  string `json:"name"`
+			Spent struct {
+				Tokens int64 `json:"tokens"`
+			} `json:"spent"`
+		} `json:"budgets"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return -1
+	}
+	for _, b := range st.Budgets {
+		if b.Name == name {
+			return b.Spent.Tokens
+		}
+	}
+	return -1
+}

@@ -101,10 +101,15 @@ func (s *Sidecar) recordUsage(u gateway.Usage) {
 		return
 	}
 	tokens := max(u.Input, 0) + max(u.Output, 0) + max(u.CachedInput, 0) + max(u.CacheWrite, 0)
-	transitions := s.budgets.ledger.Record(s.now(), u.Model, tokens, usd)
+	now := s.now()
+	transitions := s.budgets.ledger.Record(now, u.Model, tokens, usd)
 	s.budgets.markDirty()
+	// The webhook's receiver learns whose budget it is from the event, as
+	// it does for the other events (publish fills these for the stream only).
+	agent := s.Config().Agent
 	for _, tr := range transitions {
-		ev := notify.Event{Type: tr.Type, Budget: tr.Budget, Model: u.Model, Text: tr.Text}
+		ev := notify.Event{Type: tr.Type, Agent: agent.Name, AgentID: agent.ID, Budget: tr.Budget, Model: u.Model,
+			Time: now.UTC(), Text: tr.Text}
 		s.publish(ev)
 		s.notifier.Send(ev)
 	}

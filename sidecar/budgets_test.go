@@ -32,8 +32,8 @@ func fakeModel(t *testing.T, label string) (policies.Model, *httptest.Server) {
 		Breaker: "default", Timeout: 5 * time.Second, FirstByteTimeout: 5 * time.Second, StreamIdleTimeout: 5 * time.Second}, srv
 }
 
-// webhookEvents is a notify target that records the types of the events
-// POSTed to it.
+// webhookEvents is a notify target that records the events POSTed to it
+// as "type budget agent_id".
 type webhookEvents struct {
 	mu    sync.Mutex
 	types []string
@@ -42,11 +42,15 @@ type webhookEvents struct {
 func newWebhook(t *testing.T) (*webhookEvents, string) {
 	w := &webhookEvents{}
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		var ev struct{ Type, Budget string }
+		var ev struct {
+			Type    string `json:"type"`
+			Budget  string `json:"budget"`
+			AgentID string `json:"agent_id"`
+		}
 		b, _ := io.ReadAll(r.Body)
 		_ = json.Unmarshal(b, &ev)
 		w.mu.Lock()
-		w.types = append(w.types, ev.Type+" "+ev.Budget)
+		w.types = append(w.types, ev.Type+" "+ev.Budget+" "+ev.AgentID)
 		w.mu.Unlock()
 	}))
 	t.Cleanup(srv.Close)
@@ -111,11 +115,11 @@ func TestBudgetRejectStopsALoopingAgentUntilTheWindowResets(t *testing.T) {
 		HasValue("resets_at", "2030-01-02T10:01:00Z")
 	b.Value("left").Object().HasValue("tokens", 0)
 	deadline := time.Now().Add(5 * time.Second)
-	for !hook.has("budget.exceeded loop") && time.Now().Before(deadline) {
+	for !hook.has("budget.exceeded loop writer-1") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !hook.has("budget.exceeded loop") {
-		t.Errorf("the webhook got %v, want budget.exceeded for loop", hook.types)
+	if !hook.has("budget.exceeded loop writer-1") {
+		t.Errorf("the webhook got %v, want budget.exceeded for loop of writer-1", hook.types)
 	}
 
 	metrics := scrape(e)

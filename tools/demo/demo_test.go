@@ -66,8 +66,8 @@ func TestDemoShort(t *testing.T) {
 	if n := rep.Total.Unhandled(); n != 0 {
 		t.Errorf("%d of %d tasks not handled: %v\n%s", n, rep.Total.Sent, rep.Errors, show())
 	}
-	steady, model, outage, hang, service, recovered := rep.Counts[0], rep.Counts[1], rep.Counts[2], rep.Counts[3],
-		rep.Counts[4], rep.Counts[5]
+	steady, model, outage, runaway, hang, service, recovered := rep.Counts[0], rep.Counts[1], rep.Counts[2],
+		rep.Counts[3], rep.Counts[4], rep.Counts[5], rep.Counts[6]
 	if steady.Primary != steady.Sent || steady.Sent == 0 {
 		t.Errorf("steady state: %+v, want every task by the primary\n%s", steady, show())
 	}
@@ -76,6 +76,17 @@ func TestDemoShort(t *testing.T) {
 	}
 	if outage.OtherProvider == 0 {
 		t.Errorf("OpenAI down: no answer from claude-haiku (the other provider): %+v\n%s", outage, show())
+	}
+	// The indexer's runaway job is stopped by its budget, with a 429 that
+	// names the budget and says when to retry; the writers' tasks meanwhile
+	// are all handled as in the steady state.
+	if rw := rep.Runaway; rw.Rejected == 0 || rw.Answered == 0 || !strings.Contains(rw.Message, `"`+runawayBudget+`"`) ||
+		rw.Code != "budget_exceeded" || rw.RetryAfter == "" {
+		t.Errorf("indexer runs away: %+v; want answers, then a 429 budget_exceeded naming budget %q with Retry-After\n%s",
+			rw, runawayBudget, show())
+	}
+	if runaway.Primary != runaway.Sent || runaway.Sent == 0 {
+		t.Errorf("indexer runs away: the writers' tasks %+v, want every one by the primary\n%s", runaway, show())
 	}
 	if hang.Peer == 0 || rep.Restarts < 1 {
 		t.Errorf("writer-1 hung: %d answers by its peer, %d restarts; want both > 0\n%s", hang.Peer, rep.Restarts, show())
@@ -89,6 +100,8 @@ func TestDemoShort(t *testing.T) {
 	for _, want := range []string{
 		"Breaker model:gpt-4o opened",            // from a sidecar's event stream
 		"ops notified  agent.isolated: writer-1", // the webhook
+		"ops notified  budget.warning: indexer-1, budget \"" + runawayBudget + "\"",
+		"ops notified  budget.exceeded: indexer-1, budget \"" + runawayBudget + "\"",
 		"Agent process restarted",
 		"phase", "total", // the summary table
 		"writer-lite-1", // sidecar fleet

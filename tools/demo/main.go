@@ -11,9 +11,11 @@
 //	indexer             shell  (examples/shell), reports with sidecar heartbeat
 //
 // A task generator sends tasks to the writers' sidecars (their ingress) while
-// the primary model fails, an agent hangs and a whole service fails; the demo
-// narrates what the sidecars did about it, from their event streams, and
-// ends with a table of how every task was answered. Run it from the
+// the primary model fails, the indexer's batch job runs away until its
+// budget stops it (the demo plays the job), an agent hangs and a whole
+// service fails; the demo narrates what the sidecars did about it, from
+// their event streams and webhooks, and ends with a table of how every
+// task was answered. Run it from the
 // repository root after make build; -keep leaves the fleet running until
 // Ctrl-C. Ctrl-C always stops every process the demo started.
 package main
@@ -89,6 +91,7 @@ type report struct {
 	Phases   []string
 	Counts   []counts
 	Total    counts
+	Runaway  runaway  // the indexer's runaway job and its budget
 	Restarts int      // of writer-1, after it hung
 	Errors   []string // the first error answers, if any
 }
@@ -97,9 +100,10 @@ var phaseNames = []string{
 	"1 steady state",
 	"2 primary model fails",
 	"3 OpenAI down",
-	"4 writer-1 hangs",
-	"5 service writer fails",
-	"6 everything recovers",
+	"4 indexer runs away",
+	"5 writer-1 hangs",
+	"6 service writer fails",
+	"7 everything recovers",
 }
 
 func main() {
@@ -238,7 +242,10 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	say("   researcher          Go       called by the writers through /call/researcher/")
 	say("   indexer             shell    a batch job reporting with `sidecar heartbeat`")
 	say("   heartbeats every 1-2s; an agent is isolated 5s after its last one")
-	env := []string{"CONSUL_HTTP_ADDR=" + consulHTTP, "DEMO_MODEL_KEY=demo-key-not-secret"}
+	// The indexer's budget keeps its spend under DEMO_STATE_DIR: a fresh
+	// one for each run, so a run never starts with the last one's spend.
+	env := []string{"CONSUL_HTTP_ADDR=" + consulHTTP, "DEMO_MODEL_KEY=demo-key-not-secret",
+		"DEMO_STATE_DIR=" + filepath.Join(logs, "state")}
 	for _, m := range fleet {
 		if err := startProc(ps, m.id, env, bin("sidecar"), "agent",
 			"-config", "tools/demo/fleet.hcl", "-config", "tools/demo/"+m.config); err != nil {
@@ -367,11 +374,47 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	}
 	endPhase(2)
 
-	// 4. An agent hangs.
+	// 4. An agent runs away: the demo plays the indexer's batch job
+	// calling its model in a loop, until the indexer's budget stops it.
 	if err := startPhase(3); err != nil {
 		return rep, err
 	}
-	head("%s: no more heartbeats, no more answers", phaseNames[3])
+	indexer := fleet[4]
+	head("%s: its batch job calls gpt-4o-mini in a loop, 20 times a second", phaseNames[3])
+	say("   the indexer's sidecar has a budget (tools/demo/indexer.hcl): %q, %s tokens a minute, warning at 50%%,", runawayBudget, "3000")
+	say("   then reject; the writers' tasks go on as before")
+	rw, err := runAway(ctx, indexer.control, 50*time.Millisecond, 45*time.Second)
+	if err != nil {
+		return rep, err
+	}
+	rep.Runaway = rw
+	if rw.Rejected == 0 {
+		say("   the runaway job was not stopped: %d calls in %.1fs, %d tokens", rw.Calls, rw.Took.Seconds(), rw.Tokens)
+	} else {
+		say("   stopped after %d calls in %.1fs: %d answered, %d tokens spent; call %d got 429 %s, Retry-After: %ss:",
+			rw.Calls, rw.Took.Seconds(), rw.Answered, rw.Tokens, rw.Calls, rw.Code, rw.RetryAfter)
+		say("   %s", rw.Message)
+		if n := budgetSpent(indexer.control, runawayBudget); n >= 0 {
+			say("   the budget counts %d tokens this window: the runaway job's and those of the indexer's own rounds", n)
+		}
+		say("   every model call of the indexer gets the same answer until the window resets; the SDKs raise")
+		say("   their rate-limit error with that message")
+		if err := ps.WaitUntil(ctx, 15*time.Second, "the webhook told of budget.exceeded", func() bool {
+			return hook.told("budget.exceeded")
+		}); err != nil {
+			return rep, err
+		}
+	}
+	if err := sleep(hold(3*time.Second, time.Second)); err != nil {
+		return rep, err
+	}
+	endPhase(3)
+
+	// 5. An agent hangs.
+	if err := startPhase(4); err != nil {
+		return rep, err
+	}
+	head("%s: no more heartbeats, no more answers", phaseNames[4])
 	say("   its tasks in flight time out (3s) and go to writer-2; after 3 failures its breaker opens")
 	before := restarts(fleet[2].control)
 	hung := time.Now()
@@ -394,32 +437,32 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	if err := sleep(hold(2*time.Second, time.Second)); err != nil {
 		return rep, err
 	}
-	endPhase(3)
+	endPhase(4)
 
-	// 5. A whole service fails.
-	if err := startPhase(4); err != nil {
+	// 6. A whole service fails.
+	if err := startPhase(5); err != nil {
 		return rep, err
 	}
-	head("%s: both writers answer every task with 503", phaseNames[4])
+	head("%s: both writers answer every task with 503", phaseNames[5])
 	say("   each writer's sidecar tries its agent, then the peer, then the fallback service writer-lite")
 	for _, m := range fleet[2:4] {
 		if err := proc.Post("http://"+m.agent+"/fail", ""); err != nil {
 			return rep, err
 		}
 	}
-	if err := ps.WaitUntil(ctx, 30*time.Second, "answers from writer-lite", count(4, func(c counts) int { return c.Service })); err != nil {
+	if err := ps.WaitUntil(ctx, 30*time.Second, "answers from writer-lite", count(5, func(c counts) int { return c.Service })); err != nil {
 		return rep, err
 	}
 	if err := sleep(hold(6*time.Second, 3*time.Second)); err != nil {
 		return rep, err
 	}
-	endPhase(4)
+	endPhase(5)
 
-	// 6. Everything recovers.
-	if err := startPhase(5); err != nil {
+	// 7. Everything recovers.
+	if err := startPhase(6); err != nil {
 		return rep, err
 	}
-	head("%s: the writers take tasks again", phaseNames[5])
+	head("%s: the writers take tasks again", phaseNames[6])
 	say("   after open_for a probe closes each breaker and the writers answer their own tasks")
 	for _, m := range fleet[2:4] {
 		if err := proc.Post("http://"+m.agent+"/heal", ""); err != nil {
@@ -429,7 +472,7 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	if err := ps.WaitUntil(ctx, 60*time.Second, "the writers answering again", primaryAgain(10)); err != nil {
 		return rep, err
 	}
-	endPhase(5)
+	endPhase(6)
 
 	stopGen()
 	<-genDone

@@ -4,10 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -16,6 +16,7 @@ import (
 type event struct {
 	Type    string `json:"type"`
 	AgentID string `json:"agent_id"`
+	Budget  string `json:"budget"`
 	Text    string `json:"text"`
 }
 
@@ -24,6 +25,7 @@ var shown = map[string]bool{
 	"agent.isolated": true, "agent.recovered": true, "agent.restarted": true,
 	"breaker.open": true, "breaker.closed": true,
 	"model.degraded": true, "model.restored": true,
+	"budget.warning": true, "budget.exceeded": true, "budget.burning": true,
 }
 
 // watchEvents prints the notable events of one sidecar until ctx ends,
@@ -61,20 +63,45 @@ func watchEvents(ctx context.Context, addr string, say func(string, ...any)) {
 	}
 }
 
+// hook is the demo's webhook receiver: it prints what operations would be
+// told and remembers which event types it was told of.
+type hook struct {
+	*http.Server
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+// told reports whether the webhook received an event of the type.
+func (h *hook) told(typ string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seen[typ]
+}
+
 // webhook receives the sidecars' notifications (notify "ops" in fleet.hcl)
-// and prints them as what operations would be told.
-func webhook(addr string, say func(string, ...any)) (*http.Server, error) {
+// and prints them as what operations would be told: the agents' isolation
+// and recovery, and the budgets' warnings and alarms.
+func webhook(addr string, say func(string, ...any)) (*hook, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := &hook{seen: map[string]bool{}}
+	h.Server = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var ev event
-		if err := json.NewDecoder(r.Body).Decode(&ev); err == nil && strings.HasPrefix(ev.Type, "agent.") {
-			say("  %-13s %s", "ops notified", fmt.Sprintf("%s: %s", ev.Type, ev.AgentID))
+		if err := json.NewDecoder(r.Body).Decode(&ev); err == nil {
+			switch {
+			case strings.HasPrefix(ev.Type, "agent."):
+				say("  %-13s %s: %s", "ops notified", ev.Type, ev.AgentID)
+			case strings.HasPrefix(ev.Type, "budget."):
+				say("  %-13s %s: %s, budget %q", "ops notified", ev.Type, ev.AgentID, ev.Budget)
+			}
+			h.mu.Lock()
+			h.seen[ev.Type] = true
+			h.mu.Unlock()
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})}
-	go func() { _ = srv.Serve(l) }()
-	return srv, nil
+	go func() { _ = h.Serve(l) }()
+	return h, nil
 }

@@ -68,7 +68,7 @@ type entry struct {
 	spent                     Spend     // for a shared budget: fleet + delta
 	fleet                     Spend     // shared budgets: the service's total last read from Consul KV
 	delta                     Spend     // shared budgets: this sidecar's spend not yet added to that total
-	warned, exceeded, burning bool // each transition once per window
+	warned, exceeded, burning bool      // each transition once per window
 	recent                    []bucket
 }
 

@@ -133,3 +133,32 @@ func (c *Client) KVDelete(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// KVGet reads key: its value and ModifyIndex, and whether it exists (a key
+// that does not exist is no error). The index is what KVCAS checks.
+func (c *Client) KVGet(ctx context.Context, key string) (value []byte, modifyIndex uint64, found bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	p, _, err := c.api.KV().Get(key, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("reading Consul KV %q: %w", key, err)
+	}
+	if p == nil {
+		return nil, 0, false, nil
+	}
+	return p.Value, p.ModifyIndex, true, nil
+}
+
+// KVCAS writes value at key only if the key's ModifyIndex is still
+// modifyIndex as read by KVGet (0: only if the key does not exist yet).
+// It reports false, with no error, when someone else wrote the key in
+// between: read it again and retry.
+func (c *Client) KVCAS(ctx context.Context, key string, value []byte, modifyIndex uint64) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	ok, _, err := c.api.KV().CAS(&api.KVPair{Key: key, Value: value, ModifyIndex: modifyIndex}, (&api.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return false, fmt.Errorf("writing Consul KV %q: %w", key, err)
+	}
+	return ok, nil
+}

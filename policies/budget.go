@@ -17,6 +17,12 @@ const (
 	BudgetDegrade = "degrade" // send every request to DegradeTo's chain
 )
 
+// Scopes of a budget: whose spend it counts.
+const (
+	BudgetScopeAgent   = "agent"   // this sidecar's agent only
+	BudgetScopeService = "service" // every sidecar whose agent.name is the same, summed in Consul KV
+)
+
 // Budget defaults, as documented on Budget.
 const (
 	defaultBudgetWindow = "24h"
@@ -24,6 +30,9 @@ const (
 	defaultBudgetWarnAt = 80
 	minBudgetWindow     = time.Second
 	day                 = 24 * time.Hour
+	defaultBudgetScope  = BudgetScopeAgent
+	defaultSyncEvery    = "5s"
+	minSyncEvery        = time.Second
 )
 
 // Budget is a limit on what the agent spends on models over a window. The
@@ -45,7 +54,18 @@ type Budget struct {
 	DegradeTo string
 	WarnAt    int      // percent of the limit that raises budget.warning; default 80, 0 for none.
 	Models    []string // the requested model labels that count; empty for all.
+	// Scope is BudgetScopeAgent (default): the spend of this sidecar's
+	// agent; or BudgetScopeService: the spend of every sidecar of the
+	// same agent.name, kept in Consul KV under consul.fleet_prefix.
+	Scope string
+	// SyncEvery is how often a service budget adds this sidecar's spend
+	// to the total in Consul KV and reads the others'; default 5s, at
+	// least 1s; 0 for an agent budget.
+	SyncEvery time.Duration
 }
+
+// Shared reports whether the budget is shared by the service's sidecars.
+func (b Budget) Shared() bool { return b.Scope == BudgetScopeService }
 
 // Counts reports whether a request for the model label counts against the
 // budget (and is limited by it).
@@ -58,6 +78,10 @@ func budgetDefaults(b *budgetFile) {
 	setDefault(&b.Window, defaultBudgetWindow)
 	setDefault(&b.Action, defaultBudgetAction)
 	setDefault(&b.WarnAt, defaultBudgetWarnAt)
+	setDefault(&b.Scope, defaultBudgetScope)
+	if deref(b.Scope) == BudgetScopeService {
+		setDefault(&b.SyncEvery, defaultSyncEvery)
+	}
 }
 
 // StatePath is the directory of the state kept across restarts: StateDir,
@@ -106,6 +130,7 @@ func (v *validator) budget(name string, b *budgetFile, fc *fileConfig) {
 	if b.WarnAt != nil && (*b.WarnAt < 0 || *b.WarnAt > 100) {
 		v.errorf(key+".warn_at", "must be a percentage from 0 (no warning) to 100, got %d", *b.WarnAt)
 	}
+	v.budgetScope(key, b, fc)
 	labels := sortedKeys(fc.Model)
 	switch action := deref(b.Action); action {
 	case BudgetReject:
@@ -135,6 +160,32 @@ func (v *validator) budget(name string, b *budgetFile, fc *fileConfig) {
 	}
 }
 
+// budgetScope checks a budget's scope and sync_every: a service budget
+// lives in Consul KV under consul.fleet_prefix, so it needs one.
+func (v *validator) budgetScope(key string, b *budgetFile, fc *fileConfig) {
+	switch scope := deref(b.Scope); scope {
+	case BudgetScopeAgent:
+		if b.SyncEvery != nil {
+			v.errorf(key+".sync_every", `is used only with scope = "service": remove it, or set scope = "service"`)
+		}
+	case BudgetScopeService:
+		var prefix *string
+		if fc.Consul != nil {
+			prefix = fc.Consul.FleetPrefix
+		}
+		if fleetPrefix(prefix) == "" {
+			v.errorf(key+".scope", `"service" keeps the service's spend in Consul KV under consul.fleet_prefix, which is "": `+
+				`set consul.fleet_prefix (default %q), or use scope = "agent"`, DefaultFleetPrefix)
+		}
+		if d, ok := v.duration(key+".sync_every", b.SyncEvery, false); ok && d < minSyncEvery {
+			v.errorf(key+".sync_every", `must be at least 1s, so that the sidecars do not write Consul KV more often; got %q`, *b.SyncEvery)
+		}
+	default:
+		v.errorf(key+".scope", `must be "agent" or "service", got %q%s`, scope,
+			didYouMean(scope, []string{BudgetScopeAgent, BudgetScopeService}))
+	}
+}
+
 // listOrNone joins names for a message, or says there are none.
 func listOrNone(names []string) string {
 	if len(names) == 0 {
@@ -154,6 +205,8 @@ func resolveBudget(name string, b *budgetFile) Budget {
 		DegradeTo: deref(b.DegradeTo),
 		WarnAt:    deref(b.WarnAt),
 		Models:    b.Models,
+		Scope:     deref(b.Scope),
+		SyncEvery: duration(b.SyncEvery),
 	}
 }
 
@@ -169,6 +222,10 @@ func budgetSummary(budgets map[string]Budget) map[string]any {
 			"degrade_to": b.DegradeTo,
 			"warn_at":    b.WarnAt,
 			"models":     nonNil(b.Models),
+			"scope":      b.Scope,
+		}
+		if b.Shared() {
+			out[name].(map[string]any)["sync_every"] = b.SyncEvery.String()
 		}
 	}
 	return out

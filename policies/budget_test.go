@@ -33,12 +33,26 @@ budget "weekly" {
   tokens   = 90000000
   warn_at  = 90
 }
+budget "fleet" {
+  tokens = 1000000
+  scope  = "service"
+}
+budget "fleet-slow" {
+  tokens     = 1000000
+  scope      = "service"
+  sync_every = "30s"
+}
 `)
 	want := map[string]Budget{
-		"daily": {Name: "daily", Window: 24 * time.Hour, CostUSD: 20, Action: BudgetReject, WarnAt: 80},
+		"daily": {Name: "daily", Window: 24 * time.Hour, CostUSD: 20, Action: BudgetReject, WarnAt: 80, Scope: "agent"},
 		"hourly-tokens": {Name: "hourly-tokens", Window: time.Hour, Tokens: 5000000, Action: BudgetDegrade,
-			DegradeTo: "gpt-4o-mini", WarnAt: 0, Models: []string{"gpt-4o"}},
-		"weekly": {Name: "weekly", Window: 168 * time.Hour, CostUSD: 100, Tokens: 90000000, Action: BudgetReject, WarnAt: 90},
+			DegradeTo: "gpt-4o-mini", WarnAt: 0, Models: []string{"gpt-4o"}, Scope: "agent"},
+		"weekly": {Name: "weekly", Window: 168 * time.Hour, CostUSD: 100, Tokens: 90000000, Action: BudgetReject, WarnAt: 90,
+			Scope: "agent"},
+		"fleet": {Name: "fleet", Window: 24 * time.Hour, Tokens: 1000000, Action: BudgetReject, WarnAt: 80,
+			Scope: "service", SyncEvery: 5 * time.Second},
+		"fleet-slow": {Name: "fleet-slow", Window: 24 * time.Hour, Tokens: 1000000, Action: BudgetReject, WarnAt: 80,
+			Scope: "service", SyncEvery: 30 * time.Second},
 	}
 	if !reflect.DeepEqual(cfg.Budgets, want) {
 		t.Errorf("budgets\ngot  %+v\nwant %+v", cfg.Budgets, want)
@@ -49,7 +63,7 @@ budget "weekly" {
 	summary := cfg.Summary()
 	got := summary["budgets"].(map[string]any)["hourly-tokens"]
 	wantSummary := map[string]any{"window": "1h0m0s", "cost_usd": 0.0, "tokens": int64(5000000), "action": "degrade",
-		"degrade_to": "gpt-4o-mini", "warn_at": 0, "models": []string{"gpt-4o"}}
+		"degrade_to": "gpt-4o-mini", "warn_at": 0, "models": []string{"gpt-4o"}, "scope": "agent"}
 	if !reflect.DeepEqual(got, wantSummary) {
 		t.Errorf("summary = %v, want %v", got, wantSummary)
 	}
@@ -119,6 +133,52 @@ func TestBudgetErrors(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestSharedBudgetErrors(t *testing.T) {
+	tests := []struct {
+		name, text string
+		want       Diagnostics
+	}{
+		{"unknown scope", `budget "b" {
+  tokens = 10
+  scope  = "servce"
+}`, Diagnostics{{Line: 3, Column: 3, Key: "budget.b.scope", Message: `must be "agent" or "service", got "servce"; did you mean "service"?`}}},
+		{"sync_every of an agent budget", `budget "b" {
+  tokens     = 10
+  sync_every = "2s"
+}`, Diagnostics{{Line: 3, Column: 3, Key: "budget.b.sync_every",
+			Message: `is used only with scope = "service": remove it, or set scope = "service"`}}},
+		{"sync_every too short", `budget "b" {
+  tokens     = 10
+  scope      = "service"
+  sync_every = "500ms"
+}`, Diagnostics{{Line: 4, Column: 3, Key: "budget.b.sync_every",
+			Message: `must be at least 1s, so that the sidecars do not write Consul KV more often; got "500ms"`}}},
+		{"no fleet prefix", `consul { fleet_prefix = "" }
+budget "b" {
+  tokens = 10
+  scope  = "service"
+}`, Diagnostics{{Line: 4, Column: 3, Key: "budget.b.scope",
+			Message: `"service" keeps the service's spend in Consul KV under consul.fleet_prefix, which is "": ` +
+				`set consul.fleet_prefix (default "sidecar/fleet/"), or use scope = "agent"`}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "sidecar.hcl")
+			if err := os.WriteFile(path, []byte("agent { name = \"writer\" }\n"+tt.text+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got := loadDiagnostics(t, path)
+			for i := range tt.want {
+				tt.want[i].File = path
+				tt.want[i].Line++ // the agent block's line
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got\n%s\nwant\n%s", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -211,4 +211,6 @@ type budgetFile struct {
 	DegradeTo *string  `mapstructure:"degrade_to"`
 	WarnAt    *int     `mapstructure:"warn_at"`
 	Models    []string `mapstructure:"models"`
+	Scope     *string  `mapstructure:"scope"`
+	SyncEvery *string  `mapstructure:"sync_every"`
 }

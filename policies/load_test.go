@@ -378,7 +378,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 	}{
 		{"", "agent breaker budget consul gateway health ingress listen log model notify tls upstream"},
 		{"agent", "address exec id meta name port state_dir tags"},
-		{"budget", "action cost_usd degrade_to models tokens warn_at window"},
+		{"budget", "action cost_usd degrade_to models scope sync_every tokens warn_at window"},
 		{"agent.exec", "command dir env max_restart_backoff pass_env restart restart_backoff restart_on_isolation stop_timeout user"},
 		{"listen", "address allow_remote allowed_hosts body_read_timeout max_connections probe_address token token_scope"},
 		{"consul", "address ca_file cert_file deregister_critical_after fleet_prefix insecure_skip_verify key_file policy_prefix " +

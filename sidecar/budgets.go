@@ -28,6 +28,15 @@ type budgetKeeper struct {
 	mu      sync.Mutex
 	dirty   bool
 	failing bool // the last write failed (logged once until one succeeds)
+
+	// totals keeps the service budgets' totals under prefix
+	// (consul.fleet_prefix); nil without Consul, and then service
+	// budgets count this sidecar's spend only.
+	totals budget.KV
+	prefix string
+	// syncErr is, by budget, the kind of the last failed sync ("" once
+	// one succeeds), so each kind of failure is warned about once.
+	syncErr map[string]string
 }
 
 // newBudgetKeeper returns the budgets of cfg, with the spend of the current
@@ -104,11 +113,18 @@ func (s *Sidecar) recordUsage(u gateway.Usage) {
 	now := s.now()
 	transitions := s.budgets.ledger.Record(now, u.Model, tokens, usd)
 	s.budgets.markDirty()
+	s.publishBudget(now, u.Model, transitions)
+}
+
+// publishBudget publishes the budget transitions and sends them to the
+// notify targets; model is the requested model whose answer caused them,
+// "" for a sync of a service budget.
+func (s *Sidecar) publishBudget(now time.Time, model string, transitions []budget.Transition) {
 	// The webhook's receiver learns whose budget it is from the event, as
 	// it does for the other events (publish fills these for the stream only).
 	agent := s.Config().Agent
 	for _, tr := range transitions {
-		ev := notify.Event{Type: tr.Type, Agent: agent.Name, AgentID: agent.ID, Budget: tr.Budget, Model: u.Model,
+		ev := notify.Event{Type: tr.Type, Agent: agent.Name, AgentID: agent.ID, Budget: tr.Budget, Model: model,
 			Time: now.UTC(), Text: tr.Text}
 		s.publish(ev)
 		s.notifier.Send(ev)

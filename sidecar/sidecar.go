@@ -75,6 +75,10 @@ type Options struct {
 	// Default: Consul, unless consul.fleet_prefix is "" or Registry is
 	// set (a test without Consul).
 	Reports report.Store
+	// BudgetTotals replaces the Consul KV store of the totals of the
+	// service budgets (tests). Default: Consul, unless consul.fleet_prefix
+	// is "" or Registry is set.
+	BudgetTotals budget.KV
 	// Executable is the sidecar program, passed to the supervised agent as
 	// SIDECAR_BIN so a shell agent can run "$SIDECAR_BIN heartbeat".
 	Executable string
@@ -220,15 +224,23 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		}
 		s.registry = reg
 	}
-	store := opts.Reports
-	if store == nil && opts.Registry == nil && cfg.Consul.FleetPrefix != "" {
+	store, totals := opts.Reports, opts.BudgetTotals
+	if (store == nil || totals == nil) && opts.Registry == nil && cfg.Consul.FleetPrefix != "" {
 		c, err := discovery.NewClient(consulCfg)
 		if err != nil {
 			s.closeListeners()
 			return nil, fmt.Errorf("consul: %w", err)
 		}
-		store = c
+		if store == nil {
+			store = c
+		}
+		if totals == nil {
+			totals = c
+		}
 		s.transports = append(s.transports, c) // its kept-alive connections close with the others
+	}
+	if cfg.Consul.FleetPrefix != "" {
+		s.budgets.totals, s.budgets.prefix = totals, cfg.Consul.FleetPrefix
 	}
 	if store != nil && cfg.Consul.FleetPrefix != "" {
 		s.reporter = report.NewWriter(store, report.Key(cfg.Consul.FleetPrefix, cfg.Agent.ID), s.fleetReport, s.now,
@@ -365,6 +377,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	background.Go(func() { s.watchConsul(bg) })
 	background.Go(func() { s.proxy.Run(bg) })
 	background.Go(func() { s.budgets.run(bg) })
+	background.Go(func() { s.syncSharedBudgets(bg) })
 	if s.reporter != nil {
 		reports.Go(func() { s.reporter.Run(reportCtx) })
 	}

@@ -65,8 +65,10 @@ type bucket struct {
 // entry is one budget's spend in its current window.
 type entry struct {
 	start                     time.Time // the window's start
-	spent                     Spend
-	warned, exceeded, burning bool // each transition once per window
+	spent                     Spend     // for a shared budget: fleet + delta
+	fleet                     Spend     // shared budgets: the service's total last read from Consul KV
+	delta                     Spend     // shared budgets: this sidecar's spend not yet added to that total
+	warned, exceeded, burning bool      // each transition once per window
 	recent                    []bucket
 }
 
@@ -84,8 +86,9 @@ func New(budgets map[string]policies.Budget) *Ledger {
 	return l
 }
 
-// SetBudgets replaces the budgets (a reload). A budget that keeps its name
-// and window keeps its spend; one whose window changed starts afresh.
+// SetBudgets replaces the budgets (a reload). A budget that keeps its name,
+// window and scope keeps its spend; one whose window or scope changed
+// starts afresh.
 func (l *Ledger) SetBudgets(budgets map[string]policies.Budget) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -93,7 +96,7 @@ func (l *Ledger) SetBudgets(budgets map[string]policies.Budget) {
 	l.budgets = maps.Clone(budgets)
 	for name := range l.entries {
 		b, ok := budgets[name]
-		if !ok || prev[name].Window != b.Window {
+		if !ok || prev[name].Window != b.Window || prev[name].Shared() != b.Shared() {
 			delete(l.entries, name)
 		}
 	}
@@ -143,9 +146,12 @@ func (l *Ledger) Record(now time.Time, model string, tokens int64, costUSD float
 			continue
 		}
 		e := l.current(name, b, now)
-		e.spent.Tokens += max(tokens, 0)
-		e.spent.CostUSD += max(costUSD, 0)
-		e.addRecent(now, Spend{CostUSD: max(costUSD, 0), Tokens: max(tokens, 0)})
+		s := Spend{CostUSD: max(costUSD, 0), Tokens: max(tokens, 0)}
+		e.spent = e.spent.plus(s)
+		if b.Shared() {
+			e.delta = e.delta.plus(s)
+		}
+		e.addRecent(now, s)
 		out = append(out, e.transitions(name, b, now)...)
 	}
 	return out

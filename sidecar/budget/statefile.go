@@ -38,20 +38,24 @@ type BudgetState struct {
 	Burning     bool      `json:"burning,omitempty"`
 }
 
-// Snapshot returns the spend of every budget that has an entry, for the
-// state file.
+// Snapshot returns the spend of every agent budget that has an entry, for
+// the state file. Shared budgets are left out: their spend lives in Consul
+// KV.
 func (l *Ledger) Snapshot() State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := State{Version: stateVersion, Budgets: make(map[string]BudgetState, len(l.entries))}
 	for name, e := range l.entries {
+		if l.budgets[name].Shared() {
+			continue
+		}
 		st.Budgets[name] = BudgetState{Window: l.budgets[name].Window.String(), WindowStart: e.start, Spent: e.spent,
 			Warned: e.warned, Exceeded: e.exceeded, Burning: e.burning}
 	}
 	return st
 }
 
-// Restore takes the spend of st for every budget that has the same window
+// Restore takes the spend of st for every agent budget that has the same window
 // and whose window is the current one at now (a file from an older window
 // is ignored); it returns the names of the budgets restored. Negative
 // counts are taken as 0.
@@ -61,7 +65,7 @@ func (l *Ledger) Restore(st State, now time.Time) []string {
 	var restored []string
 	for name, bs := range st.Budgets {
 		b, ok := l.budgets[name]
-		if !ok || bs.Window != b.Window.String() || !bs.WindowStart.Equal(WindowStart(now, b.Window)) {
+		if !ok || b.Shared() || bs.Window != b.Window.String() || !bs.WindowStart.Equal(WindowStart(now, b.Window)) {
 			continue
 		}
 		spent := Spend{CostUSD: max(bs.Spent.CostUSD, 0), Tokens: max(bs.Spent.Tokens, 0)}

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/agent-sidecar/sidecar/policies"
 )
 
 // slowChat answers a chat completion after a pause, or when release is
@@ -129,5 +131,15 @@ func TestEmbeddingsNeverMixVectorSpaces(t *testing.T) {
 	resp, body = post(t, g2base+"/v1/embeddings", req)
 	if resp.StatusCode != 200 || resp.Header.Get(HeaderModel) != "gpt-4o-mini" {
 		t.Fatalf("same space: %s %s", resp.Status, body)
+	}
+}
+
+// A model whose queue_timeout is left at 0 (its default applies) keeps one
+// queue across requests: the limit counts every request in flight.
+func TestQueueIsKeptWhenTheTimeoutIsTheDefault(t *testing.T) {
+	g := New(&policies.Config{}, Options{})
+	m := &policies.Model{Label: "gpt-4o", MaxConcurrent: 1}
+	if a, b := g.queueOf(m), g.queueOf(m); a != b {
+		t.Fatal("a new queue for each request: max_concurrent would never be reached")
 	}
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/agent-sidecar/sidecar/internal/jsonguard"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway/translate"
 )
@@ -101,14 +100,10 @@ func crossHeaders(h http.Header) {
 // shape: a success through the direction's answer translation, an error
 // (status >= 300) into the agent's provider's error shape. A success that
 // cannot be translated is reported as why (the model's answer is unusable
-// for this agent); an error body always translates.
+// for this agent); an error body always translates (one that is not a
+// provider's error, or not JSON, is quoted in the message). The
+// translators bound the body's nesting themselves before reading it.
 func translateWhole(h hop, status int, body, request []byte) (out []byte, why string) {
-	if _, err := jsonguard.Scan(body, jsonguard.MaxDepth); err != nil {
-		if status >= 300 {
-			return h.dir.Error(status, nil), ""
-		}
-		return nil, "the answer is not JSON that can be translated: " + err.Error()
-	}
 	if status >= 300 {
 		return h.dir.Error(status, body), ""
 	}

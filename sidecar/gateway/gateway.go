@@ -348,10 +348,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, provider, http.StatusNotFound, modelNotFound(req.model, st.labels), 0)
 		return
 	}
-	if _, why := translate.For(ep.kind, first.Provider); first.Provider != ep.provider && why != "" {
-		writeError(w, provider, http.StatusBadRequest, "model "+strconv.Quote(req.model)+" speaks the "+first.Provider+
-			" API: send it to "+endpointFor(first.Provider), 0)
-		return
+	if first.Provider != ep.provider {
+		if _, why := translate.For(ep.kind, first.Provider); why != "" {
+			writeError(w, provider, http.StatusBadRequest, "model "+strconv.Quote(req.model)+" speaks the "+first.Provider+
+				" API: send it to "+endpointFor(first.Provider), 0)
+			return
+		}
 	}
 	c := &call{g: g, st: st, ep: ep, req: req, in: r, w: w, start: start, first: first, from: first}
 	if g.opts.Admit != nil {

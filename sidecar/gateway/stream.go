@@ -116,13 +116,10 @@ func (ev event) terminal(kind string) bool {
 	case kindChat, kindCompletion:
 		return bytes.Equal(bytes.TrimSpace(ev.data), []byte("[DONE]"))
 	case kindResponse:
-		t := ev.name
-		if t == "" {
-			t = gjson.GetBytes(ev.data, "type").Str
-		}
+		t := eventType(ev)
 		return t == "response.completed" || t == "response.failed" || t == "response.incomplete"
 	case kindMessage:
-		return ev.name == "message_stop" || (ev.name == "" && gjson.GetBytes(ev.data, "type").Str == "message_stop")
+		return eventType(ev) == "message_stop"
 	}
 	return false
 }

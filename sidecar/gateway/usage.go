@@ -178,9 +178,6 @@ func eventType(ev event) string {
 	if ev.name != "" {
 		return ev.name
 	}
-	if len(ev.data) == 0 || ev.data[0] != '{' {
-		return ""
-	}
 	return gjson.GetBytes(ev.data, "type").Str
 }
 

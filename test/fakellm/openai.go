@@ -29,39 +29,12 @@ func (c *call) chat() {
 		return
 	}
 	text := c.text()
-	id, created, model := newID("chatcmpl-"), time.Now().Unix(), c.req.Model
-	usage := openAIUsage(c.prompt, tokens(text))
-	if !c.req.Stream {
-		c.writeJSON(http.StatusOK, obj{
-			{"id", id}, {"object", "chat.completion"}, {"created", created}, {"model", model},
-			{"choices", []any{obj{
-				{"index", 0},
-				{"message", obj{{"role", "assistant"}, {"content", text}, {"refusal", nil}, {"annotations", []any{}}}},
-				{"logprobs", nil},
-				{"finish_reason", "stop"},
-			}}},
-			{"usage", usage},
-		})
-		return
-	}
-	chunk := func(delta obj, finish any) event {
-		o := obj{{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
-			{"choices", []any{obj{{"index", 0}, {"delta", delta}, {"logprobs", nil}, {"finish_reason", finish}}}}}
-		if c.req.includeUsage() {
-			o = append(o, kv{"usage", nil})
-		}
-		return dataEvent(o)
-	}
-	events := []event{chunk(obj{{"role", "assistant"}, {"content", ""}, {"refusal", nil}}, nil)}
+	deltas := []obj{{{"role", "assistant"}, {"content", ""}, {"refusal", nil}}}
 	for _, p := range pieces(text) {
-		events = append(events, chunk(obj{{"content", p}}, nil))
+		deltas = append(deltas, obj{{"content", p}})
 	}
-	events = append(events, chunk(obj{}, "stop"))
-	if c.req.includeUsage() {
-		events = append(events, dataEvent(obj{{"id", id}, {"object", "chat.completion.chunk"}, {"created", created},
-			{"model", model}, {"choices", []any{}}, {"usage", usage}}))
-	}
-	c.stream(append(events, doneEvent))
+	c.chatReply(obj{{"role", "assistant"}, {"content", text}, {"refusal", nil}, {"annotations", []any{}}},
+		deltas, "stop", openAIUsage(c.prompt, tokens(text)))
 }
 
 // chatToolCall answers a chat completion with a call to c.tool: an
@@ -69,18 +42,30 @@ func (c *call) chat() {
 // streamed, the first chunk names the call (index, id, type, name) and the
 // next ones carry its arguments in pieces, as OpenAI streams them.
 func (c *call) chatToolCall() {
-	id, created, model, callID := newID("chatcmpl-"), time.Now().Unix(), c.req.Model, newID("call_")
-	usage := openAIUsage(c.prompt, tokens(c.tool.name)+tokens(c.tool.args))
+	callID := newID("call_")
+	call := obj{{"id", callID}, {"type", "function"}, {"function", obj{{"name", c.tool.name}, {"arguments", c.tool.args}}}}
+	head := obj{{"index", 0}, {"id", callID}, {"type", "function"}, {"function", obj{{"name", c.tool.name}, {"arguments", ""}}}}
+	deltas := []obj{{{"role", "assistant"}, {"content", nil}, {"tool_calls", []any{head}}, {"refusal", nil}}}
+	for _, p := range pieces(c.tool.args) {
+		deltas = append(deltas, obj{{"tool_calls", []any{obj{{"index", 0}, {"function", obj{{"arguments", p}}}}}}})
+	}
+	c.chatReply(obj{{"role", "assistant"}, {"content", nil}, {"tool_calls", []any{call}}, {"refusal", nil},
+		{"annotations", []any{}}}, deltas, "tool_calls", openAIUsage(c.prompt, tokens(c.tool.name)+tokens(c.tool.args)))
+}
+
+// chatReply writes a chat completion: whole, with message, or streamed,
+// one chunk per delta, then a chunk with finish, then (when the request
+// asked for it) the usage chunk and [DONE].
+func (c *call) chatReply(message obj, deltas []obj, finish string, usage obj) {
+	id, created, model := newID("chatcmpl-"), time.Now().Unix(), c.req.Model
 	if !c.req.Stream {
-		call := obj{{"id", callID}, {"type", "function"}, {"function", obj{{"name", c.tool.name}, {"arguments", c.tool.args}}}}
 		c.writeJSON(http.StatusOK, obj{
 			{"id", id}, {"object", "chat.completion"}, {"created", created}, {"model", model},
 			{"choices", []any{obj{
 				{"index", 0},
-				{"message", obj{{"role", "assistant"}, {"content", nil}, {"tool_calls", []any{call}}, {"refusal", nil},
-					{"annotations", []any{}}}},
+				{"message", message},
 				{"logprobs", nil},
-				{"finish_reason", "tool_calls"},
+				{"finish_reason", finish},
 			}}},
 			{"usage", usage},
 		})
@@ -94,12 +79,11 @@ func (c *call) chatToolCall() {
 		}
 		return dataEvent(o)
 	}
-	head := obj{{"index", 0}, {"id", callID}, {"type", "function"}, {"function", obj{{"name", c.tool.name}, {"arguments", ""}}}}
-	events := []event{chunk(obj{{"role", "assistant"}, {"content", nil}, {"tool_calls", []any{head}}, {"refusal", nil}}, nil)}
-	for _, p := range pieces(c.tool.args) {
-		events = append(events, chunk(obj{{"tool_calls", []any{obj{{"index", 0}, {"function", obj{{"arguments", p}}}}}}}, nil))
+	events := make([]event, 0, len(deltas)+3)
+	for _, d := range deltas {
+		events = append(events, chunk(d, nil))
 	}
-	events = append(events, chunk(obj{}, "tool_calls"))
+	events = append(events, chunk(obj{}, finish))
 	if c.req.includeUsage() {
 		events = append(events, dataEvent(obj{{"id", id}, {"object", "chat.completion.chunk"}, {"created", created},
 			{"model", model}, {"choices", []any{}}, {"usage", usage}}))

@@ -9,9 +9,10 @@
 //	MessagesToOpenAI      Anthropic Messages agent, OpenAI Chat Completions model
 //	ResponsesToAnthropic  OpenAI Responses agent, Anthropic Messages model
 //
-// Every function reads untrusted JSON: callers bound its nesting first
-// (jsonguard.Scan), as the gateway does for every request and answer, and
-// the functions themselves never recurse on input depth.
+// Every function reads untrusted JSON: each checks its input itself (the
+// iterative jsonguard.Scan, or encoding/json's non-recursive validator)
+// before reading it, so callers need not, and none recurses on input
+// depth.
 //
 // A request that uses something the other provider cannot do faithfully
 // (n > 1, logprobs, audio, previous_response_id, …) is refused with an

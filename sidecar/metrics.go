@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
@@ -99,7 +100,7 @@ func newMetrics(src metricSources) *metrics {
 }
 
 // observe counts one finished request.
-func (m *metrics) observe(kind, target string, o outcome.Outcome, d time.Duration) {
+func (m *metrics) observe(kind, target string, o outcome.Outcome, d time.Duration, _ trace.SpanContext) {
 	key := [2]string{kind, target}
 	m.mu.RLock()
 	tm, ok := m.targets[key]
@@ -252,8 +253,8 @@ func boolValue(b bool) float64 {
 }
 
 // observeModel counts one model request the gateway finished.
-func (s *Sidecar) observeModel(model, servedBy string, o outcome.Outcome, d time.Duration) {
-	s.metrics.observe(kindModel, model, o, d)
+func (s *Sidecar) observeModel(model, servedBy string, o outcome.Outcome, d time.Duration, sc trace.SpanContext) {
+	s.metrics.observe(kindModel, model, o, d, sc)
 	if o == outcome.Fallback {
 		s.metrics.degraded.WithLabelValues(model, servedBy).Inc()
 	}

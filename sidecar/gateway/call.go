@@ -17,6 +17,7 @@ import (
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/outcome"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // maxAnswer is the largest non-streaming answer held in memory before it
@@ -288,7 +289,7 @@ func (c *call) observe(servedBy string, o outcome.Outcome) {
 		if end.IsZero() {
 			end = time.Now()
 		}
-		c.g.opts.Observe(c.first.Label, servedBy, o, end.Sub(c.start))
+		c.g.opts.Observe(c.first.Label, servedBy, o, end.Sub(c.start), trace.SpanContextFromContext(c.in.Context()))
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
@@ -57,8 +58,9 @@ type Options struct {
 	// Observe is called once per finished request (not for requests the
 	// agent abandoned, nor for bad requests): the model asked for, the one
 	// that answered ("" when none did), how it ended and the time to the
-	// answer's headers.
-	Observe func(model, servedBy string, o outcome.Outcome, d time.Duration)
+	// answer's headers, and the request's span (zero when it has none): its
+	// trace id becomes the duration histogram's exemplar.
+	Observe func(model, servedBy string, o outcome.Outcome, d time.Duration, sc trace.SpanContext)
 	// OnUsage is called (no locks held) once per answer whose usage was
 	// reported, when the answer has ended (see Usage).
 	OnUsage func(Usage)
@@ -71,6 +73,11 @@ type Options struct {
 	// last failure). Default time.Now. Durations (timeouts, latency) are
 	// measured on the monotonic clock.
 	Now func() time.Time
+	// Tracer makes a server span per request and a client span per model
+	// attempt, whose context goes into the attempt's request (propagated
+	// with tracing.Propagation). Nil: tracing is off, no span is made and a
+	// caller's traceparent passes through untouched.
+	Tracer trace.Tracer
 }
 
 // Gateway serves /llm/. It is safe for concurrent use.

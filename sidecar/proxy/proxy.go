@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/policies"
@@ -56,8 +57,9 @@ type Options struct {
 	// Observe is called once per finished call or task (not when the
 	// caller went away): its kind (KindUpstream, KindTask), the upstream
 	// called or the agent's service, how it ended, and the time to the
-	// answer's headers.
-	Observe func(kind, target string, o outcome.Outcome, d time.Duration)
+	// answer's headers, and the request's span (zero when it has none): its
+	// trace id becomes the duration histogram's exemplar.
+	Observe func(kind, target string, o outcome.Outcome, d time.Duration, sc trace.SpanContext)
 	// AgentIsolated says whether the local agent is isolated, and the
 	// reason (e.g. "missed_heartbeats"); the ingress then sends its tasks
 	// elsewhere. Nil: never isolated.
@@ -69,6 +71,11 @@ type Options struct {
 	// instances Run forgot (gone for longer than max_open_for), after they
 	// were removed from Breakers.
 	InstancesDeparted func(names []string)
+	// Tracer makes a server span per call and ingress task and a client
+	// span per attempt, whose context goes into the attempt's request
+	// (propagated with tracing.Propagation). Nil: tracing is off, no span
+	// is made and a caller's traceparent passes through untouched.
+	Tracer trace.Tracer
 }
 
 // Proxy serves /call/ and the ingress. It is safe for concurrent use.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agent-sidecar/sidecar/internal/readable"
 	"github.com/agent-sidecar/sidecar/internal/retryafter"
@@ -56,9 +57,9 @@ const (
 // the first good answer, else the best error.
 type callTransport struct {
 	rt      http.RoundTripper
-	observe func(kind, target string, o outcome.Outcome, d time.Duration) // nil: not observed
-	log     hclog.Logger                                                  // nil: no log
-	now     func() time.Time                                              // reads Retry-After dates; nil: time.Now
+	observe func(kind, target string, o outcome.Outcome, d time.Duration, sc trace.SpanContext) // nil: not observed
+	log     hclog.Logger                                                                        // nil: no log
+	now     func() time.Time                                                                    // reads Retry-After dates; nil: time.Now
 }
 
 var upstreamDialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
@@ -86,7 +87,7 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	resp, o, err := t.route(req, plan)
 	if err == nil && t.observe != nil {
-		t.observe(plan.kind, plan.target, o, time.Since(start))
+		t.observe(plan.kind, plan.target, o, time.Since(start), trace.SpanContextFromContext(req.Context()))
 	}
 	return resp, err
 }

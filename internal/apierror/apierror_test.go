@@ -16,3 +16,19 @@ func TestWriteAnswersInTheSidecarsErrorShape(t *testing.T) {
 		t.Fatalf("body %s, want %s", got, want)
 	}
 }
+
+func TestWriteTracedCarriesTheTraceIDOnlyWhenThereIsOne(t *testing.T) {
+	for _, tc := range []struct{ traceID, want string }{
+		{"4bf92f3577b34da6a3ce929d0e0e4736", `{"error":{"type":"timeout","message":"late","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}}`},
+		{"", `{"error":{"type":"timeout","message":"late"}}`},
+	} {
+		rec := httptest.NewRecorder()
+		WriteTraced(rec, 504, "timeout", "late", tc.traceID)
+		if rec.Code != 504 || rec.Header().Get("Content-Type") != "application/json" {
+			t.Fatalf("status %d, content type %q", rec.Code, rec.Header().Get("Content-Type"))
+		}
+		if got := rec.Body.String(); got != tc.want {
+			t.Fatalf("body %s, want %s", got, tc.want)
+		}
+	}
+}

@@ -13,27 +13,43 @@ import (
 
 // ServeCall serves /call/{upstream}/{path...}. The sidecar routes it before
 // the control API's router: it is the hot path of every call an agent makes.
+// With a tracer, a call to a configured upstream gets a server span.
 func (p *Proxy) ServeCall(w http.ResponseWriter, req *http.Request) {
 	cfg := p.cfg.Load()
 	name, _, _ := strings.Cut(strings.TrimPrefix(req.URL.Path, "/call/"), "/")
 	if _, ok := cfg.Upstreams[name]; !ok {
-		writeJSONError(w, http.StatusNotFound, errNotFound,
+		writeJSONError(w, req, http.StatusNotFound, errNotFound,
 			fmt.Sprintf("no upstream named %q; configured: %s (add an upstream block)", name, upstreamNames(cfg)))
 		return
 	}
+	if p.opts.Tracer == nil {
+		p.serveCall(w, req, cfg, name, nil)
+		return
+	}
+	req, sv := startServerSpan(p.opts.Tracer, req, "call "+name, name)
+	defer sv.end()
+	p.serveCall(w, req, cfg, name, sv)
+}
+
+// serveCall serves a call to the upstream name; sv, when tracing is on,
+// gets what its server span reports.
+func (p *Proxy) serveCall(w http.ResponseWriter, req *http.Request, cfg *policies.Config, name string, sv *served) {
 	if _, ok := p.router.passHop(w, req, cfg.Agent.ID); !ok {
+		sv.wrote(http.StatusLoopDetected)
 		return
 	}
 	path, rawPath, dot := callPath(req, name)
 	if dot != "" {
-		writeJSONError(w, http.StatusBadRequest, errInvalidRequest, fmt.Sprintf(
+		sv.wrote(http.StatusBadRequest)
+		writeJSONError(w, req, http.StatusBadRequest, errInvalidRequest, fmt.Sprintf(
 			"the path below upstream %q has the dot-segment %q: /call/{upstream}/ paths may not contain . or .. "+
 				"segments, plain or percent-encoded; send the path the upstream should get, without them", name, dot))
 		return
 	}
 	body, err := readReplayBody(req)
 	if err != nil {
-		writeJSONError(w, http.StatusBadRequest, errInvalidRequest, "could not read the request body: "+err.Error())
+		sv.wrote(http.StatusBadRequest)
+		writeJSONError(w, req, http.StatusBadRequest, errInvalidRequest, "could not read the request body: "+err.Error())
 		return
 	}
 	defer body.release()
@@ -45,6 +61,7 @@ func (p *Proxy) ServeCall(w http.ResponseWriter, req *http.Request) {
 		idempotent: isIdempotent(req),
 		kind:       KindUpstream,
 		target:     name,
+		served:     sv,
 	}
 	p.rp.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), planKey{}, plan)))
 }

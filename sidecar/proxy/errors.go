@@ -13,6 +13,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/internal/apierror"
 	"github.com/agent-sidecar/sidecar/internal/readable"
+	"github.com/agent-sidecar/sidecar/sidecar/tracing"
 )
 
 // Error types of the call proxy's own answers.
@@ -24,8 +25,10 @@ const (
 	errUpstreamBroke  = "upstream_error"  // 502
 )
 
-func writeJSONError(w http.ResponseWriter, status int, typ, msg string) {
-	apierror.Write(w, status, typ, msg)
+// writeJSONError answers req with the sidecar's error body, which carries
+// the request's trace id when it has one.
+func writeJSONError(w http.ResponseWriter, req *http.Request, status int, typ, msg string) {
+	apierror.WriteTraced(w, status, typ, msg, tracing.TraceID(req.Context(), req.Header))
 }
 
 // shortError turns a transport error into a short reason without URLs.
@@ -36,9 +39,12 @@ func shortError(err error) string {
 	return readable.NetError(err)
 }
 
-// errorResponse builds the sidecar's own JSON error answer.
+// errorResponse builds the sidecar's own JSON error answer to req, with
+// its trace id when it has one.
 func errorResponse(req *http.Request, status int, typ, msg string, retryAfter time.Duration) *http.Response {
-	body, _ := json.Marshal(apierror.New(typ, msg))
+	b := apierror.New(typ, msg)
+	b.Error.TraceID = tracing.TraceID(req.Context(), req.Header)
+	body, _ := json.Marshal(b)
 	h := http.Header{"Content-Type": {"application/json"}}
 	if retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))

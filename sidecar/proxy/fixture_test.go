@@ -81,6 +81,12 @@ var clockStart = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 // on a test clock (p.clock) that moves only when the test moves it.
 func callProxy(t *testing.T, ups map[string]policies.Upstream, d Discovery, openFor time.Duration) (*testProxy, *httpexpect.Expect) {
 	t.Helper()
+	return callProxyWith(t, ups, d, openFor, Options{})
+}
+
+// callProxyWith is callProxy with more options (a tracer, a log, Observe).
+func callProxyWith(t *testing.T, ups map[string]policies.Upstream, d Discovery, openFor time.Duration, opts Options) (*testProxy, *httpexpect.Expect) {
+	t.Helper()
 	cfg := testConfig()
 	cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(openFor)}
 	for name, u := range ups {
@@ -98,7 +104,8 @@ func callProxy(t *testing.T, ups map[string]policies.Upstream, d Discovery, open
 	}
 	cfg.Upstreams = ups
 	clock := testutil.NewClock(clockStart)
-	p, e := startProxy(t, cfg, Options{Discovery: d, Breakers: breaker.NewSetWithClock(clock.Now), Now: clock.Now})
+	opts.Discovery, opts.Breakers, opts.Now = d, breaker.NewSetWithClock(clock.Now), clock.Now
+	p, e := startProxy(t, cfg, opts)
 	p.clock = clock
 	return p, e
 }

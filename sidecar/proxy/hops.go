@@ -90,14 +90,14 @@ func (r *router) passHop(w http.ResponseWriter, req *http.Request, agentID strin
 	self := r.hopName(agentID)
 	for _, e := range p.entries {
 		if e == self {
-			writeJSONError(w, http.StatusLoopDetected, errLoop, fmt.Sprintf(
+			writeJSONError(w, req, http.StatusLoopDetected, errLoop, fmt.Sprintf(
 				"this request has already passed through this sidecar (%s: %s): an upstream or a peer points back "+
 					"at it; check the url of the upstreams in the chain", HeaderHops, strings.Join(p.entries, ", ")))
 			return p, false
 		}
 	}
 	if len(p.entries) >= maxHops {
-		writeJSONError(w, http.StatusLoopDetected, errLoop, fmt.Sprintf(
+		writeJSONError(w, req, http.StatusLoopDetected, errLoop, fmt.Sprintf(
 			"this request has passed through %d sidecars, the most it may (%s: %s); check the url of the upstreams "+
 				"in the chain", len(p.entries), HeaderHops, strings.Join(p.entries, ", ")))
 		return p, false

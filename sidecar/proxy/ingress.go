@@ -19,47 +19,64 @@ import (
 // another sidecar passed on tries one peer at most, so sidecars never bounce
 // a task between them and a task visits few of them. The local agent does
 // not see X-Sidecar-Hops.
+//
+// With a tracer, each task gets a server span named after the agent's
+// service.
 func (p *Proxy) IngressHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		cfg := p.cfg.Load()
-		in := cfg.Ingress
-		body, err := readReplayBody(req)
-		if err != nil {
-			writeJSONError(w, http.StatusBadRequest, errInvalidRequest, "could not read the request body: "+err.Error())
+		if p.opts.Tracer == nil {
+			p.serveTask(w, req, cfg, nil)
 			return
 		}
-		defer body.release()
-		passed, ok := p.router.passHop(w, req, cfg.Agent.ID)
-		if !ok {
-			return
-		}
-		hops := req.Header.Get(HeaderHops)
-		req.Header.Del(HeaderHops)
-		bcfg := cfg.Breakers[in.Breaker]
-		stages := []stage{{
-			name: "agent", retries: 0, timeout: in.Timeout,
-			targets: func(context.Context) ([]target, string) { return p.localAgentTarget(cfg, bcfg) },
-		}}
-		if in.MaxConcurrent > 0 {
-			stages[0].limit, stages[0].inflight = in.MaxConcurrent, p.router.inflightOf(ingressInflight)
-		}
-		peerRetries := 1
-		if len(passed.entries) > 0 {
-			peerRetries = 0
-		}
-		stages = append(stages, stage{
-			name: "peer", fallback: true, retries: peerRetries, timeout: in.Timeout, forwarded: true,
-			targets:      func(ctx context.Context) ([]target, string) { return p.peerTargets(ctx, cfg, bcfg, passed.ids) },
-			ingressToken: in.Token, tokenKey: peerTokenKey,
-		})
-		for _, st := range p.router.upstreamStages(cfg, upstreamChain(cfg, in.Fallback...), true) {
-			st.forwarded = true
-			stages = append(stages, st)
-		}
-		plan := &callPlan{stages: stages, path: req.URL.Path, rawPath: req.URL.RawPath, body: body,
-			idempotent: isIdempotent(req), hops: hops, kind: KindTask, target: cfg.Agent.Name}
-		p.rp.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), planKey{}, plan)))
+		req, sv := startServerSpan(p.opts.Tracer, req, "task "+cfg.Agent.Name, cfg.Agent.Name)
+		defer sv.end()
+		p.serveTask(w, req, cfg, sv)
 	})
+}
+
+// serveTask serves a task of the ingress; sv, when tracing is on, gets what
+// its server span reports.
+func (p *Proxy) serveTask(w http.ResponseWriter, req *http.Request, cfg *policies.Config, sv *served) {
+	in := cfg.Ingress
+	body, err := readReplayBody(req)
+	if err != nil {
+		sv.wrote(http.StatusBadRequest)
+		writeJSONError(w, req, http.StatusBadRequest, errInvalidRequest, "could not read the request body: "+err.Error())
+		return
+	}
+	defer body.release()
+	passed, ok := p.router.passHop(w, req, cfg.Agent.ID)
+	if !ok {
+		sv.wrote(http.StatusLoopDetected)
+		return
+	}
+	hops := req.Header.Get(HeaderHops)
+	req.Header.Del(HeaderHops)
+	bcfg := cfg.Breakers[in.Breaker]
+	stages := []stage{{
+		name: "agent", retries: 0, timeout: in.Timeout,
+		targets: func(context.Context) ([]target, string) { return p.localAgentTarget(cfg, bcfg) },
+	}}
+	if in.MaxConcurrent > 0 {
+		stages[0].limit, stages[0].inflight = in.MaxConcurrent, p.router.inflightOf(ingressInflight)
+	}
+	peerRetries := 1
+	if len(passed.entries) > 0 {
+		peerRetries = 0
+	}
+	stages = append(stages, stage{
+		name: "peer", fallback: true, retries: peerRetries, timeout: in.Timeout, forwarded: true,
+		targets:      func(ctx context.Context) ([]target, string) { return p.peerTargets(ctx, cfg, bcfg, passed.ids) },
+		ingressToken: in.Token, tokenKey: peerTokenKey,
+	})
+	for _, st := range p.router.upstreamStages(cfg, upstreamChain(cfg, in.Fallback...), true) {
+		st.forwarded = true
+		stages = append(stages, st)
+	}
+	plan := &callPlan{stages: stages, path: req.URL.Path, rawPath: req.URL.RawPath, body: body,
+		idempotent: isIdempotent(req), hops: hops, kind: KindTask, target: cfg.Agent.Name, served: sv}
+	p.rp.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), planKey{}, plan)))
 }
 
 // ingressInflight names the counter of tasks in flight to the local agent

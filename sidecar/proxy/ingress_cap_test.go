@@ -16,6 +16,13 @@ import (
 // most maxConcurrent tasks at once, with fake discovery d.
 func ingressProxy(t *testing.T, agent *sidecartest.Upstream, maxConcurrent int, d Discovery, ups map[string]policies.Upstream, fallback ...string) *testProxy {
 	t.Helper()
+	return ingressProxyWith(t, agent, maxConcurrent, d, ups, Options{}, fallback...)
+}
+
+// ingressProxyWith is ingressProxy with more options (a tracer,
+// AgentIsolated).
+func ingressProxyWith(t *testing.T, agent *sidecartest.Upstream, maxConcurrent int, d Discovery, ups map[string]policies.Upstream, opts Options, fallback ...string) *testProxy {
+	t.Helper()
 	cfg := testConfig()
 	cfg.Agent.Port = agent.Listener.Addr().(*net.TCPAddr).Port
 	cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.Breaker(time.Minute)}
@@ -26,7 +33,8 @@ func ingressProxy(t *testing.T, agent *sidecartest.Upstream, maxConcurrent int, 
 	cfg.Upstreams = ups
 	cfg.Ingress = &policies.Ingress{Address: "127.0.0.1:0", Breaker: "default", Timeout: 5 * time.Second,
 		MaxConcurrent: maxConcurrent, Fallback: fallback}
-	p, _ := startProxy(t, cfg, Options{Discovery: d})
+	opts.Discovery = d
+	p, _ := startProxy(t, cfg, opts)
 	return p
 }
 

@@ -103,7 +103,8 @@ func New(cfg *policies.Config, opts Options) *Proxy {
 	}
 	p := &Proxy{opts: opts, log: opts.Log, router: newRouter(opts.Discovery, opts.Breakers)}
 	p.cfg.Store(cfg)
-	p.rp = newReverseProxy(&callTransport{rt: opts.Transport, observe: opts.Observe, log: opts.Log.Named("call"), now: opts.Now},
+	p.rp = newReverseProxy(&callTransport{rt: opts.Transport, observe: opts.Observe, log: opts.Log.Named("call"), now: opts.Now,
+		tracer: opts.Tracer},
 		opts.Log, opts.ErrorLog)
 	return p
 }
@@ -168,8 +169,11 @@ func newReverseProxy(t http.RoundTripper, log hclog.Logger, errLog *stdlog.Logge
 			if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
 				return // the caller went away
 			}
-			log.Warn("proxied call failed", "path", r.URL.Path, "error", err)
-			writeJSONError(w, http.StatusBadGateway, errUpstreamBroke, "the call could not be completed: "+shortError(err))
+			log.Warn("proxied call failed", logTraceID(r, "path", r.URL.Path, "error", err)...)
+			if plan, _ := r.Context().Value(planKey{}).(*callPlan); plan != nil && plan.served != nil {
+				plan.served.status, plan.served.canceled, plan.served.failure = http.StatusBadGateway, false, errUpstreamBroke
+			}
+			writeJSONError(w, r, http.StatusBadGateway, errUpstreamBroke, "the call could not be completed: "+shortError(err))
 		},
 	}
 }

@@ -32,9 +32,10 @@ type callPlan struct {
 	rawPath    string
 	body       *replayBody
 	idempotent bool
-	hops       string // X-Sidecar-Hops on the ingress's forwarded stages
-	kind       string // KindUpstream or KindTask, for metrics
-	target     string // the upstream called, or the agent's service
+	hops       string  // X-Sidecar-Hops on the ingress's forwarded stages
+	kind       string  // KindUpstream or KindTask, for metrics
+	target     string  // the upstream called, or the agent's service
+	served     *served // what the server span reports; nil when tracing is off
 }
 
 type planKey struct{}
@@ -60,6 +61,7 @@ type callTransport struct {
 	observe func(kind, target string, o outcome.Outcome, d time.Duration, sc trace.SpanContext) // nil: not observed
 	log     hclog.Logger                                                                        // nil: no log
 	now     func() time.Time                                                                    // reads Retry-After dates; nil: time.Now
+	tracer  trace.Tracer                                                                        // nil: no attempt spans
 }
 
 var upstreamDialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
@@ -86,6 +88,13 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	start := time.Now()
 	resp, o, err := t.route(req, plan)
+	if s := plan.served; s != nil {
+		if err != nil {
+			s.canceled = true
+		} else {
+			s.status, s.outcome, s.hasOutcome = resp.StatusCode, o, true
+		}
+	}
 	if err == nil && t.observe != nil {
 		t.observe(plan.kind, plan.target, o, time.Since(start), trace.SpanContextFromContext(req.Context()))
 	}
@@ -99,6 +108,7 @@ func (t *callTransport) route(req *http.Request, plan *callPlan) (*http.Response
 		held       *http.Response // the last failure answer, returned when nothing does better
 		lastHard   attemptOutcome // the last timeout or broken connection
 		hardDetail string
+		heldBy     string // who answered held, for the server span
 		refused    string // why an ingress refused the token, and what to set
 		reasons    []string
 		minOpen    = time.Duration(-1)
@@ -119,8 +129,9 @@ func (t *callTransport) route(req *http.Request, plan *callPlan) (*http.Response
 	}
 	defer releaseSlot()
 
+	sv := plan.served
 stages:
-	for _, st := range plan.stages {
+	for si, st := range plan.stages {
 		releaseSlot()
 		if !plan.body.replayable() {
 			break
@@ -129,6 +140,9 @@ stages:
 			if st.inflight.Add(1) > int64(st.limit) {
 				st.inflight.Add(-1)
 				reasons = append(reasons, fmt.Sprintf("%s: %d calls in flight, the most it takes (max_concurrent)", st.name, st.limit))
+				if sv != nil {
+					sv.skipped(stageTarget(st), "max_concurrent reached")
+				}
 				continue
 			}
 			slot = st.inflight
@@ -136,6 +150,9 @@ stages:
 		ts, why := st.targets(req.Context())
 		if len(ts) == 0 {
 			reasons = append(reasons, st.name+": "+why)
+			if sv != nil {
+				sv.skipped(stageTarget(st), why)
+			}
 			continue
 		}
 		retries, attempts, open := st.retries, 0, 0
@@ -145,6 +162,9 @@ stages:
 				open++
 				if rem := tg.breaker.RemainingOpen(); minOpen < 0 || rem < minOpen {
 					minOpen = rem
+				}
+				if sv != nil {
+					sv.skipped(tg.breaker.Name(), breakerSkipReason(tg))
 				}
 				continue
 			}
@@ -156,7 +176,13 @@ stages:
 				retries--
 			}
 			attempts++
-			resp, oc, detail := t.attempt(req, plan, st, tg, permit)
+			var span trace.Span
+			actx := req.Context()
+			if sv != nil {
+				sv.attempts++
+				actx, span = t.startAttempt(req, st, tg, si, attempts-1, sv.attempts)
+			}
+			resp, oc, detail := t.attempt(req, actx, span, plan, st, tg, permit)
 			switch oc {
 			case outcomeOK:
 				release()
@@ -164,17 +190,21 @@ stages:
 				if rb, ok := resp.Body.(interface{ releasing() *releasingBody }); ok && slot != nil {
 					rb.releasing().slot, slot = slot, nil // held until the answer is read
 				}
+				o := outcome.Success
 				if st.fallback {
-					return resp, outcome.Fallback, nil
+					o = outcome.Fallback
 				}
-				return resp, outcome.Success, nil
+				if sv != nil {
+					sv.answeredBy = answeredBy(st, tg)
+				}
+				return resp, o, nil
 			case outcomeCanceled:
 				release()
 				return nil, 0, req.Context().Err()
 			case outcomeFailStatus:
 				release()
 				annotate(resp, st, tg)
-				held = resp
+				held, heldBy = resp, answeredBy(st, tg)
 				if !plan.idempotent || !plan.body.replayable() {
 					continue stages
 				}
@@ -193,7 +223,7 @@ stages:
 					refused = detail
 				}
 				if t.log != nil {
-					t.log.Warn("a sidecar's ingress refused the call for its ingress token", "error", detail)
+					t.log.Warn("a sidecar's ingress refused the call for its ingress token", logTraceID(req, "error", detail)...)
 				}
 				continue stages
 			}
@@ -206,15 +236,18 @@ stages:
 	if refused != "" {
 		// A configuration to fix comes before any other answer.
 		release()
-		return errorResponse(req, http.StatusBadGateway, errIngressToken, refused, 0), outcome.Failure, nil
+		return plan.fail(req, http.StatusBadGateway, errIngressToken, refused, 0), outcome.Failure, nil
 	}
 	switch {
 	case held != nil:
+		if sv != nil {
+			sv.answeredBy, sv.failure = heldBy, heldBy+": "+held.Status
+		}
 		return held, outcome.Failure, nil
 	case lastHard == outcomeTimeout:
-		return errorResponse(req, http.StatusGatewayTimeout, errTimeout, "the upstream did not answer in time: "+hardDetail, 0), outcome.Failure, nil
+		return plan.fail(req, http.StatusGatewayTimeout, errTimeout, "the upstream did not answer in time: "+hardDetail, 0), outcome.Failure, nil
 	case lastHard == outcomeBroken:
-		return errorResponse(req, http.StatusBadGateway, errUpstreamBroke, "the upstream broke the connection: "+hardDetail, 0), outcome.Failure, nil
+		return plan.fail(req, http.StatusBadGateway, errUpstreamBroke, "the upstream broke the connection: "+hardDetail, 0), outcome.Failure, nil
 	}
 	retry := time.Second
 	if minOpen > 0 {
@@ -224,14 +257,41 @@ stages:
 	if len(reasons) > 0 {
 		msg += ": " + strings.Join(reasons, "; ")
 	}
-	return errorResponse(req, http.StatusServiceUnavailable, errUnavailable, msg, retry), outcome.Rejected, nil
+	return plan.fail(req, http.StatusServiceUnavailable, errUnavailable, msg, retry), outcome.Rejected, nil
+}
+
+// fail is the sidecar's own error answer to the plan's request; the server
+// span, when there is one, fails with its type.
+func (plan *callPlan) fail(req *http.Request, status int, typ, msg string, retryAfter time.Duration) *http.Response {
+	if plan.served != nil {
+		plan.served.failure = typ
+	}
+	return errorResponse(req, status, typ, msg, retryAfter)
 }
 
 // attempt sends the request to one target and classifies the result. On
 // outcomeOK and outcomeFailStatus the response is returned and its body
-// must be closed by the caller.
-func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg target, permit breaker.Permit) (*http.Response, attemptOutcome, string) {
-	ctx, cancel := context.WithTimeout(req.Context(), st.timeout)
+// must be closed by the caller. With tracing on, actx holds span, the
+// attempt's span, whose context the request carries; it ends with the
+// attempt (with the answer's body, when there is one).
+func (t *callTransport) attempt(req *http.Request, actx context.Context, span trace.Span, plan *callPlan, st stage, tg target, permit breaker.Permit) (*http.Response, attemptOutcome, string) {
+	resp, oc, detail := t.send(req, actx, span, plan, st, tg, permit)
+	if span != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		why := detail
+		if oc == outcomeTokenRefused {
+			why = "the ingress refused the ingress token sent, or its absence"
+		}
+		endAttempt(span, status, oc, why, resp != nil)
+	}
+	return resp, oc, detail
+}
+
+func (t *callTransport) send(req *http.Request, actx context.Context, span trace.Span, plan *callPlan, st stage, tg target, permit breaker.Permit) (*http.Response, attemptOutcome, string) {
+	ctx, cancel := context.WithTimeout(actx, st.timeout)
 	// req is the proxy's own copy of the caller's request; each attempt
 	// gets a shallow copy with its own URL, and its own headers only when
 	// it changes them.
@@ -245,14 +305,18 @@ func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg 
 		out.URL.RawPath = tg.basePath + plan.rawPath
 	}
 	out.Host = tg.hostPort
+	own := false
 	if token := tokenSent(st, tg); st.forwarded || token != "" {
-		out.Header = req.Header.Clone()
+		out.Header, own = req.Header.Clone(), true
 		if st.forwarded {
 			out.Header.Set(HeaderHops, plan.hops)
 		}
 		if token != "" {
 			out.Header.Set(HeaderIngressToken, token)
 		}
+	}
+	if span != nil {
+		injectAttempt(ctx, out, own)
 	}
 	plan.body.attach(out)
 
@@ -291,7 +355,7 @@ func (t *callTransport) attempt(req *http.Request, plan *callPlan, st stage, tg 
 	} else {
 		permit.Done(resp.StatusCode, nil)
 	}
-	rb := &releasingBody{ReadCloser: resp.Body, cancel: cancel, outstanding: tg.outstanding}
+	rb := &releasingBody{ReadCloser: resp.Body, cancel: cancel, outstanding: tg.outstanding, span: span}
 	resp.Body = rb
 	if w, ok := rb.ReadCloser.(io.Writer); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		// An upgraded connection (a WebSocket, say): the reverse proxy
@@ -325,6 +389,7 @@ type releasingBody struct {
 	cancel      context.CancelFunc
 	outstanding *atomic.Int64
 	slot        *atomic.Int64 // the stage's bulkhead slot, when it has one
+	span        trace.Span    // the attempt's span, ended with the body; nil when tracing is off
 	closed      atomic.Bool
 }
 
@@ -346,6 +411,9 @@ func (b *releasingBody) Close() error {
 		b.outstanding.Add(-1)
 		if b.slot != nil {
 			b.slot.Add(-1)
+		}
+		if b.span != nil {
+			b.span.End()
 		}
 	}
 	return err

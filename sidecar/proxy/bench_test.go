@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/policies"
 )
@@ -22,8 +26,9 @@ var answer600 = `{"result":"` + strings.Repeat("x", 600-13) + `"}`
 
 // benchPaths starts an upstream, a plain httputil.ReverseProxy in front of
 // it, and the sidecar's call proxy whose upstream "up" is that upstream
-// (static URL), and returns the three URLs to call.
-func benchPaths(b *testing.B) (direct, plain, side string) {
+// (static URL), and returns the three URLs to call. opts are the call
+// proxy's options (a tracer, say).
+func benchPaths(b *testing.B, opts Options) (direct, plain, side string) {
 	b.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -43,14 +48,14 @@ func benchPaths(b *testing.B) (direct, plain, side string) {
 	cfg.Breakers = map[string]policies.Breaker{"default": sidecartest.BenchBreaker()}
 	cfg.Upstreams = map[string]policies.Upstream{"up": {Name: "up", URL: up.URL, Breaker: "default",
 		Timeout: 10 * time.Second, Retries: 1, Balance: policies.BalanceRoundRobin}}
-	return up.URL + "/search", proxy.URL + "/search", "http://" + serveBenchProxy(b, cfg) + "/call/up/search"
+	return up.URL + "/search", proxy.URL + "/search", "http://" + serveBenchProxy(b, cfg, opts) + "/call/up/search"
 }
 
 // serveBenchProxy serves a proxy for cfg on loopback until the benchmark
 // ends and returns the address of its /call/.
-func serveBenchProxy(b *testing.B, cfg *policies.Config) string {
+func serveBenchProxy(b *testing.B, cfg *policies.Config, opts Options) string {
 	b.Helper()
-	p, _ := startProxy(b, cfg, Options{})
+	p, _ := startProxy(b, cfg, opts)
 	return p.Addr()
 }
 
@@ -78,8 +83,24 @@ func cpuTime() time.Duration {
 // included), one connection at a time. It reports the median latency of
 // each, the latency and CPU each proxy adds per request, and the ratio of
 // the sidecar's added cost to the plain proxy's (goal: at most 1.2).
-func BenchmarkCallPath(b *testing.B) {
-	direct, plain, side := benchPaths(b)
+// Tracing is off. Allocations are those of the whole process (the client,
+// the upstream and both proxies) per op, an op being three requests, one
+// by each path.
+func BenchmarkCallPath(b *testing.B) { benchCallPath(b, Options{}) }
+
+// BenchmarkCallPathTraced is BenchmarkCallPath with tracing on: every call
+// sampled, its spans batched to an exporter that drops them (the cost of
+// making and queueing spans, not of sending them).
+func BenchmarkCallPathTraced(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()),
+		sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	benchCallPath(b, Options{Tracer: tp.Tracer("github.com/agent-sidecar/sidecar")})
+}
+
+func benchCallPath(b *testing.B, opts Options) {
+	b.ReportAllocs()
+	direct, plain, side := benchPaths(b, opts)
 	urls := []string{direct, plain, side}
 	names := []string{"direct", "reverseproxy", "sidecar"}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
@@ -131,7 +152,7 @@ func BenchmarkCallPath(b *testing.B) {
 // BenchmarkCallPathParallel measures throughput through each path with
 // concurrent callers (ns/op is the time per request across all of them).
 func BenchmarkCallPathParallel(b *testing.B) {
-	direct, plain, side := benchPaths(b)
+	direct, plain, side := benchPaths(b, Options{})
 	for _, p := range []struct{ name, url string }{{"direct", direct}, {"reverseproxy", plain}, {"sidecar", side}} {
 		b.Run(p.name, func(b *testing.B) {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/sidecartest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/outcome"
 )
@@ -478,4 +479,125 @@ func TestLogLinesAboutACallCarryTheTraceID(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An attempt's trace context reaches the target whatever carries the
+// request: the proxy's own HTTP/1.1 client, net/http's, HTTP/2; and a body
+// sent again to a fallback goes with the fallback attempt's own context.
+func TestEveryTransportCarriesTheAttemptsContext(t *testing.T) {
+	type got struct{ traceparent, body, proto string }
+	serve := func(t *testing.T, tls bool, status int) (string, func() []got) {
+		var mu sync.Mutex
+		var seen []got
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			seen = append(seen, got{r.Header.Get("Traceparent"), string(b), r.Proto})
+			mu.Unlock()
+			w.WriteHeader(status)
+		}))
+		if tls {
+			srv.EnableHTTP2 = true
+			srv.StartTLS()
+		} else {
+			srv.Start()
+		}
+		t.Cleanup(srv.Close)
+		return srv.URL, func() []got { mu.Lock(); defer mu.Unlock(); return append([]got(nil), seen...) }
+	}
+	for _, tc := range []struct {
+		name, proto string
+		tls         bool
+		transport   func(t *testing.T) http.RoundTripper
+	}{
+		{"h1", "HTTP/1.1", false, func(t *testing.T) http.RoundTripper {
+			rt := NewTransport(nil)
+			t.Cleanup(rt.CloseIdleConnections)
+			return rt
+		}},
+		{"net/http", "HTTP/1.1", false, func(t *testing.T) http.RoundTripper {
+			rt := &http.Transport{}
+			t.Cleanup(rt.CloseIdleConnections)
+			return rt
+		}},
+		{"HTTP/2", "HTTP/2.0", true, func(t *testing.T) http.RoundTripper {
+			// httptest's TLS servers share one certificate
+			probe := httptest.NewTLSServer(http.NotFoundHandler())
+			rt := probe.Client().Transport.(*http.Transport).Clone()
+			probe.Close()
+			rt.ForceAttemptHTTP2 = true
+			t.Cleanup(rt.CloseIdleConnections)
+			return rt
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			primaryURL, primarySeen := serve(t, tc.tls, http.StatusServiceUnavailable)
+			backupURL, backupSeen := serve(t, tc.tls, http.StatusOK)
+			tracer, rec := newTracer(t)
+			_, e := callProxyWith(t, map[string]policies.Upstream{
+				"primary": {URL: primaryURL, Fallback: []string{"backup"}},
+				"backup":  {URL: backupURL},
+			}, &sidecartest.Discovery{}, time.Minute, Options{Tracer: tracer, Transport: tc.transport(t)})
+
+			e.POST("/call/primary/task").WithHeader("Traceparent", callerParent).WithText("the task").
+				Expect().Status(http.StatusOK)
+
+			for _, c := range []struct {
+				span string
+				seen []got
+			}{{"attempt primary", primarySeen()}, {"attempt backup", backupSeen()}} {
+				at := oneSpan(t, rec, c.span)
+				want := got{"00-" + callerTrace + "-" + at.SpanContext().SpanID().String() + "-01", "the task", tc.proto}
+				if len(c.seen) != 1 || c.seen[0] != want {
+					t.Errorf("%s: the target received %+v, want %+v", c.span, c.seen, want)
+				}
+			}
+		})
+	}
+}
+
+// An upgraded connection's attempt carries its context, and its span
+// lasts as long as the connection.
+func TestUpgradeCarriesTheAttemptsContext(t *testing.T) {
+	sent := make(chan string, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sent <- r.Header.Get("Traceparent")
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		line, _ := brw.ReadString('\n')
+		_, _ = io.WriteString(c, "echo: "+line)
+	}))
+	t.Cleanup(up.Close)
+	tracer, rec := newTracer(t)
+	p, _ := callProxyWith(t, map[string]policies.Upstream{"ws": {URL: up.URL}}, &sidecartest.Discovery{}, time.Minute,
+		Options{Tracer: tracer})
+
+	c := sidecartest.RawRequest(t, p.Addr(), "GET /call/ws/socket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"+
+		"Upgrade: echo\r\nTraceparent: "+callerParent+"\r\n\r\n")
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	_, _ = io.WriteString(c, "hello\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "echo: hello\n" {
+		t.Fatalf("through the upgraded connection: %q %v", line, err)
+	}
+	if n := len(spansNamed(rec, "attempt ws")); n != 0 {
+		t.Fatalf("the attempt's span ended while its connection was open")
+	}
+	_ = c.Close()
+	testutil.Eventually(t, "the call's spans end", 5*time.Second, func() bool {
+		return len(spansNamed(rec, "attempt ws")) == 1 && len(spansNamed(rec, "call ws")) == 1
+	})
+	at := oneSpan(t, rec, "attempt ws")
+	if got, want := <-sent, "00-"+callerTrace+"-"+at.SpanContext().SpanID().String()+"-01"; got != want {
+		t.Errorf("the upgrade request carried traceparent %q, want %q", got, want)
+	}
+	wantAttrs(t, "upgrade attempt", at.Attributes(), map[string]string{"http.response.status_code": "101", "sidecar.outcome": "ok"})
 }

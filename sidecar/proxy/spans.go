@@ -47,17 +47,24 @@ func (s *served) wrote(status int) {
 // in its context.
 func startServerSpan(tracer trace.Tracer, req *http.Request, name, upstream string) (*http.Request, *served) {
 	ctx := tracing.Propagation().Extract(req.Context(), propagation.HeaderCarrier(req.Header))
-	ctx, span := tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-		attribute.String("http.request.method", req.Method),
-		attribute.String("url.path", req.URL.Path),
-		attribute.String("sidecar.upstream", upstream),
-	))
+	ctx, span := tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("http.request.method", req.Method),
+			attribute.String("url.path", req.URL.Path),
+			attribute.String("sidecar.upstream", upstream),
+		)
+	}
 	return req.WithContext(ctx), &served{span: span}
 }
 
 // end ends the server span with how the request ended.
 func (s *served) end() {
 	span := s.span
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	if s.status != 0 {
 		span.SetAttributes(attribute.Int("http.response.status_code", s.status))
 	}
@@ -105,23 +112,30 @@ func stageTarget(st stage) string {
 // skipped adds a "skipped" event to the server span: target was not tried,
 // for reason.
 func (s *served) skipped(target, reason string) {
+	if !s.span.IsRecording() {
+		return
+	}
 	s.span.AddEvent("skipped", trace.WithAttributes(
 		attribute.String("sidecar.target", target),
 		attribute.String("sidecar.reason", reason),
 	))
 }
 
-// breakerSkipReason says why a target's breaker refused a call: held by
-// the target's own Retry-After, opened by an operator, or open.
-func breakerSkipReason(tg target) string {
-	snap := tg.breaker.Snapshot()
-	switch {
-	case snap.Held != "":
-		return snap.Held
-	case snap.Forced:
-		return "breaker forced open"
+// breakerSkipped adds the "skipped" event of a target whose breaker
+// refused the call, saying why: held by the target's own Retry-After,
+// opened by an operator, or open.
+func (s *served) breakerSkipped(tg target) {
+	if !s.span.IsRecording() {
+		return
 	}
-	return "breaker open"
+	reason := "breaker open"
+	switch snap := tg.breaker.Snapshot(); {
+	case snap.Held != "":
+		reason = snap.Held
+	case snap.Forced:
+		reason = "breaker forced open"
+	}
+	s.skipped(tg.breaker.Name(), reason)
 }
 
 // startAttempt starts the client span of one attempt, a child of the
@@ -129,6 +143,10 @@ func breakerSkipReason(tg target) string {
 // retry-th retry of stage stageIndex (0 the upstream asked or the local
 // agent, then the fallbacks, or the peers and the ingress's fallbacks).
 func (t *callTransport) startAttempt(req *http.Request, st stage, tg target, stageIndex, retry, attempt int) (context.Context, trace.Span) {
+	ctx, span := t.tracer.Start(req.Context(), "attempt "+st.name, trace.WithSpanKind(trace.SpanKindClient))
+	if !span.IsRecording() {
+		return ctx, span // sampled out: only its context is passed on
+	}
 	attrs := []attribute.KeyValue{
 		attribute.Int("sidecar.attempt", attempt),
 		attribute.Int("sidecar.fallback_index", stageIndex),
@@ -144,8 +162,8 @@ func (t *callTransport) startAttempt(req *http.Request, st stage, tg target, sta
 			attrs = append(attrs, attribute.Int("server.port", n))
 		}
 	}
-	return t.tracer.Start(req.Context(), "attempt "+st.name,
-		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	span.SetAttributes(attrs...)
+	return ctx, span
 }
 
 // injectAttempt writes the attempt's trace context into its request's
@@ -165,6 +183,12 @@ func injectAttempt(ctx context.Context, out *http.Request, own bool) {
 // without secrets. The span ends now unless keep (then it ends with the
 // answer's body).
 func endAttempt(span trace.Span, status int, oc attemptOutcome, detail string, keep bool) {
+	if !span.IsRecording() {
+		if !keep {
+			span.End()
+		}
+		return
+	}
 	if status != 0 {
 		span.SetAttributes(attribute.Int("http.response.status_code", status))
 	}

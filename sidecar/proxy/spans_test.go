@@ -601,3 +601,26 @@ func TestUpgradeCarriesTheAttemptsContext(t *testing.T) {
 	}
 	wantAttrs(t, "upgrade attempt", at.Attributes(), map[string]string{"http.response.status_code": "101", "sidecar.outcome": "ok"})
 }
+
+// A caller whose trace is not sampled gets no span recorded, and its
+// targets are told so, under the attempt's span id.
+func TestASampledOutCallPassesItsDecisionOn(t *testing.T) {
+	up := newSeenHeaders(t, http.StatusOK)
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)) // parent-based: follows the caller
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	_, e := callProxyWith(t, map[string]policies.Upstream{"up": {URL: up.URL}}, &sidecartest.Discovery{}, time.Minute,
+		Options{Tracer: tp.Tracer("github.com/agent-sidecar/sidecar")})
+
+	notSampled := "00-" + callerTrace + "-" + callerSpan + "-00"
+	e.GET("/call/up/x").WithHeader("Traceparent", notSampled).Expect().Status(http.StatusOK)
+
+	if n := len(rec.Ended()); n != 0 {
+		t.Fatalf("%d spans recorded for a call the caller did not sample", n)
+	}
+	seen := up.requests()
+	tp0 := seen[0].Get("Traceparent")
+	if len(seen) != 1 || !strings.HasPrefix(tp0, "00-"+callerTrace+"-") || !strings.HasSuffix(tp0, "-00") || tp0 == notSampled {
+		t.Fatalf("the upstream received traceparent %q, want the caller's trace, not sampled, under a span of the sidecar", tp0)
+	}
+}

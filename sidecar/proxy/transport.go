@@ -164,7 +164,7 @@ stages:
 					minOpen = rem
 				}
 				if sv != nil {
-					sv.skipped(tg.breaker.Name(), breakerSkipReason(tg))
+					sv.breakerSkipped(tg)
 				}
 				continue
 			}

@@ -47,14 +47,13 @@ func (s *served) wrote(status int) {
 // in its context.
 func startServerSpan(tracer trace.Tracer, req *http.Request, name, upstream string) (*http.Request, *served) {
 	ctx := tracing.Propagation().Extract(req.Context(), propagation.HeaderCarrier(req.Header))
-	ctx, span := tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
-	if span.IsRecording() {
-		span.SetAttributes(
-			attribute.String("http.request.method", req.Method),
-			attribute.String("url.path", req.URL.Path),
-			attribute.String("sidecar.upstream", upstream),
-		)
-	}
+	// The attributes are given at the start, for a sampler that decides
+	// by them.
+	ctx, span := tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+		attribute.String("http.request.method", req.Method),
+		attribute.String("url.path", req.URL.Path),
+		attribute.String("sidecar.upstream", upstream),
+	))
 	return req.WithContext(ctx), &served{span: span}
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/policies"
@@ -145,7 +148,19 @@ func benchServe(b *testing.B, opts Options) {
 }
 
 // BenchmarkServe measures a chat completion through the gateway, whole
-// and streamed.
+// and streamed, with tracing off and on (every request sampled, spans
+// batched to an exporter that drops them: the cost of making them).
 func BenchmarkServe(b *testing.B) {
 	b.Run("tracing-off", func(b *testing.B) { benchServe(b, Options{}) })
+	b.Run("tracing-on", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(discardSpans{}))
+		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		benchServe(b, Options{Tracer: tp.Tracer("github.com/agent-sidecar/sidecar")})
+	})
 }
+
+// discardSpans is a span exporter that drops what it is given.
+type discardSpans struct{}
+
+func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardSpans) Shutdown(context.Context) error                             { return nil }

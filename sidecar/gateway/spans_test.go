@@ -256,9 +256,25 @@ func TestTraceOfAStream(t *testing.T) {
 		send(head+`],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}`, &lastSent)
 		send("[DONE]", nil)
 	})
-	cfg := chainConfig(model, model, time.Minute)
-	base, sr := traced(t, cfg, Options{})
+	// Passed on as it comes, and held until the first content (degrade_on
+	// "empty"): the model's events are read the same way.
+	for _, degradeOn := range [][]string{nil, {policies.DegradeEmpty}} {
+		t.Run(fmt.Sprint("degrade_on=", degradeOn), func(t *testing.T) {
+			cfg := chainConfig(model, model, time.Minute)
+			m := cfg.Models["gpt-4o"]
+			m.DegradeOn = degradeOn
+			cfg.Models["gpt-4o"] = m
+			base, sr := traced(t, cfg, Options{})
+			traceStream(t, base, sr, &mu, &contentSent, &lastSent)
+		})
+	}
+}
 
+// traceStream asks for the stream of TestTraceOfAStream's model and
+// checks its call span against the times the model sent its first
+// content and its last chunk.
+func traceStream(t *testing.T, base string, sr *tracetest.SpanRecorder, mu *sync.Mutex, contentSent, lastSent *time.Time) {
+	t.Helper()
 	resp, events := readStream(t, base+"/v1/chat/completions", streamBody)
 	if resp.StatusCode != http.StatusOK || len(events) != 5 {
 		t.Fatalf("%s, %d events: %q", resp.Status, len(events), events)
@@ -273,21 +289,22 @@ func TestTraceOfAStream(t *testing.T) {
 		"gen_ai.usage.input_tokens": 9, "gen_ai.usage.output_tokens": 2, "gen_ai.response.finish_reasons": []string{"length"},
 	})
 	mu.Lock()
-	defer mu.Unlock()
+	content, last := *contentSent, *lastSent
+	mu.Unlock()
 	ev := eventOf(s, "first_token")
 	if ev == nil {
 		t.Fatalf("no first_token event: %v", s.Events())
 	}
-	if ev.Time.Before(contentSent) || !ev.Time.Before(lastSent) {
+	if ev.Time.Before(content) || !ev.Time.Before(last) {
 		t.Errorf("first token at %v, want after the first content (%v) and before the stream's end (%v)",
-			ev.Time, contentSent, lastSent)
+			ev.Time, content, last)
 	}
 	ttft := attrsOf(s)["sidecar.time_to_first_token_ms"].AsFloat64()
-	if want := float64(contentSent.Sub(s.StartTime()).Microseconds()) / 1000; ttft < want {
+	if want := float64(content.Sub(s.StartTime()).Microseconds()) / 1000; ttft < want {
 		t.Errorf("time to first token %.3f ms, the first content was sent %.3f ms after the call started", ttft, want)
 	}
-	if s.EndTime().Before(lastSent) {
-		t.Errorf("the call's span ended at %v, before the stream's last chunk (%v)", s.EndTime(), lastSent)
+	if s.EndTime().Before(last) {
+		t.Errorf("the call's span ended at %v, before the stream's last chunk (%v)", s.EndTime(), last)
 	}
 }
 
@@ -518,4 +535,57 @@ func TestTraceContextReachesAModelOverHTTPS(t *testing.T) {
 	if tracing.TraceID(context.Background(), got) != callerTrace {
 		t.Errorf("the model's trace id is not the agent's")
 	}
+}
+
+// A spent budget sends the request to a cheaper model: the model asked
+// for is a skipped event, and the cheaper model's call is its fallback.
+func TestTraceOfABudgetDegrade(t *testing.T) {
+	primary := newScriptedModel(t, chatOK("from primary"))
+	lite := newScriptedModel(t, chatOK("from lite"))
+	base, sr := traced(t, chainConfig(primary, lite, time.Minute), Options{
+		Admit: func(string) Admission { return Admission{DegradeTo: "gpt-4o-mini"} }})
+
+	resp, body := post(t, base+"/v1/chat/completions", chatBody)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(HeaderModel) != "gpt-4o-mini" {
+		t.Fatalf("%s %v %s", resp.Status, resp.Header, body)
+	}
+	server, tries := requestTrace(t, sr)
+	const why = "a budget is spent: every request goes to gpt-4o-mini"
+	ev := eventOf(server, "skipped")
+	if ev == nil || fmt.Sprint(ev.Attributes) != fmt.Sprint([]attribute.KeyValue{attrTarget.String("gpt-4o"), attrReason.String(why)}) {
+		t.Errorf("skipped event %v, want gpt-4o for a spent budget", ev)
+	}
+	wantAttrs(t, server, map[string]any{"sidecar.degraded": true, "sidecar.degraded_reason": why, "sidecar.attempts": 1})
+	if len(tries) != 1 {
+		t.Fatalf("%d call spans, want 1", len(tries))
+	}
+	wantAttrs(t, tries[0], map[string]any{"sidecar.model": "gpt-4o-mini", "sidecar.fallback_index": 1, "sidecar.attempt": 1})
+}
+
+// A stream cut after it reached the agent fails its call and its request,
+// and the error event the agent gets carries the trace id.
+func TestTraceOfAnInterruptedStream(t *testing.T) {
+	model := newScriptedModel(t, sse([]string{chunk("Hel"), chunk("lo")}, 0, false))
+	base, sr := traced(t, chainConfig(model, model, time.Minute), Options{})
+
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(streamBody))
+	req.Header.Set("Traceparent", callerParent)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(out), "event: error") || !strings.Contains(string(out), `"trace_id":"`+callerTrace+`"`) {
+		t.Errorf("the stream ended with\n%s\nwant an error event with the trace id", out)
+	}
+	server, tries := requestTrace(t, sr)
+	const reason = "the stream ended before its last event"
+	if len(tries) != 1 || tries[0].Status().Code != codes.Error || tries[0].Status().Description != reason {
+		t.Fatalf("call spans %v, want one failed with %q", tries, reason)
+	}
+	if server.Status().Code != codes.Error || server.Status().Description != "the model's stream was interrupted: "+reason {
+		t.Errorf("request span status %v", server.Status())
+	}
+	wantAttrs(t, server, map[string]any{"sidecar.outcome": "failure", "http.response.status_code": 200})
 }

@@ -1,9 +1,19 @@
 package gateway
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -79,3 +89,78 @@ func BenchmarkUsageStreamEvent(b *testing.B) {
 		})
 	}
 }
+
+// benchModel is a model answering chat completions whole (benchAnswer) or
+// as a stream of five content chunks, a finish reason and a usage chunk.
+func benchModel(b *testing.B) *httptest.Server {
+	b.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !bytes.Contains(body, []byte(`"stream":true`)) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(benchAnswer)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 5 {
+			fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"w%d \"},\"finish_reason\":null}],\"usage\":null}\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+		_, _ = io.WriteString(w, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n"+
+			"data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o\",\"choices\":[],\"usage\":"+openAIUsageJSON+"}\n\n"+
+			"data: [DONE]\n\n")
+	}))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+// benchServe runs chat completions, whole and streamed, through
+// ServeHTTP to a model on loopback: the whole model path of the gateway
+// (lookup, breaker, rewrite, transport, relay, usage) with opts.
+func benchServe(b *testing.B, opts Options) {
+	srv := benchModel(b)
+	m := policies.Model{Label: "gpt-4o", Name: "gpt-4o", Provider: policies.ProviderOpenAI, BaseURL: srv.URL + "/v1",
+		Breaker: "default", Timeout: time.Minute, FirstByteTimeout: 10 * time.Second, StreamIdleTimeout: 10 * time.Second}
+	cfg := &policies.Config{Breakers: map[string]policies.Breaker{"default": sidecartest.BenchBreaker()},
+		Models: map[string]policies.Model{"gpt-4o": m}, Gateway: policies.Gateway{MaxRequestBytes: 1 << 20}}
+	g := New(cfg, opts)
+	b.Cleanup(g.rt.(*Transport).CloseIdleConnections)
+	for _, bc := range []struct {
+		name string
+		body []byte
+	}{
+		{"plain", benchBody},
+		{"stream", bytes.Replace(benchBody, []byte(`"temperature"`), []byte(`"stream":true,"temperature"`), 1)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPost, "/llm/v1/chat/completions", bytes.NewReader(bc.body))
+				req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+				rec := httptest.NewRecorder()
+				g.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatal(rec.Code, rec.Body.String())
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkServe measures a chat completion through the gateway, whole
+// and streamed, with tracing off and on (every request sampled, spans
+// batched to an exporter that drops them: the cost of making them).
+func BenchmarkServe(b *testing.B) {
+	b.Run("tracing-off", func(b *testing.B) { benchServe(b, Options{}) })
+	b.Run("tracing-on", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(discardSpans{}))
+		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		benchServe(b, Options{Tracer: tp.Tracer("github.com/agent-sidecar/sidecar")})
+	})
+}
+
+// discardSpans is a span exporter that drops what it is given.
+type discardSpans struct{}
+
+func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardSpans) Shutdown(context.Context) error                             { return nil }

@@ -17,6 +17,7 @@ import (
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/outcome"
+	"github.com/agent-sidecar/sidecar/sidecar/tracing"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -50,6 +51,9 @@ type call struct {
 	reasons    []string      // why each model did not answer
 	minOpen    time.Duration // shortest remaining open time of a skipped model
 	headers    time.Time     // when the answer's headers went to the agent
+
+	span *requestSpan // the request's server span; nil when tracing is off
+	try  *attemptSpan // the span of the model call in progress, when tracing
 }
 
 // result is how one attempt ended.
@@ -75,8 +79,7 @@ func (c *call) run() {
 		c.tried = append(c.tried, m)
 		h, why := c.hopTo(m)
 		if why != "" {
-			c.reasons = append(c.reasons, m.Label+": "+why)
-			c.g.count(m.Label, func(s *modelStats) { s.skipped++ })
+			c.skip(m, why)
 			continue
 		}
 		b := c.g.breaker(c.st, m)
@@ -90,8 +93,7 @@ func (c *call) run() {
 			if held := b.Snapshot().Held; held != "" {
 				why = held
 			}
-			c.reasons = append(c.reasons, fmt.Sprintf("%s: %s (half-open in %s)", m.Label, why, readable.Duration(rem)))
-			c.g.count(m.Label, func(s *modelStats) { s.skipped++ })
+			c.skip(m, fmt.Sprintf("%s (half-open in %s)", why, readable.Duration(rem)))
 			continue
 		}
 		leave := func() {}
@@ -106,8 +108,7 @@ func (c *call) run() {
 			}
 			if why != "" {
 				permit.Cancel()
-				c.reasons = append(c.reasons, m.Label+": "+why)
-				c.g.count(m.Label, func(s *modelStats) { s.skipped++ })
+				c.skip(m, why)
 				continue
 			}
 		}
@@ -133,13 +134,36 @@ func (c *call) run() {
 	}
 	c.observe("", o)
 	msg := "no model could answer: " + strings.Join(c.reasons, "; ")
-	c.g.log.Warn("no model could answer", "model", c.first.Label, "reasons", strings.Join(c.reasons, "; "))
+	c.g.log.Warn("no model could answer", c.traced("model", c.first.Label, "reasons", strings.Join(c.reasons, "; "))...)
 	c.setHeaders(c.w.Header(), c.first, false)
-	writeError(c.w, c.ep.provider, http.StatusServiceUnavailable, msg, retry)
+	c.span.refused(http.StatusServiceUnavailable)
+	c.span.fail("no model could answer")
+	writeError(c.w, c.ep.provider, http.StatusServiceUnavailable, msg, retry, c.traceID())
+}
+
+// skip records that the chain passes over model m, for the reason given.
+func (c *call) skip(m *policies.Model, why string) {
+	c.reasons = append(c.reasons, m.Label+": "+why)
+	c.g.count(m.Label, func(s *modelStats) { s.skipped++ })
+	c.span.skipped(m.Label, why)
+}
+
+// traceID is the request's trace id: its span's, else the agent's
+// traceparent's; "" when it has neither.
+func (c *call) traceID() string { return tracing.TraceID(c.in.Context(), c.in.Header) }
+
+// traced returns the key/value pairs of a log line about the request,
+// with its trace id when it has one.
+func (c *call) traced(kv ...any) []any {
+	if id := c.traceID(); id != "" {
+		return append(kv, "trace_id", id)
+	}
+	return kv
 }
 
 // fail records a failure of model m for the reason given.
 func (c *call) fail(m *policies.Model, permit breaker.Permit, reason string) result {
+	c.try.failed(reason)
 	permit.DoneFailure(reason)
 	c.reasons = append(c.reasons, m.Label+": "+reason)
 	c.g.count(m.Label, func(s *modelStats) { s.failures++; s.lastFailure = reason; s.lastFailureAt = c.g.opts.Now() })
@@ -163,6 +187,10 @@ func (c *call) attempt(m *policies.Model, b *breaker.Breaker, permit breaker.Per
 	c.outHeaders(out.Header, m, h.crosses())
 
 	c.attempts++
+	if c.span != nil {
+		c.startTry(out, m, b, h)
+		defer c.endTry()
+	}
 	c.g.count(m.Label, func(s *modelStats) { s.calls++ })
 	// A stream's first event must come within first_byte_timeout. A
 	// non-streaming answer arrives whole when it is ready, so only timeout
@@ -182,6 +210,7 @@ func (c *call) attempt(m *policies.Model, b *breaker.Breaker, permit breaker.Per
 		return c.transportFailure(m, permit, err, &firstByteExpired, ctx)
 	}
 	defer resp.Body.Close()
+	c.try.gotHeaders(resp)
 
 	if c.tooLong(m, resp) {
 		c.waited += time.Since(sent)
@@ -243,8 +272,10 @@ func (c *call) relayWhole(m *policies.Model, permit breaker.Permit, resp *http.R
 	// over, read from the model's own format before any translation.
 	if resp.StatusCode < 300 && err == nil {
 		if u, ok := wholeUsage(hp.ep.kind, body); ok {
+			c.try.setUsage(u)
 			defer c.reportUsage(m.Label, u)
 		}
+		c.try.readWhole(body)
 	}
 	translated := false
 	if hp.crosses() {
@@ -284,6 +315,7 @@ func (c *call) relayWhole(m *policies.Model, permit breaker.Permit, resp *http.R
 
 // observe reports a finished request.
 func (c *call) observe(servedBy string, o outcome.Outcome) {
+	c.span.observe(o)
 	if c.g.opts.Observe != nil {
 		end := c.headers
 		if end.IsZero() {
@@ -304,6 +336,7 @@ func (c *call) servedOutcome(m *policies.Model) outcome.Outcome {
 // answered records who answered and logs a degraded answer.
 func (c *call) answered(m *policies.Model, status int) {
 	c.headers = time.Now()
+	c.span.answered(m.Label, status)
 	degraded := m != c.first
 	c.g.count(m.Label, func(s *modelStats) {
 		s.answers++
@@ -315,8 +348,8 @@ func (c *call) answered(m *policies.Model, status int) {
 		c.g.noteAnswer(c.first.Label, m.Label, degraded, strings.Join(c.reasons, "; "))
 	}
 	if degraded {
-		c.g.log.Info("degraded answer", "model", c.first.Label, "answered_by", m.Label,
-			"attempts", c.attempts, "reason", strings.Join(c.reasons, "; "))
+		c.g.log.Info("degraded answer", c.traced("model", c.first.Label, "answered_by", m.Label,
+			"attempts", c.attempts, "reason", strings.Join(c.reasons, "; "))...)
 	}
 }
 

@@ -62,9 +62,12 @@ func contextTooLong(body []byte) bool {
 // breaker counts a success, and the request goes to its context_fallback.
 func (c *call) refusedTooLong(m *policies.Model, permit breaker.Permit) result {
 	permit.DoneSuccess()
-	c.reasons = append(c.reasons, m.Label+": the prompt is too long for its context window")
-	c.g.log.Info("prompt too long for the model's context window", "model", m.Label,
-		"context_fallback", m.ContextFallback)
+	const why = "the prompt is too long for its context window"
+	c.try.failed(why)
+	c.reasons = append(c.reasons, m.Label+": "+why)
+	c.span.skipped(m.Label, why)
+	c.g.log.Info("prompt too long for the model's context window", c.traced("model", m.Label,
+		"context_fallback", m.ContextFallback)...)
 	return resultTooLong
 }
 

@@ -61,11 +61,14 @@ type (
 	openAIError struct {
 		Error openAIErrorBody `json:"error"`
 	}
+	// TraceID (in both shapes) is the request's trace id, when it has
+	// one: the tracing UI finds the request by it.
 	openAIErrorBody struct {
 		Message string  `json:"message"`
 		Type    string  `json:"type"`
 		Param   *string `json:"param"`
 		Code    string  `json:"code"`
+		TraceID string  `json:"trace_id,omitempty"`
 	}
 	anthropicError struct {
 		Type  string             `json:"type"`
@@ -74,6 +77,7 @@ type (
 	anthropicErrorBody struct {
 		Type    string `json:"type"`
 		Message string `json:"message"`
+		TraceID string `json:"trace_id,omitempty"`
 	}
 	// openAIStreamError is an error event's data: the SDKs throw on a data
 	// object with "error"; "type" is what the Responses API sends.
@@ -83,26 +87,28 @@ type (
 	}
 )
 
-// errorBody is the provider's own error shape, so SDKs show the message.
-func errorBody(provider string, status int, msg string) []byte {
+// errorBody is the provider's own error shape, so SDKs show the message;
+// traceID ("" for none) goes inside the error object.
+func errorBody(provider string, status int, msg, traceID string) []byte {
 	var b []byte
 	if provider == policies.ProviderAnthropic {
-		b, _ = json.Marshal(anthropicError{Type: "error", Error: anthropicErrorBody{Type: errorType(provider, status), Message: msg}})
+		b, _ = json.Marshal(anthropicError{Type: "error", Error: anthropicErrorBody{Type: errorType(provider, status), Message: msg, TraceID: traceID}})
 	} else {
-		b, _ = json.Marshal(openAIError{Error: openAIErrorBody{Message: msg, Type: errorType(provider, status), Code: errorCode(status)}})
+		b, _ = json.Marshal(openAIError{Error: openAIErrorBody{Message: msg, Type: errorType(provider, status), Code: errorCode(status), TraceID: traceID}})
 	}
 	return b
 }
 
 // writeError answers with the provider's error shape; retryAfter > 0 sets
-// Retry-After (whole seconds, rounded up).
-func writeError(w http.ResponseWriter, provider string, status int, msg string, retryAfter time.Duration) {
+// Retry-After (whole seconds, rounded up). traceID is the request's trace
+// id ("" when it has none).
+func writeError(w http.ResponseWriter, provider string, status int, msg string, retryAfter time.Duration, traceID string) {
 	if retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(errorBody(provider, status, msg))
+	_, _ = w.Write(errorBody(provider, status, msg, traceID))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -114,13 +120,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // streamErrorEvent is a server-sent event that ends a broken stream in the
 // provider's shape: the OpenAI SDKs throw on a data object with "error",
-// the Anthropic SDKs on an "error" event.
-func streamErrorEvent(provider, msg string) []byte {
+// the Anthropic SDKs on an "error" event. traceID as in errorBody.
+func streamErrorEvent(provider, msg, traceID string) []byte {
 	var data []byte
 	if provider == policies.ProviderAnthropic {
-		data, _ = json.Marshal(anthropicError{Type: "error", Error: anthropicErrorBody{Type: "api_error", Message: msg}})
+		data, _ = json.Marshal(anthropicError{Type: "error", Error: anthropicErrorBody{Type: "api_error", Message: msg, TraceID: traceID}})
 	} else {
-		data, _ = json.Marshal(openAIStreamError{Type: "error", Error: openAIErrorBody{Message: msg, Type: "server_error", Code: "stream_interrupted"}})
+		data, _ = json.Marshal(openAIStreamError{Type: "error", Error: openAIErrorBody{Message: msg, Type: "server_error", Code: "stream_interrupted", TraceID: traceID}})
 	}
 	return append(append([]byte("event: error\ndata: "), data...), '\n', '\n')
 }

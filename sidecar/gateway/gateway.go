@@ -27,6 +27,7 @@ import (
 	"github.com/agent-sidecar/sidecar/sidecar/gateway/translate"
 	"github.com/agent-sidecar/sidecar/sidecar/h1"
 	"github.com/agent-sidecar/sidecar/sidecar/outcome"
+	"github.com/agent-sidecar/sidecar/sidecar/tracing"
 )
 
 // Response headers the gateway sets on every answer.
@@ -316,11 +317,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if path == "/v1/models" || strings.HasPrefix(path, "/v1/models/") {
 		if r.Method != http.MethodGet {
-			writeError(w, provider, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here: use GET", 0)
+			refuse(w, r, nil, provider, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here: use GET", 0)
 			return
 		}
 		if id, ok := strings.CutPrefix(path, "/v1/models/"); ok {
-			g.serveModel(w, st, provider, id)
+			g.serveModel(w, r, st, provider, id)
 			return
 		}
 		g.serveModels(w, st, provider)
@@ -328,18 +329,23 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ep, ok := endpoints[path]
 	if !ok {
-		writeError(w, provider, http.StatusNotFound, "the model gateway has no endpoint "+r.URL.Path+
+		refuse(w, r, nil, provider, http.StatusNotFound, "the model gateway has no endpoint "+r.URL.Path+
 			": it serves POST /llm/v1/chat/completions, /llm/v1/completions, /llm/v1/embeddings, /llm/v1/responses, "+
 			"/llm/v1/messages, /llm/v1/messages/count_tokens and GET /llm/v1/models[/{model}]", 0)
 		return
 	}
 	if r.Method != http.MethodPost {
-		writeError(w, provider, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here: use POST", 0)
+		refuse(w, r, nil, provider, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here: use POST", 0)
 		return
+	}
+	var sp *requestSpan
+	if g.opts.Tracer != nil {
+		sp, r = g.startRequest(r, ep)
+		defer sp.end()
 	}
 	buf, status, msg := readBody(r, st.maxBody)
 	if status != 0 {
-		writeError(w, provider, status, msg, 0)
+		refuse(w, r, sp, provider, status, msg, 0)
 		return
 	}
 	body := pin(buf)
@@ -347,34 +353,46 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req, msg := parseRequest(buf.Bytes(), ep)
 	req.pinned = body
 	if msg != "" {
-		writeError(w, provider, http.StatusBadRequest, msg, 0)
+		refuse(w, r, sp, provider, http.StatusBadRequest, msg, 0)
 		return
 	}
 	first := st.lookup(req.model)
+	sp.named(req.model, first)
 	if first == nil {
-		writeError(w, provider, http.StatusNotFound, modelNotFound(req.model, st.labels), 0)
+		refuse(w, r, sp, provider, http.StatusNotFound, modelNotFound(req.model, st.labels), 0)
 		return
 	}
 	if first.Provider != ep.provider {
 		if _, why := translate.For(ep.kind, first.Provider); why != "" {
-			writeError(w, provider, http.StatusBadRequest, "model "+strconv.Quote(req.model)+" speaks the "+first.Provider+
+			refuse(w, r, sp, provider, http.StatusBadRequest, "model "+strconv.Quote(req.model)+" speaks the "+first.Provider+
 				" API: send it to "+endpointFor(first.Provider), 0)
 			return
 		}
 	}
-	c := &call{g: g, st: st, ep: ep, req: req, in: r, w: w, start: start, first: first, from: first}
+	c := &call{g: g, st: st, ep: ep, req: req, in: r, w: w, start: start, first: first, from: first, span: sp}
 	if g.opts.Admit != nil {
 		a := g.opts.Admit(first.Label)
 		if a.Reject {
-			writeError(w, provider, http.StatusTooManyRequests, a.Reason, a.RetryAfter)
+			refuse(w, r, sp, provider, http.StatusTooManyRequests, a.Reason, a.RetryAfter)
 			return
 		}
 		if to := st.models[a.DegradeTo]; to != nil && to != first {
 			c.from = to
-			c.reasons = append(c.reasons, "a budget is spent: every request goes to "+to.Label)
+			why := "a budget is spent: every request goes to " + to.Label
+			c.reasons = append(c.reasons, why)
+			sp.skipped(first.Label, why)
 		}
 	}
 	c.run()
+	sp.done(c)
+}
+
+// refuse answers a request the gateway does not pass on with the
+// provider's error shape, carrying the request's trace id when it has
+// one.
+func refuse(w http.ResponseWriter, r *http.Request, sp *requestSpan, provider string, status int, msg string, retryAfter time.Duration) {
+	sp.refused(status)
+	writeError(w, provider, status, msg, retryAfter, tracing.TraceID(r.Context(), r.Header))
 }
 
 func modelNotFound(name string, labels []string) string {
@@ -426,9 +444,9 @@ func (g *Gateway) serveModels(w http.ResponseWriter, st *state, provider string)
 }
 
 // serveModel answers one model of the list, by label.
-func (g *Gateway) serveModel(w http.ResponseWriter, st *state, provider, id string) {
+func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, st *state, provider, id string) {
 	if _, ok := st.models[id]; !ok {
-		writeError(w, provider, http.StatusNotFound, modelNotFound(id, st.labels), 0)
+		refuse(w, r, nil, provider, http.StatusNotFound, modelNotFound(id, st.labels), 0)
 		return
 	}
 	writeJSON(w, http.StatusOK, modelItem(st, provider, id))

@@ -55,6 +55,7 @@ func outOfQuota(body []byte) bool {
 // of quota): its breaker opens at once until then.
 func (c *call) failLimited(m *policies.Model, permit breaker.Permit, status int, limit breaker.Limit, until time.Time) result {
 	reason := permit.DoneLimited(status, limit, until)
+	c.try.failed(reason)
 	c.reasons = append(c.reasons, m.Label+": "+reason)
 	c.g.count(m.Label, func(s *modelStats) { s.failures++; s.lastFailure = reason; s.lastFailureAt = c.g.opts.Now() })
 	return resultFailed

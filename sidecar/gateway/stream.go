@@ -168,6 +168,7 @@ func (c *call) relayStream(m *policies.Model, b *breaker.Breaker, permit breaker
 	// it completed, broke or failed over.
 	defer func() {
 		if r.usage.seen {
+			c.try.setUsage(r.usage.u)
 			c.reportUsage(m.Label, r.usage.u)
 		}
 	}()
@@ -179,6 +180,7 @@ func (c *call) relayStream(m *policies.Model, b *breaker.Breaker, permit breaker
 	for {
 		var out []byte
 		usageChunk := r.usage.see(ev)
+		c.try.see(ev)
 		out, err = r.convert(ev)
 		if err != nil {
 			break
@@ -215,7 +217,9 @@ func (c *call) relayStream(m *policies.Model, b *breaker.Breaker, permit breaker
 		return resultCanceled
 	case sawError:
 		c.observe(m.Label, outcome.Failure)
-		c.g.log.Warn("the model's stream ended with an error event", "model", m.Label, "error", errorSummary(ev.data))
+		c.try.failed("error event in stream: " + errorSummary(ev.data))
+		c.span.fail("the model's stream ended with an error event")
+		c.g.log.Warn("the model's stream ended with an error event", c.traced("model", m.Label, "error", errorSummary(ev.data))...)
 		c.g.count(m.Label, func(s *modelStats) {
 			s.failures++
 			s.lastFailure = "error event in stream"
@@ -246,10 +250,12 @@ func (c *call) relayStream(m *policies.Model, b *breaker.Breaker, permit breaker
 		return c.fail(m, permit, reason) // nothing reached the agent: the next model
 	}
 	c.observe(m.Label, outcome.Failure)
-	c.g.log.Warn("the model's stream was interrupted", "model", m.Label, "reason", reason)
+	c.try.failed(reason)
+	c.span.fail("the model's stream was interrupted: " + reason)
+	c.g.log.Warn("the model's stream was interrupted", c.traced("model", m.Label, "reason", reason)...)
 	c.g.count(m.Label, func(s *modelStats) { s.failures++; s.lastFailure = reason; s.lastFailureAt = c.g.opts.Now() })
 	permit.DoneFailure(reason)
-	r.write(streamErrorEvent(c.ep.provider, "model "+m.Label+": "+reason+"; the answer is incomplete"))
+	r.write(streamErrorEvent(c.ep.provider, "model "+m.Label+": "+reason+"; the answer is incomplete", c.traceID()))
 	return resultAnswered
 }
 

@@ -196,15 +196,16 @@ export class Sidecar {
 
   // send makes one request and reads the answer; a non-2xx answer is thrown.
   async _send(method, url, { headers = {}, body, timeout = CALL_TIMEOUT_MS, signal, trace = true } = {}) {
-    const signals = [AbortSignal.timeout(timeout)];
-    if (signal) signals.push(signal);
+    // AbortSignal.any is Node 20.3+; before it, the caller's signal alone.
+    const timer = AbortSignal.timeout(timeout);
+    const both = !signal ? timer : AbortSignal.any ? AbortSignal.any([timer, signal]) : signal;
     let res;
     try {
       res = await this._fetch(url, {
         method,
         headers: { ...(trace ? this.headers() : this._tokenHeader()), ...headers },
         body,
-        signal: AbortSignal.any(signals),
+        signal: both,
         redirect: "manual",
       });
     } catch (err) {

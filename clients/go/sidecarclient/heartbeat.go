@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -105,7 +106,7 @@ func (c *Client) StartHeartbeats(ctx context.Context, opts HeartbeatOptions) *He
 	ctx, cancel := context.WithCancel(ctx)
 	h := &Heartbeats{
 		c: c, every: every, log: log, cancel: cancel, done: make(chan struct{}),
-		hb: Heartbeat{Status: opts.Status, Note: opts.Note, Metrics: opts.Metrics, Progress: opts.Progress},
+		hb: Heartbeat{Status: opts.Status, Note: opts.Note, Metrics: maps.Clone(opts.Metrics), Progress: opts.Progress},
 	}
 	go h.run(ctx)
 	return h
@@ -188,8 +189,9 @@ func (h *Heartbeats) SetNote(note string) {
 }
 
 // SetMetrics sets the metrics (number, string or boolean values) shown in
-// status and Consul.
+// status and Consul. The map is copied: the caller may change it afterwards.
 func (h *Heartbeats) SetMetrics(m map[string]any) {
+	m = maps.Clone(m)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.hb.Metrics = m

@@ -117,3 +117,27 @@ test("the address and the SDKs' base URLs", () => {
     process.env = prev;
   }
 });
+
+test("openaiClient: the SDK's requests carry the token and the task's trace, or how to install it", async (t) => {
+  // Without the SDK the client says how to get it.
+  const sidecar = new Sidecar({ addr: "127.0.0.1:1", token: "t-0123456789abcdef" });
+  let client;
+  try {
+    client = await sidecar.openaiClient();
+  } catch (err) {
+    assert.match(err.message, /npm install openai/);
+    return;
+  }
+  const seen = [];
+  const srv = http.createServer((req, res) => {
+    seen.push(req.headers);
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ id: "x", object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }] }));
+  });
+  await new Promise((r) => srv.listen(0, "127.0.0.1", r));
+  t.after(() => new Promise((r) => srv.close(r)));
+  client = await new Sidecar({ addr: `127.0.0.1:${srv.address().port}`, token: "t-0123456789abcdef" }).openaiClient();
+  await sidecar.withTraceContext({ traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" }, () => client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] }));
+  assert.equal(seen[0]["x-sidecar-token"], "t-0123456789abcdef");
+  assert.equal(seen[0].traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+});

@@ -80,12 +80,15 @@ type example struct {
 	agentPort int    // 0: the agent takes no tasks
 	needs     []string
 	prepare   func(t *testing.T) // e.g. its npm packages
+	// forwardsTrace: a task's traceparent goes on with the agent's model
+	// and peer requests (through its client library).
+	forwardsTrace bool
 }
 
 var allExamples = []example{
 	{dir: "python", id: "writer-1", control: "127.0.0.1:7071", agentPort: 8081, needs: []string{"python3"}},
-	{dir: "node", id: "summarizer-1", control: "127.0.0.1:7072", agentPort: 8082, needs: []string{"node"}, prepare: needNodeModules},
-	{dir: "go", id: "planner-1", control: "127.0.0.1:7073", agentPort: 8083, prepare: buildGoAgent},
+	{dir: "node", id: "summarizer-1", control: "127.0.0.1:7072", agentPort: 8082, needs: []string{"node"}, prepare: needNodeModules, forwardsTrace: true},
+	{dir: "go", id: "planner-1", control: "127.0.0.1:7073", agentPort: 8083, prepare: buildGoAgent, forwardsTrace: true},
 	{dir: "shell", id: "indexer-1", control: "127.0.0.1:7074", needs: []string{"sh", "curl"}},
 }
 
@@ -202,7 +205,11 @@ func runExample(t *testing.T, ex example, consulAddr string, client *api.Client)
 
 	// A task: the model answers through the gateway, the peer through /call/.
 	if ex.agentPort != 0 {
-		ans := task(t, agentPort, "a haiku", out)
+		traceparent := ""
+		if ex.forwardsTrace {
+			traceparent = exampleTraceparent
+		}
+		ans := tracedTask(t, agentPort, "a haiku", traceparent, out)
 		if ans["output"] != "Primary answer for "+ex.dir+"." || ans["model"] != "gpt-4o" || ans["degraded"] != false {
 			fail("task answer %v, want the primary model's reply", ans)
 		}
@@ -227,6 +234,16 @@ func runExample(t *testing.T, ex example, consulAddr string, client *api.Client)
 	}
 	if strings.Contains(out.String(), plantedKey) {
 		fail("the provider key appears in the sidecar's or the agent's output")
+	}
+	if ex.forwardsTrace {
+		// The task's trace goes on: the model and the peer see its trace id
+		// (the sidecar may have added a span of its own).
+		if got := traceIDOf(last.Header.Get("Traceparent")); got != exampleTraceID {
+			fail("the model request's traceparent %q is not of the task's trace %s", last.Header.Get("Traceparent"), exampleTraceID)
+		}
+		if got := traceIDOf(calls[len(calls)-1].Get("Traceparent")); got != exampleTraceID {
+			fail("the peer call's traceparent %q is not of the task's trace %s", calls[len(calls)-1].Get("Traceparent"), exampleTraceID)
+		}
 	}
 
 	// The primary model fails: the same work is answered by the lighter one.
@@ -272,11 +289,40 @@ func startSidecar(t *testing.T, cfgFile, consulAddr string) *testutil.SyncBuffer
 	return out
 }
 
+// The trace context a task carries in TestExampleAgents.
+const (
+	exampleTraceID     = "4bf92f3577b34da6a3ce929d0e0e4736"
+	exampleTraceparent = "00-" + exampleTraceID + "-00f067aa0ba902b7-01"
+)
+
+// traceIDOf is the trace id of a traceparent, "" when it has none.
+func traceIDOf(traceparent string) string {
+	parts := strings.Split(traceparent, "-")
+	if len(parts) != 4 {
+		return ""
+	}
+	return parts[1]
+}
+
 func task(t *testing.T, port int, input string, out *testutil.SyncBuffer) map[string]any {
 	t.Helper()
+	return tracedTask(t, port, input, "", out)
+}
+
+// tracedTask is task with a traceparent header, when not "".
+func tracedTask(t *testing.T, port int, input, traceparent string, out *testutil.SyncBuffer) map[string]any {
+	t.Helper()
 	c := &http.Client{Timeout: 30 * time.Second}
-	resp, err := c.Post(fmt.Sprintf("http://127.0.0.1:%d/task", port), "application/json",
+	req, err := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/task", port),
 		strings.NewReader(fmt.Sprintf(`{"input":%q}`, input)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if traceparent != "" {
+		req.Header.Set("Traceparent", traceparent)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("task: %v\n%s", err, out.String())
 	}
@@ -333,7 +379,10 @@ func need(t *testing.T, bin string) {
 
 func needNodeModules(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(repoRoot(), "examples/node/node_modules/openai")); err != nil {
+	for _, pkg := range []string{"openai", "agent-sidecar"} {
+		if _, err := os.Stat(filepath.Join(repoRoot(), "examples/node/node_modules", pkg)); err == nil {
+			continue
+		}
 		if os.Getenv("CI") == "true" {
 			t.Fatal("examples/node needs its packages: run make sdk-deps (npm ci --prefix examples/node)")
 		}

@@ -1,11 +1,13 @@
 // A minimal AI agent that runs beside its sidecar, the Node twin of
-// examples/python/agent.py (Node 20+, the official `openai` package only).
+// examples/python/agent.py (Node 20+, the sidecar's client agent-sidecar
+// and the official `openai` package).
 //
 // It takes tasks over HTTP, heartbeats to its sidecar with a note, metrics and
 // a progress counter, asks a model through the sidecar's OpenAI-compatible
 // gateway (MODEL), calls another agent through the sidecar's /call/ (PEER),
 // and can be told to hang, stall or fail so you can watch the sidecar deal
-// with it.
+// with it. The trace context of each task (traceparent) goes on with its
+// model and peer requests.
 //
 // Environment (the sidecar sets the SIDECAR_* ones when it supervises the agent):
 //   SIDECAR_ADDR      the sidecar's control API (default http://127.0.0.1:7070)
@@ -19,17 +21,13 @@
 // Endpoints: POST /task {"input": "..."}, GET /healthz, POST /hang, /stall,
 // /fail, /heal, /crash. SIGUSR1 hangs the agent too.
 import http from "node:http";
-import { setTimeout as sleep } from "node:timers/promises";
-import OpenAI from "openai";
+import { Sidecar } from "agent-sidecar";
 
-const SIDECAR_ADDR = process.env.SIDECAR_ADDR || "http://127.0.0.1:7070";
 const AGENT_ID = process.env.SIDECAR_AGENT_ID || "node-agent";
 const PORT = Number(process.env.AGENT_PORT || 8082);
 const EVERY = Number(process.env.HEARTBEAT_EVERY || 5);
 const MODEL = process.env.MODEL || "";
 const PEER = process.env.PEER || "";
-// Every request to the sidecar carries its token when it requires one (listen.token).
-const TOKEN_HEADERS = process.env.SIDECAR_TOKEN ? { "X-Sidecar-Token": process.env.SIDECAR_TOKEN } : {};
 
 const log = (msg) => console.error(`[agent ${AGENT_ID}] ${msg}`);
 if (!(Number.isInteger(PORT) && PORT > 0 && PORT < 65536 && EVERY > 0)) {
@@ -37,49 +35,27 @@ if (!(Number.isInteger(PORT) && PORT > 0 && PORT < 65536 && EVERY > 0)) {
   process.exit(2);
 }
 
-// The sidecar's gateway speaks OpenAI's API and adds the provider key itself:
-// the SDK wants some apiKey, never a real one. No retries here: when the model
-// fails the sidecar already sends the same request to a lighter fallback model.
-const openai = new OpenAI({
-  baseURL: `${SIDECAR_ADDR}/llm/v1`,
-  apiKey: "sidecar-injects-the-key",
-  defaultHeaders: TOKEN_HEADERS,
-  maxRetries: 0,
-  timeout: 60_000,
-});
+// SIDECAR_ADDR and SIDECAR_TOKEN, set by the sidecar.
+const sidecar = Sidecar.fromEnv({ logger: { warn: log, info: log } });
 
-const state = { tasks: 0, loops: 0, started: Date.now(), hung: false, stalled: false, failing: false };
+// The official openai package, pointed at the sidecar's gateway: no key (the
+// sidecar adds the provider's), no SDK retries (when the model fails the
+// sidecar already sends the same request to a lighter fallback model), and
+// the token and the task's trace headers on every request.
+const openai = MODEL ? await sidecar.openaiClient({ timeout: 60_000 }) : undefined;
+
+const state = { tasks: 0, started: Date.now(), hung: false, stalled: false, failing: false };
+
+// Heartbeats in the background; a failed one (the sidecar may be restarting)
+// is tried again, and logged once.
+const heartbeats = sidecar.startHeartbeats({ intervalMs: EVERY * 1000, note: "handled 0 tasks", progress: 0 });
 
 // Stands for the agent's main loop (polling a queue, thinking, ...): its turns
 // are the heartbeat's progress, which freezes when the agent stalls or hangs.
 setInterval(() => {
-  if (!state.stalled && !state.hung) state.loops++;
+  if (!state.stalled && !state.hung) heartbeats.increment();
+  heartbeats.note(`handled ${state.tasks} tasks`).metrics({ tasks: state.tasks, uptime_s: Math.round((Date.now() - state.started) / 1000) });
 }, 500);
-
-async function heartbeat() {
-  const res = await fetch(`${SIDECAR_ADDR}/v1/heartbeat`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", ...TOKEN_HEADERS },
-    body: JSON.stringify({
-      status: "ok",
-      note: `handled ${state.tasks} tasks`,
-      metrics: { tasks: state.tasks, uptime_s: Math.round((Date.now() - state.started) / 1000) },
-      progress: state.loops,
-    }),
-    signal: AbortSignal.timeout(5000),
-  });
-  await res.arrayBuffer();
-  if (!res.ok) throw new Error(`the sidecar answered ${res.status}`);
-}
-
-async function heartbeatLoop() {
-  // A hung agent sends no heartbeats: only a restart helps.
-  while (!state.hung) {
-    // A failed heartbeat (the sidecar may be restarting) is tried again next time.
-    await heartbeat().catch((err) => log(`heartbeat failed: ${err.cause?.message ?? err.message}`));
-    await sleep(EVERY * 1000);
-  }
-}
 
 // One chat completion through the sidecar's gateway. The answer's headers say
 // which model answered, and whether it was the lighter fallback.
@@ -102,33 +78,20 @@ async function askModel(input) {
 }
 
 // One call to another agent through the sidecar: POST /call/{PEER}/task. The
-// sidecar picks a healthy instance (found in Consul) behind its breaker. The
-// Idempotency-Key tells it the task may be sent again if an instance hangs
+// sidecar picks a healthy instance (found in Consul) behind its breaker; the
+// client's Idempotency-Key lets it send the task again if an instance hangs
 // mid-call. A failed call is reported in the answer; the task still succeeds.
 async function askPeer(input) {
   try {
-    const res = await fetch(`${SIDECAR_ADDR}/call/${PEER}/task`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "Idempotency-Key": crypto.randomUUID(), ...TOKEN_HEADERS },
-      body: JSON.stringify({ input }),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await res.text();
-    if (res.ok) {
-      try {
-        return { peer: JSON.parse(text) };
-      } catch {
-        return { peer_error: `${res.status}: the peer's answer is not JSON` };
-      }
-    }
-    // The sidecar's own errors are {"error": {"type": ..., "message": ...}}.
-    let message = res.statusText;
+    const res = await sidecar.call(PEER, "/task", { json: { input }, timeout: 30_000 });
     try {
-      message = JSON.parse(text).error.message ?? message;
-    } catch {}
-    return { peer_error: `${res.status}: ${message}` };
+      return { peer: res.json() };
+    } catch {
+      return { peer_error: `${res.status}: the peer's answer is not JSON` };
+    }
   } catch (err) {
-    return { peer_error: err.cause?.message ?? err.message };
+    // A SidecarError says the status and type: "sidecar: 503 unavailable: no instance of researcher is passing".
+    return { peer_error: err.message };
   }
 }
 
@@ -167,13 +130,15 @@ async function handleTask(req, res) {
 function hang(why) {
   if (!state.hung) log(`${why}: hanging, no more heartbeats or answers`);
   state.hung = true;
+  heartbeats.stop(); // a hung agent sends no heartbeats: only a restart helps
 }
 
 const server = http.createServer((req, res) => {
   // A hung agent answers nothing: the request stays open until its caller gives up.
   if (state.hung) return;
   const route = `${req.method} ${req.url}`;
-  if (route === "POST /task") return handleTask(req, res);
+  // The task's trace context goes on with the requests made for it.
+  if (route === "POST /task") return sidecar.withTraceContext(req.headers, () => handleTask(req, res));
   if (route === "GET /healthz") return reply(res, 200, { status: "ok" });
   if (route === "POST /hang") {
     reply(res, 200, { hanging: true });
@@ -208,6 +173,5 @@ server.on("error", (err) => {
   process.exit(1);
 });
 server.listen(PORT, "127.0.0.1", () => {
-  log(`taking tasks on 127.0.0.1:${PORT}, heartbeating to ${SIDECAR_ADDR}/v1/heartbeat every ${EVERY}s`);
-  heartbeatLoop();
+  log(`taking tasks on 127.0.0.1:${PORT}, heartbeating to ${sidecar.addr}/v1/heartbeat every ${EVERY}s`);
 });

@@ -4,7 +4,7 @@
 #   $(make -s consul) agent -dev &                                # Consul, UI on :8500
 #   bin/fakellm -addr 127.0.0.1:9201 -name gpt-4o &               # two fake models
 #   bin/fakellm -addr 127.0.0.1:9202 -name gpt-4o-mini &
-#   npm ci --prefix examples/node                                 # the openai package
+#   npm ci --prefix examples/node                                 # agent-sidecar and openai
 #   bin/sidecar agent -config examples/node/sidecar.hcl           # starts the agent
 #   curl -X POST -d '{"input":"a haiku"}' 127.0.0.1:8082/task
 

@@ -1,22 +1,26 @@
-// Package sidecarclient is a small client for the control API of the agent
-// sidecar: heartbeats, status, calls to other services through /call/, and
-// chat completions through the model gateway. Standard library only.
+// Package sidecarclient is the Go client of the agent sidecar: a heartbeat
+// loop, calls to other services through /call/ (with an idempotency key and
+// who answered), chat completions through the model gateway, the sidecar's
+// errors by kind, and the W3C trace context of the task being handled
+// forwarded on every call and model request. Standard library only.
 //
 // Usage, in an agent the sidecar supervises (it sets SIDECAR_ADDR and, when
 // the control API requires one, SIDECAR_TOKEN):
 //
 //	sc := sidecarclient.FromEnv()
-//	reply, err := sc.Heartbeat(ctx, sidecarclient.Heartbeat{Status: "ok", Note: "handled 3 tasks", Progress: loops})
-//	// reply.State is "healthy"; send the next one before reply.NextDue.
+//	hb := sc.StartHeartbeats(ctx, sidecarclient.HeartbeatOptions{Note: "ready"})
+//	defer hb.Stop()
+//	hb.AddProgress(1) // as work gets done
 //
-//	resp, err := sc.Call(ctx, "researcher", http.MethodPost, "/task", body, nil)
-//	// a healthy instance of the upstream answered; err is an *Error for a non-2xx answer
+//	ctx = sidecarclient.WithTraceHeaders(ctx, incoming.Header) // the task's traceparent goes on
+//	resp, err := sc.Call(ctx, "researcher", "/task", sidecarclient.CallOptions{JSON: task})
+//	// resp.Upstream answered; resp.Fallback is true when it was not the first choice
 //
 //	answer, err := sc.Chat(ctx, "gpt-4o", []sidecarclient.Message{{Role: "user", Content: "a haiku"}}, 400)
 //	// answer.Model is "gpt-4o-mini" and answer.Degraded true when the lighter fallback answered
 //
-// Any OpenAI client works too: point it at sc.ModelBaseURL(); the sidecar
-// injects the provider's key.
+// Any OpenAI client works too: point it at sc.ModelBaseURL(), an Anthropic
+// one at sc.AnthropicBaseURL(); the sidecar injects the provider's key.
 package sidecarclient
 
 import (
@@ -35,15 +39,19 @@ import (
 // DefaultAddr is the sidecar's control API when SIDECAR_ADDR is not set.
 const DefaultAddr = "http://127.0.0.1:7070"
 
-// controlTimeout bounds heartbeats and status requests (answered at once).
-const controlTimeout = 10 * time.Second
+const (
+	controlTimeout   = 10 * time.Second // heartbeats and status requests (answered at once)
+	maxResponseBytes = 32 << 20         // a call's or model's answer read into memory
+	maxErrorBytes    = 64 << 10         // an error answer read to tell its type
+)
 
 // Client talks to one sidecar. Its methods are safe for concurrent use.
 type Client struct {
 	addr  string // without a trailing slash
 	token string
 	// HTTPClient sends every request. Its transport bounds connecting;
-	// calls and model answers are bounded by the caller's context.
+	// calls and model answers are bounded by the caller's context and
+	// their Timeout.
 	HTTPClient *http.Client
 }
 
@@ -63,7 +71,12 @@ func New(addr, token string) *Client {
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	return &Client{addr: addr, token: token, HTTPClient: &http.Client{Transport: transport}}
+	return &Client{addr: addr, token: token, HTTPClient: &http.Client{
+		Transport: transport,
+		// An answer is passed back as it came: a call's redirect is the
+		// caller's to follow.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
 }
 
 // FromEnv returns a client for $SIDECAR_ADDR (default DefaultAddr) with the
@@ -83,151 +96,46 @@ func (c *Client) Addr() string { return c.addr }
 // gateway, for any OpenAI client (OPENAI_BASE_URL).
 func (c *Client) ModelBaseURL() string { return c.addr + "/llm/v1" }
 
-// Error is a non-2xx answer, with the type and message of the error JSON
-// {"error":{"type":...,"message":...}} that the sidecar, OpenAI and
-// Anthropic answer with.
-type Error struct {
-	Status  int
-	Type    string
-	Message string
+// AnthropicBaseURL is the base URL for Anthropic clients (ANTHROPIC_BASE_URL).
+func (c *Client) AnthropicBaseURL() string { return c.addr + "/llm" }
+
+// request is one request to the sidecar.
+type request struct {
+	method, url string
+	body        any // nil, an io.Reader, or a value sent as JSON
+	header      http.Header
+	trace       bool // add the trace headers of ctx
 }
 
-func (e *Error) Error() string {
-	s := fmt.Sprintf("sidecar: %d", e.Status)
-	if e.Type != "" {
-		s += " " + e.Type
-	}
-	return s + ": " + e.Message
-}
-
-// Heartbeat is the body of POST /v1/heartbeat. Status is "ok" (also when
-// empty), "degraded" or "failing"; Progress is a string or a number that
-// changes while the agent gets work done.
-type Heartbeat struct {
-	Status   string         `json:"status,omitempty"`
-	Note     string         `json:"note,omitempty"`
-	Metrics  map[string]any `json:"metrics,omitempty"`
-	Progress any            `json:"progress,omitempty"`
-}
-
-// HeartbeatReply is the part of the agent's health the sidecar answers a
-// heartbeat with: State is "waiting", "healthy" or "isolated".
-type HeartbeatReply struct {
-	State   string    `json:"state"`
-	NextDue time.Time `json:"next_due"`
-}
-
-// Heartbeat tells the sidecar the agent is alive.
-func (c *Client) Heartbeat(ctx context.Context, hb Heartbeat) (*HeartbeatReply, error) {
-	var reply HeartbeatReply
-	return &reply, c.control(ctx, http.MethodPost, "/v1/heartbeat", hb, &reply)
-}
-
-// Status is GET /v1/status: the sidecar, the agent's health, breakers,
-// models and more, as decoded JSON.
-func (c *Client) Status(ctx context.Context) (map[string]any, error) {
-	var status map[string]any
-	return status, c.control(ctx, http.MethodGet, "/v1/status", nil, &status)
-}
-
-func (c *Client) control(ctx context.Context, method, path string, in, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
-	defer cancel()
-	resp, err := c.send(ctx, method, c.addr+path, in, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	return json.NewDecoder(resp.Body).Decode(out)
-}
-
-// Call sends a request through the sidecar to the upstream (a Consul service
-// or a URL of the sidecar's configuration): method {addr}/call/{upstream}{path},
-// path with its query, e.g. "/task?lang=en". The sidecar picks an instance
-// behind its breaker and falls back when it fails; the answer's
-// X-Sidecar-Upstream names who answered and X-Sidecar-Fallback is "true" when
-// a fallback did. An Idempotency-Key header lets it send a POST again. A
-// non-2xx answer is returned as an *Error; otherwise the caller closes the body.
-func (c *Client) Call(ctx context.Context, upstream, method, path string, body io.Reader, header http.Header) (*http.Response, error) {
-	if !strings.HasPrefix(path, "/") {
-		path = "/" + path
-	}
-	return c.send(ctx, method, c.addr+"/call/"+upstream+path, body, header)
-}
-
-// Message is one message of a chat.
-type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
-// ChatAnswer is a chat completion's text and which model wrote it.
-type ChatAnswer struct {
-	Content  string
-	Model    string // the label that answered (X-Sidecar-Model), else the one asked for
-	Degraded bool   // a lighter fallback model answered (X-Sidecar-Degraded)
-}
-
-// Chat asks the model (a label of the sidecar's configuration) for one
-// non-streaming chat completion through the gateway. maxTokens 0 sends none.
-func (c *Client) Chat(ctx context.Context, model string, messages []Message, maxTokens int) (*ChatAnswer, error) {
-	req := struct {
-		Model     string    `json:"model"`
-		Messages  []Message `json:"messages"`
-		MaxTokens int       `json:"max_tokens,omitempty"`
-	}{model, messages, maxTokens}
-	resp, err := c.send(ctx, http.MethodPost, c.ModelBaseURL()+"/chat/completions", req, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var completion struct {
-		Choices []struct {
-			Message struct {
-				Content string `json:"content"`
-			} `json:"message"`
-		} `json:"choices"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&completion); err != nil {
-		return nil, fmt.Errorf("sidecar: reading the model's answer: %w", err)
-	}
-	if len(completion.Choices) == 0 {
-		return nil, fmt.Errorf("sidecar: the model's answer has no choices")
-	}
-	answer := &ChatAnswer{
-		Content:  completion.Choices[0].Message.Content,
-		Model:    resp.Header.Get("X-Sidecar-Model"),
-		Degraded: resp.Header.Get("X-Sidecar-Degraded") == "true",
-	}
-	if answer.Model == "" {
-		answer.Model = model
-	}
-	return answer, nil
-}
-
-// send makes one request; body is an io.Reader, or a value sent as JSON. A
-// non-2xx answer is read, closed and returned as an *Error.
-func (c *Client) send(ctx context.Context, method, url string, body any, header http.Header) (*http.Response, error) {
-	var r io.Reader
-	switch b := body.(type) {
+// send makes one request and reads its answer whole. A non-2xx answer is
+// returned as an *Error; a failure to reach the sidecar wraps ErrUnreachable.
+func (c *Client) send(ctx context.Context, r request) (*Response, error) {
+	var body io.Reader
+	isJSON := false
+	switch b := r.body.(type) {
 	case nil:
 	case io.Reader:
-		r = b
+		body = b
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("sidecar: encoding the request: %w", err)
 		}
-		r = bytes.NewReader(raw)
+		body, isJSON = bytes.NewReader(raw), true
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, r)
+	req, err := http.NewRequestWithContext(ctx, r.method, r.url, body)
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range header {
+	if r.trace {
+		for k, v := range TraceHeaders(ctx) {
+			req.Header[k] = v
+		}
+	}
+	for k, v := range r.header {
 		req.Header[k] = v
 	}
-	if _, isReader := body.(io.Reader); body != nil && !isReader {
+	if isJSON && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
@@ -235,23 +143,33 @@ func (c *Client) send(ctx context.Context, method, url string, body any, header 
 	}
 	resp, err := c.HTTPClient.Do(req)
 	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return resp, nil
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	e := &Error{Status: resp.StatusCode}
-	var shape struct {
-		Error struct{ Type, Message string } `json:"error"`
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	limit := int64(maxResponseBytes)
+	if !ok {
+		limit = maxErrorBytes
 	}
-	if json.Unmarshal(raw, &shape) == nil && shape.Error.Message != "" {
-		e.Type, e.Message = shape.Error.Type, shape.Error.Message
-	} else if text := strings.TrimSpace(string(raw)); text != "" && len(text) <= 200 {
-		e.Message = text
-	} else {
-		e.Message = http.StatusText(resp.StatusCode)
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("sidecar: reading the answer: %w", err)
 	}
-	return nil, e
+	if int64(len(raw)) > limit {
+		if ok {
+			return nil, fmt.Errorf("sidecar: the answer is larger than %d bytes", limit)
+		}
+		raw = raw[:limit]
+	}
+	answer := newResponse(resp, raw)
+	if !ok {
+		return nil, errorFrom(answer)
+	}
+	return answer, nil
 }

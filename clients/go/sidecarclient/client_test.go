@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -19,17 +20,17 @@ const token = "test-token-0123456789abcdef"
 type sidecar struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
-	seen request
+	seen seenRequest
 }
 
-type request struct {
+type seenRequest struct {
 	method string
 	path   string // with its query
 	header http.Header
 	body   []byte
 }
 
-func (s *sidecar) last() request {
+func (s *sidecar) last() seenRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.seen
@@ -41,7 +42,7 @@ func fakeSidecar(t *testing.T, answer func(w http.ResponseWriter, r *http.Reques
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
-		s.seen = request{r.Method, r.URL.RequestURI(), r.Header.Clone(), body}
+		s.seen = seenRequest{r.Method, r.URL.RequestURI(), r.Header.Clone(), body}
 		s.mu.Unlock()
 		answer(w, r)
 	}))
@@ -110,75 +111,176 @@ func TestErrorsAreParsed(t *testing.T) {
 	for _, tc := range []struct {
 		name, body string
 		status     int
-		want       Error
+		header     []string
+		want       Error // without Response
+		kind       error
 		text       string
 	}{
-		{"sidecar", `{"error":{"type":"unavailable","message":"no instance of researcher is passing"}}`, 503,
-			Error{503, "unavailable", "no instance of researcher is passing"},
-			"sidecar: 503 unavailable: no instance of researcher is passing"},
-		{"openai", `{"error":{"message":"no model could answer","type":"server_error","param":null,"code":"models_unavailable"}}`, 503,
-			Error{503, "server_error", "no model could answer"}, "sidecar: 503 server_error: no model could answer"},
-		{"plain text", "upstream says no\n", 418, Error{418, "", "upstream says no"}, "sidecar: 418: upstream says no"},
-		{"empty", "", 502, Error{502, "", "Bad Gateway"}, "sidecar: 502: Bad Gateway"},
+		{"sidecar", `{"error":{"type":"unavailable","message":"no instance of researcher is passing","trace_id":"4bf9"}}`, 503,
+			[]string{"Retry-After", "7"},
+			Error{Status: 503, Type: "unavailable", Message: "no instance of researcher is passing", TraceID: "4bf9", RetryAfter: 7 * time.Second},
+			ErrUnavailable, "sidecar: 503 unavailable: no instance of researcher is passing"},
+		{"openai", `{"error":{"message":"no model could answer","type":"server_error","param":null,"code":"models_unavailable"}}`, 503, nil,
+			Error{Status: 503, Type: "server_error", Message: "no model could answer", Code: "models_unavailable"},
+			ErrUnavailable, "sidecar: 503 server_error: no model could answer"},
+		{"anthropic", `{"type":"error","error":{"type":"rate_limit_error","message":"budget spent"}}`, 429, []string{"Retry-After", "30"},
+			Error{Status: 429, Type: "rate_limit_error", Message: "budget spent", RetryAfter: 30 * time.Second},
+			ErrRateLimited, "sidecar: 429 rate_limit_error: budget spent"},
+		{"bad request", `{"error":{"type":"invalid_request","message":"heartbeat status \"great\" is not valid"}}`, 400, nil,
+			Error{Status: 400, Type: "invalid_request", Message: `heartbeat status "great" is not valid`},
+			ErrBadRequest, `sidecar: 400 invalid_request: heartbeat status "great" is not valid`},
+		{"forbidden", `{"error":{"type":"forbidden","message":"a web page's request"}}`, 403, nil,
+			Error{Status: 403, Type: "forbidden", Message: "a web page's request"}, ErrUnauthorized, "sidecar: 403 forbidden: a web page's request"},
+		{"too large", `{"error":{"type":"request_too_large","message":"over 64 KiB"}}`, 413, nil,
+			Error{Status: 413, Type: "request_too_large", Message: "over 64 KiB"}, ErrTooLarge, "sidecar: 413 request_too_large: over 64 KiB"},
+		{"timeout", `{"error":{"type":"timeout","message":"no answer within 60s"}}`, 504, nil,
+			Error{Status: 504, Type: "timeout", Message: "no answer within 60s"}, ErrTimeout, "sidecar: 504 timeout: no answer within 60s"},
+		{"plain text", "upstream says no\n", 418, nil, Error{Status: 418, Message: "upstream says no"}, nil, "sidecar: 418: upstream says no"},
+		{"empty", "", 502, nil, Error{Status: 502, Message: "Bad Gateway"}, ErrBadGateway, "sidecar: 502: Bad Gateway"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, c := fakeSidecar(t, reply(tc.status, tc.body))
+			_, c := fakeSidecar(t, reply(tc.status, tc.body, tc.header...))
 			_, err := c.Heartbeat(context.Background(), Heartbeat{})
 			var e *Error
-			if !errors.As(err, &e) || *e != tc.want {
-				t.Fatalf("error %#v, want %#v", err, tc.want)
+			if !errors.As(err, &e) {
+				t.Fatalf("error %#v, want an *Error", err)
+			}
+			if e.Response == nil || e.Response.Status != tc.status {
+				t.Errorf("Response %+v, want the answer", e.Response)
+			}
+			got := *e
+			got.Response = nil
+			if got != tc.want {
+				t.Errorf("error %#v, want %#v", got, tc.want)
 			}
 			if err.Error() != tc.text {
 				t.Errorf("Error() = %q, want %q", err.Error(), tc.text)
+			}
+			for _, kind := range []error{ErrBadRequest, ErrUnauthorized, ErrTooLarge, ErrRateLimited, ErrBadGateway, ErrUnavailable, ErrTimeout} {
+				if errors.Is(err, kind) != (kind == tc.kind) {
+					t.Errorf("errors.Is(err, %v) = %v", kind, !(kind == tc.kind))
+				}
 			}
 		})
 	}
 }
 
-func TestCallJoinsThePathAndPassesTheAnswer(t *testing.T) {
-	s, c := fakeSidecar(t, reply(200, `{"output":"notes"}`, "X-Sidecar-Upstream", "researcher"))
-	h := http.Header{"Idempotency-Key": {"abc123"}, "Content-Type": {"application/json"}}
-	resp, err := c.Call(context.Background(), "researcher", http.MethodPost, "/task?lang=en", strings.NewReader(`{"input":"x"}`), h)
+func TestAnUnreachableSidecarIsErrUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close()
+	_, err := New(srv.URL, "").Status(context.Background())
+	if !errors.Is(err, ErrUnreachable) {
+		t.Errorf("error %v, want ErrUnreachable", err)
+	}
+}
+
+func TestCallJoinsThePathAndSaysWhoAnswered(t *testing.T) {
+	s, c := fakeSidecar(t, reply(200, `{"output":"notes"}`,
+		"X-Sidecar-Upstream", "researcher-lite", "X-Sidecar-Instance", "10.0.0.7:8080", "X-Sidecar-Fallback", "true"))
+	resp, err := c.Call(context.Background(), "researcher", "/task?lang=en", CallOptions{JSON: map[string]string{"input": "x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	if s.last().method != "POST" || s.last().path != "/call/researcher/task?lang=en" {
 		t.Errorf("sent %s %s, want POST /call/researcher/task?lang=en", s.last().method, s.last().path)
 	}
-	if string(s.last().body) != `{"input":"x"}` || s.last().header.Get("Idempotency-Key") != "abc123" || s.last().header.Get("X-Sidecar-Token") != token {
+	if string(s.last().body) != `{"input":"x"}` || s.last().header.Get("Content-Type") != "application/json" ||
+		s.last().header.Get("X-Sidecar-Token") != token {
 		t.Errorf("sent body %s, headers %v", s.last().body, s.last().header)
 	}
-	if string(body) != `{"output":"notes"}` || resp.Header.Get("X-Sidecar-Upstream") != "researcher" {
-		t.Errorf("answer %s %v", body, resp.Header)
+	if key := s.last().header.Get("Idempotency-Key"); len(key) < 16 {
+		t.Errorf("Idempotency-Key %q, want a random one for a POST", key)
+	}
+	var got map[string]string
+	if err := resp.JSON(&got); err != nil || got["output"] != "notes" || resp.Status != 200 {
+		t.Errorf("answer %d %s: %v", resp.Status, resp.Body, err)
+	}
+	if resp.Upstream != "researcher-lite" || resp.Instance != "10.0.0.7:8080" || !resp.Fallback {
+		t.Errorf("who answered: %+v", resp)
 	}
 
-	// A path without its slash gets one; a failure is an *Error.
+	// A path without its slash gets one; a GET, and a POST told so, have no key; a key of one's own is sent.
 	c2 := New(strings.TrimPrefix(s.srv.URL, "http://"), "") // no scheme: http
-	_, c3 := fakeSidecar(t, reply(503, `{"error":{"type":"unavailable","message":"breaker open"}}`))
-	if _, err := c2.Call(context.Background(), "search", http.MethodGet, "v1/items", nil, nil); err != nil {
+	if _, err := c2.Call(context.Background(), "search", "v1/items", CallOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if s.last().method != "GET" || s.last().path != "/call/search/v1/items" {
-		t.Errorf("sent %s %s, want GET /call/search/v1/items", s.last().method, s.last().path)
+	if s.last().method != "GET" || s.last().path != "/call/search/v1/items" || s.last().header.Get("Idempotency-Key") != "" {
+		t.Errorf("sent %s %s %v, want GET /call/search/v1/items without a key", s.last().method, s.last().path, s.last().header)
 	}
-	_, err = c3.Call(context.Background(), "search", http.MethodGet, "/", nil, nil)
+	if _, err := c2.Call(context.Background(), "search", "/", CallOptions{Body: strings.NewReader("raw"), IdempotencyKey: NoIdempotencyKey}); err != nil {
+		t.Fatal(err)
+	}
+	if s.last().method != "POST" || string(s.last().body) != "raw" || s.last().header.Get("Idempotency-Key") != "" {
+		t.Errorf("sent %s %s %v", s.last().method, s.last().body, s.last().header)
+	}
+	if _, err := c2.Call(context.Background(), "search", "/", CallOptions{Method: "put", JSON: 1, IdempotencyKey: "k-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.last().method != "PUT" || s.last().header.Get("Idempotency-Key") != "k-1" {
+		t.Errorf("sent %s %v", s.last().method, s.last().header)
+	}
+	if _, err := c2.Call(context.Background(), "../admin", "/", CallOptions{}); err == nil {
+		t.Error("a bad upstream name was sent")
+	}
+
+	_, c3 := fakeSidecar(t, reply(503, `{"error":{"type":"unavailable","message":"breaker open"}}`))
+	_, err = c3.Call(context.Background(), "search", "/", CallOptions{})
 	if e := (*Error)(nil); !errors.As(err, &e) || e.Status != 503 || e.Message != "breaker open" {
 		t.Errorf("error %v, want the sidecar's 503", err)
+	}
+}
+
+func TestTraceHeadersGoWithCallsAndModelRequestsOnly(t *testing.T) {
+	s, c := fakeSidecar(t, reply(200, `{"choices":[{"message":{"content":"ok"}}],"state":"healthy"}`))
+	incoming := http.Header{
+		"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		"Tracestate":  {"a=1"},
+		"Baggage":     {"user=7"},
+		"Cookie":      {"secret"},
+	}
+	ctx := WithTraceHeaders(context.Background(), incoming)
+	want := http.Header{"Traceparent": incoming["Traceparent"], "Tracestate": {"a=1"}, "Baggage": {"user=7"}}
+	if got := TraceHeaders(ctx); !reflect.DeepEqual(got, want) {
+		t.Errorf("TraceHeaders %v, want %v", got, want)
+	}
+	if _, err := c.Call(ctx, "researcher", "/task", CallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"Traceparent", "Tracestate", "Baggage"} {
+		if s.last().header.Get(name) != want.Get(name) {
+			t.Errorf("call: %s %q, want %q", name, s.last().header.Get(name), want.Get(name))
+		}
+	}
+	if s.last().header.Get("Cookie") != "" {
+		t.Error("the task's cookie went on")
+	}
+	if _, err := c.Chat(ctx, "gpt-4o", []Message{{Role: "user", Content: "hi"}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if s.last().header.Get("Traceparent") != want.Get("Traceparent") {
+		t.Errorf("chat: headers %v lack the trace", s.last().header)
+	}
+	if _, err := c.Heartbeat(ctx, Heartbeat{}); err != nil {
+		t.Fatal(err)
+	}
+	if s.last().header.Get("Traceparent") != "" {
+		t.Error("a heartbeat carried the task's trace")
+	}
+	if len(TraceHeaders(context.Background())) != 0 {
+		t.Error("trace headers without WithTraceHeaders")
 	}
 }
 
 func TestChat(t *testing.T) {
 	completion := `{"id":"c1","object":"chat.completion","model":"gpt-4o-mini-2024",` +
 		`"choices":[{"index":0,"message":{"role":"assistant","content":"A short poem."},"finish_reason":"stop"}]}`
-	s, c := fakeSidecar(t, reply(200, completion, "X-Sidecar-Model", "gpt-4o-mini", "X-Sidecar-Degraded", "true"))
+	s, c := fakeSidecar(t, reply(200, completion, "X-Sidecar-Model", "gpt-4o-mini", "X-Sidecar-Degraded", "true", "X-Sidecar-Attempts", "2"))
 	msgs := []Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "a poem"}}
 	got, err := c.Chat(context.Background(), "gpt-4o", msgs, 4000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *got != (ChatAnswer{Content: "A short poem.", Model: "gpt-4o-mini", Degraded: true}) {
+	if *got != (ChatAnswer{Content: "A short poem.", Model: "gpt-4o-mini", Degraded: true, Attempts: 2}) {
 		t.Errorf("answer %+v, want the lighter model's, degraded", got)
 	}
 	if s.last().path != "/llm/v1/chat/completions" || s.last().header.Get("X-Sidecar-Token") != token {
@@ -231,7 +333,7 @@ func TestContextCancelsACall(t *testing.T) {
 	defer close(release)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := c.Call(ctx, "slow", http.MethodGet, "/", nil, nil); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := c.Call(ctx, "slow", "/", CallOptions{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("error %v, want the context's deadline", err)
 	}
 }

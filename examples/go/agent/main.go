@@ -4,7 +4,8 @@
 // It takes tasks over HTTP, heartbeats to its sidecar with a note, metrics
 // and a progress counter, asks a model through the sidecar's gateway (MODEL),
 // calls another agent through the sidecar's /call/ (PEER), and can be told to
-// hang, stall or fail so you can watch the sidecar deal with it.
+// hang, stall or fail so you can watch the sidecar deal with it. The trace
+// context of each task (traceparent) goes on with its model and peer requests.
 //
 // Environment: SIDECAR_ADDR (default http://127.0.0.1:7070), SIDECAR_TOKEN,
 // SIDECAR_AGENT_ID (default go-agent), AGENT_PORT (default 8083),
@@ -16,8 +17,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,10 +37,11 @@ import (
 type agent struct {
 	id, model, peer string
 	sc              *sidecarclient.Client
+	hb              *sidecarclient.Heartbeats
 	log             *slog.Logger
 	started         time.Time
 
-	tasks, loops           atomic.Int64
+	tasks                  atomic.Int64
 	stalled, failing, hung atomic.Bool
 	stopping               chan struct{} // closed on SIGTERM
 }
@@ -91,8 +91,11 @@ func main() {
 			return
 		}
 	}()
+	a.hb = a.sc.StartHeartbeats(context.Background(), sidecarclient.HeartbeatOptions{
+		Every: time.Duration(every * float64(time.Second)), Status: "ok", Note: "handled 0 tasks", Progress: int64(0),
+		Logger: a.log.With("agent", a.id),
+	})
 	go a.workLoop()
-	go a.heartbeatLoop(time.Duration(every * float64(time.Second)))
 
 	a.logf(slog.LevelInfo, "taking tasks on %s, heartbeating to %s every %gs", srv.Addr, a.sc.Addr(), every)
 	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
@@ -103,36 +106,23 @@ func main() {
 }
 
 // workLoop stands for the agent's main loop (polling a queue, thinking, ...):
-// its turns are the heartbeat's progress.
+// its turns are the heartbeat's progress, which freezes when the agent
+// stalls or hangs.
 func (a *agent) workLoop() {
 	for range time.Tick(500 * time.Millisecond) {
 		if !a.stalled.Load() && !a.hung.Load() {
-			a.loops.Add(1)
+			a.hb.AddProgress(1)
 		}
-	}
-}
-
-func (a *agent) heartbeatLoop(every time.Duration) {
-	for !a.hung.Load() { // a hung agent sends no heartbeats: only a restart helps
 		n := a.tasks.Load()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := a.sc.Heartbeat(ctx, sidecarclient.Heartbeat{
-			Status:   "ok",
-			Note:     fmt.Sprintf("handled %d tasks", n),
-			Metrics:  map[string]any{"tasks": n, "uptime_s": int64(time.Since(a.started).Round(time.Second).Seconds())},
-			Progress: a.loops.Load(),
-		})
-		cancel()
-		if err != nil { // the sidecar may be restarting: try again next time
-			a.logf(slog.LevelWarn, "heartbeat failed: %v", err)
-		}
-		time.Sleep(every)
+		a.hb.SetNote(fmt.Sprintf("handled %d tasks", n))
+		a.hb.SetMetrics(map[string]any{"tasks": n, "uptime_s": int64(time.Since(a.started).Round(time.Second).Seconds())})
 	}
 }
 
 func (a *agent) hang(why string) {
 	if a.hung.CompareAndSwap(false, true) {
 		a.logf(slog.LevelWarn, "%s: hanging, no more heartbeats or answers", why)
+		go a.hb.Stop() // a hung agent sends no heartbeats: only a restart helps
 	}
 }
 
@@ -189,16 +179,18 @@ func (a *agent) task(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.tasks.Add(1)
+	// The task's trace context goes on with every request made for it.
+	ctx := sidecarclient.WithTraceHeaders(r.Context(), r.Header)
 	input, ok := task["input"].(string)
 	if !ok && task["input"] != nil {
 		input = fmt.Sprint(task["input"])
 	}
 	answer := map[string]any{"agent": a.id, "output": "done: " + input}
 	if a.peer != "" {
-		a.askPeer(r.Context(), input, answer)
+		a.askPeer(ctx, input, answer)
 	}
 	if a.model != "" {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
 		msgs := []sidecarclient.Message{{Role: "system", Content: "You are a concise writer."}, {Role: "user", Content: input}}
 		got, err := a.sc.Chat(ctx, a.model, msgs, 4000)
@@ -212,30 +204,24 @@ func (a *agent) task(w http.ResponseWriter, r *http.Request) {
 }
 
 // askPeer sends the task to PEER through the sidecar, which picks a healthy
-// instance (found in Consul) behind its breaker. The Idempotency-Key tells it
-// the task may be sent again if an instance fails mid-call.
+// instance (found in Consul) behind its breaker. The client gives the POST an
+// Idempotency-Key: the sidecar may send it again if an instance fails mid-call.
+// A failed call is reported in the answer; the task still succeeds.
 func (a *agent) askPeer(ctx context.Context, input string, answer map[string]any) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	body, _ := json.Marshal(map[string]string{"input": input})
-	key := make([]byte, 16)
-	_, _ = rand.Read(key)
-	h := http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {hex.EncodeToString(key)}}
-	resp, err := a.sc.Call(ctx, a.peer, http.MethodPost, "/task", strings.NewReader(string(body)), h)
+	resp, err := a.sc.Call(ctx, a.peer, "/task", sidecarclient.CallOptions{
+		JSON: map[string]string{"input": input}, Timeout: 30 * time.Second,
+	})
 	var e *sidecarclient.Error
+	var got any
 	switch {
 	case errors.As(err, &e):
 		answer["peer_error"] = fmt.Sprintf("%d: %s", e.Status, e.Message)
 	case err != nil:
 		answer["peer_error"] = err.Error()
+	case resp.JSON(&got) != nil:
+		answer["peer_error"] = "the peer's answer is not JSON"
 	default:
-		defer resp.Body.Close()
-		var got any
-		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
-			answer["peer_error"] = "the peer's answer is not JSON: " + err.Error()
-		} else {
-			answer["peer"] = got
-		}
+		answer["peer"] = got
 	}
 }
 

@@ -66,7 +66,7 @@ test-race: consul sdk-deps
 # Node example agent's (openai), the official SDKs and the Vercel AI SDK
 # for TestModelGatewayWithOfficialSDKs, TestCrossProviderWithOfficialSDKs
 # and TestUsageWithOfficialSDKs, and playwright-core for the Consul UI test; needs Node.js 20+.
-NODE_DIRS := examples/node cmd/sidecar/testdata/sdk cmd/sidecar/testdata/ui
+NODE_DIRS := examples/node clients/node cmd/sidecar/testdata/sdk cmd/sidecar/testdata/ui
 sdk-deps: $(addsuffix /node_modules/.package-lock.json,$(NODE_DIRS))
 %/node_modules/.package-lock.json: %/package-lock.json
 	npm ci --prefix $* --no-audit --no-fund

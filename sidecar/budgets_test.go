@@ -68,6 +68,13 @@ func (w *webhookEvents) has(ev string) bool {
 	return false
 }
 
+// String is the events received, for a failure message.
+func (w *webhookEvents) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.types, ", ")
+}
+
 func chat(model string) map[string]any {
 	return map[string]any{"model": model, "messages": []any{map[string]any{"role": "user", "content": "Loop again."}}}
 }
@@ -114,13 +121,9 @@ func TestBudgetRejectStopsALoopingAgentUntilTheWindowResets(t *testing.T) {
 	b.HasValue("name", "loop").HasValue("state", "exceeded").HasValue("window", "1m0s").
 		HasValue("resets_at", "2030-01-02T10:01:00Z")
 	b.Value("left").Object().HasValue("tokens", 0)
-	deadline := time.Now().Add(5 * time.Second)
-	for !hook.has("budget.exceeded loop writer-1") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !hook.has("budget.exceeded loop writer-1") {
-		t.Errorf("the webhook got %v, want budget.exceeded for loop of writer-1", hook.types)
-	}
+	clock.EventuallySeen(t, "budget.exceeded for loop of writer-1 at the webhook", 5*time.Second, func() (bool, string) {
+		return hook.has("budget.exceeded loop writer-1"), hook.String()
+	})
 
 	metrics := scrape(e)
 	if got := metricValue(t, metrics, `sidecar_budget_exceeded{budget="loop"}`); got != 1 {

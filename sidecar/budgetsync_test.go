@@ -115,7 +115,7 @@ func TestServiceBudgetIsSharedByThreeSidecarsThroughConsul(t *testing.T) {
 	}
 	defer client.CloseIdleConnections()
 	var total budget.Total
-	waitFor(t, 5*syncEvery, func() bool {
+	testutil.Poll(5*syncEvery, func() bool {
 		value, _, found, err := client.KVGet(context.Background(), budget.Key(policies.DefaultFleetPrefix, "writer", "fleet"))
 		if err != nil || !found {
 			return false
@@ -134,14 +134,5 @@ func TestServiceBudgetIsSharedByThreeSidecarsThroughConsul(t *testing.T) {
 		100*over/limit, bound)
 	if over > bound {
 		t.Errorf("overshoot %.0f tokens, want at most %.0f (instances × rate × 2 × sync_every + one answer each)", over, bound)
-	}
-}
-
-// waitFor polls cond every 50 ms until it holds or limit has passed.
-func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -32,7 +32,7 @@ func (s *Sidecar) fleetReport() report.Report {
 			r.Answered1h = w.Ratio
 		}
 	}
-	r.SpendToday = s.usage.spend()
+	r.SpendToday = s.spend.Spend()
 	return r
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
+	"github.com/agent-sidecar/sidecar/sidecar/spend"
 )
 
 // metricValue returns the value of the sample written exactly as name (with
@@ -172,7 +173,7 @@ func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
 	e.GET("/call/up/x").Expect().Status(http.StatusOK)
 	// Series that exist once a model degrades, and once one reports usage
 	s.metrics.degraded.WithLabelValues("m", "n")
-	s.metrics.tokens.WithLabelValues("m", "m", tokensInput)
+	s.metrics.tokens.WithLabelValues("m", "m", spend.TokensInput)
 	s.metrics.costUSD.WithLabelValues("m", "m")
 	text := scrape(e)
 	name := regexp.MustCompile(`sidecar_[a-z0-9_]+`)

@@ -84,7 +84,7 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 	s.registry.Update(s.service(merged))
 	s.watchQueries(merged)
 	s.proxy.Rebind(merged)
-	s.budgets.ledger.SetBudgets(merged.Budgets)
+	s.spend.SetBudgets(merged.Budgets)
 	s.gateway.SetConfig(merged)
 	if s.supervisor != nil && merged.Agent.Exec != nil {
 		s.supervisor.SetExec(*merged.Agent.Exec)

@@ -33,6 +33,7 @@ import (
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
 	"github.com/agent-sidecar/sidecar/sidecar/proxy"
 	"github.com/agent-sidecar/sidecar/sidecar/report"
+	"github.com/agent-sidecar/sidecar/sidecar/spend"
 	"github.com/agent-sidecar/sidecar/sidecar/supervise"
 )
 
@@ -113,8 +114,7 @@ type Sidecar struct {
 	reporter  *report.Writer     // the fleet report in Consul KV; nil without one
 	gateway   *gateway.Gateway
 	metrics   *metrics
-	usage     *usageAccountant // tokens and cost of the models' answers
-	budgets   *budgetKeeper    // spend against the budgets, and its state file
+	spend     *spend.Keeper // tokens and cost of the models' answers, and the budgets they count against
 	// transports are the clients of calls, notifications and models; their
 	// idle connections are closed on shutdown.
 	transports []interface{ CloseIdleConnections() }
@@ -185,15 +185,15 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	s.notifier = notify.New(notifyTargets(cfg), notify.Options{Log: log.Named("notify"), Transport: notifyRT})
 	s.metrics = newMetrics(metricSources{now: s.now, health: s.tracker.Snapshot, breakers: s.breakers.Snapshots,
 		registration: func() discovery.RegistrationState { return s.registry.State() }, notifications: s.notifier.Stats,
-		models: func() []gateway.ModelStatus { return s.gateway.Models() }, budgets: func() []budget.Status { return s.budgetStatuses() }})
+		models: func() []gateway.ModelStatus { return s.gateway.Models() }, budgets: func() []budget.Status { return s.spend.Budgets() }})
 	s.proxy = proxy.New(cfg, proxy.Options{Breakers: s.breakers, Discovery: s.discovery, Log: log, ErrorLog: s.httpLog,
 		Transport: callRT, Now: s.now, Observe: s.metrics.observe,
 		AgentIsolated:   func() (string, bool) { h := s.tracker.Snapshot(); return h.Reason, h.IsolatedNow() },
 		BreakersDropped: s.metrics.forgetBreakers, InstancesDeparted: s.forgetDeparted})
-	s.usage = newUsageAccountant(s.now, s.Config, s.metrics.tokens, s.metrics.costUSD)
-	s.budgets = newBudgetKeeper(cfg, s.now(), log)
+	s.spend = spend.New(cfg, spend.Options{Now: s.now, Config: s.Config, Tokens: s.metrics.tokens, Cost: s.metrics.costUSD,
+		Log: log, OnEvent: func(ev notify.Event) { s.publish(ev); s.notifier.Send(ev) }})
 	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: modelRT, Now: s.now,
-		OnDegradedChange: s.onDegradedChange, Observe: s.observeModel, OnUsage: s.recordUsage, Admit: s.admit})
+		OnDegradedChange: s.onDegradedChange, Observe: s.observeModel, OnUsage: s.spend.Record, Admit: s.spend.Admit})
 
 	ln, err := net.Listen("tcp", cfg.Listen.Address)
 	if err != nil {
@@ -240,7 +240,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		s.transports = append(s.transports, c) // its kept-alive connections close with the others
 	}
 	if cfg.Consul.FleetPrefix != "" {
-		s.budgets.totals, s.budgets.prefix = totals, cfg.Consul.FleetPrefix
+		s.spend.ShareTotals(totals, cfg.Consul.FleetPrefix)
 	}
 	if store != nil && cfg.Consul.FleetPrefix != "" {
 		s.reporter = report.NewWriter(store, report.Key(cfg.Consul.FleetPrefix, cfg.Agent.ID), s.fleetReport, s.now,
@@ -376,8 +376,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	background.Go(func() { s.refreshSidecarCheck(bg) })
 	background.Go(func() { s.watchConsul(bg) })
 	background.Go(func() { s.proxy.Run(bg) })
-	background.Go(func() { s.budgets.run(bg) })
-	background.Go(func() { s.syncSharedBudgets(bg) })
+	background.Go(func() { s.spend.Run(bg) })
 	if s.reporter != nil {
 		reports.Go(func() { s.reporter.Run(reportCtx) })
 	}

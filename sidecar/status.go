@@ -14,6 +14,7 @@ import (
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
+	"github.com/agent-sidecar/sidecar/sidecar/spend"
 	"github.com/agent-sidecar/sidecar/sidecar/supervise"
 	"github.com/labstack/echo/v4"
 )
@@ -35,7 +36,7 @@ type Status struct {
 	Discovery     map[string]discovery.InstanceSet `json:"discovery,omitempty"`
 	Ingress       string                           `json:"ingress,omitempty"`
 	LastReload    *ReloadInfo                      `json:"last_reload,omitempty"`
-	Usage         *UsageToday                      `json:"usage,omitempty"`   // today's (UTC); absent until an answer reported usage
+	Usage         *spend.UsageToday                `json:"usage,omitempty"`   // today's (UTC); absent until an answer reported usage
 	Budgets       []budget.Status                  `json:"budgets,omitempty"` // absent without budget blocks
 	Config        map[string]any                   `json:"config"`
 }
@@ -79,8 +80,8 @@ func (s *Sidecar) Status() Status {
 		Models:        s.gateway.Models(),
 		Degraded:      s.gateway.Degraded(),
 		Availability:  s.metrics.avail.Windows(s.now()),
-		Usage:         s.usage.today(),
-		Budgets:       s.budgetStatuses(),
+		Usage:         s.spend.Today(),
+		Budgets:       s.spend.Budgets(),
 		Events:        s.RecentEvents(20),
 		Ingress:       s.IngressAddr(),
 		LastReload:    last,

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agent-sidecar/sidecar/sidecar"
 	"github.com/agent-sidecar/sidecar/sidecar/budget"
+	"github.com/agent-sidecar/sidecar/sidecar/spend"
 )
 
 // maxUsageLines bounds the models `sidecar status` lists under usage; the
@@ -18,13 +18,13 @@ const maxUsageLines = 10
 
 // printUsage prints today's tokens and cost by model, most expensive first,
 // after the total. Nothing when no answer reported usage today.
-func printUsage(w io.Writer, u *sidecar.UsageToday, p palette) {
+func printUsage(w io.Writer, u *spend.UsageToday, p palette) {
 	if u == nil || len(u.Models) == 0 {
 		return
 	}
 	type row struct {
 		label string
-		m     sidecar.ModelUsage
+		m     spend.ModelUsage
 	}
 	rows := make([]row, 0, len(u.Models))
 	var tokens int64

@@ -9,6 +9,7 @@ import (
 	"github.com/agent-sidecar/sidecar/sidecar"
 	"github.com/agent-sidecar/sidecar/sidecar/budget"
 	"github.com/agent-sidecar/sidecar/sidecar/report"
+	"github.com/agent-sidecar/sidecar/sidecar/spend"
 )
 
 func TestAmountsForPeople(t *testing.T) {
@@ -36,7 +37,7 @@ func TestAmountsForPeople(t *testing.T) {
 }
 
 func TestStatusPrintsTodaysUsage(t *testing.T) {
-	st := sidecar.Status{Usage: &sidecar.UsageToday{Day: "2026-12-02", TotalCostUSD: 4.5, Models: map[string]sidecar.ModelUsage{
+	st := sidecar.Status{Usage: &spend.UsageToday{Day: "2026-12-02", TotalCostUSD: 4.5, Models: map[string]spend.ModelUsage{
 		"gpt-4o":      {Answers: 3, Input: 1_000_000, CachedInput: 200_000, Output: 100_000, CostUSD: 3.75, Priced: true},
 		"gpt-4o-mini": {Answers: 1, Input: 1_000_000, Output: 1_000_000, CostUSD: 0.75, Priced: true},
 		"llama":       {Answers: 2, Input: 10, Output: 20},

@@ -48,20 +48,17 @@ func VerifyNoLeaks(t testing.TB) {
 	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() {
 		leakChecked.Delete(t)
-		if err := FindLeaks(before); err != nil {
+		if err := findLeaks(func() {}, before); err != nil {
 			t.Errorf("goroutines left running by the test: %v", err)
 		}
 	})
 }
 
-// FindLeaks is goleak.Find looking for up to about three seconds instead of
-// goleak's half second: goroutines whose end has been set in motion (a
-// connection closed by its peer, a server that has shut down) may take a
-// moment under -race. A goroutine still running after that is a leak.
-func FindLeaks(opts ...goleak.Option) error {
-	return findLeaks(func() {}, opts...)
-}
-
+// findLeaks is goleak.Find looking for up to about three seconds instead of
+// goleak's half second, calling before ahead of each look: goroutines whose
+// end has been set in motion (a connection closed by its peer, a server
+// that has shut down) may take a moment under -race. A goroutine still
+// running after that is a leak.
 func findLeaks(before func(), opts ...goleak.Option) error {
 	before()
 	err := goleak.Find(opts...)

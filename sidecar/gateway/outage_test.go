@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agent-sidecar/sidecar/internal/sidecartest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
 
@@ -42,27 +43,23 @@ func TestProviderOutageAndRecovery(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			deadline := time.Now().Add(time.Second)
-			for time.Now().Before(deadline) {
+			// for a second, every answer comes from claude-haiku
+			testutil.Poll(time.Second, func() bool {
 				if m := ask(); m != "claude-haiku" {
 					t.Errorf("during the outage: answered by %s", m)
-					return
+					return true
 				}
-				time.Sleep(5 * time.Millisecond)
-			}
+				return false
+			})
 		}()
 	}
 	wg.Wait()
 	f.gpt.Heal()
 	f.gptMini.Heal()
 	var last []string
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	testutil.EventuallySeen(t, "gpt-4o to answer five times in a row", 5*time.Second, func() (bool, string) {
 		last = append(last, ask())
-		if len(last) >= 5 && strings.Join(last[len(last)-5:], ",") == "gpt-4o,gpt-4o,gpt-4o,gpt-4o,gpt-4o" {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("gpt-4o did not answer again within 5s: %v", last[max(0, len(last)-10):])
+		return len(last) >= 5 && strings.Join(last[len(last)-5:], ",") == "gpt-4o,gpt-4o,gpt-4o,gpt-4o,gpt-4o",
+			strings.Join(last[max(0, len(last)-10):], ",")
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 )
 
@@ -45,9 +46,7 @@ func TestMaxConcurrentSendsTheOverflowDownTheChain(t *testing.T) {
 		defer wg.Done()
 		_, firstBody = post(t, base+"/v1/chat/completions", chatBody)
 	}()
-	for primary.calls.Load() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, "the first call at the primary", 5*time.Second, func() bool { return primary.calls.Load() > 0 })
 	resp, body := post(t, base+"/v1/chat/completions", chatBody)
 	if resp.StatusCode != 200 || !strings.Contains(body, "from lite") || resp.Header.Get(HeaderModel) != "gpt-4o-mini" {
 		t.Fatalf("the overflow: %s %s %s", resp.Status, resp.Header.Get(HeaderModel), body)

@@ -12,6 +12,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/agent-sidecar/sidecar/internal/sidecartest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 )
@@ -28,16 +29,14 @@ func (l *usageLog) add(u Usage) { l.mu.Lock(); l.got = append(l.got, u); l.mu.Un
 // ended, which may be a moment after the agent read its last byte: all
 // waits up to a second for want of them.
 func (l *usageLog) all(want int) []Usage {
-	deadline := time.Now().Add(time.Second)
-	for {
+	var got []Usage
+	testutil.Poll(time.Second, func() bool {
 		l.mu.Lock()
-		got := append([]Usage(nil), l.got...)
+		got = append([]Usage(nil), l.got...)
 		l.mu.Unlock()
-		if len(got) >= want || time.Now().After(deadline) {
-			return got
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return len(got) >= want
+	})
+	return got
 }
 
 // gwUsage is gw with the usage reported to a log.

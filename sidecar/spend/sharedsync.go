@@ -1,4 +1,4 @@
-package sidecar
+package spend
 
 import (
 	"context"
@@ -8,53 +8,53 @@ import (
 	"github.com/agent-sidecar/sidecar/sidecar/budget"
 )
 
-// budgetSyncTick is how often the service budgets are looked at; each is
-// synced when its sync_every has passed (at least 1s).
-const budgetSyncTick = time.Second
+// syncTick is how often the service budgets are looked at; each is synced
+// when its sync_every has passed (at least 1s).
+const syncTick = time.Second
 
-// budgetFinalSyncTimeout bounds the last sync at shutdown, which adds the
-// spend not yet synced to the service's totals.
-const budgetFinalSyncTimeout = 3 * time.Second
+// finalSyncTimeout bounds the last sync at shutdown, which adds the spend
+// not yet synced to the service's totals.
+const finalSyncTimeout = 3 * time.Second
 
-// syncSharedBudgets keeps the service budgets in step with their totals in
+// syncShared keeps the service budgets in step with their totals in
 // Consul KV, until ctx is done: at start it reads them, then every
 // sync_every it adds this sidecar's spend since the last sync (check-and-
 // set) and reads what the other sidecars of the service spent; at the end
 // it adds the spend not yet synced. Without a store it does nothing.
-func (s *Sidecar) syncSharedBudgets(ctx context.Context) {
-	if s.budgets.totals == nil {
+func (k *Keeper) syncShared(ctx context.Context) {
+	if k.totals == nil {
 		return
 	}
 	last := map[string]time.Time{}
-	s.syncBudgetsDue(ctx, last, true)
-	t := time.NewTicker(budgetSyncTick)
+	k.syncErr = map[string]string{}
+	k.syncDue(ctx, last, true)
+	t := time.NewTicker(syncTick)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), budgetFinalSyncTimeout)
-			s.syncBudgetsDue(final, nil, true)
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalSyncTimeout)
+			k.syncDue(final, nil, true)
 			cancel()
 			return
 		case <-t.C:
-			s.syncBudgetsDue(ctx, last, false)
+			k.syncDue(ctx, last, false)
 		}
 	}
 }
 
-// syncBudgetsDue syncs every service budget whose sync_every has passed
-// since its last sync in last (every one with all; with last nil, only
-// those with spend to add), and publishes the thresholds the totals read
-// have crossed.
-func (s *Sidecar) syncBudgetsDue(ctx context.Context, last map[string]time.Time, all bool) {
-	k := s.budgets
-	now := s.now()
-	service := s.Config().Agent.Name
+// syncDue syncs every service budget whose sync_every has passed since
+// its last sync in last (every one with all; with last nil, only those
+// with spend to add), and publishes the thresholds the totals read have
+// crossed.
+func (k *Keeper) syncDue(ctx context.Context, last map[string]time.Time, all bool) {
+	now := k.opts.Now()
+	service := k.opts.Config().Agent.Name
 	for _, p := range k.ledger.Pending(now) {
 		switch {
 		case last == nil && p.Delta == (budget.Spend{}):
 			continue
-		case !all && time.Since(last[p.Budget]) < p.SyncEvery-budgetSyncTick/2:
+		case !all && time.Since(last[p.Budget]) < p.SyncEvery-syncTick/2:
 			continue
 		}
 		if last != nil {
@@ -66,13 +66,14 @@ func (s *Sidecar) syncBudgetsDue(ctx context.Context, last map[string]time.Time,
 		if err != nil {
 			continue
 		}
-		s.publishBudget(now, "", k.ledger.Settle(now, p, p.Delta, total))
+		k.publish(now, "", k.ledger.Settle(now, p, p.Delta, total))
 	}
 }
 
 // syncResult logs a failed sync of a budget once per kind of failure, and
 // its recovery.
-func (k *budgetKeeper) syncResult(name, key string, err error) {
+// Called from the goroutine of syncShared only.
+func (k *Keeper) syncResult(name, key string, err error) {
 	kind := ""
 	switch {
 	case errors.Is(err, budget.ErrConflict):
@@ -80,13 +81,8 @@ func (k *budgetKeeper) syncResult(name, key string, err error) {
 	case err != nil:
 		kind = "consul"
 	}
-	k.mu.Lock()
-	if k.syncErr == nil {
-		k.syncErr = map[string]string{}
-	}
 	prev := k.syncErr[name]
 	k.syncErr[name] = kind
-	k.mu.Unlock()
 	switch {
 	case kind == prev:
 	case kind == "":

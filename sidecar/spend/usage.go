@@ -1,4 +1,4 @@
-package sidecar
+package spend
 
 import (
 	"slices"
@@ -9,16 +9,15 @@ import (
 
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/gateway"
-	"github.com/agent-sidecar/sidecar/sidecar/report"
 )
 
 // Token types, the type label of sidecar_model_tokens_total and the keys of
 // a model's usage in GET /v1/status.
 const (
-	tokensInput       = "input"
-	tokensOutput      = "output"
-	tokensCachedInput = "cached_input"
-	tokensCacheWrite  = "cache_write"
+	TokensInput       = "input"
+	TokensOutput      = "output"
+	TokensCachedInput = "cached_input"
+	TokensCacheWrite  = "cache_write"
 )
 
 // dayLayout is how a UTC day is written in status and the fleet report.
@@ -61,42 +60,28 @@ func usageCost(p *policies.Price, u gateway.Usage) (usd float64, ok bool) {
 	return sum / 1e6, true
 }
 
-// usageAccountant turns the usage of each answer into Prometheus counters
-// and the totals of the current UTC day. It is safe for concurrent use.
-type usageAccountant struct {
+// accountant turns the usage of each answer into Prometheus counters and
+// the totals of the current UTC day. It is safe for concurrent use.
+type accountant struct {
 	now    func() time.Time
-	config func() *policies.Config // the configuration at the time of an answer
-	tokens *prometheus.CounterVec  // model, served_by, type
-	cost   *prometheus.CounterVec  // model, served_by
+	tokens *prometheus.CounterVec // model, served_by, type
+	cost   *prometheus.CounterVec // model, served_by
 
 	mu     sync.Mutex
 	day    string
 	models map[string]*ModelUsage // by serving model
 }
 
-// newUsageAccountant counts into tokens and cost, reading prices from
-// config and the day from now.
-func newUsageAccountant(now func() time.Time, config func() *policies.Config, tokens, cost *prometheus.CounterVec) *usageAccountant {
-	return &usageAccountant{now: now, config: config, tokens: tokens, cost: cost, models: map[string]*ModelUsage{}}
-}
-
-// record counts one answer's usage and returns its cost in US dollars (0
-// without a price). The price is
-// that of the serving model in the configuration at the time of the call.
-// Counts below 0 (a model reporting fewer cached tokens than it cached, say)
-// are counted as 0: a counter never goes down.
-func (a *usageAccountant) record(u gateway.Usage) float64 {
-	u.Input, u.Output, u.CachedInput, u.CacheWrite = max(u.Input, 0), max(u.Output, 0), max(u.CachedInput, 0), max(u.CacheWrite, 0)
-	var price *policies.Price
-	if m, ok := a.config().Models[u.ServedBy]; ok {
-		price = m.Price
-	}
+// record counts one answer's usage, none of its counts below 0, at price
+// (nil: the serving model has none), and returns its cost in US dollars (0
+// without a price).
+func (a *accountant) record(u gateway.Usage, price *policies.Price) float64 {
 	usd, priced := usageCost(price, u)
 
 	for _, t := range []struct {
 		typ string
 		n   int64
-	}{{tokensInput, u.Input}, {tokensOutput, u.Output}, {tokensCachedInput, u.CachedInput}, {tokensCacheWrite, u.CacheWrite}} {
+	}{{TokensInput, u.Input}, {TokensOutput, u.Output}, {TokensCachedInput, u.CachedInput}, {TokensCacheWrite, u.CacheWrite}} {
 		if t.n > 0 {
 			a.tokens.WithLabelValues(u.Model, u.ServedBy, t.typ).Add(float64(t.n))
 		}
@@ -125,7 +110,7 @@ func (a *usageAccountant) record(u gateway.Usage) float64 {
 
 // rollover starts a new day's totals when the UTC day has changed. Called
 // with a.mu held.
-func (a *usageAccountant) rollover() {
+func (a *accountant) rollover() {
 	if day := a.now().UTC().Format(dayLayout); day != a.day {
 		a.day = day
 		clear(a.models)
@@ -134,7 +119,7 @@ func (a *usageAccountant) rollover() {
 
 // today returns the totals of the current UTC day; nil when nothing has
 // been counted today.
-func (a *usageAccountant) today() *UsageToday {
+func (a *accountant) today() *UsageToday {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.rollover()
@@ -152,18 +137,4 @@ func (a *usageAccountant) today() *UsageToday {
 		out.TotalCostUSD += a.models[label].CostUSD
 	}
 	return out
-}
-
-// spend is today's spend for the fleet report; nil when nothing has been
-// counted today.
-func (a *usageAccountant) spend() *report.Spend {
-	t := a.today()
-	if t == nil {
-		return nil
-	}
-	s := &report.Spend{Day: t.Day, CostUSD: t.TotalCostUSD}
-	for _, m := range t.Models {
-		s.Tokens += m.Tokens()
-	}
-	return s
 }

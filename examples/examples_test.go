@@ -80,10 +80,13 @@ type example struct {
 	agentPort int    // 0: the agent takes no tasks
 	needs     []string
 	prepare   func(t *testing.T) // e.g. its npm packages
+	// forwardsTrace: the agent sends a task's traceparent on with the
+	// model request and the /call/ it makes for it.
+	forwardsTrace bool
 }
 
 var allExamples = []example{
-	{dir: "python", id: "writer-1", control: "127.0.0.1:7071", agentPort: 8081, needs: []string{"python3"}},
+	{dir: "python", id: "writer-1", control: "127.0.0.1:7071", agentPort: 8081, needs: []string{"python3"}, forwardsTrace: true},
 	{dir: "node", id: "summarizer-1", control: "127.0.0.1:7072", agentPort: 8082, needs: []string{"node"}, prepare: needNodeModules},
 	{dir: "go", id: "planner-1", control: "127.0.0.1:7073", agentPort: 8083, prepare: buildGoAgent},
 	{dir: "shell", id: "indexer-1", control: "127.0.0.1:7074", needs: []string{"sh", "curl"}},
@@ -225,6 +228,9 @@ func runExample(t *testing.T, ex example, consulAddr string, client *api.Client)
 	if calls[0].Get("Idempotency-Key") == "" {
 		fail("the peer call lacks an Idempotency-Key (the agent marks its task safe to resend)")
 	}
+	if ex.forwardsTrace {
+		checkTraceForwarded(t, agentPort, primary, peer, out)
+	}
 	if strings.Contains(out.String(), plantedKey) {
 		fail("the provider key appears in the sidecar's or the agent's output")
 	}
@@ -287,6 +293,40 @@ func task(t *testing.T, port int, input string, out *testutil.SyncBuffer) map[st
 		t.Fatalf("task: %s %s\n%s", resp.Status, body, out.String())
 	}
 	return ans
+}
+
+// checkTraceForwarded sends a task with a traceparent and checks that the
+// model and the researcher received requests of the same trace.
+func checkTraceForwarded(t *testing.T, port int, model *fakellm.Server, peer *researcher, out *testutil.SyncBuffer) {
+	t.Helper()
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req, err := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/task", port), strings.NewReader(`{"input":"a traced haiku"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("traced task: %v\n%s", err, out.String())
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("traced task: %s\n%s", resp.Status, out.String())
+	}
+	traceOf := func(h http.Header) string {
+		if parts := strings.Split(h.Get("Traceparent"), "-"); len(parts) == 4 {
+			return parts[1]
+		}
+		return ""
+	}
+	if last, _ := model.Last(); traceOf(last.Header) != traceID {
+		t.Errorf("the model request carried traceparent %q, want trace id %s", last.Header.Get("Traceparent"), traceID)
+	}
+	calls := peer.received()
+	if got := traceOf(calls[len(calls)-1]); got != traceID {
+		t.Errorf("the /call/ to the researcher carried traceparent %q, want trace id %s", calls[len(calls)-1].Get("Traceparent"), traceID)
+	}
 }
 
 func checkOf(client *api.Client, serviceID string) *api.AgentCheck {

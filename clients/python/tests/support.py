@@ -75,12 +75,15 @@ class FakeServer:
                        "body": self.rfile.read(n) if n else b""}
                 fake.requests.append(req)
                 status, headers, body = fake.handler(req)
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up
+                    self.close_connection = True
 
             do_GET = do_POST = do_PUT = do_DELETE = _any
 

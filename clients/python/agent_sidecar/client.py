@@ -11,7 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, ContextManager, Dict, List, Mapping, Optional, Tuple, Union
 
 from . import trace
 from .errors import (SidecarError, SidecarUnreachableError, UpstreamTimeoutError,
@@ -58,7 +58,7 @@ def control_url(addr: str) -> str:
             problem = "the port must be a number between 1 and 65535"
     if problem or u is None:
         shown = re.sub(r"^(\s*[A-Za-z]+://)?[^/@]*@", r"\1<redacted>@", addr)
-        raise ValueError(f"bad SIDECAR_ADDR {shown!r}: {problem}: use host:port or "
+        raise ValueError(f"bad sidecar address (SIDECAR_ADDR) {shown!r}: {problem}: use host:port or "
                          f'http(s)://host:port, e.g. "127.0.0.1:7070"')
     return (u.scheme + "://" + u.netloc + u.path).rstrip("/")
 
@@ -263,7 +263,7 @@ class Sidecar:
         or more raises the SidecarError of its status, with the answer in
         ``.headers`` and ``.body``, unless ``raise_for_status`` is False.
         """
-        if not _UPSTREAM.match(upstream):
+        if not _UPSTREAM.match(upstream) or upstream in (".", ".."):
             raise ValueError(f"upstream {upstream!r}: use letters, digits, dots, dashes and underscores")
         if json is not _MISSING and data is not None:
             raise ValueError("give json or data, not both")
@@ -278,10 +278,14 @@ class Sidecar:
         elif isinstance(idempotency_key, str):
             hdrs["Idempotency-Key"] = idempotency_key
         for k, v in (headers or {}).items():
-            hdrs = {hk: hv for hk, hv in hdrs.items() if hk.lower() != k.lower()}
+            for same in [hk for hk in hdrs if hk.lower() == k.lower()]:
+                del hdrs[same]
             hdrs[k] = v
         trace.merge_into(hdrs)
-        target = "/call/" + upstream + "/" + path.lstrip("/")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+            raise ValueError(f"path {path!r}: control characters are not allowed")
+        # Spaces and non-ASCII are percent-encoded; what is already encoded stays.
+        target = "/call/" + upstream + "/" + urllib.parse.quote(path.lstrip("/"), safe="/%:@!$&'()*+,;=~")
         if params:
             target += "?" + urllib.parse.urlencode(params, doseq=True)
         status, h, raw = self._send(method, target, body, hdrs, timeout)
@@ -292,7 +296,7 @@ class Sidecar:
     # -- trace context ----------------------------------------------------
 
     @staticmethod
-    def trace_context(incoming_headers: Any) -> Any:
+    def trace_context(incoming_headers: Any) -> ContextManager[Dict[str, str]]:
         """``with sidecar.trace_context(request.headers):`` — every call()
         and chat() inside carries the task's traceparent, tracestate and
         baggage (see agent_sidecar.trace.trace_context)."""

@@ -182,9 +182,17 @@ class CallTest(unittest.TestCase):
         self.assertEqual(self.server.requests[-1]["headers"]["traceparent"], "mine")
         self.assertEqual(self.server.requests[-1]["headers"]["idempotency-key"], "k")
 
+    def test_paths(self) -> None:
+        self.sc.call("researcher", "/a b/é%2F")
+        self.assertEqual(self.server.requests[-1]["path"], "/call/researcher/a%20b/%C3%A9%2F")
+
     def test_bad_arguments(self) -> None:
+        for upstream in ("../admin", "..", "a/b", ""):
+            with self.subTest(upstream):
+                with self.assertRaises(ValueError):
+                    self.sc.call(upstream, "/x")
         with self.assertRaises(ValueError):
-            self.sc.call("../admin", "/x")
+            self.sc.call("a", "/x\r\nHost: evil")
         with self.assertRaises(ValueError):
             self.sc.call("a", "/x", json={}, data=b"x")
 

@@ -3,8 +3,11 @@ CONSUL_HTTP_ADDR): heartbeats, progress and stalls, calls that fail over,
 errors, and a heartbeat loop that outlives a sidecar restart."""
 
 import json
+import shutil
+import sys
 import unittest
 import uuid
+from typing import List
 
 from tests.support import (CONSUL_HTTP_ADDR, E2E_REASON, SIDECAR_BIN, FakeServer, SidecarProcess,
                            consul_check, eventually, json_reply)
@@ -28,11 +31,27 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 @unittest.skipUnless(SIDECAR_BIN and CONSUL_HTTP_ADDR, E2E_REASON)
 class SidecarTest(unittest.TestCase):
+    def run(self, result=None):  # type: ignore[no-untyped-def]
+        """Runs the test; shows the output of its sidecars when it failed,
+        then removes their directories."""
+        self.sidecars: List[SidecarProcess] = []
+        result = result or self.defaultTestResult()
+        before = len(result.failures) + len(result.errors)
+        try:
+            return super().run(result)
+        finally:
+            failed = len(result.failures) + len(result.errors) > before
+            for sc in self.sidecars:
+                if failed:
+                    print(f"\n--- sidecar {sc.agent_id} ---\n{sc.output()}", file=sys.stderr)
+                shutil.rmtree(sc.dir, ignore_errors=True)
+
     def start(self, extra: str = "", listen: str = "") -> SidecarProcess:
         agent_id = "pyclient-" + uuid.uuid4().hex[:8]
         config = ('agent {\n  name = "pyclient"\n  id = "{id}"\n}\n'
                   'listen {\n  address = "{addr}"\n' + listen + "}\n" + HEALTH + extra)
         sc = SidecarProcess(config, agent_id)
+        self.sidecars.append(sc)
         self.addCleanup(sc.stop)
         sc.start()
         return sc

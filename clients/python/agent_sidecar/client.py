@@ -284,10 +284,14 @@ class Sidecar:
         trace.merge_into(hdrs)
         if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
             raise ValueError(f"path {path!r}: control characters are not allowed")
-        # Spaces and non-ASCII are percent-encoded; what is already encoded stays.
+        # Spaces and non-ASCII are percent-encoded; what is already encoded
+        # stays, and so does a query written in the path.
+        path, sep, query = path.partition("?")
         target = "/call/" + upstream + "/" + urllib.parse.quote(path.lstrip("/"), safe="/%:@!$&'()*+,;=~")
         if params:
-            target += "?" + urllib.parse.urlencode(params, doseq=True)
+            query += ("&" if query else "") + urllib.parse.urlencode(params, doseq=True)
+        if query or sep:
+            target += "?" + urllib.parse.quote(query, safe="=&%:@!$'()*+,;/?~")
         status, h, raw = self._send(method, target, body, hdrs, timeout)
         if status >= 400 and raise_for_status:
             raise error_from_answer(status, _dict(h), raw)

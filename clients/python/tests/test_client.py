@@ -185,6 +185,8 @@ class CallTest(unittest.TestCase):
     def test_paths(self) -> None:
         self.sc.call("researcher", "/a b/é%2F")
         self.assertEqual(self.server.requests[-1]["path"], "/call/researcher/a%20b/%C3%A9%2F")
+        self.sc.call("researcher", "/search?q=a+b&n=1", params={"page": 2})
+        self.assertEqual(self.server.requests[-1]["path"], "/call/researcher/search?q=a+b&n=1&page=2")
 
     def test_bad_arguments(self) -> None:
         for upstream in ("../admin", "..", "a/b", ""):

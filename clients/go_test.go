@@ -35,6 +35,7 @@ const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 type sidecarProc struct {
 	t        *testing.T
 	id, addr string
+	consul   string // the Consul agent's HTTP address
 	cfg      string
 	out      *testutil.SyncBuffer
 	cmd      *exec.Cmd
@@ -54,10 +55,10 @@ var sidecarSerial int
 // every second and what o adds.
 func startSidecarProc(t *testing.T, o procOptions) *sidecarProc {
 	t.Helper()
-	needConsul(t)
+	consul := consulAddr(t)
 	sidecarSerial++
 	dir := t.TempDir()
-	s := &sidecarProc{t: t, id: fmt.Sprintf("go-client-%d-%d", os.Getpid(), sidecarSerial), out: &testutil.SyncBuffer{}}
+	s := &sidecarProc{t: t, id: fmt.Sprintf("go-client-%d-%d", os.Getpid(), sidecarSerial), out: &testutil.SyncBuffer{}, consul: consul}
 	s.addr = "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
 	tokenLine := ""
 	if o.token != "" {
@@ -93,7 +94,7 @@ health {
 func (s *sidecarProc) start() {
 	s.t.Helper()
 	cmd := exec.Command(sidecarBin, "agent", "-config", s.cfg)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "CONSUL_HTTP_ADDR=" + consulAddr, "OPENAI_API_KEY=sk-go-client-test-key"}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "CONSUL_HTTP_ADDR=" + s.consul, "OPENAI_API_KEY=sk-go-client-test-key"}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
@@ -125,9 +126,10 @@ func (s *sidecarProc) stop() {
 	s.cmd = nil
 }
 
-func heartbeatCheck(t *testing.T, serviceID string) *api.AgentCheck {
+func heartbeatCheck(t *testing.T, s *sidecarProc) *api.AgentCheck {
+	serviceID := s.id
 	cfg := api.DefaultNonPooledConfig()
-	cfg.Address, cfg.Token = consulAddr, ""
+	cfg.Address, cfg.Token = s.consul, ""
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -160,10 +162,10 @@ func TestGoClientHeartbeatsMakeTheAgentPassing(t *testing.T) {
 	defer hb.Stop()
 
 	testutil.Eventually(t, "a passing heartbeat check", 20*time.Second, func() bool {
-		c := heartbeatCheck(t, s.id)
+		c := heartbeatCheck(t, s)
 		return c != nil && c.Status == "passing"
 	})
-	if c := heartbeatCheck(t, s.id); !bytes.Contains([]byte(c.Output), []byte("handled 0 tasks")) {
+	if c := heartbeatCheck(t, s); !bytes.Contains([]byte(c.Output), []byte("handled 0 tasks")) {
 		t.Errorf("check output %q lacks the note", c.Output)
 	}
 }
@@ -201,7 +203,7 @@ func TestGoClientFrozenProgressIsolatesTheAgent(t *testing.T) {
 		h := health(t, sc)
 		return h["state"] == "isolated" && h["reason"] == "stalled", fmt.Sprint(h)
 	})
-	if c := heartbeatCheck(t, s.id); c == nil || c.Status != "critical" {
+	if c := heartbeatCheck(t, s); c == nil || c.Status != "critical" {
 		t.Errorf("check %+v, want critical", c)
 	}
 }
@@ -306,7 +308,7 @@ func TestGoClientHeartbeatLoopOutlivesASidecarRestart(t *testing.T) {
 		Every: 500 * time.Millisecond, Progress: "step-1", Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	})
 	defer hb.Stop()
-	passing := func() bool { c := heartbeatCheck(t, s.id); return c != nil && c.Status == "passing" }
+	passing := func() bool { c := heartbeatCheck(t, s); return c != nil && c.Status == "passing" }
 	testutil.Eventually(t, "a passing check", 20*time.Second, passing)
 
 	// Given the sidecar stops, the loop warns and keeps trying.

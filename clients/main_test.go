@@ -1,95 +1,50 @@
 //go:build e2e
 
-// Package clients_test runs the client libraries' own tests (Node's with
-// node --test, Go's with go test) against the real sidecar binary and a real
-// Consul: TestMain builds the sidecar once and starts one Consul dev agent
-// for every test of the package.
+// Package clients_test runs the client libraries' own test suites against
+// the real sidecar binary and a real Consul: each suite gets the binary in
+// SIDECAR_BIN and a Consul agent in CONSUL_HTTP_ADDR, and starts the
+// sidecars it needs itself.
 package clients_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
-var (
-	sidecarBin string // the sidecar binary, built once
-	consulAddr string // host:port of the Consul dev agent; "" when none was found
-	consulSkip string // why there is no Consul
-)
+// toolTimeout bounds one run of a client's test suite.
+const toolTimeout = 10 * time.Minute
+
+// sidecarBin is the sidecar binary, built once for every test.
+var sidecarBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "clients-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		return 1
+		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
 	sidecarBin = filepath.Join(dir, "sidecar")
 	build := exec.Command("go", "build", "-o", sidecarBin, "./cmd/sidecar")
 	build.Dir = repoRoot()
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building the sidecar: %v\n%s", err, out)
-		return 1
+		_ = os.RemoveAll(dir)
+		os.Exit(1)
 	}
-
-	tb := &mainTB{}
-	defer tb.cleanup()
-	if err := tb.do(func() { consulAddr = consultest.Start(tb).HTTPAddr }); err != nil {
-		if !tb.skipped {
-			fmt.Fprintf(os.Stderr, "starting Consul: %v\n", err)
-			return 1
-		}
-		consulSkip = err.Error()
-	}
-	return m.Run()
-}
-
-// needConsul ends a test that has no Consul: skipped, or failed under CI=true.
-func needConsul(t *testing.T) {
-	t.Helper()
-	if consulAddr == "" {
-		t.Skip(consulSkip)
-	}
-}
-
-// needTool ends a test whose tool is not installed: skipped, or failed
-// under CI=true (.ci/run installs them).
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is needed for this test (.ci/run installs it)", name)
-		}
-		t.Skipf("%s not found", name)
-	}
-	return path
-}
-
-// runTool runs name with args in dir (relative to the repository root) with
-// env added to a minimal environment, and fails the test, with the output,
-// when it fails.
-func runTool(t *testing.T, dir string, env []string, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(needTool(t, name), args...)
-	cmd.Dir = filepath.Join(repoRoot(), dir)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "CI=" + os.Getenv("CI")}, env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), dir, err, out)
-	}
-	return string(out)
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 func repoRoot() string {
@@ -97,38 +52,58 @@ func repoRoot() string {
 	return filepath.Dir(filepath.Dir(file))
 }
 
-// mainTB lets TestMain start Consul with consultest, which reports through a
-// testing.TB: a failure or skip ends do with an error, cleanups run at exit.
-type mainTB struct {
-	testing.TB // nil: only the methods below are called
-	cleanups   []func()
-	skipped    bool
+// consulAddr starts a Consul dev agent for the test (stopped when it ends)
+// and returns its HTTP address, host:port.
+func consulAddr(t *testing.T) string {
+	t.Helper()
+	return consultest.Start(t).HTTPAddr
 }
 
-type stop struct{ msg string }
-
-func (m *mainTB) Helper()                   {}
-func (m *mainTB) Cleanup(f func())          { m.cleanups = append(m.cleanups, f) }
-func (m *mainTB) Fatal(args ...any)         { panic(stop{fmt.Sprint(args...)}) }
-func (m *mainTB) Fatalf(f string, a ...any) { panic(stop{fmt.Sprintf(f, a...)}) }
-func (m *mainTB) Skip(args ...any)          { m.skipped = true; panic(stop{fmt.Sprint(args...)}) }
-
-func (m *mainTB) do(f func()) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			s, ok := r.(stop)
-			if !ok {
-				panic(r)
-			}
-			err = fmt.Errorf("%s", s.msg)
+// runTool runs name with args in dir (relative to clients/), with env
+// (KEY=VALUE) added to a small environment of its own (PATH, HOME, TMPDIR,
+// LANG: never the test's whole environment), and returns its output. The
+// test fails with the output when the tool exits non-zero or runs longer
+// than 10 minutes; it is skipped when name is not installed, and fails
+// then under CI=true. Processes the tool leaves behind are killed.
+func runTool(t *testing.T, dir string, env []string, name string, args ...string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is needed for this test: %v", name, err)
 		}
-	}()
-	f()
-	return nil
+		t.Skipf("%s not found", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Dir = dir
+	cmd.Env = append(baseEnv(), env...)
+	// Its own process group, so that whatever it started goes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	out := &testutil.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	err = cmd.Run()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // stragglers; ESRCH when none
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatalf("%s %v: still running after %s\n%s", name, args, toolTimeout, out.String())
+	}
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out.String())
+	}
+	return out.String()
 }
 
-func (m *mainTB) cleanup() {
-	for i := len(m.cleanups) - 1; i >= 0; i-- {
-		m.cleanups[i]()
+func baseEnv() []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "LANG", "CI"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
 	}
+	return env
 }

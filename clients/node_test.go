@@ -11,12 +11,12 @@ import (
 // --test) against the sidecar binary and Consul. Under CI=true a missing
 // node fails.
 func TestNodeClient(t *testing.T) {
-	needConsul(t)
+	consul := consulAddr(t)
 	files, _ := filepath.Glob(filepath.Join(repoRoot(), "clients/node/test/*.test.mjs"))
 	if len(files) == 0 {
 		t.Fatal("no tests in clients/node/test")
 	}
 	args := append([]string{"--test", "--test-reporter=spec"}, files...)
-	out := runTool(t, "clients/node", []string{"SIDECAR_BIN=" + sidecarBin, "CONSUL_HTTP_ADDR=" + consulAddr}, "node", args...)
+	out := runTool(t, "node", []string{"SIDECAR_BIN=" + sidecarBin, "CONSUL_HTTP_ADDR=" + consul}, "node", args...)
 	t.Log(out)
 }

@@ -86,7 +86,7 @@ type example struct {
 }
 
 var allExamples = []example{
-	{dir: "python", id: "writer-1", control: "127.0.0.1:7071", agentPort: 8081, needs: []string{"python3"}},
+	{dir: "python", id: "writer-1", control: "127.0.0.1:7071", agentPort: 8081, needs: []string{"python3"}, forwardsTrace: true},
 	{dir: "node", id: "summarizer-1", control: "127.0.0.1:7072", agentPort: 8082, needs: []string{"node"}, prepare: needNodeModules, forwardsTrace: true},
 	{dir: "go", id: "planner-1", control: "127.0.0.1:7073", agentPort: 8083, prepare: buildGoAgent, forwardsTrace: true},
 	{dir: "shell", id: "indexer-1", control: "127.0.0.1:7074", needs: []string{"sh", "curl"}},

@@ -1,22 +1,28 @@
 #!/usr/bin/env python3
-"""A minimal AI agent that runs beside its sidecar (standard library only).
+"""A minimal AI agent that runs beside its sidecar, on the agent_sidecar
+client (clients/python; standard library only).
 
 It takes tasks over HTTP, heartbeats to its sidecar with a note, metrics and a
 progress counter, asks a model through the sidecar's OpenAI-compatible
 endpoint (when MODEL is set), calls another agent through the sidecar's
 /call/ (when PEER is set), and can be told to hang, stall or fail so you can
-watch the sidecar and its peers deal with it.
+watch the sidecar and its peers deal with it. The model request and the call
+carry the trace context (traceparent, tracestate, baggage) of the task.
 
-Environment (the sidecar sets the first two when it supervises the agent):
-  SIDECAR_HEARTBEAT_URL  where to send heartbeats (default http://127.0.0.1:7070/v1/heartbeat)
+It finds agent_sidecar installed (pip install ./clients/python), else in
+the repository beside it (../../clients/python), else in its own directory
+(copy clients/python/agent_sidecar next to agent.py, as the images do).
+
+Environment (the sidecar sets the SIDECAR_ ones when it supervises the agent):
+  SIDECAR_ADDR           the sidecar's control API (default http://127.0.0.1:7070)
+  SIDECAR_TOKEN          the control API's token, when the sidecar requires one
   SIDECAR_AGENT_ID       the agent's id, used in answers
   AGENT_PORT             where to take tasks (default 8081)
   AGENT_HOST             the address to listen on (default 127.0.0.1; 0.0.0.0 in a container)
-  HEARTBEAT_EVERY        seconds between heartbeats (default 5)
-  SIDECAR_ADDR           the sidecar's control API (set by the sidecar; default http://127.0.0.1:7070)
+  HEARTBEAT_EVERY        at most this many seconds between heartbeats (default 5;
+                         the sidecar's heartbeat_interval when it is shorter)
   MODEL                  a model of the sidecar's gateway to ask for each task (default: none)
   PEER                   an upstream of the sidecar to call for each task (default: none)
-  SIDECAR_TOKEN          the control API's token, when the sidecar requires one (set by the sidecar)
 
 Endpoints:
   POST /task    {"input": "..."} -> {"agent", "output", "model", "degraded", "peer" | "peer_error"}
@@ -33,28 +39,30 @@ Signals: SIGUSR1 hangs the agent too (kill -USR1 <pid>).
 """
 
 import json
+import logging
 import os
 import signal
 import sys
 import threading
 import time
-import urllib.error
-import uuid
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-HEARTBEAT_URL = os.environ.get("SIDECAR_HEARTBEAT_URL", "http://127.0.0.1:7070/v1/heartbeat")
+try:
+    from agent_sidecar import Sidecar, SidecarError
+except ImportError:  # not installed: the copy in this repository
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clients", "python"))
+    from agent_sidecar import Sidecar, SidecarError
+
 AGENT_ID = os.environ.get("SIDECAR_AGENT_ID", "python-agent")
 PORT = int(os.environ.get("AGENT_PORT", "8081"))
 HOST = os.environ.get("AGENT_HOST", "127.0.0.1")
 EVERY = float(os.environ.get("HEARTBEAT_EVERY", "5"))
-SIDECAR_ADDR = os.environ.get("SIDECAR_ADDR", "http://127.0.0.1:7070")
 MODEL = os.environ.get("MODEL", "")
 PEER = os.environ.get("PEER", "")
-# The control API's token, when the sidecar requires one (listen.token).
-TOKEN_HEADERS = {"X-Sidecar-Token": os.environ["SIDECAR_TOKEN"]} if os.environ.get("SIDECAR_TOKEN") else {}
 
-state = {"tasks": 0, "loops": 0, "started": time.time(), "slow": 0.0}
+sidecar = Sidecar.from_env()  # SIDECAR_ADDR and SIDECAR_TOKEN
+heartbeats = sidecar.heartbeats(interval=EVERY, note="handled 0 tasks", progress=0)
+state = {"tasks": 0, "started": time.time(), "slow": 0.0}
 lock = threading.Lock()
 hung = threading.Event()
 stalled = threading.Event()
@@ -66,86 +74,46 @@ def log(msg):
     print(f"[agent {AGENT_ID}] {msg}", file=sys.stderr, flush=True)
 
 
-def heartbeat():
-    with lock:
-        tasks = state["tasks"]
-    body = json.dumps({
-        "status": "ok",
-        "note": f"handled {tasks} tasks",
-        "metrics": {"tasks": tasks, "uptime_s": round(time.time() - state["started"])},
-        # Progress: the number of turns of the work loop, which changes while
-        # the agent gets work done and freezes when the loop is stuck.
-        "progress": state["loops"],
-    }).encode()
-    req = urllib.request.Request(HEARTBEAT_URL, data=body, method="POST",
-                                 headers={"Content-Type": "application/json", **TOKEN_HEADERS})
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        resp.read()
+def hang():
+    """A stuck agent: no heartbeats, no work. Only a restart helps."""
+    hung.set()
+    heartbeats.stop(timeout=0)
 
 
 def ask_model(text):
-    """One chat completion through the sidecar's gateway, as any OpenAI client
-    would send it with OPENAI_BASE_URL=$SIDECAR_ADDR/llm/v1. The sidecar adds
-    the provider key and falls back to a lighter model when this one fails."""
-    body = json.dumps({
-        "model": MODEL,
-        "messages": [{"role": "system", "content": "You are a concise writer."},
-                     {"role": "user", "content": text}],
-        "max_tokens": 4000,
-    }).encode()
-    req = urllib.request.Request(SIDECAR_ADDR + "/llm/v1/chat/completions", data=body, method="POST",
-                                 headers={"Content-Type": "application/json", **TOKEN_HEADERS})
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        answer = json.loads(resp.read())
-        return {
-            "output": answer["choices"][0]["message"]["content"],
-            "model": resp.headers.get("X-Sidecar-Model", MODEL),
-            "degraded": resp.headers.get("X-Sidecar-Degraded") == "true",
-        }
+    """One chat completion through the sidecar's gateway. The sidecar adds
+    the provider key and falls back to a lighter model when this one fails;
+    the answer says which model answered."""
+    answer = sidecar.chat(MODEL, [{"role": "system", "content": "You are a concise writer."},
+                                  {"role": "user", "content": text}], max_tokens=4000, timeout=60)
+    return {"output": answer.text, "model": answer.model or MODEL, "degraded": answer.degraded}
 
 
 def ask_peer(text):
     """One call to another agent through the sidecar: POST /call/{PEER}/task.
     The sidecar picks a healthy instance (found in Consul), keeps a breaker
-    per instance and falls back when they fail. The Idempotency-Key tells it
-    the task may be sent again if an instance hangs mid-call."""
-    req = urllib.request.Request(f"{SIDECAR_ADDR}/call/{PEER}/task", method="POST",
-                                 data=json.dumps({"input": text}).encode(),
-                                 headers={"Content-Type": "application/json",
-                                          "Idempotency-Key": str(uuid.uuid4()), **TOKEN_HEADERS})
+    per instance and falls back when they fail. The client adds an
+    Idempotency-Key, which tells the sidecar the task may be sent again if
+    an instance hangs mid-call."""
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return {"peer": json.loads(resp.read())}
-    except urllib.error.HTTPError as exc:
-        try:
-            msg = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            msg = exc.reason
-        return {"peer_error": f"{exc.code}: {msg}"}
-    except OSError as exc:
-        return {"peer_error": str(exc)}
+        return {"peer": sidecar.call(PEER, "/task", json={"input": text}, timeout=30).json()}
+    except SidecarError as exc:
+        return {"peer_error": f"{exc.status}: {exc.message}" if exc.status else str(exc)}
+    except ValueError as exc:  # an answer that is not JSON
+        return {"peer_error": f"the answer is not JSON: {exc}"}
 
 
 def work_loop():
-    """Stands for the agent's main loop (polling a queue, thinking, ...)."""
+    """Stands for the agent's main loop (polling a queue, thinking, ...):
+    each turn is progress, which freezes when the loop is stuck."""
     while True:
         if not stalled.is_set() and not hung.is_set():
+            heartbeats.progress()
             with lock:
-                state["loops"] += 1
+                tasks = state["tasks"]
+            heartbeats.note(f"handled {tasks} tasks")
+            heartbeats.metrics(tasks=tasks, uptime_s=round(time.time() - state["started"]))
         time.sleep(0.5)
-
-
-def heartbeat_loop():
-    while True:
-        if hung.is_set():
-            # A stuck agent: no heartbeats, no work. Only a restart helps.
-            time.sleep(3600)
-            continue
-        try:
-            heartbeat()
-        except Exception as exc:  # the sidecar may be restarting
-            log(f"heartbeat failed: {exc}")
-        time.sleep(EVERY)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -192,24 +160,13 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(delay)
             with lock:
                 state["tasks"] += 1
-            answer = {"agent": AGENT_ID, "output": f"done: {task.get('input', '')}"}
-            if PEER:
-                answer.update(ask_peer(str(task.get("input", ""))))
-            if MODEL:
-                try:
-                    answer.update(ask_model(str(task.get("input", ""))))
-                except urllib.error.HTTPError as exc:
-                    # The sidecar answers in OpenAI's error shape.
-                    self.reply(502, {"agent": AGENT_ID, "error": json.loads(exc.read() or b"{}")})
-                    return
-                except OSError as exc:
-                    self.reply(502, {"agent": AGENT_ID, "error": str(exc)})
-                    return
-            self.reply(200, answer)
+            # The task's trace context goes with every request made for it.
+            with sidecar.trace_context(self.headers):
+                self.handle_task(task)
         elif self.path == "/hang":
             log("told to hang: no more heartbeats")
             self.reply(200, {"hanging": True})
-            hung.set()
+            hang()
         elif self.path == "/stall":
             log("told to stall: heartbeats go on, progress stops")
             self.reply(200, {"stalled": True})
@@ -246,15 +203,35 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.reply(404, {"error": "not found"})
 
+    def handle_task(self, task):
+        text = str(task.get("input", ""))
+        answer = {"agent": AGENT_ID, "output": f"done: {text}"}
+        if PEER:
+            answer.update(ask_peer(text))
+        if MODEL:
+            try:
+                answer.update(ask_model(text))
+            except SidecarError as exc:
+                # The sidecar answers in OpenAI's error shape; without an
+                # answer (the sidecar is away), the exception says why.
+                try:
+                    error = json.loads(exc.body)
+                except ValueError:
+                    error = str(exc)
+                self.reply(502, {"agent": AGENT_ID, "error": error})
+                return
+        self.reply(200, answer)
+
 
 def main():
-    signal.signal(signal.SIGUSR1, lambda *_: (log("SIGUSR1: hanging"), hung.set()))
+    logging.basicConfig(format=f"[agent {AGENT_ID}] %(message)s", level=logging.INFO)
+    signal.signal(signal.SIGUSR1, lambda *_: (log("SIGUSR1: hanging"), hang()))
     signal.signal(signal.SIGTERM, lambda *_: (log("SIGTERM: stopping"), os._exit(0)))
-    threading.Thread(target=work_loop, daemon=True).start()
-    threading.Thread(target=heartbeat_loop, daemon=True).start()
     server = ThreadingHTTPServer((HOST, PORT), Handler)
-    log(f"taking tasks on {HOST}:{PORT}, heartbeating to {HEARTBEAT_URL} every {EVERY:g}s")
-    server.serve_forever()
+    with heartbeats:  # a daemon thread; a sidecar away for a while is only logged
+        threading.Thread(target=work_loop, daemon=True).start()
+        log(f"taking tasks on {HOST}:{PORT}, heartbeating to {sidecar.addr} at least every {EVERY:g}s")
+        server.serve_forever()
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ type Tracing struct {
 	// Endpoint is the collector's URL, http(s)://host:port; for
 	// http/protobuf "/v1/traces" is the path when the URL has none.
 	// Default: the OTEL_EXPORTER_OTLP_* variables, else
-	// http://localhost:4318 (http/protobuf) or localhost:4317 (grpc).
+	// http://localhost:4318 (http/protobuf) or http://localhost:4317 (grpc).
 	Endpoint string
 	// Protocol is TracingHTTP or TracingGRPC. Default:
 	// $OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, $OTEL_EXPORTER_OTLP_PROTOCOL,

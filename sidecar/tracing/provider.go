@@ -128,6 +128,11 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 // unset (endpoint, headers) the exporter reads from its OTEL_EXPORTER_OTLP_*
 // variables.
 func newExporter(ctx context.Context, c policies.Tracing, protocol string) (sdktrace.SpanExporter, error) {
+	if c.Endpoint == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" {
+		// The specification's default, plaintext to a local collector (the
+		// Go exporters alone would use TLS).
+		c.Endpoint = "http://" + defaultEndpoint(protocol)
+	}
 	switch protocol {
 	case policies.TracingGRPC:
 		var opts []otlptracegrpc.Option
@@ -235,10 +240,7 @@ func endpointHost(endpoint, protocol string) string {
 		endpoint = os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
 	}
 	if endpoint == "" {
-		if protocol == policies.TracingGRPC {
-			return "localhost:4317"
-		}
-		return "localhost:4318"
+		return defaultEndpoint(protocol)
 	}
 	if u, err := url.Parse(endpoint); err == nil && u.Host != "" {
 		return u.Host
@@ -249,6 +251,14 @@ func endpointHost(endpoint, protocol string) string {
 		host = host[i+1:]
 	}
 	return host
+}
+
+// defaultEndpoint is the collector's address when nothing names one.
+func defaultEndpoint(protocol string) string {
+	if protocol == policies.TracingGRPC {
+		return "localhost:4317"
+	}
+	return "localhost:4318"
 }
 
 var errorHandlerOnce sync.Once

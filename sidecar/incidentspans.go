@@ -88,6 +88,22 @@ func (is *incidentSpans) breakerChanged(ch breaker.Change) {
 	}
 }
 
+// breakersGone ends the spans of breakers that no longer exist (a reload
+// dropped their upstream, their instance left Consul).
+func (is *incidentSpans) breakersGone(names []string, at time.Time) {
+	if is == nil {
+		return
+	}
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	for _, name := range names {
+		if span := is.breakers[name]; span != nil {
+			span.End(trace.WithTimestamp(at))
+			delete(is.breakers, name)
+		}
+	}
+}
+
 // agentChanged follows the agent's health: isolation starts its span,
 // recovery ends it.
 func (is *incidentSpans) agentChanged(tr health.Transition) {

@@ -106,12 +106,19 @@ func TestIncidentSpans(t *testing.T) {
 		t.Errorf("the second restart's attributes %v, want attempt 2", n)
 	}
 
+	// A breaker that goes away while open ends its span
+	is.breakerChanged(breaker.Change{Name: "gone", To: breaker.Open, At: at(35)})
+	is.breakersGone([]string{"gone", "never-opened"}, at(36))
+	if ended := rec.Ended(); len(ended) != 3 || ended[2].Name() != "breaker open gone" || !ended[2].EndTime().Equal(at(36)) {
+		t.Errorf("the span of a breaker that went away did not end when it went")
+	}
+
 	// A restart outside an isolation, and a half-open breaker never seen
 	// open, add nothing
 	is.restarted(3, "exit status 1", at(40))
 	is.breakerChanged(breaker.Change{Name: "other", To: breaker.HalfOpen, At: at(40)})
-	if len(rec.Started()) != 2 {
-		t.Errorf("%d spans started, want 2", len(rec.Started()))
+	if len(rec.Started()) != 3 {
+		t.Errorf("%d spans started, want 3", len(rec.Started()))
 	}
 
 	// Tracing off: nothing at all

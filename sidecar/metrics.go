@@ -127,6 +127,13 @@ func (m *metrics) observe(kind, target string, o outcome.Outcome, d time.Duratio
 	m.avail.Record(o.Answered(), m.now())
 }
 
+// breakersDropped forgets the breakers a reload dropped: their metrics
+// series and their open spans.
+func (s *Sidecar) breakersDropped(names []string) {
+	s.metrics.forgetBreakers(names)
+	s.incidents.breakersGone(names, s.now())
+}
+
 // forgetBreakers drops the transition series of breakers that are gone
 // (their state, trips and rejections are read from the breakers at scrape
 // time).

@@ -215,7 +215,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	s.proxy = proxy.New(cfg, proxy.Options{Breakers: s.breakers, Discovery: s.discovery, Log: log, ErrorLog: s.httpLog,
 		Transport: callRT, Now: s.now, Observe: s.metrics.observe, Tracer: tp.Tracer(),
 		AgentIsolated:   func() (string, bool) { h := s.tracker.Snapshot(); return h.Reason, h.IsolatedNow() },
-		BreakersDropped: s.metrics.forgetBreakers, InstancesDeparted: s.forgetDeparted})
+		BreakersDropped: s.breakersDropped, InstancesDeparted: s.forgetDeparted})
 	s.usage = newUsageAccountant(s.now, s.Config, s.metrics.tokens, s.metrics.costUSD)
 	s.budgets = newBudgetKeeper(cfg, s.now(), log)
 	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: modelRT, Now: s.now, Tracer: tp.Tracer(),

@@ -1,8 +1,16 @@
 package sidecar
 
 import (
+	"bytes"
 	"net/http"
+	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/agent-sidecar/sidecar/internal/sidecartest"
+	"github.com/agent-sidecar/sidecar/policies"
 )
 
 func TestControlAPIErrorsCarryTheCallersTraceID(t *testing.T) {
@@ -18,4 +26,33 @@ func TestControlAPIErrorsCarryTheCallersTraceID(t *testing.T) {
 		Expect().Status(http.StatusNotFound).JSON().Object().Value("error").Object().HasValue("trace_id", traceID)
 	e.GET("/v1/nothing").Expect().Status(http.StatusNotFound).JSON().Object().Value("error").Object().
 		NotContainsKey("trace_id")
+}
+
+func TestStartLogSaysTracingIsOnWithoutTheHeaders(t *testing.T) {
+	cfg := testConfig()
+	cfg.Tracing = policies.Tracing{Enabled: true, Protocol: policies.TracingGRPC,
+		Endpoint: "https://collector.example.com:4317", Sampler: policies.SamplerParentBasedTraceIDRatio, SampleRatio: 0.25,
+		Headers: map[string]string{"x-api-key": "collector-key-secret"}}
+	var out bytes.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info})
+	s, err := New(cfg, log, Options{Registry: newFakeRegistry(), TraceExporter: keptSpans{tracetest.NewInMemoryExporter()},
+		Discovery: &sidecartest.Discovery{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	var line string
+	for l := range strings.SplitSeq(out.String(), "\n") {
+		if strings.Contains(l, "tracing on") {
+			line = l
+		}
+	}
+	for _, want := range []string{"endpoint=collector.example.com:4317", "protocol=grpc", `sampler="parentbased_traceidratio 0.25"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the start line %q lacks %s", line, want)
+		}
+	}
+	if strings.Contains(out.String(), "collector-key-secret") {
+		t.Errorf("the log shows a header value:\n%s", out.String())
+	}
 }

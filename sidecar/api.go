@@ -72,11 +72,11 @@ func newControlAPI(s *Sidecar) *echo.Echo {
 		r := c.Request()
 		body.Error.TraceID = tracing.TraceID(r.Context(), r.Header)
 		if he == nil && ee == nil {
+			args := []any{"path", r.URL.Path, "error", err}
 			if body.Error.TraceID != "" {
-				s.log.Error("control API request failed", "path", r.URL.Path, "error", err, "trace_id", body.Error.TraceID)
-			} else {
-				s.log.Error("control API request failed", "path", r.URL.Path, "error", err)
+				args = append(args, "trace_id", body.Error.TraceID)
 			}
+			s.log.Error("control API request failed", args...)
 		}
 		_ = c.JSON(status, body)
 	}

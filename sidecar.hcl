@@ -92,3 +92,14 @@ model "gpt-4o-mini" {
   drop_fields = ["parallel_tool_calls"]       # fields this model does not take
   degrade_on  = ["empty"]                     # an empty answer counts as a failure
 }
+
+# OpenTelemetry traces (off by default; see docs/tracing.md). The OTEL_*
+# variables work too: OTEL_TRACES_EXPORTER=otlp turns tracing on, and they
+# fill what this block leaves unset.
+# tracing {
+#   enabled      = true
+#   endpoint     = "http://localhost:4318"   # OTLP collector (default: OTEL_EXPORTER_OTLP_ENDPOINT)
+#   protocol     = "http/protobuf"           # or "grpc" (endpoint http://localhost:4317)
+#   sample_ratio = 0.1                       # keep 1 trace in 10 (default: every trace)
+#   headers      = { "x-api-key" = env("OTEL_COLLECTOR_KEY") }
+# }

@@ -40,6 +40,8 @@ type Config struct {
 	// Log is how the sidecar logs; the -log-level and -log-json flags and
 	// $SIDECAR_LOG_LEVEL / $SIDECAR_LOG_JSON take precedence.
 	Log Log `reload:"restart"`
+	// Tracing is how OpenTelemetry traces are exported; off by default.
+	Tracing Tracing `reload:"restart"`
 
 	// Sources lists the files the configuration was read from, in load order.
 	// Empty for the built-in -dev configuration.

@@ -263,6 +263,7 @@ func applyDefaults(fc *fileConfig, getenv func(string) string) map[string]string
 	setDefault(&fc.Log.JSON, false)
 	setDefault(&fc.Gateway, gatewayFile{})
 	setDefault(&fc.Gateway.MaxRequestBytes, defaultMaxRequestBytes)
+	tracingDefaults(fc, getenv, fromEnv)
 	return fromEnv
 }
 
@@ -320,6 +321,7 @@ func resolve(fc *fileConfig) *Config {
 		Gateway:   Gateway{MaxRequestBytes: int64(deref(fc.Gateway.MaxRequestBytes))},
 		Log:       Log{Level: deref(fc.Log.Level), JSON: deref(fc.Log.JSON)},
 		TLS:       TLS{CAFile: tlsCAFile(fc.TLS)},
+		Tracing:   resolveTracing(fc.Tracing),
 	}
 	if e := a.Exec; e != nil {
 		cfg.Agent.Exec = &Exec{

@@ -124,7 +124,7 @@ func TestLoadErrors(t *testing.T) {
 			name:  "unknown block type",
 			paths: []string{dir + "unknown_block.hcl"},
 			want: dir + `unknown_block.hcl:5:1: breakr: unknown block type "breakr"; valid block types: ` +
-				`agent, breaker, budget, consul, gateway, health, ingress, listen, log, model, notify, tls, upstream; did you mean "breaker"?`,
+				`agent, breaker, budget, consul, gateway, health, ingress, listen, log, model, notify, tls, tracing, upstream; did you mean "breaker"?`,
 		},
 		{
 			name:  "deregister_critical_after below Consul's minimum",

@@ -39,6 +39,8 @@ type fileConfig struct {
 	TLS     *tlsFile              `mapstructure:"tls"`
 
 	Budget map[string]*budgetFile `mapstructure:"budget"`
+
+	Tracing *tracingFile `mapstructure:"tracing"`
 }
 
 type tlsFile struct {

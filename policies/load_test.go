@@ -14,7 +14,9 @@ import (
 func clearConsulEnv(t *testing.T) {
 	t.Helper()
 	for _, env := range []string{envConsulAddress, envConsulToken, envConsulCACert, envConsulClientCert,
-		envConsulClientKey, envConsulTLSServerName} {
+		envConsulClientKey, envConsulTLSServerName,
+		envOTelSDKDisabled, envOTelTracesExporter, envOTelProtocol, envOTelTracesProtocol,
+		envOTelTracesSampler, envOTelTracesSamplerAr} {
 		t.Setenv(env, "")
 	}
 }
@@ -43,6 +45,7 @@ func defaultConfig(name string, sources ...string) *Config {
 		Models:    map[string]Model{},
 		Gateway:   Gateway{MaxRequestBytes: 10 << 20},
 		Log:       Log{Level: "info"},
+		Tracing:   Tracing{Protocol: TracingHTTP},
 		Sources:   sources,
 	}
 }
@@ -136,6 +139,7 @@ func TestLoadFullFile(t *testing.T) {
 		Models:  fullModels(),
 		Gateway: Gateway{MaxRequestBytes: 2 << 20},
 		Log:     Log{Level: "debug", JSON: true},
+		Tracing: Tracing{Protocol: TracingHTTP},
 		Sources: []string{"testdata/full.hcl"},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -376,7 +380,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 		path string
 		want string
 	}{
-		{"", "agent breaker budget consul gateway health ingress listen log model notify tls upstream"},
+		{"", "agent breaker budget consul gateway health ingress listen log model notify tls tracing upstream"},
 		{"agent", "address exec id meta name port state_dir tags"},
 		{"budget", "action cost_usd degrade_to models scope sync_every tokens warn_at window"},
 		{"agent.exec", "command dir env max_restart_backoff pass_env restart restart_backoff restart_on_isolation stop_timeout user"},
@@ -395,6 +399,7 @@ func TestSchemaListsEveryKey(t *testing.T) {
 			"stream_idle_timeout timeout"},
 		{"model.price", "cache_write cached_input input output"},
 		{"gateway", "max_request_bytes"},
+		{"tracing", "enabled endpoint headers protocol sample_ratio sampler service_name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

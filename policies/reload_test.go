@@ -29,7 +29,7 @@ func TestRestartKeys(t *testing.T) {
 	want := []string{"agent.name", "agent.id", "agent.exec", "agent.state_dir", "listen", "consul.address", "consul.token",
 		"consul.sync_interval", "consul.policy_prefix", "consul.fleet_prefix",
 		"consul TLS (ca_file, cert_file, key_file, tls_server_name, insecure_skip_verify)",
-		"ingress.address", "ingress.max_connections", "tls", "log"}
+		"ingress.address", "ingress.max_connections", "tls", "log", "tracing"}
 	if got := RestartKeys(); !slices.Equal(got, want) {
 		t.Fatalf("got  %q\nwant %q", got, want)
 	}

@@ -9,8 +9,8 @@ const redacted = redact.Mark
 // `GET /v1/status`, keyed like the file format. Secrets are redacted: the
 // Consul token, the listen and ingress tokens and every upstream's
 // ingress_token (shown as "<redacted>" when set, "" when not), a model's
-// api_key (shown as "<redacted>" when set, left out when not), every notify
-// and model header value, every exec environment value, the exec command's
+// api_key (shown as "<redacted>" when set, left out when not), every notify,
+// model and tracing header value, every exec environment value, the exec command's
 // arguments (the program is shown, with the count of its arguments), the
 // user information, query and fragment of URLs, and the path of webhook and
 // probe URLs (shown as scheme://host/<redacted>). The Consul TLS files are shown
@@ -204,6 +204,7 @@ func (c *Config) Summary() map[string]any {
 		"models":    models,
 		"gateway":   gateway,
 		"sources":   nonNil(c.Sources),
+		"tracing":   c.Tracing.summary(),
 	}
 	// Budgets and the state directory they keep their spend in show only
 	// when a budget is configured.

@@ -107,6 +107,9 @@ func validate(fc *fileConfig, pos positions) Diagnostics {
 			v.errorf("tls.ca_file", "%s", problem)
 		}
 	}
+	if fc.Tracing != nil {
+		v.tracing(fc.Tracing)
+	}
 	if l := fc.Log; l != nil && l.Level != nil {
 		switch strings.ToLower(*l.Level) {
 		case "trace", "debug", "info", "warn", "error":

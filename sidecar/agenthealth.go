@@ -74,6 +74,7 @@ func (s *Sidecar) dispatch(trs []health.Transition) {
 	cfg := s.Config()
 	restartOnIsolation := cfg.Agent.Exec != nil && cfg.Agent.Exec.RestartOnIsolation && s.supervisor != nil
 	for _, tr := range trs {
+		s.incidents.agentChanged(tr)
 		ev := notify.Event{Agent: cfg.Agent.Name, AgentID: cfg.Agent.ID, Reason: tr.Reason, Detail: tr.Detail,
 			LastHeartbeat: tr.LastHeartbeat, Time: tr.At.UTC()}
 		switch tr.Kind {
@@ -86,6 +87,9 @@ func (s *Sidecar) dispatch(trs []health.Transition) {
 				ev.Text += " Restarting it."
 			}
 			s.notifier.Send(ev)
+			if n := len(notifyTargets(cfg)); n > 0 {
+				s.incidents.notified(n, tr.At)
+			}
 			s.publish(ev)
 			if restartOnIsolation {
 				s.supervisor.Restart("isolated: " + tr.Reason)

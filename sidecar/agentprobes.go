@@ -13,6 +13,7 @@ import (
 	"github.com/agent-sidecar/sidecar/internal/version"
 	"github.com/agent-sidecar/sidecar/sidecar/guard"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
+	"github.com/agent-sidecar/sidecar/sidecar/tracing"
 )
 
 // The agent probes tell an orchestrator about the agent (see
@@ -117,14 +118,16 @@ func (s *Sidecar) probeHandler() http.Handler {
 		answer, ok := answers[r.URL.Path]
 		switch {
 		case !ok:
-			apierror.Write(w, http.StatusNotFound, errNotFound, fmt.Sprintf(
+			apierror.WriteTraced(w, http.StatusNotFound, errNotFound, fmt.Sprintf(
 				"no such endpoint: %s %s; the probe listener serves only GET %s, %s and %s (the rest of the API is on the "+
-					"control listener)", r.Method, clipPath(r.URL.Path), PathAgentLive, PathAgentReady, PathHealth))
+					"control listener)", r.Method, clipPath(r.URL.Path), PathAgentLive, PathAgentReady, PathHealth),
+				tracing.TraceID(r.Context(), r.Header))
 			return
 		case r.Method != http.MethodGet:
 			w.Header().Set("Allow", http.MethodGet)
-			apierror.Write(w, http.StatusMethodNotAllowed, errMethodNotAllowed, fmt.Sprintf(
-				"method %s not allowed on %s: the probe listener is read-only, use GET", r.Method, r.URL.Path))
+			apierror.WriteTraced(w, http.StatusMethodNotAllowed, errMethodNotAllowed, fmt.Sprintf(
+				"method %s not allowed on %s: the probe listener is read-only, use GET", r.Method, r.URL.Path),
+				tracing.TraceID(r.Context(), r.Header))
 			return
 		}
 		status, body := answer()

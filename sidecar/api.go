@@ -11,6 +11,7 @@ import (
 	"github.com/agent-sidecar/sidecar/internal/apierror"
 	"github.com/agent-sidecar/sidecar/sidecar/guard"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
+	"github.com/agent-sidecar/sidecar/sidecar/tracing"
 )
 
 // Error types of the control API's JSON errors.
@@ -66,10 +67,18 @@ func newControlAPI(s *Sidecar) *echo.Echo {
 			default:
 				typ, msg = errInvalidRequest, fmt.Sprint(ee.Message)
 			}
-		default:
-			s.log.Error("control API request failed", "path", c.Request().URL.Path, "error", err)
 		}
-		_ = c.JSON(status, apierror.New(typ, msg))
+		body := apierror.New(typ, msg)
+		r := c.Request()
+		body.Error.TraceID = tracing.TraceID(r.Context(), r.Header)
+		if he == nil && ee == nil {
+			args := []any{"path", r.URL.Path, "error", err}
+			if body.Error.TraceID != "" {
+				args = append(args, "trace_id", body.Error.TraceID)
+			}
+			s.log.Error("control API request failed", args...)
+		}
+		_ = c.JSON(status, body)
 	}
 	e.POST("/v1/heartbeat", s.handleHeartbeat)
 	e.GET("/v1/status", s.handleStatus)
@@ -80,7 +89,7 @@ func newControlAPI(s *Sidecar) *echo.Echo {
 	e.POST("/v1/reload", s.handleReload)
 	e.GET("/v1/breakers", s.handleBreakers)
 	e.GET("/v1/events", s.handleEvents)
-	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
+	e.GET("/metrics", echo.WrapHandler(s.metrics.handler(s.tracing != nil)))
 	e.POST("/v1/breakers/:name/:action", s.handleBreakerAction)
 	return e
 }

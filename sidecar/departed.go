@@ -12,5 +12,6 @@ func (s *Sidecar) forgetDeparted(names []string) {
 	}
 	s.notices.mu.Unlock()
 	s.metrics.forgetBreakers(names)
+	s.incidents.breakersGone(names, s.now())
 	s.pushSidecarCheck()
 }

@@ -47,8 +47,9 @@ type metrics struct {
 // targetMetrics are the request metrics of one kind and target, resolved
 // once so the request path does not look labels up.
 type targetMetrics struct {
-	outcomes [outcome.Count]prometheus.Counter // by outcome
-	seconds  prometheus.Observer
+	outcomes  [outcome.Count]prometheus.Counter // by outcome
+	seconds   prometheus.Observer
+	exemplars prometheus.ExemplarObserver // seconds, taking a trace id
 }
 
 // latencyBuckets span tool calls (milliseconds) to long model answers
@@ -99,14 +100,17 @@ func newMetrics(src metricSources) *metrics {
 	return m
 }
 
-// observe counts one finished request.
-func (m *metrics) observe(kind, target string, o outcome.Outcome, d time.Duration, _ trace.SpanContext) {
+// observe counts one finished request. A request whose span is sampled
+// leaves its trace id on the duration histogram as an exemplar, shown to
+// a scraper that asks for OpenMetrics.
+func (m *metrics) observe(kind, target string, o outcome.Outcome, d time.Duration, sc trace.SpanContext) {
 	key := [2]string{kind, target}
 	m.mu.RLock()
 	tm, ok := m.targets[key]
 	m.mu.RUnlock()
 	if !ok {
-		tm = &targetMetrics{seconds: m.seconds.WithLabelValues(kind, target)}
+		h := m.seconds.WithLabelValues(kind, target)
+		tm = &targetMetrics{seconds: h, exemplars: h.(prometheus.ExemplarObserver)}
 		for _, o := range outcome.All {
 			tm.outcomes[o] = m.requests.WithLabelValues(kind, target, o.String())
 		}
@@ -115,8 +119,19 @@ func (m *metrics) observe(kind, target string, o outcome.Outcome, d time.Duratio
 		m.mu.Unlock()
 	}
 	tm.outcomes[o].Inc()
-	tm.seconds.Observe(d.Seconds())
+	if sc.IsSampled() {
+		tm.exemplars.ObserveWithExemplar(d.Seconds(), prometheus.Labels{"trace_id": sc.TraceID().String()})
+	} else {
+		tm.seconds.Observe(d.Seconds())
+	}
 	m.avail.Record(o.Answered(), m.now())
+}
+
+// breakersDropped forgets the breakers a reload dropped: their metrics
+// series and their open spans.
+func (s *Sidecar) breakersDropped(names []string) {
+	s.metrics.forgetBreakers(names)
+	s.incidents.breakersGone(names, s.now())
 }
 
 // forgetBreakers drops the transition series of breakers that are gone
@@ -130,8 +145,13 @@ func (m *metrics) forgetBreakers(names []string) {
 	}
 }
 
-func (m *metrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+// handler serves the metrics in the text format and, with exemplars (when
+// tracing is on), in OpenMetrics (carrying the duration histogram's
+// exemplars) to a scraper that asks for it. Without tracing a scraper gets
+// the text format as before: OpenMetrics writes the buckets' le labels
+// differently ("1.0" for "1"), which would start every bucket series anew.
+func (m *metrics) handler(exemplars bool) http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, EnableOpenMetrics: exemplars})
 }
 
 // stateCollector reads the sidecar's own state at scrape time.

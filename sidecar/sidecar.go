@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/version"
@@ -35,6 +36,7 @@ import (
 	"github.com/agent-sidecar/sidecar/sidecar/report"
 	"github.com/agent-sidecar/sidecar/sidecar/spend"
 	"github.com/agent-sidecar/sidecar/sidecar/supervise"
+	"github.com/agent-sidecar/sidecar/sidecar/tracing"
 )
 
 // ShutdownTimeout bounds a graceful shutdown: draining in-flight requests,
@@ -83,6 +85,9 @@ type Options struct {
 	// Executable is the sidecar program, passed to the supervised agent as
 	// SIDECAR_BIN so a shell agent can run "$SIDECAR_BIN heartbeat".
 	Executable string
+	// TraceExporter replaces the OTLP exporter of the spans when tracing
+	// is on (tests).
+	TraceExporter sdktrace.SpanExporter
 }
 
 // Sidecar runs beside one agent.
@@ -120,6 +125,11 @@ type Sidecar struct {
 	transports []interface{ CloseIdleConnections() }
 	events     *eventHub
 	stopping   chan struct{} // closed when shutdown starts: ends event streams
+
+	// tracing exports the spans; nil when tracing is off. incidents keeps
+	// the spans of open breakers and of the agent's isolation.
+	tracing   *tracing.Provider
+	incidents *incidentSpans
 
 	tracker    *health.HeartbeatTracker
 	registry   Registry
@@ -169,6 +179,22 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	for _, w := range append(consulCfg.Warnings(), cfg.Warnings()...) {
 		log.Warn(w)
 	}
+	tp, err := tracing.New(context.Background(), tracing.Options{Config: cfg.Tracing, ServiceName: cfg.Agent.Name,
+		AgentID: cfg.Agent.ID, Log: log, Exporter: opts.TraceExporter})
+	if err != nil {
+		return nil, err
+	}
+	built := false
+	defer func() {
+		if !built {
+			s.shutdownTracing()
+		}
+	}()
+	s.tracing, s.incidents = tp, newIncidentSpans(tp.Tracer(), cfg.Agent.ID)
+	if tp != nil {
+		// Never the headers: they hold the collector's credentials.
+		log.Info("tracing on", "endpoint", tp.Endpoint, "protocol", tp.Protocol, "sampler", tp.Sampler)
+	}
 
 	s.discovery = opts.Discovery
 	if s.discovery == nil {
@@ -187,12 +213,12 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 		registration: func() discovery.RegistrationState { return s.registry.State() }, notifications: s.notifier.Stats,
 		models: func() []gateway.ModelStatus { return s.gateway.Models() }, budgets: func() []budget.Status { return s.spend.Budgets() }})
 	s.proxy = proxy.New(cfg, proxy.Options{Breakers: s.breakers, Discovery: s.discovery, Log: log, ErrorLog: s.httpLog,
-		Transport: callRT, Now: s.now, Observe: s.metrics.observe,
+		Transport: callRT, Now: s.now, Observe: s.metrics.observe, Tracer: tp.Tracer(),
 		AgentIsolated:   func() (string, bool) { h := s.tracker.Snapshot(); return h.Reason, h.IsolatedNow() },
-		BreakersDropped: s.metrics.forgetBreakers, InstancesDeparted: s.forgetDeparted})
+		BreakersDropped: s.breakersDropped, InstancesDeparted: s.forgetDeparted})
 	s.spend = spend.New(cfg, spend.Options{Now: s.now, Config: s.Config, Tokens: s.metrics.tokens, Cost: s.metrics.costUSD,
 		Log: log, OnEvent: func(ev notify.Event) { s.publish(ev); s.notifier.Send(ev) }})
-	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: modelRT, Now: s.now,
+	s.gateway = gateway.New(cfg, gateway.Options{Breakers: s.breakers, Log: log, Transport: modelRT, Now: s.now, Tracer: tp.Tracer(),
 		OnDegradedChange: s.onDegradedChange, Observe: s.observeModel, OnUsage: s.spend.Record, Admit: s.spend.Admit})
 
 	ln, err := net.Listen("tcp", cfg.Listen.Address)
@@ -267,6 +293,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 	}), guard.ControlOptions{Listen: func() policies.Listen { return s.Config().Listen }, Addr: s.Addr,
 		HeartbeatToken: s.heartbeatToken})
 	s.server = newServer(handler, s.httpLog)
+	built = true
 	return s, nil
 }
 
@@ -336,10 +363,30 @@ func (s *Sidecar) closeListeners() {
 // Addr is the control API's bound address.
 func (s *Sidecar) Addr() string { return s.listener.Addr().String() }
 
-// Close releases the listeners of a sidecar whose Run was never called.
+// Close releases the listeners of a sidecar whose Run was never called,
+// and exports the spans it made.
 func (s *Sidecar) Close() error {
 	s.closeListeners()
+	s.incidents.shutdown(s.now())
+	s.shutdownTracing()
 	return nil
+}
+
+// TracingShutdownTimeout bounds the export of the spans still buffered
+// when the sidecar stops.
+const TracingShutdownTimeout = 5 * time.Second
+
+// shutdownTracing exports the spans still buffered and stops the
+// exporter; nothing when tracing is off.
+func (s *Sidecar) shutdownTracing() {
+	if s.tracing == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), TracingShutdownTimeout)
+	defer cancel()
+	if err := s.tracing.Shutdown(ctx); err != nil {
+		s.log.Warn("could not export the last spans", "error", err)
+	}
 }
 
 // Config returns the configuration in force.
@@ -470,6 +517,8 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	if s.watcher != nil {
 		s.watcher.CloseIdleConnections()
 	}
+	s.incidents.shutdown(s.now())
+	s.shutdownTracing()
 	s.log.Info("sidecar stopped")
 	return runErr
 }

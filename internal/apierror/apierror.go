@@ -15,8 +15,8 @@ type Body struct {
 }
 
 // Detail is the inside of Body: a machine-readable type, a message for
-// people and, when the request has one, its trace id (to paste into the
-// tracing UI).
+// people and, when the request has one, its trace id (so a user can paste
+// it into the tracing UI); left out of the JSON when empty.
 type Detail struct {
 	Type    string `json:"type"`
 	Message string `json:"message"`
@@ -31,8 +31,8 @@ func Write(w http.ResponseWriter, status int, typ, msg string) {
 	WriteTraced(w, status, typ, msg, "")
 }
 
-// WriteTraced is Write with the request's trace id in the body; "" leaves
-// it out, as Write does.
+// WriteTraced is Write with the request's trace id (tracing.TraceID) in
+// the body; with traceID "" it writes exactly what Write does.
 func WriteTraced(w http.ResponseWriter, status int, typ, msg, traceID string) {
 	body := New(typ, msg)
 	body.Error.TraceID = traceID

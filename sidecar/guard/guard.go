@@ -19,6 +19,7 @@ import (
 	"github.com/agent-sidecar/sidecar/internal/apierror"
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/proxy"
+	"github.com/agent-sidecar/sidecar/sidecar/tracing"
 )
 
 // Error types of the guards' refusals.
@@ -54,7 +55,7 @@ func Control(next http.Handler, opts ControlOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		l := opts.Listen()
 		if !hostAllowed(r, l) {
-			writeError(w, http.StatusMisdirectedRequest, ErrMisdirected, fmt.Sprintf(
+			writeError(w, r, http.StatusMisdirectedRequest, ErrMisdirected, fmt.Sprintf(
 				"the control API does not answer to the host %s: it answers to its own address (%s), localhost, "+
 					"127.0.0.1 and [::1]; to reach it by another name, add the name to listen.allowed_hosts "+
 					"(with allow_remote = true)", strconv.Quote(clip(r.Host, 80)), opts.Addr()))
@@ -67,7 +68,7 @@ func Control(next http.Handler, opts ControlOptions) http.Handler {
 			return
 		}
 		if jsonEndpoint(r) && hasBody(r) && !isJSON(r.Header.Get("Content-Type")) {
-			writeError(w, http.StatusUnsupportedMediaType, ErrUnsupportedMedia, fmt.Sprintf(
+			writeError(w, r, http.StatusUnsupportedMediaType, ErrUnsupportedMedia, fmt.Sprintf(
 				"%s takes a JSON body: send it with Content-Type: application/json (got %s)",
 				r.URL.Path, contentTypeOf(r)))
 			return
@@ -96,7 +97,7 @@ func Ingress(next http.Handler, ingress func() *policies.Ingress) http.Handler {
 		r.Header.Del(proxy.HeaderIngressToken)
 		if in.Token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(in.Token)) != 1 {
 			w.Header().Set("WWW-Authenticate", proxy.IngressChallenge)
-			writeError(w, http.StatusUnauthorized, ErrUnauthorized,
+			writeError(w, r, http.StatusUnauthorized, ErrUnauthorized,
 				"this ingress needs its token: send it as "+proxy.HeaderIngressToken+": <token> (ingress.token of the sidecar called)")
 			return
 		}
@@ -176,7 +177,7 @@ func refuseBrowser(w http.ResponseWriter, r *http.Request, what string) bool {
 	default:
 		return false
 	}
-	writeError(w, http.StatusForbidden, ErrForbidden, what+" refuses requests made by web pages ("+why+
+	writeError(w, r, http.StatusForbidden, ErrForbidden, what+" refuses requests made by web pages ("+why+
 		"): call it from a program, which sends neither Origin nor Sec-Fetch-Site")
 	return true
 }
@@ -211,9 +212,10 @@ func contentTypeOf(r *http.Request) string {
 	return "no Content-Type"
 }
 
-// writeError writes a refusal in the sidecar's error body.
-func writeError(w http.ResponseWriter, status int, typ, msg string) {
-	apierror.Write(w, status, typ, msg)
+// writeError writes a refusal of r in the sidecar's error body, with r's
+// trace id when it has one.
+func writeError(w http.ResponseWriter, r *http.Request, status int, typ, msg string) {
+	apierror.WriteTraced(w, status, typ, msg, tracing.TraceID(r.Context(), r.Header))
 }
 
 func clip(s string, n int) string {

@@ -250,3 +250,16 @@ func TestListenerCapsConnections(t *testing.T) {
 		t.Fatalf("the waiting connection was not served once another closed: %v", err)
 	}
 }
+
+func TestRefusalsCarryTheCallersTraceID(t *testing.T) {
+	_, _, e := startControl(t, policies.Listen{Token: "control-token-0123456789"}, "")
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+	// A refused request that carries a traceparent gets its trace id back
+	e.GET("/v1/status").WithHeader("Traceparent", "00-"+traceID+"-00f067aa0ba902b7-01").
+		Expect().Status(http.StatusUnauthorized).JSON().Object().Value("error").Object().
+		HasValue("type", ErrUnauthorized).HasValue("trace_id", traceID)
+	// One without has no trace_id at all
+	e.GET("/v1/status").Expect().Status(http.StatusUnauthorized).JSON().Object().Value("error").Object().
+		NotContainsKey("trace_id")
+}

@@ -33,7 +33,7 @@ func authorize(w http.ResponseWriter, r *http.Request, l policies.Listen, heartb
 	}
 	if !stripToken(r, accepted...) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sidecar"`)
-		writeError(w, http.StatusUnauthorized, ErrUnauthorized,
+		writeError(w, r, http.StatusUnauthorized, ErrUnauthorized,
 			"this endpoint needs the sidecar's token: send it as "+HeaderToken+": <token> or Authorization: Bearer <token> "+
 				"(listen.token / SIDECAR_TOKEN)")
 		return false

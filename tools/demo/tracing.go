@@ -33,10 +33,11 @@ type tracing struct {
 	hasUI  bool   // built jaeger-ui assets are served
 }
 
-// startTracing starts Jaeger from bin and writes the sidecar configuration
-// that sends every sidecar's traces to it. It returns nil (and says why)
-// when there is no Jaeger binary, DEMO_TRACING=0, or the sidecar does not
-// accept the tracing block.
+// startTracing starts Jaeger from o.jaegerBin and writes the sidecar
+// configuration that sends every sidecar's traces to it (config stays ""
+// when the sidecar does not accept the tracing block: Jaeger runs, the
+// sidecars send nothing). It returns nil, and says why in one line, when
+// there is no Jaeger binary or DEMO_TRACING=0.
 func startTracing(ctx context.Context, o options, ps *proc.Group, head, say func(string, ...any)) (*tracing, error) {
 	if o.jaegerBin == "" {
 		say("   traces: none; `make jaeger` builds Jaeger once (10-15 minutes), then make demo sends every sidecar's traces to it")
@@ -55,37 +56,15 @@ func startTracing(ctx context.Context, o options, ps *proc.Group, head, say func
 	if p.OTLPHTTP == 0 || p.OTLPGRPC == 0 || p.QueryHTTP == 0 || p.QueryGRPC == 0 {
 		return nil, errors.New("no free ports for Jaeger")
 	}
-	tr := &tracing{
-		query:  &jaegertest.Client{BaseURL: fmt.Sprintf("http://127.0.0.1:%d", p.QueryHTTP)},
-		config: filepath.Join(ps.Logs, "tracing.hcl"),
-	}
+	tr := &tracing{query: &jaegertest.Client{BaseURL: fmt.Sprintf("http://127.0.0.1:%d", p.QueryHTTP)}}
 	tr.ui = tr.query.BaseURL
-	block := fmt.Sprintf(`# Written by the demo: every sidecar sends its traces to the demo's Jaeger.
-tracing {
-  enabled  = true
-  endpoint = "http://127.0.0.1:%d"
-  protocol = "http/protobuf"
-}
-`, p.OTLPHTTP)
-	if err := os.WriteFile(tr.config, []byte(block), 0o644); err != nil {
-		return nil, err
-	}
-	// A sidecar built before the tracing block existed rejects it: then
-	// the demo runs without traces rather than not at all.
-	check := exec.Command(filepath.Join(o.root, "bin", "sidecar"), "validate",
-		"tools/demo/fleet.hcl", "tools/demo/"+fleet[0].config, tr.config)
-	check.Dir = o.root
-	if out, err := check.CombinedOutput(); err != nil {
-		say("   traces: off; this sidecar does not accept the tracing block: %s", firstLine(string(out)))
-		return nil, nil
-	}
 	assets := jaegertest.UIAssets()
 	tr.hasUI = assets != ""
 	jcfg := filepath.Join(ps.Logs, "jaeger.yaml")
 	if err := os.WriteFile(jcfg, []byte(jaegertest.Config(p, assets)), 0o644); err != nil {
 		return nil, err
 	}
-	head("starting Jaeger (%s): every sidecar sends it its traces", o.jaegerBin)
+	head("starting Jaeger (%s) for the sidecars' traces", o.jaegerBin)
 	if err := startProc(ps, "jaeger", nil, o.jaegerBin, "--config", jcfg); err != nil {
 		return nil, err
 	}
@@ -95,7 +74,41 @@ tracing {
 		return nil, err
 	}
 	say("   OTLP/HTTP http://127.0.0.1:%d; UI %s", p.OTLPHTTP, tr.uiNote())
+
+	cfg := filepath.Join(ps.Logs, "tracing.hcl")
+	block := fmt.Sprintf(`# Written by the demo: every sidecar sends its traces to the demo's Jaeger.
+tracing {
+  enabled  = true
+  endpoint = "http://127.0.0.1:%d"
+  protocol = "http/protobuf"
+}
+`, p.OTLPHTTP)
+	if err := os.WriteFile(cfg, []byte(block), 0o644); err != nil {
+		return nil, err
+	}
+	if ok, why := acceptsTracing(o.root, cfg); !ok {
+		say("   the sidecars send no traces: this sidecar does not accept the tracing block: %s", why)
+		return tr, nil
+	}
+	tr.config = cfg
+	say("   every sidecar sends its traces there (a tracing block: %s)", cfg)
 	return tr, nil
+}
+
+// acceptsTracing asks the sidecar binary (sidecar validate) whether a
+// fleet member's configuration with the tracing block of cfg is valid: a
+// sidecar built before the block existed rejects it, and then the demo
+// runs without traces rather than not at all. why is the first line of
+// the rejection.
+func acceptsTracing(root, cfg string) (ok bool, why string) {
+	check := exec.Command(filepath.Join(root, "bin", "sidecar"), "validate",
+		"tools/demo/fleet.hcl", "tools/demo/"+fleet[0].config, cfg)
+	check.Dir = root
+	out, err := check.CombinedOutput()
+	if err != nil {
+		return false, firstLine(string(out))
+	}
+	return true, ""
 }
 
 // uiNote is the UI's address, with a word when only its API is served.
@@ -127,6 +140,10 @@ func (tr *tracing) degradedTrace(ctx context.Context) (id, service string) {
 // report says where the demo's traces are and names a degraded task's.
 func (tr *tracing) report(ctx context.Context, say func(string, ...any)) {
 	services, _ := tr.query.Services(ctx)
+	if len(services) == 0 {
+		say("   Jaeger has no traces")
+		return
+	}
 	say("   Jaeger has the traces of %s", strings.Join(services, ", "))
 	if id, service := tr.degradedTrace(ctx); id != "" {
 		say("   a degraded task (a model call answered by a fallback), service %s: trace %s", service, id)

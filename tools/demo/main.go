@@ -15,7 +15,8 @@
 // budget stops it (the demo plays the job), an agent hangs and a whole
 // service fails; the demo narrates what the sidecars did about it, from
 // their event streams and webhooks, and ends with a table of how every
-// task was answered. Run it from the
+// task was answered. When a Jaeger is built (make jaeger), the demo starts
+// it too and every sidecar sends it its traces (tracing.go). Run it from the
 // repository root after make build; -keep leaves the fleet running until
 // Ctrl-C. Ctrl-C always stops every process the demo started.
 package main

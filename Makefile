@@ -40,7 +40,8 @@ consul:
 # Jaeger (v2, one binary: OTLP receivers, in-memory storage, query API) for
 # the tests that read back the sidecar's traces (internal/jaegertest) and
 # for make demo, which uses it when it is built and never builds it. The
-# first build takes about 10 minutes on two cores; scripts/jaeger.sh.
+# first build takes about 15 minutes on two cores (16 measured, with the
+# modules already downloaded); scripts/jaeger.sh.
 jaeger:
 	@scripts/jaeger.sh
 

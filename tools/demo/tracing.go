@@ -40,7 +40,7 @@ type tracing struct {
 // there is no Jaeger binary or DEMO_TRACING=0.
 func startTracing(ctx context.Context, o options, ps *proc.Group, head, say func(string, ...any)) (*tracing, error) {
 	if o.jaegerBin == "" {
-		say("   traces: none; `make jaeger` builds Jaeger once (10-15 minutes), then make demo sends every sidecar's traces to it")
+		say("   traces: none; `make jaeger` builds Jaeger once (about 15 minutes), then make demo sends every sidecar's traces to it")
 		return nil, nil
 	}
 	if os.Getenv("DEMO_TRACING") == "0" {

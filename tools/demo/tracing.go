@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,12 +123,16 @@ func (tr *tracing) uiNote() string {
 
 // degradedTrace looks for a trace with a span tagged sidecar.degraded=true
 // (a model call answered by a fallback) among the services Jaeger has seen,
-// and returns its id and service ("" when there is none).
+// the writers' first (they take the tasks), and returns its id and service
+// ("" when there is none).
 func (tr *tracing) degradedTrace(ctx context.Context) (id, service string) {
 	services, err := tr.query.Services(ctx)
 	if err != nil {
 		return "", ""
 	}
+	slices.SortStableFunc(services, func(a, b string) int {
+		return cmp.Compare(b2i(a != "writer"), b2i(b != "writer"))
+	})
 	for _, s := range services {
 		found, err := tr.query.Find(ctx, jaegertest.Search{Service: s,
 			Tags: map[string]string{"sidecar.degraded": "true"}, Limit: 1})
@@ -162,6 +168,13 @@ func portOr(port int) int {
 			l.Close()
 			return p
 		}
+	}
+	return 0
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
 	}
 	return 0
 }

@@ -81,12 +81,16 @@ func TestDegradedTrace(t *testing.T) {
 	const (
 		plain    = "11111111111111111111111111111111"
 		degraded = "22222222222222222222222222222222"
+		other    = "33333333333333333333333333333333"
 	)
-	// Given a plain trace of the researcher and a degraded one of a writer
+	// Given a plain trace of the researcher, a degraded one of the indexer
+	// and one of a writer
 	sendSpan(t, j.OTLPEndpoint, "researcher", plain, "call researcher", false)
+	sendSpan(t, j.OTLPEndpoint, "indexer", other, "llm gpt-4o-mini", true)
 	sendSpan(t, j.OTLPEndpoint, "writer", degraded, "llm gpt-4o", true)
-	j.WaitTrace(t, degraded, 1, 10*time.Second)
-	j.WaitTrace(t, plain, 1, 10*time.Second)
+	for _, id := range []string{plain, other, degraded} {
+		j.WaitTrace(t, id, 1, 10*time.Second)
+	}
 
 	// When the demo looks for a degraded trace, then it finds the writer's
 	id, service := tr.degradedTrace(context.Background())

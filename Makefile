@@ -9,7 +9,7 @@ PKG     := github.com/agent-sidecar/sidecar
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION)
 
-.PHONY: all build test test-race lint consul sdk-deps demo bench fuzz chaos fleet bench-test clean help
+.PHONY: all build test test-race lint consul jaeger sdk-deps demo bench fuzz chaos fleet bench-test clean help
 
 all: build
 
@@ -19,6 +19,7 @@ help:
 	@echo "make test-race  the tests with the race detector (no lint)"
 	@echo "make lint       gofmt and go vet (the product module and tools/)"
 	@echo "make consul     build Consul v1.14.11 once and cache it (prints its path)"
+	@echo "make jaeger     build Jaeger v1.76.0 once and cache it (prints its path); make test's tracing tests and make demo use it"
 	@echo "make sdk-deps   install the Node packages: the Node example agent's, and those the end-to-end tests drive: the OpenAI and Anthropic SDKs, the Vercel AI SDK (ai, @ai-sdk/openai, @ai-sdk/anthropic), playwright-core (npm ci)"
 	@echo "make bench      the sidecar beside direct calls, a plain Go reverse proxy, nginx and Portkey (latency, throughput, CPU, RSS, failover), then the micro-benchmarks"
 	@echo "make demo       run a fleet of five agents with their sidecars, break things and watch the tasks still handled (KEEP=1 keeps it running)"
@@ -36,11 +37,19 @@ build:
 consul:
 	@scripts/consul.sh
 
-# The tests start their own Consul agents from the cached binary; under
-# CI=true a missing binary fails the run instead of skipping. The suites
-# that build and run the sidecar binary, agents, Node, Chromium, the demo,
-# the chaos suite and the fleet runner carry the e2e build tag: a plain
-# `go test ./...` leaves them out, make test runs them.
+# Jaeger (v2, one binary: OTLP receivers, in-memory storage, query API) for
+# the tests that read back the sidecar's traces (internal/jaegertest) and
+# for make demo, which uses it when it is built and never builds it. The
+# first build takes about 15 minutes on two cores (16 measured, with the
+# modules already downloaded); scripts/jaeger.sh.
+jaeger:
+	@scripts/jaeger.sh
+
+# The tests start their own Consul agents and Jaeger instances from the
+# cached binaries; under CI=true a missing binary fails the run instead of
+# skipping. The suites that build and run the sidecar binary, agents, Node,
+# Chromium, the demo, the chaos suite and the fleet runner carry the e2e
+# build tag: a plain `go test ./...` leaves them out, make test runs them.
 #
 # The two modules' tests run at the same time (the tools' chaos suite alone
 # takes about as long as the product's tests and lint together); the
@@ -49,13 +58,13 @@ consul:
 test: lint test-race
 
 TOOLS_LOG := test-artifacts/test-tools.log
-test-race: consul sdk-deps
+test-race: consul jaeger sdk-deps
 	@mkdir -p $(dir $(TOOLS_LOG))
-	@consul="$$(scripts/consul.sh)"; \
+	@consul="$$(scripts/consul.sh)"; jaeger="$$(scripts/jaeger.sh)"; \
 	echo "go test -C tools -tags e2e -race ./... (output in $(TOOLS_LOG), printed below when done)"; \
-	CONSUL_BIN="$$consul" $(GO) test -C tools -tags e2e -race -count=1 -timeout 20m ./... >$(TOOLS_LOG) 2>&1 & tools=$$!; \
+	CONSUL_BIN="$$consul" JAEGER_BIN="$$jaeger" $(GO) test -C tools -tags e2e -race -count=1 -timeout 20m ./... >$(TOOLS_LOG) 2>&1 & tools=$$!; \
 	echo "go test -tags e2e -race ./..."; \
-	CONSUL_BIN="$$consul" $(GO) test -tags e2e -race -count=1 -timeout 20m ./...; product=$$?; \
+	CONSUL_BIN="$$consul" JAEGER_BIN="$$jaeger" $(GO) test -tags e2e -race -count=1 -timeout 20m ./...; product=$$?; \
 	wait $$tools; toolsrc=$$?; \
 	echo "--- tools/ module ($(TOOLS_LOG)):"; cat $(TOOLS_LOG); \
 	[ $$product -eq 0 ] || echo "FAIL: the product module's tests"; \

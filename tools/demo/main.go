@@ -15,7 +15,8 @@
 // budget stops it (the demo plays the job), an agent hangs and a whole
 // service fails; the demo narrates what the sidecars did about it, from
 // their event streams and webhooks, and ends with a table of how every
-// task was answered. Run it from the
+// task was answered. When a Jaeger is built (make jaeger), the demo starts
+// it too and every sidecar sends it its traces (tracing.go). Run it from the
 // repository root after make build; -keep leaves the fleet running until
 // Ctrl-C. Ctrl-C always stops every process the demo started.
 package main
@@ -39,6 +40,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/agent-sidecar/sidecar/internal/jaegertest"
 	"github.com/agent-sidecar/sidecar/tools/internal/proc"
 )
 
@@ -80,8 +82,9 @@ var demoPorts = []int{18500, 18300, 18301, 18302, 19090, 19201, 19202, 19203,
 type options struct {
 	root      string // the repository root; binaries in root/bin
 	consulBin string
-	short     bool // shorter phases, for the test
-	keep      bool // leave the fleet running until ctx ends
+	jaegerBin string // "" for none: no traces
+	short     bool   // shorter phases, for the test
+	keep      bool   // leave the fleet running until ctx ends
 	out       io.Writer
 	tty       bool // draw a live progress line
 }
@@ -115,11 +118,13 @@ func main() {
 	if consulBin == "" {
 		consulBin = "consul"
 	}
+	// Jaeger when one is built (make jaeger); the demo never builds it.
+	jaegerBin, _ := jaegertest.FindBinary()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	st, _ := os.Stdout.Stat()
-	rep, err := run(ctx, options{root: *root, consulBin: consulBin, short: *short, keep: *keep,
-		out: os.Stdout, tty: st != nil && st.Mode()&os.ModeCharDevice != 0})
+	rep, err := run(ctx, options{root: *root, consulBin: consulBin, jaegerBin: jaegerBin, short: *short,
+		keep: *keep, out: os.Stdout, tty: st != nil && st.Mode()&os.ModeCharDevice != 0})
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "demo: interrupted; everything it started is stopped")
 		os.Exit(130)
@@ -236,6 +241,11 @@ func run(ctx context.Context, o options) (rep report, err error) {
 		}
 	}
 
+	traces, err := startTracing(ctx, o, ps, head, say)
+	if err != nil {
+		return rep, err
+	}
+
 	head("starting five agents, each under its own sidecar (tools/demo/*.hcl)")
 	say("   writer-1, writer-2  Python   service writer: takes the tasks, asks gpt-4o, calls the researcher")
 	say("   writer-lite         Node     fallback service of writer, asks gpt-4o-mini")
@@ -247,8 +257,11 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	env := []string{"CONSUL_HTTP_ADDR=" + consulHTTP, "DEMO_MODEL_KEY=demo-key-not-secret",
 		"DEMO_STATE_DIR=" + filepath.Join(logs, "state")}
 	for _, m := range fleet {
-		if err := startProc(ps, m.id, env, bin("sidecar"), "agent",
-			"-config", "tools/demo/fleet.hcl", "-config", "tools/demo/"+m.config); err != nil {
+		argv := []string{bin("sidecar"), "agent", "-config", "tools/demo/fleet.hcl", "-config", "tools/demo/" + m.config}
+		if traces != nil && traces.config != "" {
+			argv = append(argv, "-config", traces.config)
+		}
+		if err := startProc(ps, m.id, env, argv...); err != nil {
 			return rep, err
 		}
 	}
@@ -490,10 +503,19 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	fl.Env = append(os.Environ(), "CONSUL_HTTP_ADDR="+consulHTTP)
 	out, _ := fl.CombinedOutput()
 	say("%s", indent(string(out)))
+	if traces != nil {
+		head("traces in Jaeger")
+		traces.report(ctx, say)
+	}
 
 	if o.keep {
 		head("the fleet keeps running: Ctrl-C stops everything")
 		say("   Consul UI:  http://%s/ui/dc1/services", consulHTTP)
+		if traces != nil && traces.config != "" {
+			say("   Jaeger UI:  %s: the traces of the demo, every sidecar's spans", traces.uiNote())
+		} else if traces != nil {
+			say("   Jaeger UI:  %s (no traces: the sidecars do not accept the tracing block)", traces.uiNote())
+		}
 		say("   a task:     curl -X POST -d '{\"input\":\"a haiku\"}' http://%s/task", ingresses[0])
 		say("   hang one:   curl -X POST http://%s/hang", fleet[2].agent)
 		say("   status:     SIDECAR_ADDR=http://%s bin/sidecar status", fleet[2].control)

@@ -257,7 +257,7 @@ func (b *bench) start(ctx context.Context, bins map[string]string) error {
 		return err
 	}
 	conf := filepath.Join(b.tmp, "sidecar.hcl")
-	if err := os.WriteFile(conf, []byte(sidecarConfig(scAddr, consulAddr, primaryAddr, liteAddr)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(sidecarConfig("", scAddr, consulAddr, primaryAddr, liteAddr)), 0o644); err != nil {
 		return err
 	}
 	if b.sidecar, err = b.g.start("sidecar", "", nil, bins["sidecar"], "agent", "-config", conf); err != nil {
@@ -345,13 +345,9 @@ func (b *bench) startTraced(ctx context.Context, bin, consulAddr, primaryAddr, l
 		return err
 	}
 	conf := filepath.Join(b.tmp, "sidecar-traced.hcl")
-	text := sidecarConfig(addr, consulAddr, primaryAddr, liteAddr) + tracingConfig(sink.addr)
 	// Its own agent id: two agents of one id would take each other's
 	// registration in Consul.
-	text = strings.Replace(text, `agent { name = "bench" }`, `agent {
-  name = "bench"
-  id   = "bench-traced"
-}`, 1)
+	text := sidecarConfig("bench-traced", addr, consulAddr, primaryAddr, liteAddr) + tracingConfig(sink.addr)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return err
 	}
@@ -404,9 +400,14 @@ func (b *bench) startHTTP(ctx context.Context, name, path string, argv ...string
 // sidecarConfig is the sidecar's configuration: the upstream "up" found
 // in Consul (the service the harness registered), gpt-4o falling back to
 // gpt-4o-mini, breakers that open after 3 failures for 1 s (doubling).
-func sidecarConfig(listen, consul, primary, lite string) string {
+// id is agent.id ("": the default).
+func sidecarConfig(id, listen, consul, primary, lite string) string {
+	agent := `agent { name = "bench" }`
+	if id != "" {
+		agent = fmt.Sprintf("agent {\n  name = \"bench\"\n  id   = %q\n}", id)
+	}
 	return fmt.Sprintf(`# Written by tools/bench.
-agent { name = "bench" }
+%s
 listen { address = %q }
 consul { address = %q }
 
@@ -429,7 +430,7 @@ model "gpt-4o-mini" {
   base_url = "http://%s/v1"
   api_key  = "bench"
 }
-`, listen, consul, upstreamService, primary, lite)
+`, agent, listen, consul, upstreamService, primary, lite)
 }
 
 // check sends one request on e and wants 200 (through the sidecar's

@@ -21,7 +21,7 @@ help:
 	@echo "make consul     build Consul v1.14.11 once and cache it (prints its path)"
 	@echo "make jaeger     build Jaeger v1.76.0 once and cache it (prints its path); make test's tracing tests and make demo use it"
 	@echo "make sdk-deps   install the Node packages: the Node example agent's, and those the end-to-end tests drive: the OpenAI and Anthropic SDKs, the Vercel AI SDK (ai, @ai-sdk/openai, @ai-sdk/anthropic), playwright-core (npm ci)"
-	@echo "make bench      the sidecar beside direct calls, a plain Go reverse proxy, nginx and Portkey (latency, throughput, CPU, RSS, failover), then the micro-benchmarks"
+	@echo "make bench      the sidecar beside direct calls, a plain Go reverse proxy, nginx and Portkey (latency, throughput, CPU, RSS, failover), and beside itself tracing every request, then the micro-benchmarks (tracing off and on)"
 	@echo "make demo       run a fleet of five agents with their sidecars, break things and watch the tasks still handled (KEEP=1 keeps it running)"
 	@echo "make fuzz       run every fuzz target for FUZZTIME each (default 30s)"
 	@echo "make chaos      the fault-injection suite in its long form; prints the table (make test runs the short form)"
@@ -92,12 +92,15 @@ demo: build consul examples/node/node_modules/.package-lock.json
 # make bench: the harness (tools/bench) starts an upstream registered
 # in a Consul dev agent, a plain Go reverse proxy, nginx (installed from
 # Debian's packages when missing), the sidecar, fake models and Portkey's
-# gateway as separate processes and
+# gateway as separate processes, and a second sidecar tracing every
+# request to an OTLP sink in the harness, and
 # measures them with vegeta in interleaved rounds; then the in-process
-# benchmarks of the call path and the hot functions.
+# benchmarks of the call path and the hot functions, tracing off and on
+# (BenchmarkCallPath/CallPathTraced, ModelPath/ModelPathTraced, and the
+# gateway's Serve/tracing-off and tracing-on).
 bench: build
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) run -C tools ./bench -root $(CURDIR) -json $(CURDIR)/test-artifacts/bench.json
-	$(GO) test -run '^$$' -bench 'CallPath|ModelPath' -benchtime 5000x -count 3 ./sidecar/ ./sidecar/proxy/
+	$(GO) test -run '^$$' -bench 'CallPath|CallPathTraced|ModelPath|ModelPathTraced' -benchtime 5000x -count 3 ./sidecar/ ./sidecar/proxy/
 	$(GO) test -run '^$$' -bench 'BodySize' -benchtime 200x ./sidecar/
 	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/breaker/ ./sidecar/gateway/ ./sidecar/gateway/translate/ ./policies/
 	CONSUL_BIN="$$(scripts/consul.sh)" $(GO) test -run '^$$' -bench 'Instances' -benchmem ./discovery/

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,13 +58,26 @@ func answerMessages(w http.ResponseWriter, stream bool) {
 		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
 }
 
+// modelPaths are the base URLs (…/v1) of benchModelPaths's fake model,
+// of a plain proxy and of a sidecar in front of it, the sidecar's
+// configuration, and the count of requests the model got with a sampled
+// traceparent (sent by a traced sidecar's attempt span).
+type modelPaths struct {
+	direct, plain, side string
+	cfg                 *policies.Config
+	sampled             *atomic.Int64
+}
+
 // benchModelPaths starts a fake model (plain and streaming chat
 // completions), a plain httputil.ReverseProxy in front of it and a sidecar
-// whose model "bench" is that model, and returns the base URLs (…/v1) of
-// the three.
-func benchModelPaths(b *testing.B) (direct, plain, side string) {
+// whose model "bench" is that model.
+func benchModelPaths(b *testing.B) modelPaths {
 	b.Helper()
+	sampled := new(atomic.Int64)
 	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.Header.Get("Traceparent"), "-01") {
+			sampled.Add(1)
+		}
 		body, _ := io.ReadAll(r.Body)
 		if strings.HasSuffix(r.URL.Path, "/messages") {
 			answerMessages(w, strings.Contains(string(body), `"stream":true`))
@@ -99,7 +113,8 @@ func benchModelPaths(b *testing.B) (direct, plain, side string) {
 	cfg.Models["bench-claude"] = policies.Model{Label: "bench-claude", Name: "bench", Provider: policies.ProviderAnthropic,
 		BaseURL: model.URL, APIKey: "sk-bench", Breaker: "default", Timeout: time.Minute, FirstByteTimeout: 10 * time.Second,
 		StreamIdleTimeout: 10 * time.Second}
-	return model.URL + "/v1", proxy.URL + "/v1", "http://" + runBenchSidecar(b, cfg) + "/llm/v1"
+	return modelPaths{direct: model.URL + "/v1", plain: proxy.URL + "/v1", side: "http://" + runBenchSidecar(b, cfg) + "/llm/v1",
+		cfg: cfg, sampled: sampled}
 }
 
 // postMessage sends chatRequest's twin straight to the fake's Anthropic
@@ -156,7 +171,8 @@ func timePost(b *testing.B, c *http.Client, url, body string) (first, total time
 // proxy adds to a plain answer, and the time to first byte it adds to a
 // streamed one.
 func BenchmarkModelPath(b *testing.B) {
-	direct, plain, side := benchModelPaths(b)
+	paths := benchModelPaths(b)
+	direct, plain, side := paths.direct, paths.plain, paths.side
 	// Each variant: how it posts a chat completion (or its Anthropic twin).
 	type variant struct {
 		name string

@@ -10,9 +10,10 @@ import (
 	"testing"
 )
 
-// TestQuickRun runs the harness in its -quick form (about 25 s) against
+// TestQuickRun runs the harness in its -quick form (about 30 s) against
 // the binaries of `make build` and checks its report: every value it
-// claims is sane, every path it claims was measured, and the sidecar's
+// claims is sane, every path it claims was measured (the traced sidecar's
+// included, its spans received by the harness's sink), and the sidecar's
 // breaker kept the failing primary model from getting more than a handful
 // of calls.
 func TestQuickRun(t *testing.T) {
@@ -97,12 +98,17 @@ func TestQuickRun(t *testing.T) {
 
 	// Every path in every row it belongs to.
 	want := map[string][]string{
-		"call.p50": {colDirect, colGoProxy, colSidecar}, "call.added_p50": {colGoProxy, colSidecar},
-		"call.rps": {colDirect, colGoProxy, colSidecar}, "call.cpu": {colDirect, colGoProxy, colSidecar},
-		"llm.p50": {colDirect, colSidecar}, "llm.added_p50": {colSidecar}, "llm.rps": {colDirect, colSidecar},
-		"llm.cpu": {colDirect, colSidecar}, "stream.added_ttfb_p50": {colSidecar},
-		"rss.start": {colSidecar}, "rss.streams": {colSidecar}, "rss.per_stream": {colSidecar},
+		"call.p50": {colDirect, colGoProxy, colSidecar, colTraced}, "call.added_p50": {colGoProxy, colSidecar, colTraced},
+		"call.rps": {colDirect, colGoProxy, colSidecar, colTraced}, "call.cpu": {colDirect, colGoProxy, colSidecar, colTraced},
+		"llm.p50": {colDirect, colSidecar, colTraced}, "llm.added_p50": {colSidecar, colTraced},
+		"llm.rps": {colDirect, colSidecar, colTraced}, "llm.cpu": {colDirect, colSidecar, colTraced},
+		"stream.added_ttfb_p50": {colSidecar},
+		"rss.start":             {colSidecar, colTraced}, "rss.streams": {colSidecar}, "rss.per_stream": {colSidecar},
 		"failover.primary_calls": {colSidecar}, "failover.opened_ms": {colSidecar},
+		// What tracing every request adds to the same sidecar.
+		"call.traced_added_p50": {colTraced}, "call.traced_added_p99": {colTraced}, "call.traced_added_cpu": {colTraced},
+		"llm.traced_added_p50": {colTraced}, "llm.traced_added_cpu": {colTraced},
+		"tracing.spans_per_request": {colTraced},
 	}
 	if nginx {
 		for _, k := range []string{"call.p50", "call.added_p50", "call.rps", "call.cpu"} {
@@ -123,6 +129,20 @@ func TestQuickRun(t *testing.T) {
 	}
 	if r, ok := rows["call.added_p50"]; ok && nginx && r.Ratios[colSidecar+"/"+colNginx] == nil {
 		t.Errorf("%s: no ratio sidecar/nginx", r.Name)
+	}
+
+	// The traced sidecar's spans reached the sink: the traced column
+	// measured tracing, exports included.
+	switch tr := rep.Tracing; {
+	case tr == nil:
+		t.Error("no tracing section in the report")
+	case tr.Sink.Spans <= 0 || tr.Sink.Exports <= 0 || tr.Sink.Bytes <= 0:
+		t.Errorf("the sink got %d spans in %d exports (%d bytes) from the traced sidecar, want some", tr.Sink.Spans,
+			tr.Sink.Exports, tr.Sink.Bytes)
+	case tr.Sink.Rejected != 0:
+		t.Errorf("the sink rejected %d exports", tr.Sink.Rejected)
+	case tr.Requests <= 0:
+		t.Errorf("%d requests sent to the traced sidecar", tr.Requests)
 	}
 
 	// The sidecar's breaker: 3 failures open it, then one probe per
@@ -148,7 +168,8 @@ func TestQuickRun(t *testing.T) {
 // noisy reports the rows that may legitimately come out at or below 0 in
 // a one-second run: an added p99 is the difference of two samples near the
 // top of 300 (of 200 for the first event of a stream), each a matter of
-// scheduling luck.
+// scheduling luck; what tracing adds to the sidecar is the difference of
+// two close figures, smaller than their noise in a run this short.
 func noisy(key string) bool {
-	return strings.Contains(key, ".added_") && strings.HasSuffix(key, "_p99")
+	return strings.Contains(key, ".added_") && strings.HasSuffix(key, "_p99") || strings.Contains(key, ".traced_added_")
 }

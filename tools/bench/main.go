@@ -10,6 +10,13 @@
 //     transport with 64 idle connections per host) and through the
 //     sidecar's /call/up/ (the upstream found in Consul, with breaker,
 //     balancing and fallback logic included);
+//   - the same sidecar configuration with tracing on, every request
+//     sampled (sampler always_on), its spans sent over OTLP/HTTP to a sink
+//     the harness runs (it decodes and counts them, then drops them): the
+//     "sidecar traced" column, on /call/ and /llm/, and the rows of what
+//     tracing adds to the untraced sidecar (latency, CPU per request,
+//     throughput), round by round. The run fails when the sink got no
+//     span;
 //   - two fake models (bin/fakellm, gpt-4o and its fallback gpt-4o-mini),
 //     called directly and through the sidecar's /llm/v1/chat/completions,
 //     and, when it can be installed from npm, through Portkey's open-source
@@ -150,6 +157,10 @@ type bench struct {
 	rep     *Report
 	c       collector
 	sidecar *proc
+	// the traced sidecar, its collector, and the requests sent to it
+	traced     *proc
+	sink       *otlpSink
+	tracedSent int64
 	// the base URLs of the two fake models
 	primary, lite string
 	call, llm     []endpoint // direct first
@@ -191,6 +202,11 @@ func run(ctx context.Context, o options) (*Report, error) {
 			Streams: o.streams, StreamEventDelay: o.eventDelay.String(), FailoverRequests: o.failoverRequests,
 			FailoverRate: o.failoverRate, BreakerFailures: 3, BreakerOpenFor: "1s", UpstreamAnswerSize: len(answer600)},
 	}}
+	defer func() {
+		if b.sink != nil {
+			b.sink.close()
+		}
+	}()
 	if err := raiseFileLimit(); err != nil {
 		b.logf("could not raise the open-files limit (%v); %d streams may not fit", err, o.streams)
 	}
@@ -241,7 +257,7 @@ func (b *bench) start(ctx context.Context, bins map[string]string) error {
 		return err
 	}
 	conf := filepath.Join(b.tmp, "sidecar.hcl")
-	if err := os.WriteFile(conf, []byte(sidecarConfig(scAddr, consulAddr, primaryAddr, liteAddr)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(sidecarConfig("", scAddr, consulAddr, primaryAddr, liteAddr)), 0o644); err != nil {
 		return err
 	}
 	if b.sidecar, err = b.g.start("sidecar", "", nil, bins["sidecar"], "agent", "-config", conf); err != nil {
@@ -284,6 +300,10 @@ func (b *bench) start(ctx context.Context, bins map[string]string) error {
 		b.call = append(b.call, endpoint{col: colNginx, method: http.MethodGet, url: "http://" + addr + "/search", pgid: p.pid()})
 	}
 
+	if err := b.startTraced(ctx, bins["sidecar"], consulAddr, primaryAddr, liteAddr); err != nil {
+		return fmt.Errorf("the traced sidecar: %w", err)
+	}
+
 	if b.o.portkey {
 		if e, err := b.startPortkey(ctx, primaryAddr, liteAddr); err != nil {
 			if ctx.Err() != nil {
@@ -304,8 +324,63 @@ func (b *bench) start(ctx context.Context, bins map[string]string) error {
 		if err := check(e); err != nil {
 			return err
 		}
+		if e.col == colTraced {
+			b.tracedSent++
+		}
 	}
 	return nil
+}
+
+// startTraced starts the sink and a second sidecar with the same
+// configuration plus a tracing block that samples every request and sends
+// its spans to the sink, and adds it to the /call/ and /llm/ paths.
+func (b *bench) startTraced(ctx context.Context, bin, consulAddr, primaryAddr, liteAddr string) error {
+	sink, err := startSink()
+	if err != nil {
+		return err
+	}
+	b.sink = sink
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	conf := filepath.Join(b.tmp, "sidecar-traced.hcl")
+	// Its own agent id: two agents of one id would take each other's
+	// registration in Consul.
+	text := sidecarConfig("bench-traced", addr, consulAddr, primaryAddr, liteAddr) + tracingConfig(sink.addr)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		return err
+	}
+	if b.traced, err = b.g.start("sidecar-traced", "", nil, bin, "agent", "-config", conf); err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, b.traced, "http://"+addr+"/v1/health", 15*time.Second); err != nil {
+		return err
+	}
+	idle, err := rss(b.traced.pid())
+	if err != nil {
+		return err
+	}
+	b.c.add("rss.start", colTraced, mib(idle))
+	chat := http.Header{"Content-Type": {"application/json"}}
+	b.call = append(b.call, endpoint{col: colTraced, method: http.MethodGet, url: "http://" + addr + "/call/up/search",
+		pgid: b.traced.pid()})
+	b.llm = append(b.llm, endpoint{col: colTraced, method: http.MethodPost, url: "http://" + addr + "/llm/v1/chat/completions",
+		body: []byte(chatRequest), header: chat, pgid: b.traced.pid()})
+	return nil
+}
+
+// tracingConfig is the traced sidecar's tracing block: every request
+// sampled, OTLP over HTTP to the sink.
+func tracingConfig(sink string) string {
+	return fmt.Sprintf(`
+tracing {
+  enabled  = true
+  endpoint = "http://%s"
+  protocol = "http/protobuf"
+  sampler  = "always_on"
+}
+`, sink)
 }
 
 // startHTTP starts a server on a free loopback port (passed as -addr) and
@@ -325,9 +400,14 @@ func (b *bench) startHTTP(ctx context.Context, name, path string, argv ...string
 // sidecarConfig is the sidecar's configuration: the upstream "up" found
 // in Consul (the service the harness registered), gpt-4o falling back to
 // gpt-4o-mini, breakers that open after 3 failures for 1 s (doubling).
-func sidecarConfig(listen, consul, primary, lite string) string {
+// id is agent.id ("": the default).
+func sidecarConfig(id, listen, consul, primary, lite string) string {
+	agent := `agent { name = "bench" }`
+	if id != "" {
+		agent = fmt.Sprintf("agent {\n  name = \"bench\"\n  id   = %q\n}", id)
+	}
 	return fmt.Sprintf(`# Written by tools/bench.
-agent { name = "bench" }
+%s
 listen { address = %q }
 consul { address = %q }
 
@@ -350,7 +430,7 @@ model "gpt-4o-mini" {
   base_url = "http://%s/v1"
   api_key  = "bench"
 }
-`, listen, consul, upstreamService, primary, lite)
+`, agent, listen, consul, upstreamService, primary, lite)
 }
 
 // check sends one request on e and wants 200 (through the sidecar's
@@ -384,7 +464,7 @@ func check(e endpoint) error {
 func (b *bench) measure(ctx context.Context) error {
 	b.logf("warming up every path")
 	for _, e := range append(append([]endpoint{}, b.call...), b.llm...) {
-		if _, err := attack(ctx, e, b.o.conns, 0, 500*time.Millisecond); err != nil {
+		if _, err := b.attack(ctx, e, b.o.conns, 0, 500*time.Millisecond); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
@@ -405,6 +485,9 @@ func (b *bench) measure(ctx context.Context) error {
 		return err
 	}
 	b.c.add("rss.after_load", colSidecar, mib(after))
+	if err := b.spans(); err != nil {
+		return err
+	}
 	if err := b.streams(ctx, after); err != nil {
 		return err
 	}
@@ -420,7 +503,7 @@ func (b *bench) round(ctx context.Context, r int) error {
 		// Latency at one connection.
 		p50, p99 := map[string]float64{}, map[string]float64{}
 		for _, e := range rotate(kind.paths, r) {
-			res, err := attack(ctx, e, 1, b.o.rate, b.o.latencyDur)
+			res, err := b.attack(ctx, e, 1, b.o.rate, b.o.latencyDur)
 			if err != nil {
 				return err
 			}
@@ -432,19 +515,28 @@ func (b *bench) round(ctx context.Context, r int) error {
 			b.c.add(kind.prefix+".added_p50", e.col, p50[e.col]-p50[colDirect])
 			b.c.add(kind.prefix+".added_p99", e.col, p99[e.col]-p99[colDirect])
 		}
+		if _, ok := p50[colTraced]; ok {
+			b.c.add(kind.prefix+".traced_added_p50", colTraced, p50[colTraced]-p50[colSidecar])
+			b.c.add(kind.prefix+".traced_added_p99", colTraced, p99[colTraced]-p99[colSidecar])
+		}
 		// Throughput at b.o.conns connections (Portkey: latency only).
-		rps := map[string]float64{}
+		rps, cpu := map[string]float64{}, map[string]float64{}
 		for _, e := range rotate(kind.paths, r) {
 			if e.col == colPortkey {
 				continue
 			}
-			res, err := attack(ctx, e, b.o.conns, 0, b.o.throughputDur)
+			res, err := b.attack(ctx, e, b.o.conns, 0, b.o.throughputDur)
 			if err != nil {
 				return err
 			}
 			rps[e.col] = res.rps()
 			b.c.add(kind.prefix+".rps", e.col, rps[e.col])
-			b.c.add(kind.prefix+".cpu", e.col, res.cpuPerRequest())
+			cpu[e.col] = res.cpuPerRequest()
+			b.c.add(kind.prefix+".cpu", e.col, cpu[e.col])
+		}
+		if _, ok := rps[colTraced]; ok {
+			b.c.add(kind.prefix+".traced_added_cpu", colTraced, cpu[colTraced]-cpu[colSidecar])
+			b.c.add(kind.prefix+".traced_rps_vs_sidecar", colTraced, rps[colTraced]/rps[colSidecar])
 		}
 		for _, e := range kind.paths[1:] {
 			if e.col != colPortkey {
@@ -470,6 +562,50 @@ func (b *bench) round(ctx context.Context, r int) error {
 	q := func(d []time.Duration, p float64) float64 { return us(d[min(len(d)-1, int(p*float64(len(d))))]) }
 	b.c.add("stream.added_ttfb_p50", colSidecar, q(first[1], 0.5)-q(first[0], 0.5))
 	b.c.add("stream.added_ttfb_p99", colSidecar, q(first[1], 0.99)-q(first[0], 0.99))
+	return nil
+}
+
+// attack is attack, counting the requests sent to the traced sidecar.
+func (b *bench) attack(ctx context.Context, e endpoint, conns, rate int, d time.Duration) (attackResult, error) {
+	res, err := attack(ctx, e, conns, rate, d)
+	if e.col == colTraced {
+		b.tracedSent += int64(res.ok + res.failed)
+	}
+	return res, err
+}
+
+// spans reads the traced sidecar's RSS, stops it (it exports the spans
+// still buffered as it shuts down), and checks what the sink received:
+// no span at all means that the traced column measured no tracing.
+func (b *bench) spans() error {
+	after, err := rss(b.traced.pid())
+	if err != nil {
+		return err
+	}
+	b.c.add("rss.after_load", colTraced, mib(after))
+	b.traced.stop()
+	st := b.sink.stats()
+	b.sink.close()
+	b.rep.Tracing = &TracingReport{Sampler: "always_on", Protocol: "http/protobuf", Requests: b.tracedSent, Sink: st}
+	if st.Spans == 0 || st.Exports == 0 {
+		return fmt.Errorf("the traced sidecar sent no span to the sink (%d exports, %d rejected) for %d requests: "+
+			"its column measured no tracing; see %s", st.Exports, st.Rejected, b.tracedSent, b.traced.log)
+	}
+	if st.Rejected > 0 {
+		return fmt.Errorf("the sink rejected %d of the traced sidecar's exports; see %s", st.Rejected, b.traced.log)
+	}
+	perReq := float64(st.Spans) / float64(b.tracedSent)
+	b.rep.Tracing.SpansPerRequest = perReq
+	b.rep.Tracing.BytesPerRequest = float64(st.Bytes) / float64(b.tracedSent)
+	b.c.add("tracing.spans_per_request", colTraced, perReq)
+	b.c.add("tracing.bytes_per_request", colTraced, b.rep.Tracing.BytesPerRequest)
+	b.logf("the sink got %d spans in %d exports (%d bytes) for %d traced requests", st.Spans, st.Exports, st.Bytes, b.tracedSent)
+	if perReq < 2 {
+		// A server span and an attempt span per request: fewer means the
+		// batch processor's queue overflowed and dropped some.
+		b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("the traced sidecar exported %.2f spans per request, fewer than the 2 "+
+			"it makes: its span queue overflowed under load and dropped some (its CPU per request is then a little low)", perReq))
+	}
 	return nil
 }
 

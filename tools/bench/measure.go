@@ -26,6 +26,7 @@ const (
 	colNginx   = "nginx"
 	colGoProxy = "goproxy"
 	colSidecar = "sidecar"
+	colTraced  = "sidecar_traced" // the same sidecar, tracing every request
 	colPortkey = "portkey"
 )
 

@@ -61,8 +61,11 @@ func (g *group) start(name, dir string, env []string, argv ...string) (*proc, er
 	if dir == "" {
 		cmd.Dir = g.dir
 	}
+	// Neither the sidecar's variables nor OpenTelemetry's from the
+	// caller's environment: the untraced sidecar stays untraced, the traced
+	// one exports where its configuration says.
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SIDECAR_") {
+		if !strings.HasPrefix(kv, "SIDECAR_") && !strings.HasPrefix(kv, "OTEL_") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}

@@ -25,10 +25,23 @@ type Report struct {
 	Versions map[string]string `json:"versions"`
 	Rows     []Row             `json:"rows"`
 	Failover []failoverResult  `json:"failover"`
+	// Tracing is what the traced sidecar exported.
+	Tracing *TracingReport `json:"tracing,omitempty"`
 	// Skipped names the columns that were not measured, and why.
 	Skipped map[string]string `json:"skipped,omitempty"`
 	Notes   []string          `json:"notes,omitempty"`
 	Seconds float64           `json:"seconds"` // the whole run
+}
+
+// TracingReport is what the traced sidecar ("sidecar_traced" in the
+// rows) sent to the harness's OTLP sink over the run.
+type TracingReport struct {
+	Sampler         string    `json:"sampler"`
+	Protocol        string    `json:"protocol"`
+	Requests        int64     `json:"requests"` // sent to the traced sidecar, warm-up included
+	Sink            SinkStats `json:"sink"`
+	SpansPerRequest float64   `json:"spans_per_request"`
+	BytesPerRequest float64   `json:"bytes_per_request"`
 }
 
 // Machine is where the run happened.
@@ -110,6 +123,10 @@ var rowDefs = []rowDef{
 	{key: "call.rps", name: "/call/ throughput, 32 conns", unit: "req/s", ratios: true},
 	{key: "call.rps_vs_direct", name: "/call/ throughput / direct", unit: "×", prec: 2},
 	{key: "call.cpu", name: "/call/ CPU per request (direct: upstream's)", unit: "µs", prec: 1, ratios: true},
+	{key: "call.traced_added_p50", name: "/call/ tracing's added latency p50 (vs sidecar)", unit: "µs"},
+	{key: "call.traced_added_p99", name: "/call/ tracing's added latency p99 (vs sidecar)", unit: "µs"},
+	{key: "call.traced_added_cpu", name: "/call/ tracing's added CPU per request", unit: "µs", prec: 1},
+	{key: "call.traced_rps_vs_sidecar", name: "/call/ throughput traced / untraced", unit: "×", prec: 2},
 	{key: "llm.p50", name: "/llm/ chat latency p50, 1 conn", unit: "µs"},
 	{key: "llm.p99", name: "/llm/ chat latency p99, 1 conn", unit: "µs"},
 	{key: "llm.added_p50", name: "/llm/ chat added latency p50", unit: "µs"},
@@ -117,6 +134,12 @@ var rowDefs = []rowDef{
 	{key: "llm.rps", name: "/llm/ chat throughput, 32 conns", unit: "req/s"},
 	{key: "llm.rps_vs_direct", name: "/llm/ chat throughput / direct", unit: "×", prec: 2},
 	{key: "llm.cpu", name: "/llm/ CPU per request (direct: model's)", unit: "µs", prec: 1},
+	{key: "llm.traced_added_p50", name: "/llm/ tracing's added latency p50 (vs sidecar)", unit: "µs"},
+	{key: "llm.traced_added_p99", name: "/llm/ tracing's added latency p99 (vs sidecar)", unit: "µs"},
+	{key: "llm.traced_added_cpu", name: "/llm/ tracing's added CPU per request", unit: "µs", prec: 1},
+	{key: "llm.traced_rps_vs_sidecar", name: "/llm/ throughput traced / untraced", unit: "×", prec: 2},
+	{key: "tracing.spans_per_request", name: "tracing: spans exported per request", unit: "spans", prec: 2},
+	{key: "tracing.bytes_per_request", name: "tracing: OTLP bytes exported per request", unit: "B"},
 	{key: "stream.ttfb_p50", name: "stream: first event p50, 1 conn", unit: "µs"},
 	{key: "stream.added_ttfb_p50", name: "stream: added first-event time p50", unit: "µs"},
 	{key: "stream.added_ttfb_p99", name: "stream: added first-event time p99", unit: "µs"},
@@ -183,8 +206,8 @@ func (rep *Report) printTable(w io.Writer) {
 	fmt.Fprintf(w, "latency: %d req/s for %gs at 1 connection; throughput: %d connections for %gs; median of the rounds [min–max]\n\n",
 		rep.Settings.LatencyRate, rep.Settings.LatencyAttackSec, rep.Settings.ThroughputConns, rep.Settings.ThroughputSec)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	cols := []string{colDirect, colNginx, colGoProxy, colSidecar, colPortkey}
-	heads := []string{"direct", "nginx", "Go proxy", "sidecar", "Portkey", "sidecar/Go proxy", "sidecar/nginx"}
+	cols := []string{colDirect, colNginx, colGoProxy, colSidecar, colTraced, colPortkey}
+	heads := []string{"direct", "nginx", "Go proxy", "sidecar", "sidecar traced", "Portkey", "sidecar/Go proxy", "sidecar/nginx"}
 	// The names padded to one width: left-aligned in a right-aligned table.
 	width := len("measurement")
 	for _, r := range rep.Rows {
@@ -211,6 +234,11 @@ func (rep *Report) printTable(w io.Writer) {
 	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(w, "\nnote: %s", n)
+	}
+	if t := rep.Tracing; t != nil {
+		fmt.Fprintf(w, "\nsidecar traced: the same configuration with tracing on (sampler %s, OTLP %s to the harness's sink): "+
+			"%d spans in %d exports (%d bytes) for %d requests", t.Sampler, t.Protocol, t.Sink.Spans, t.Sink.Exports,
+			t.Sink.Bytes, t.Requests)
 	}
 	fmt.Fprintf(w, "\n\n%s in %.0fs\n", versionsLine(rep.Versions), rep.Seconds)
 }

@@ -258,7 +258,7 @@ func run(ctx context.Context, o options) (rep report, err error) {
 		"DEMO_STATE_DIR=" + filepath.Join(logs, "state")}
 	for _, m := range fleet {
 		argv := []string{bin("sidecar"), "agent", "-config", "tools/demo/fleet.hcl", "-config", "tools/demo/" + m.config}
-		if traces != nil && traces.config != "" {
+		if traces != nil {
 			argv = append(argv, "-config", traces.config)
 		}
 		if err := startProc(ps, m.id, env, argv...); err != nil {
@@ -511,10 +511,8 @@ func run(ctx context.Context, o options) (rep report, err error) {
 	if o.keep {
 		head("the fleet keeps running: Ctrl-C stops everything")
 		say("   Consul UI:  http://%s/ui/dc1/services", consulHTTP)
-		if traces != nil && traces.config != "" {
+		if traces != nil {
 			say("   Jaeger UI:  %s: the traces of the demo, every sidecar's spans", traces.uiNote())
-		} else if traces != nil {
-			say("   Jaeger UI:  %s (no traces: the sidecars do not accept the tracing block)", traces.uiNote())
 		}
 		say("   a task:     curl -X POST -d '{\"input\":\"a haiku\"}' http://%s/task", ingresses[0])
 		say("   hang one:   curl -X POST http://%s/hang", fleet[2].agent)

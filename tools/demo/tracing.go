@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -36,10 +35,9 @@ type tracing struct {
 }
 
 // startTracing starts Jaeger from o.jaegerBin and writes the sidecar
-// configuration that sends every sidecar's traces to it (config stays ""
-// when the sidecar does not accept the tracing block: Jaeger runs, the
-// sidecars send nothing). It returns nil, and says why in one line, when
-// there is no Jaeger binary or DEMO_TRACING=0.
+// configuration that sends every sidecar's traces to it. It returns nil,
+// and says why in one line, when there is no Jaeger binary or
+// DEMO_TRACING=0.
 func startTracing(ctx context.Context, o options, ps *proc.Group, head, say func(string, ...any)) (*tracing, error) {
 	if o.jaegerBin == "" {
 		say("   traces: none; `make jaeger` builds Jaeger once (about 15 minutes), then make demo sends every sidecar's traces to it")
@@ -88,29 +86,9 @@ tracing {
 	if err := os.WriteFile(cfg, []byte(block), 0o644); err != nil {
 		return nil, err
 	}
-	if ok, why := acceptsTracing(o.root, cfg); !ok {
-		say("   the sidecars send no traces: this sidecar does not accept the tracing block: %s", why)
-		return tr, nil
-	}
 	tr.config = cfg
 	say("   every sidecar sends its traces there (a tracing block: %s)", cfg)
 	return tr, nil
-}
-
-// acceptsTracing asks the sidecar binary (sidecar validate) whether a
-// fleet member's configuration with the tracing block of cfg is valid: a
-// sidecar built before the block existed rejects it, and then the demo
-// runs without traces rather than not at all. why is the first line of
-// the rejection.
-func acceptsTracing(root, cfg string) (ok bool, why string) {
-	check := exec.Command(filepath.Join(root, "bin", "sidecar"), "validate",
-		"tools/demo/fleet.hcl", "tools/demo/"+fleet[0].config, cfg)
-	check.Dir = root
-	out, err := check.CombinedOutput()
-	if err != nil {
-		return false, firstLine(string(out))
-	}
-	return true, ""
 }
 
 // uiNote is the UI's address, with a word when only its API is served.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,34 +38,6 @@ func TestTracingOffSaysWhy(t *testing.T) {
 			}
 			if len(said) != 1 || !strings.Contains(said[0], "traces") || !strings.Contains(said[0], tt.want) {
 				t.Errorf("said %q; want one line about traces with %q", said, tt.want)
-			}
-		})
-	}
-}
-
-// TestAcceptsTracing: the demo adds the tracing block only when the
-// sidecar binary accepts it, and otherwise says what the sidecar said.
-func TestAcceptsTracing(t *testing.T) {
-	for _, tt := range []struct {
-		name, script string
-		want         bool
-		wantWhy      string
-	}{
-		{"accepted", "#!/bin/sh\necho 'configuration valid: 3 file(s)'\n", true, ""},
-		{"rejected", "#!/bin/sh\necho 'tracing.hcl:2:1: tracing: unknown block type \"tracing\"' >&2\necho more >&2\nexit 1\n",
-			false, `tracing.hcl:2:1: tracing: unknown block type "tracing"`},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			root := t.TempDir()
-			if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(root, "bin", "sidecar"), []byte(tt.script), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			ok, why := acceptsTracing(root, filepath.Join(root, "tracing.hcl"))
-			if ok != tt.want || why != tt.wantWhy {
-				t.Errorf("acceptsTracing = %v, %q; want %v, %q", ok, why, tt.want, tt.wantWhy)
 			}
 		})
 	}

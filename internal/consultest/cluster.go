@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os/exec"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 )
 
 // Cluster ports: every node listens on its own loopback address
@@ -41,11 +41,10 @@ type Node struct {
 
 	args []string
 	bin  string
-	out  *tailBuffer
+	out  *testbin.Tail
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *testbin.Process // nil when killed
 }
 
 // StartCluster starts servers servers (forming a Raft quorum) and clients
@@ -54,7 +53,7 @@ type Node struct {
 // ends.
 func StartCluster(t testing.TB, servers, clients int) *Cluster {
 	t.Helper()
-	bin := findBinary(t)
+	bin := Program.Need(t)
 	c := &Cluster{}
 	ip := func(i int) string { return "127.0.0." + strconv.Itoa(2+i) }
 	var joins []string
@@ -68,7 +67,7 @@ func StartCluster(t testing.TB, servers, clients int) *Cluster {
 			name = fmt.Sprintf("server-%d", i+1)
 		}
 		n := &Node{Name: name, IP: ip(i), HTTPAddr: net.JoinHostPort(ip(i), strconv.Itoa(clusterHTTP)), Server: server,
-			bin: bin, out: newTailBuffer(outputLimit)}
+			bin: bin, out: testbin.NewTail(outputLimit)}
 		for _, port := range []int{clusterServerPort, clusterSerfLAN, clusterSerfWAN, clusterHTTP} {
 			l, err := net.Listen("tcp", net.JoinHostPort(n.IP, strconv.Itoa(port)))
 			if err != nil {
@@ -107,7 +106,7 @@ func StartCluster(t testing.TB, servers, clients int) *Cluster {
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("consultest: the cluster did not form within %s: %s: %v\n--- %s output (tail) ---\n%s",
-					clusterReady, n.Name, err, n.Name, n.out.Tail(tailLimit))
+					clusterReady, n.Name, err, n.Name, n.out.Last(tailLimit))
 			}
 			time.Sleep(pollEvery)
 		}
@@ -118,15 +117,11 @@ func StartCluster(t testing.TB, servers, clients int) *Cluster {
 func (n *Node) start() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	cmd := exec.Command(n.bin, n.args...)
-	cmd.Stdout, cmd.Stderr = n.out, n.out
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	proc, err := testbin.Start(n.bin, n.args, n.out)
+	if err != nil {
 		return err
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	n.cmd, n.done = cmd, done
+	n.proc = proc
 	return nil
 }
 
@@ -162,12 +157,10 @@ func (n *Node) ready(members int) error {
 func (n *Node) Kill() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd == nil {
-		return
+	if n.proc != nil {
+		n.proc.Kill()
+		n.proc = nil
 	}
-	_ = n.cmd.Process.Signal(syscall.SIGKILL)
-	<-n.done
-	n.cmd = nil
 }
 
 // Client returns a consul/api client talking to this node.

@@ -17,18 +17,16 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 )
 
 // Version is the Consul version the project builds and tests against.
@@ -36,7 +34,6 @@ const Version = "v1.14.11"
 
 const (
 	readyTimeout = 30 * time.Second       // how long Start waits for a leader
-	stopTimeout  = 10 * time.Second       // how long Stop waits before killing
 	pollEvery    = 50 * time.Millisecond  // readiness polling interval
 	startTries   = 5                      // launches tried before giving up
 	outputLimit  = 64 << 10               // bytes of Consul output kept
@@ -51,14 +48,13 @@ type Agent struct {
 
 	bin   string
 	ports ports
-	out   *tailBuffer
+	out   *testbin.Tail
 	// defaultCheckUpdate keeps Consul's default check_update_interval
 	// (5m): check output reaches the catalog late, as in production.
 	defaultCheckUpdate bool
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	proc *testbin.Process // nil when stopped
 }
 
 // ports are the listeners a dev agent opens; DNS and gRPC are disabled.
@@ -80,7 +76,7 @@ func DefaultCheckUpdateInterval() Option { return func(a *Agent) { a.defaultChec
 // ends.
 func Start(t testing.TB, opts ...Option) *Agent {
 	t.Helper()
-	bin := findBinary(t)
+	bin := Program.Need(t)
 	var lastErr error
 	for range startTries {
 		p, err := freePorts()
@@ -91,7 +87,7 @@ func Start(t testing.TB, opts ...Option) *Agent {
 			HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p.http)),
 			bin:      bin,
 			ports:    p,
-			out:      newTailBuffer(outputLimit),
+			out:      testbin.NewTail(outputLimit),
 		}
 		for _, o := range opts {
 			o(a)
@@ -114,17 +110,10 @@ func Start(t testing.TB, opts ...Option) *Agent {
 func (a *Agent) Stop() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.cmd == nil {
-		return
+	if a.proc != nil {
+		a.proc.Stop()
+		a.proc = nil
 	}
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(stopTimeout):
-		_ = a.cmd.Process.Kill()
-		<-a.done
-	}
-	a.cmd, a.done = nil, nil
 }
 
 // Restart stops the agent (if running) and starts it again on the same ports.
@@ -171,32 +160,24 @@ func (a *Agent) launch() error { return a.start(nil, nil) }
 // its HTTP API names a leader and then, when given, until ready says so.
 func (a *Agent) start(extra []string, ready func(exited <-chan struct{}) error) error {
 	a.mu.Lock()
-	if a.cmd != nil {
+	if a.proc != nil {
 		a.mu.Unlock()
 		return errors.New("agent already running")
 	}
-	cmd := exec.Command(a.bin, append(a.args(), extra...)...)
-	cmd.Stdout = a.out
-	cmd.Stderr = a.out
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	proc, err := testbin.Start(a.bin, append(a.args(), extra...), a.out)
+	if err != nil {
 		a.mu.Unlock()
-		return fmt.Errorf("exec %s: %w", a.bin, err)
+		return err
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	a.cmd, a.done = cmd, done
+	a.proc = proc
 	a.mu.Unlock()
 
-	err := WaitReady(a.HTTPAddr, done)
+	err = WaitReady(a.HTTPAddr, proc.Exited())
 	if err == nil && ready != nil {
-		err = ready(done)
+		err = ready(proc.Exited())
 	}
 	if err != nil {
-		return fmt.Errorf("%w\n--- consul output (tail) ---\n%s", err, a.out.Tail(tailLimit))
+		return fmt.Errorf("%w\n--- consul output (tail) ---\n%s", err, a.out.Last(tailLimit))
 	}
 	return nil
 }
@@ -320,66 +301,21 @@ func freePorts() (ports, error) {
 	return ports{http: got[0], serfLAN: got[1], serfWAN: got[2], server: got[3]}, nil
 }
 
+// Program is Consul as the project builds it (`make consul`) and finds it.
+var Program = testbin.Program{
+	Name:       "Consul",
+	Binary:     "consul",
+	Version:    Version,
+	EnvVar:     "CONSUL_BIN",
+	MakeTarget: "consul",
+	Fixture:    "consultest",
+}
+
 // Binary returns the Consul binary the tests run (for tests that start
 // Consul themselves), or ends the test: skipped without one, failed under
 // CI=true.
-func Binary(t testing.TB) string { t.Helper(); return findBinary(t) }
-
-// findBinary returns the Consul binary to run, or ends the test.
-func findBinary(t testing.TB) string {
-	t.Helper()
-	bin, err := FindBinary()
-	if err == nil {
-		return bin
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal(err.Error())
-	} else {
-		t.Skip(err.Error())
-	}
-	return ""
-}
+func Binary(t testing.TB) string { t.Helper(); return Program.Need(t) }
 
 // FindBinary returns the Consul binary to run: $CONSUL_BIN, the one
 // scripts/consul.sh caches, or consul on $PATH.
-func FindBinary() (string, error) {
-	var tried []string
-	if p := os.Getenv("CONSUL_BIN"); p != "" {
-		if isExecutable(p) {
-			return p, nil
-		}
-		tried = append(tried, p+" ($CONSUL_BIN)")
-	}
-	for _, p := range cachedPaths() {
-		if isExecutable(p) {
-			return p, nil
-		}
-		tried = append(tried, p)
-	}
-	if p, err := exec.LookPath("consul"); err == nil {
-		return p, nil
-	}
-	tried = append(tried, "consul on $PATH")
-	return "", fmt.Errorf("consultest: no Consul binary found (tried %v); "+
-		"run `make consul` (or scripts/consul.sh) to build Consul %s, or set CONSUL_BIN", tried, Version)
-}
-
-func cachedPaths() []string {
-	rel := filepath.Join("consul-"+Version, "consul")
-	var paths []string
-	if d := os.Getenv("SIDECAR_CACHE_DIR"); d != "" {
-		paths = append(paths, filepath.Join(d, rel))
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		paths = append(paths, filepath.Join(d, "agent-sidecar", rel))
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		paths = append(paths, filepath.Join(home, ".cache", "agent-sidecar", rel))
-	}
-	return paths
-}
-
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
-}
+func FindBinary() (string, error) { return Program.Find() }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 )
 
 // TLSOptions says how StartTLS sets up the agent's HTTPS listener.
@@ -63,7 +65,7 @@ const (
 // the agent when the test ends. The agent cannot be restarted.
 func StartTLS(t testing.TB, opts TLSOptions) *TLSAgent {
 	t.Helper()
-	bin := findBinary(t)
+	bin := Program.Need(t)
 	dir := t.TempDir()
 	if err := makeCerts(bin, dir); err != nil {
 		t.Fatalf("consultest: making TLS certificates with %s: %v", bin, err)
@@ -90,7 +92,7 @@ func StartTLS(t testing.TB, opts TLSOptions) *TLSAgent {
 			VerifyIncoming: opts.VerifyIncoming,
 			configFile:     filepath.Join(dir, "tls-"+strconv.Itoa(httpsPort)+".hcl"),
 		}
-		ta.agent = &Agent{HTTPAddr: ta.HTTPAddr, bin: bin, ports: p, out: newTailBuffer(outputLimit)}
+		ta.agent = &Agent{HTTPAddr: ta.HTTPAddr, bin: bin, ports: p, out: testbin.NewTail(outputLimit)}
 		if err := ta.writeConfig(httpsPort); err != nil {
 			t.Fatalf("consultest: %v", err)
 		}

@@ -3,10 +3,10 @@ package jaegertest
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
+
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 )
 
 // Version is the Jaeger version the project builds (scripts/jaeger.sh) and
@@ -75,29 +75,19 @@ exporters:
 `, addr(p.QueryHTTP), addr(p.QueryGRPC), ui, addr(p.OTLPHTTP), addr(p.OTLPGRPC))
 }
 
+// Program is Jaeger as the project builds it (`make jaeger`) and finds it.
+var Program = testbin.Program{
+	Name:       "Jaeger",
+	Binary:     "jaeger",
+	Version:    Version,
+	EnvVar:     "JAEGER_BIN",
+	MakeTarget: "jaeger",
+	Fixture:    "jaegertest",
+}
+
 // FindBinary returns the Jaeger binary to run: $JAEGER_BIN, the one
 // scripts/jaeger.sh caches, or jaeger on $PATH. It never builds one.
-func FindBinary() (string, error) {
-	var tried []string
-	if p := os.Getenv("JAEGER_BIN"); p != "" {
-		if isExecutable(p) {
-			return p, nil
-		}
-		tried = append(tried, p+" ($JAEGER_BIN)")
-	}
-	for _, p := range cachedPaths(filepath.Join("jaeger-"+Version, "jaeger")) {
-		if isExecutable(p) {
-			return p, nil
-		}
-		tried = append(tried, p)
-	}
-	if p, err := exec.LookPath("jaeger"); err == nil {
-		return p, nil
-	}
-	tried = append(tried, "jaeger on $PATH")
-	return "", fmt.Errorf("jaegertest: no Jaeger binary found (tried %s); "+
-		"run `make jaeger` (or scripts/jaeger.sh) to build Jaeger %s, or set JAEGER_BIN", strings.Join(tried, ", "), Version)
-}
+func FindBinary() (string, error) { return Program.Find() }
 
 // UIAssets returns the directory of built jaeger-ui assets in the
 // project's cache (…/agent-sidecar/jaeger-ui, holding index.html), or ""
@@ -107,32 +97,11 @@ func UIAssets() string {
 	if d := os.Getenv("JAEGER_UI_ASSETS"); d != "" {
 		dirs = append(dirs, d)
 	}
-	dirs = append(dirs, cachedPaths("jaeger-ui")...)
+	dirs = append(dirs, testbin.CachedPaths("jaeger-ui")...)
 	for _, d := range dirs {
 		if fi, err := os.Stat(filepath.Join(d, "index.html")); err == nil && fi.Mode().IsRegular() {
 			return d
 		}
 	}
 	return ""
-}
-
-// cachedPaths are the places rel may be in the project's cache, in order:
-// $SIDECAR_CACHE_DIR, $XDG_CACHE_HOME/agent-sidecar, ~/.cache/agent-sidecar.
-func cachedPaths(rel string) []string {
-	var paths []string
-	if d := os.Getenv("SIDECAR_CACHE_DIR"); d != "" {
-		paths = append(paths, filepath.Join(d, rel))
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		paths = append(paths, filepath.Join(d, "agent-sidecar", rel))
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		paths = append(paths, filepath.Join(home, ".cache", "agent-sidecar", rel))
-	}
-	return paths
-}
-
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }

@@ -19,20 +19,18 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 const (
 	readyTimeout = 30 * time.Second // how long Start waits for the listeners
-	stopTimeout  = 10 * time.Second // how long Stop waits before killing
 	startTries   = 5                // launches tried before giving up
 	outputLimit  = 64 << 10         // bytes of Jaeger output kept
 	tailLimit    = 4 << 10          // bytes of output shown on failure
@@ -52,18 +50,17 @@ type Jaeger struct {
 
 	bin, config string
 	ports       Ports
-	out         *tailBuffer
+	out         *testbin.Tail
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	proc *testbin.Process // nil when stopped
 }
 
 // Start starts Jaeger on free loopback ports, waits until its OTLP
 // receivers and its query API answer, and stops it when the test ends.
 func Start(t testing.TB) *Jaeger {
 	t.Helper()
-	bin := findBinary(t)
+	bin := Program.Need(t)
 	dir := t.TempDir()
 	var lastErr error
 	for try := range startTries {
@@ -75,7 +72,7 @@ func Start(t testing.TB) *Jaeger {
 			bin:          bin,
 			config:       filepath.Join(dir, "jaeger-"+strconv.Itoa(try)+".yaml"),
 			ports:        p,
-			out:          newTailBuffer(outputLimit),
+			out:          testbin.NewTail(outputLimit),
 		}
 		j.Query = &Client{BaseURL: j.QueryURL}
 		if err := os.WriteFile(j.config, []byte(Config(p, UIAssets())), 0o600); err != nil {
@@ -137,41 +134,26 @@ func (j *Jaeger) Output() string { return j.out.String() }
 func (j *Jaeger) Stop() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.cmd == nil {
-		return
+	if j.proc != nil {
+		j.proc.Stop()
+		j.proc = nil
 	}
-	_ = j.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-j.done:
-	case <-time.After(stopTimeout):
-		_ = j.cmd.Process.Kill()
-		<-j.done
-	}
-	j.cmd, j.done = nil, nil
 }
 
 // launch starts the process and waits until it is ready. On error the
 // process may still be running; the caller stops it.
 func (j *Jaeger) launch() error {
 	j.mu.Lock()
-	cmd := exec.Command(j.bin, "--config", j.config)
-	cmd.Stdout = j.out
-	cmd.Stderr = j.out
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	proc, err := testbin.Start(j.bin, []string{"--config", j.config}, j.out)
+	if err != nil {
 		j.mu.Unlock()
-		return fmt.Errorf("exec %s: %w", j.bin, err)
+		return err
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	j.cmd, j.done = cmd, done
+	j.proc = proc
 	j.mu.Unlock()
 
-	if err := WaitReady(context.Background(), j.Query, j.ports, done, readyTimeout); err != nil {
-		return fmt.Errorf("%w\n--- jaeger output (tail) ---\n%s", err, j.out.Tail(tailLimit))
+	if err := WaitReady(context.Background(), j.Query, j.ports, proc.Exited(), readyTimeout); err != nil {
+		return fmt.Errorf("%w\n--- jaeger output (tail) ---\n%s", err, j.out.Last(tailLimit))
 	}
 	return nil
 }
@@ -234,47 +216,3 @@ func freePorts(t testing.TB) Ports {
 }
 
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
-
-// findBinary returns the Jaeger binary to run, or ends the test: skipped
-// without one, failed under CI=true.
-func findBinary(t testing.TB) string {
-	t.Helper()
-	bin, err := FindBinary()
-	if err == nil {
-		return bin
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal(err.Error())
-	} else {
-		t.Skip(err.Error())
-	}
-	return ""
-}
-
-// tailBuffer is an io.Writer that keeps the last limit bytes written to it.
-type tailBuffer struct {
-	mu    sync.Mutex
-	limit int
-	buf   []byte
-}
-
-func newTailBuffer(limit int) *tailBuffer { return &tailBuffer{limit: limit} }
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.limit; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string { return b.Tail(b.limit) }
-
-// Tail returns the last n bytes kept.
-func (b *tailBuffer) Tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf[max(0, len(b.buf)-n):])
-}

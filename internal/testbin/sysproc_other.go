@@ -1,6 +1,6 @@
 //go:build !linux
 
-package consultest
+package testbin
 
 import "syscall"
 

@@ -1,0 +1,59 @@
+package testbin
+
+import (
+	"fmt"
+	"io"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// StopTimeout is how long Stop waits after SIGTERM before it kills.
+const StopTimeout = 10 * time.Second
+
+// Process is a running program, started by Start.
+type Process struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
+}
+
+// Start runs bin with args, its stdout and stderr both going to out. On
+// Linux the kernel kills it if the test binary dies without running its
+// cleanups (a panic or a test timeout), so none is left behind.
+func Start(bin string, args []string, out io.Writer) (*Process, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("exec %s: %w", bin, err)
+	}
+	p := &Process{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// Exited is closed when the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Stop sends SIGTERM, then SIGKILL if the process has not exited within
+// StopTimeout, and returns once it has exited. It is safe to call more than
+// once, and on a process that has exited.
+func (p *Process) Stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(StopTimeout):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// Kill kills the process at once (SIGKILL), as a crashed machine would,
+// and returns once it has exited. It is safe to call more than once.
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}

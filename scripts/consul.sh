@@ -6,20 +6,10 @@
 #   CONSUL_VERSION=v1.14.11      # the version to build (default)
 #   SIDECAR_CACHE_DIR=...        # where to cache (default: user cache dir)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 version="${CONSUL_VERSION:-v1.14.11}"
-cache_root="${SIDECAR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/agent-sidecar}"
-bin="$cache_root/consul-$version/consul"
-
-if [[ -x "$bin" ]] && "$bin" version >/dev/null 2>&1; then
-  echo "$bin"
-  exit 0
-fi
-
-echo "building Consul $version into $bin (first time only, a few minutes)" >&2
-mkdir -p "$(dirname "$bin")"
-work="$(mktemp -d)"
-trap 'chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
+cached_build consul "$version" Consul "a few minutes" # sets bin and work
 
 moddir="$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "github.com/hashicorp/consul@$version" |
   sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"

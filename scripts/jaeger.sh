@@ -16,6 +16,7 @@
 #   JAEGER_VERSION=v1.76.0       # the version to build (default)
 #   SIDECAR_CACHE_DIR=...        # where to cache (default: user cache dir)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if [[ -n "${JAEGER_BIN:-}" ]]; then
   if [[ ! -x "$JAEGER_BIN" ]]; then
@@ -27,18 +28,7 @@ if [[ -n "${JAEGER_BIN:-}" ]]; then
 fi
 
 version="${JAEGER_VERSION:-v1.76.0}"
-cache_root="${SIDECAR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/agent-sidecar}"
-bin="$cache_root/jaeger-$version/jaeger"
-
-if [[ -x "$bin" ]] && "$bin" version >/dev/null 2>&1; then
-  echo "$bin"
-  exit 0
-fi
-
-echo "building Jaeger $version into $bin (first time only, about 15 minutes)" >&2
-mkdir -p "$(dirname "$bin")"
-work="$(mktemp -d)"
-trap 'chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
+cached_build jaeger "$version" Jaeger "about 15 minutes" # sets bin and work
 
 cd "$work"
 go mod init jaeger-build >/dev/null 2>&1

@@ -41,7 +41,7 @@ func (s *Sidecar) superviseAgent(cfg *policies.Config, control net.Addr) *superv
 			s.tracker.Restarted(s.now())
 			s.nudge()
 			if st := sup.State(); st.Restarts > 0 {
-				s.incidents.restarted(st.Restarts, firstNonEmpty(st.LastRestartReason, st.LastExit, "it exited"), s.now())
+				s.incidents.Restarted(st.Restarts, firstNonEmpty(st.LastRestartReason, st.LastExit, "it exited"), s.now())
 				s.publish(notify.Event{Type: notify.EventAgentRestarted, Reason: st.LastRestartReason, Detail: st.LastExit,
 					Text: fmt.Sprintf("Agent process restarted (pid %d, restart %d): %s.", pid, st.Restarts,
 						firstNonEmpty(st.LastRestartReason, st.LastExit, "it exited"))})

@@ -74,7 +74,7 @@ func (s *Sidecar) dispatch(trs []health.Transition) {
 	cfg := s.Config()
 	restartOnIsolation := cfg.Agent.Exec != nil && cfg.Agent.Exec.RestartOnIsolation && s.supervisor != nil
 	for _, tr := range trs {
-		s.incidents.agentChanged(tr)
+		s.incidents.AgentChanged(tr)
 		ev := notify.Event{Agent: cfg.Agent.Name, AgentID: cfg.Agent.ID, Reason: tr.Reason, Detail: tr.Detail,
 			LastHeartbeat: tr.LastHeartbeat, Time: tr.At.UTC()}
 		switch tr.Kind {
@@ -88,7 +88,7 @@ func (s *Sidecar) dispatch(trs []health.Transition) {
 			}
 			s.notifier.Send(ev)
 			if n := len(notifyTargets(cfg)); n > 0 {
-				s.incidents.notified(n, tr.At)
+				s.incidents.Notified(n, tr.At)
 			}
 			s.publish(ev)
 			if restartOnIsolation {

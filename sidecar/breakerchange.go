@@ -20,7 +20,7 @@ type breakerNotices struct {
 // onBreakerChange runs (without locks held) on every breaker transition.
 func (s *Sidecar) onBreakerChange(ch breaker.Change) {
 	s.metrics.transitions.WithLabelValues(ch.Name, ch.To.String()).Inc()
-	s.incidents.breakerChanged(ch)
+	s.incidents.BreakerChanged(ch)
 	switch ch.To {
 	case breaker.Open:
 		s.log.Warn("breaker opened", "breaker", ch.Name, "reason", ch.Reason,

@@ -12,6 +12,6 @@ func (s *Sidecar) forgetDeparted(names []string) {
 	}
 	s.notices.mu.Unlock()
 	s.metrics.forgetBreakers(names)
-	s.incidents.breakersGone(names, s.now())
+	s.incidents.BreakersGone(names, s.now())
 	s.pushSidecarCheck()
 }

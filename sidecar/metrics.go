@@ -131,7 +131,7 @@ func (m *metrics) observe(kind, target string, o outcome.Outcome, d time.Duratio
 // series and their open spans.
 func (s *Sidecar) breakersDropped(names []string) {
 	s.metrics.forgetBreakers(names)
-	s.incidents.breakersGone(names, s.now())
+	s.incidents.BreakersGone(names, s.now())
 }
 
 // forgetBreakers drops the transition series of breakers that are gone

@@ -129,7 +129,7 @@ type Sidecar struct {
 	// tracing exports the spans; nil when tracing is off. incidents keeps
 	// the spans of open breakers and of the agent's isolation.
 	tracing   *tracing.Provider
-	incidents *incidentSpans
+	incidents *tracing.Incidents
 
 	tracker    *health.HeartbeatTracker
 	registry   Registry
@@ -190,7 +190,7 @@ func New(cfg *policies.Config, log hclog.Logger, opts Options) (*Sidecar, error)
 			s.shutdownTracing()
 		}
 	}()
-	s.tracing, s.incidents = tp, newIncidentSpans(tp.Tracer(), cfg.Agent.ID)
+	s.tracing, s.incidents = tp, tracing.NewIncidents(tp.Tracer(), cfg.Agent.ID)
 	if tp != nil {
 		// Never the headers: they hold the collector's credentials.
 		log.Info("tracing on", "endpoint", tp.Endpoint, "protocol", tp.Protocol, "sampler", tp.Sampler)
@@ -367,7 +367,7 @@ func (s *Sidecar) Addr() string { return s.listener.Addr().String() }
 // and exports the spans it made.
 func (s *Sidecar) Close() error {
 	s.closeListeners()
-	s.incidents.shutdown(s.now())
+	s.incidents.Shutdown(s.now())
 	s.shutdownTracing()
 	return nil
 }
@@ -517,7 +517,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	if s.watcher != nil {
 		s.watcher.CloseIdleConnections()
 	}
-	s.incidents.shutdown(s.now())
+	s.incidents.Shutdown(s.now())
 	s.shutdownTracing()
 	s.log.Info("sidecar stopped")
 	return runErr

@@ -18,6 +18,7 @@ import (
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
+	"github.com/agent-sidecar/sidecar/sidecar/tracing"
 )
 
 // keptSpans is an in-memory exporter that keeps its spans when the
@@ -60,20 +61,20 @@ func spanNamed(t *testing.T, spans tracetest.SpanStubs, name string) tracetest.S
 func TestIncidentSpans(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	is := newIncidentSpans(tp.Tracer("test"), "writer-1")
+	is := tracing.NewIncidents(tp.Tracer("test"), "writer-1")
 	t0 := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 
 	// Given a breaker that opens, probes, opens again, probes and closes
 	for i, to := range []breaker.State{breaker.Open, breaker.HalfOpen, breaker.Open, breaker.HalfOpen, breaker.Closed} {
-		is.breakerChanged(breaker.Change{Name: "checkout@10.0.0.1:80", To: to, Reason: "3 consecutive failures (last: 503)", At: at(i)})
+		is.BreakerChanged(breaker.Change{Name: "checkout@10.0.0.1:80", To: to, Reason: "3 consecutive failures (last: 503)", At: at(i)})
 	}
 	// And an agent isolated, notified, restarted twice and recovered
-	is.agentChanged(health.Transition{Kind: health.Isolated, Reason: "missed_heartbeats", At: at(10)})
-	is.notified(2, at(10))
-	is.restarted(1, "isolated: missed_heartbeats", at(11))
-	is.restarted(2, "still isolated: missed_heartbeats", at(20))
-	is.agentChanged(health.Transition{Kind: health.Recovered, At: at(30)})
+	is.AgentChanged(health.Transition{Kind: health.Isolated, Reason: "missed_heartbeats", At: at(10)})
+	is.Notified(2, at(10))
+	is.Restarted(1, "isolated: missed_heartbeats", at(11))
+	is.Restarted(2, "still isolated: missed_heartbeats", at(20))
+	is.AgentChanged(health.Transition{Kind: health.Recovered, At: at(30)})
 
 	ended := rec.Ended()
 	if len(ended) != 2 {
@@ -107,27 +108,27 @@ func TestIncidentSpans(t *testing.T) {
 	}
 
 	// A breaker that goes away while open ends its span
-	is.breakerChanged(breaker.Change{Name: "gone", To: breaker.Open, At: at(35)})
-	is.breakersGone([]string{"gone", "never-opened"}, at(36))
+	is.BreakerChanged(breaker.Change{Name: "gone", To: breaker.Open, At: at(35)})
+	is.BreakersGone([]string{"gone", "never-opened"}, at(36))
 	if ended := rec.Ended(); len(ended) != 3 || ended[2].Name() != "breaker open gone" || !ended[2].EndTime().Equal(at(36)) {
 		t.Errorf("the span of a breaker that went away did not end when it went")
 	}
 
 	// A restart outside an isolation, and a half-open breaker never seen
 	// open, add nothing
-	is.restarted(3, "exit status 1", at(40))
-	is.breakerChanged(breaker.Change{Name: "other", To: breaker.HalfOpen, At: at(40)})
+	is.Restarted(3, "exit status 1", at(40))
+	is.BreakerChanged(breaker.Change{Name: "other", To: breaker.HalfOpen, At: at(40)})
 	if len(rec.Started()) != 3 {
 		t.Errorf("%d spans started, want 3", len(rec.Started()))
 	}
 
 	// Tracing off: nothing at all
-	var off *incidentSpans = newIncidentSpans(nil, "writer-1")
-	off.breakerChanged(breaker.Change{Name: "x", To: breaker.Open})
-	off.agentChanged(health.Transition{Kind: health.Isolated})
-	off.notified(1, t0)
-	off.restarted(1, "", t0)
-	off.shutdown(t0)
+	off := tracing.NewIncidents(nil, "writer-1")
+	off.BreakerChanged(breaker.Change{Name: "x", To: breaker.Open})
+	off.AgentChanged(health.Transition{Kind: health.Isolated})
+	off.Notified(1, t0)
+	off.Restarted(1, "", t0)
+	off.Shutdown(t0)
 	if off != nil {
 		t.Fatal("incident spans without a tracer")
 	}
@@ -168,11 +169,7 @@ func TestIncidentSpansOfARunningSidecar(t *testing.T) {
 	// falls silent again
 	// (an isolation's span starts when the isolation is dispatched, just
 	// after the tracker's state changes: wait for the span)
-	isolationSpan := func() bool {
-		s.incidents.mu.Lock()
-		defer s.incidents.mu.Unlock()
-		return s.incidents.isolated != nil
-	}
+	isolationSpan := s.incidents.Isolated
 	for range 2 {
 		s.Beat(health.Heartbeat{})
 		if isolationSpan() {

@@ -1,4 +1,4 @@
-package sidecar
+package tracing
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/health"
-	"github.com/agent-sidecar/sidecar/sidecar/tracing"
 )
 
 // Names of the incident spans' attributes and events (docs/tracing.md).
@@ -30,12 +29,12 @@ const (
 	spanAgentIsolated   = "agent isolated "
 )
 
-// incidentSpans keeps a span open for as long as an incident lasts: a
+// Incidents keeps a span open for as long as an incident lasts: a
 // breaker from its opening to its close (`breaker open {breaker}`), the
 // agent from its isolation to its recovery (`agent isolated {agent id}`).
 // Each is a root span, so it shows on its own in the tracing UI. A nil
-// *incidentSpans (tracing off) does nothing.
-type incidentSpans struct {
+// *Incidents (tracing off) does nothing.
+type Incidents struct {
 	tracer  trace.Tracer
 	agentID string
 
@@ -46,18 +45,18 @@ type incidentSpans struct {
 	isolated trace.Span
 }
 
-// newIncidentSpans returns nil when tracer is nil.
-func newIncidentSpans(tracer trace.Tracer, agentID string) *incidentSpans {
+// NewIncidents returns nil when tracer is nil.
+func NewIncidents(tracer trace.Tracer, agentID string) *Incidents {
 	if tracer == nil {
 		return nil
 	}
-	return &incidentSpans{tracer: tracer, agentID: agentID, breakers: map[string]trace.Span{}}
+	return &Incidents{tracer: tracer, agentID: agentID, breakers: map[string]trace.Span{}}
 }
 
-// breakerChanged follows a breaker's transition: open starts its span (or,
+// BreakerChanged follows a breaker's transition: open starts its span (or,
 // after half-open, adds "reopened"), half-open adds "half_open", close
 // ends it.
-func (is *incidentSpans) breakerChanged(ch breaker.Change) {
+func (is *Incidents) BreakerChanged(ch breaker.Change) {
 	if is == nil {
 		return
 	}
@@ -74,7 +73,7 @@ func (is *incidentSpans) breakerChanged(ch breaker.Change) {
 		_, span = is.tracer.Start(context.Background(), spanBreakerOpen+ch.Name, trace.WithNewRoot(),
 			trace.WithSpanKind(trace.SpanKindInternal), at,
 			trace.WithAttributes(attribute.String(attrBreaker, ch.Name), attribute.String(attrBreakerReason, ch.Reason),
-				attribute.String(tracing.AttrAgentID, is.agentID)))
+				attribute.String(AttrAgentID, is.agentID)))
 		is.breakers[ch.Name] = span
 	case breaker.HalfOpen:
 		if span != nil {
@@ -88,9 +87,9 @@ func (is *incidentSpans) breakerChanged(ch breaker.Change) {
 	}
 }
 
-// breakersGone ends the spans of breakers that no longer exist (a reload
+// BreakersGone ends the spans of breakers that no longer exist (a reload
 // dropped their upstream, their instance left Consul).
-func (is *incidentSpans) breakersGone(names []string, at time.Time) {
+func (is *Incidents) BreakersGone(names []string, at time.Time) {
 	if is == nil {
 		return
 	}
@@ -104,9 +103,9 @@ func (is *incidentSpans) breakersGone(names []string, at time.Time) {
 	}
 }
 
-// agentChanged follows the agent's health: isolation starts its span,
+// AgentChanged follows the agent's health: isolation starts its span,
 // recovery ends it.
-func (is *incidentSpans) agentChanged(tr health.Transition) {
+func (is *Incidents) AgentChanged(tr health.Transition) {
 	if is == nil {
 		return
 	}
@@ -120,7 +119,7 @@ func (is *incidentSpans) agentChanged(tr health.Transition) {
 		}
 		_, is.isolated = is.tracer.Start(context.Background(), spanAgentIsolated+is.agentID, trace.WithNewRoot(),
 			trace.WithSpanKind(trace.SpanKindInternal), at,
-			trace.WithAttributes(attribute.String(tracing.AttrAgentID, is.agentID), attribute.String(attrIsolationReason, tr.Reason)))
+			trace.WithAttributes(attribute.String(AttrAgentID, is.agentID), attribute.String(attrIsolationReason, tr.Reason)))
 	case health.Recovered:
 		if is.isolated != nil {
 			is.isolated.End(at)
@@ -129,9 +128,9 @@ func (is *incidentSpans) agentChanged(tr health.Transition) {
 	}
 }
 
-// notified adds "notified" to the isolation's span: the isolation was
+// Notified adds "notified" to the isolation's span: the isolation was
 // handed to targets notify targets.
-func (is *incidentSpans) notified(targets int, at time.Time) {
+func (is *Incidents) Notified(targets int, at time.Time) {
 	if is == nil {
 		return
 	}
@@ -142,10 +141,10 @@ func (is *incidentSpans) notified(targets int, at time.Time) {
 	}
 }
 
-// restarted adds "restart" to the isolation's span: the supervisor
-// restarted the agent (attempt counts the restarts since the sidecar
+// Restarted adds "restart" to the isolation's span: the supervisor
+// Restarted the agent (attempt counts the restarts since the sidecar
 // started).
-func (is *incidentSpans) restarted(attempt int, reason string, at time.Time) {
+func (is *Incidents) Restarted(attempt int, reason string, at time.Time) {
 	if is == nil {
 		return
 	}
@@ -157,8 +156,18 @@ func (is *incidentSpans) restarted(attempt int, reason string, at time.Time) {
 	}
 }
 
-// shutdown ends the spans still open, marked sidecar.ended_by_shutdown.
-func (is *incidentSpans) shutdown(at time.Time) {
+// Isolated says whether an isolation's span is open.
+func (is *Incidents) Isolated() bool {
+	if is == nil {
+		return false
+	}
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	return is.isolated != nil
+}
+
+// Shutdown ends the spans still open, marked sidecar.ended_by_shutdown.
+func (is *Incidents) Shutdown(at time.Time) {
 	if is == nil {
 		return
 	}

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -386,24 +385,10 @@ func TestErrorBodiesCarryTheTraceID(t *testing.T) {
 	wantAttrs(t, "refused call", srv.Attributes(), map[string]string{"http.response.status_code": "400", "sidecar.attempts": "0"})
 }
 
-// logBuffer is a JSON hclog logger whose lines the test can read.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) lines(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// logLines are the JSON log lines in logs whose message is msg.
+func logLines(logs *testutil.SyncBuffer, msg string) []map[string]any {
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil && m["@message"] == msg {
 			out = append(out, m)
@@ -431,7 +416,7 @@ func TestLogLinesAboutACallCarryTheTraceID(t *testing.T) {
 	t.Cleanup(switching.Close)
 	for _, traced := range []bool{false, true} {
 		t.Run("traced="+strconv.FormatBool(traced), func(t *testing.T) {
-			logs := &logBuffer{}
+			logs := &testutil.SyncBuffer{}
 			opts := Options{Log: hclog.New(&hclog.LoggerOptions{Output: logs, JSONFormat: true, Level: hclog.Debug})}
 			var rec *tracetest.SpanRecorder
 			if traced {
@@ -465,7 +450,7 @@ func TestLogLinesAboutACallCarryTheTraceID(t *testing.T) {
 
 			// Then the log lines about them carry the caller's trace id
 			for _, msg := range []string{"a sidecar's ingress refused the call for its ingress token", "proxied call failed"} {
-				lines := logs.lines(t, msg)
+				lines := logLines(logs, msg)
 				if len(lines) != 1 || lines[0]["trace_id"] != callerTrace {
 					t.Errorf("log lines %q: %v, want one with trace_id %s", msg, lines, callerTrace)
 				}

@@ -13,8 +13,7 @@ import (
 // Beat records a heartbeat (from the API or a probe) and acts on what it
 // changed. It never blocks on Consul or on notifications.
 func (s *Sidecar) Beat(hb health.Heartbeat) health.HealthSnapshot {
-	trs := s.tracker.Beat(s.now(), hb)
-	s.dispatch(trs)
+	s.transitions.run(func() []health.Transition { return s.tracker.Beat(s.now(), hb) }, s.dispatch)
 	s.pushCheck()
 	s.nudge()
 	return s.tracker.Snapshot()
@@ -49,8 +48,7 @@ func (s *Sidecar) watch(ctx context.Context) {
 			default:
 			}
 		}
-		if trs := s.tracker.Evaluate(s.now()); len(trs) > 0 {
-			s.dispatch(trs)
+		if s.transitions.run(func() []health.Transition { return s.tracker.Evaluate(s.now()) }, s.dispatch) > 0 {
 			s.pushCheck()
 		} else if isolated {
 			s.pushCheck()

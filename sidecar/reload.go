@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agent-sidecar/sidecar/policies"
+	"github.com/agent-sidecar/sidecar/sidecar/health"
 	"github.com/agent-sidecar/sidecar/sidecar/kvpolicy"
 	"github.com/agent-sidecar/sidecar/sidecar/notify"
 )
@@ -92,7 +93,7 @@ func (s *Sidecar) Reload() (ReloadInfo, error) {
 	if !reflect.DeepEqual(prev.Health.Probe, merged.Health.Probe) {
 		s.restartProbe(merged.Health.Probe) // reloadMu is held
 	}
-	s.dispatch(s.tracker.SetHealth(merged.Health, now))
+	s.transitions.run(func() []health.Transition { return s.tracker.SetHealth(merged.Health, now) }, s.dispatch)
 	s.pushCheck()
 	s.nudge()
 	for _, key := range restart {

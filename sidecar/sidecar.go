@@ -131,10 +131,12 @@ type Sidecar struct {
 	tracing   *tracing.Provider
 	incidents *tracing.Incidents
 
-	tracker    *health.HeartbeatTracker
-	registry   Registry
-	notifier   *notify.Notifier
-	supervisor *supervise.Supervisor // nil unless agent.exec is set
+	tracker *health.HeartbeatTracker
+	// transitions passes the tracker's transitions to dispatch in order.
+	transitions transitionQueue
+	registry    Registry
+	notifier    *notify.Notifier
+	supervisor  *supervise.Supervisor // nil unless agent.exec is set
 
 	wake    chan struct{} // nudges the deadline watcher
 	checkMu sync.Mutex    // orders heartbeat check pushes so the newest state wins

@@ -181,11 +181,8 @@ func (s *requestSpan) end() {
 		attrs = append(attrs, attrOutcome.String(s.outcome.String()))
 	}
 	s.span.SetAttributes(attrs...)
-	switch {
-	case s.failure != "":
-		s.span.SetStatus(codes.Error, s.failure)
-	case s.status >= 500:
-		s.span.SetStatus(codes.Error, strconv.Itoa(s.status)+" "+http.StatusText(s.status))
+	if why := failedWith(s.failure, s.status, 500); why != "" {
+		s.span.SetStatus(codes.Error, why)
 	}
 	s.span.End()
 }
@@ -268,17 +265,31 @@ func (c *call) endTry() {
 		attrs = append(attrs, semconv.GenAIUsageInputTokensKey.Int64(in), semconv.GenAIUsageOutputTokensKey.Int64(t.usage.Output))
 	}
 	t.span.SetAttributes(attrs...)
+	why := failedWith(t.failure, t.status, 400)
 	switch {
-	case t.failure != "":
-		t.span.SetStatus(codes.Error, t.failure)
-	case t.status >= 400:
-		t.span.SetStatus(codes.Error, strconv.Itoa(t.status)+" "+http.StatusText(t.status))
+	case why != "":
 	case c.in.Context().Err() != nil:
-		t.span.SetStatus(codes.Error, "canceled: the agent went away")
+		why = "canceled: the agent went away"
 	case t.status == 0:
-		t.span.SetStatus(codes.Error, "no answer")
+		why = "no answer"
+	}
+	if why != "" {
+		t.span.SetStatus(codes.Error, why)
 	}
 	t.span.End()
+}
+
+// failedWith is the error description a span ends with: why it failed,
+// else its answer's HTTP status when that is bad (bad or above); "" when
+// neither says it failed.
+func failedWith(failure string, status, bad int) string {
+	switch {
+	case failure != "":
+		return failure
+	case status >= bad:
+		return strconv.Itoa(status) + " " + http.StatusText(status)
+	}
+	return ""
 }
 
 // failed records why the call failed.

@@ -350,18 +350,21 @@ func (t *attemptSpan) readWhole(body []byte) {
 	}
 }
 
-// see reads a stream's upstream event as it passes: the first content or
-// tool call is the first token; the answer's id and model, and its finish
-// reasons, are read from the events that carry them, each found by a
-// cheap test before it is parsed.
-func (t *attemptSpan) see(ev event) {
+// awaitsToken reports whether the attempt is traced and its stream has
+// not yet sent content (see).
+func (t *attemptSpan) awaitsToken() bool { return t != nil && !t.firstToken }
+
+// see reads a stream's upstream event as it passes: the first with
+// content or a tool call (the caller's eventContent, read while
+// awaitsToken) is the first token; the answer's id and model, and its
+// finish reasons, are read from the events that carry them, each found by
+// a cheap test before it is parsed.
+func (t *attemptSpan) see(ev event, content bool) {
 	if t == nil || len(ev.data) == 0 || ev.data[0] != '{' {
 		return
 	}
-	if !t.firstToken {
-		if text, acts := eventContent(t.kind, ev); acts || text != "" {
-			t.tokenNow()
-		}
+	if content {
+		t.tokenNow()
 	}
 	switch t.kind {
 	case kindChat, kindCompletion:

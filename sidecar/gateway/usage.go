@@ -100,7 +100,14 @@ func usageObject(data []byte, path string) (gjson.Result, bool) {
 	if !obj.IsObject() {
 		return gjson.Result{}, false
 	}
-	if _, err := jsonguard.Scan([]byte(obj.Raw), jsonguard.MaxDepth); err != nil {
+	// Scanned where it is in data (Index; 0 when unknown), not copied again.
+	var raw []byte
+	if obj.Index > 0 {
+		raw = data[obj.Index : obj.Index+len(obj.Raw)]
+	} else {
+		raw = []byte(obj.Raw)
+	}
+	if _, err := jsonguard.Scan(raw, jsonguard.MaxDepth); err != nil {
 		return gjson.Result{}, false
 	}
 	return obj, true

@@ -168,7 +168,6 @@ func (c *call) relayStream(m *policies.Model, b *breaker.Breaker, permit breaker
 	// it completed, broke or failed over.
 	defer func() {
 		if r.usage.seen {
-			c.try.setUsage(r.usage.u)
 			c.reportUsage(m.Label, r.usage.u)
 		}
 	}()

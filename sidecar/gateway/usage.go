@@ -188,10 +188,12 @@ func eventType(ev event) string {
 	return gjson.GetBytes(ev.data, "type").Str
 }
 
-// reportUsage counts an answer's usage against the model that served it
-// and passes it to Options.OnUsage, without locks held.
+// reportUsage counts an answer's usage against the model that served it,
+// records it on the attempt's span (which ends after) and passes it to
+// Options.OnUsage, without locks held.
 func (c *call) reportUsage(servedBy string, u Usage) {
 	u.Model, u.ServedBy = c.first.Label, servedBy
+	c.try.setUsage(u)
 	c.g.count(servedBy, func(s *modelStats) {
 		s.input += u.Input
 		s.output += u.Output

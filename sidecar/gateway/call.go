@@ -272,7 +272,6 @@ func (c *call) relayWhole(m *policies.Model, permit breaker.Permit, resp *http.R
 	// over, read from the model's own format before any translation.
 	if resp.StatusCode < 300 && err == nil {
 		if u, ok := wholeUsage(hp.ep.kind, body); ok {
-			c.try.setUsage(u)
 			defer c.reportUsage(m.Label, u)
 		}
 		c.try.readWhole(body)

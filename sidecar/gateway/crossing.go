@@ -42,14 +42,12 @@ func (c *call) hopTo(m *policies.Model) (hop, string) {
 			m.Space() + ", not " + c.first.Space() + "); give both the same embedding_space if they are"
 	}
 	if m.Provider == c.ep.provider {
-		ask := c.req.stream && !c.req.asksUsage && m.Provider == policies.ProviderOpenAI &&
-			(c.ep.kind == kindChat || c.ep.kind == kindCompletion)
-		body, err := rewrite(c.req.body, m, c.ep, ask)
+		body, err := rewrite(c.req.body, m, c.ep, c.req.addUsage)
 		if err != nil {
 			return hop{}, "the request could not be rewritten: " + err.Error()
 		}
 		// Unless drop_fields took it out again.
-		hide := ask && gjson.GetBytes(body, "stream_options.include_usage").Type == gjson.True
+		hide := c.req.addUsage && gjson.GetBytes(body, "stream_options.include_usage").Type == gjson.True
 		return hop{ep: c.ep, body: body, hideUsage: hide}, ""
 	}
 	dir, why := translate.For(c.ep.kind, m.Provider)

@@ -15,6 +15,9 @@ import (
 
 // errorTypes are the error types each provider's SDKs know, by status.
 func errorType(provider string, status int) string {
+	if status == http.StatusTooManyRequests {
+		return "rate_limit_error" // both providers' name
+	}
 	if provider == policies.ProviderAnthropic {
 		switch status {
 		case http.StatusBadRequest, http.StatusMethodNotAllowed:
@@ -25,13 +28,8 @@ func errorType(provider string, status int) string {
 			return "request_too_large"
 		case http.StatusServiceUnavailable:
 			return "overloaded_error"
-		case http.StatusTooManyRequests:
-			return "rate_limit_error"
 		}
 		return "api_error"
-	}
-	if status == http.StatusTooManyRequests {
-		return "rate_limit_error"
 	}
 	if status >= 500 {
 		return "server_error"

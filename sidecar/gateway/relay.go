@@ -98,10 +98,10 @@ func (r *relay) convert(ev event) ([]byte, error) {
 	return out, nil
 }
 
-// note holds back an event's bytes and what it says of the answer.
-func (r *relay) note(ev event, out []byte) {
+// note holds back an event's bytes (out) and what it says of the answer
+// (eventContent).
+func (r *relay) note(out []byte, text string, acts bool) {
 	r.held = append(r.held, out...)
-	text, acts := eventContent(r.kind, ev)
 	if acts {
 		r.acts, r.content = true, true
 	}

@@ -26,9 +26,10 @@ type request struct {
 	model     string
 	stream    bool
 	wantsJSON bool // a JSON response format was asked for
-	// asksUsage: a chat or completions stream asked for its usage chunk
-	// (stream_options.include_usage)
-	asksUsage bool
+	// addUsage: a chat or completions stream that did not ask for its
+	// usage chunk (stream_options.include_usage); the gateway asks for it
+	// of a model of the same provider, and does not relay it.
+	addUsage bool
 }
 
 // readBody reads a request body up to max bytes into a pooled buffer. A
@@ -129,7 +130,7 @@ func parseRequest(body []byte, ep endpoint) (request, string) {
 	}
 	req := request{body: body, model: model.Str, stream: gjson.GetBytes(body, "stream").Type == gjson.True}
 	if req.stream && (ep.kind == kindChat || ep.kind == kindCompletion) {
-		req.asksUsage = gjson.GetBytes(body, "stream_options.include_usage").Type == gjson.True
+		req.addUsage = gjson.GetBytes(body, "stream_options.include_usage").Type != gjson.True
 	}
 	switch ep.kind {
 	case kindChat:

@@ -181,11 +181,8 @@ func (s *requestSpan) end() {
 		attrs = append(attrs, attrOutcome.String(s.outcome.String()))
 	}
 	s.span.SetAttributes(attrs...)
-	switch {
-	case s.failure != "":
-		s.span.SetStatus(codes.Error, s.failure)
-	case s.status >= 500:
-		s.span.SetStatus(codes.Error, strconv.Itoa(s.status)+" "+http.StatusText(s.status))
+	if why := failedWith(s.failure, s.status, 500); why != "" {
+		s.span.SetStatus(codes.Error, why)
 	}
 	s.span.End()
 }
@@ -268,17 +265,31 @@ func (c *call) endTry() {
 		attrs = append(attrs, semconv.GenAIUsageInputTokensKey.Int64(in), semconv.GenAIUsageOutputTokensKey.Int64(t.usage.Output))
 	}
 	t.span.SetAttributes(attrs...)
+	why := failedWith(t.failure, t.status, 400)
 	switch {
-	case t.failure != "":
-		t.span.SetStatus(codes.Error, t.failure)
-	case t.status >= 400:
-		t.span.SetStatus(codes.Error, strconv.Itoa(t.status)+" "+http.StatusText(t.status))
+	case why != "":
 	case c.in.Context().Err() != nil:
-		t.span.SetStatus(codes.Error, "canceled: the agent went away")
+		why = "canceled: the agent went away"
 	case t.status == 0:
-		t.span.SetStatus(codes.Error, "no answer")
+		why = "no answer"
+	}
+	if why != "" {
+		t.span.SetStatus(codes.Error, why)
 	}
 	t.span.End()
+}
+
+// failedWith is the error description a span ends with: why it failed,
+// else its answer's HTTP status when that is bad (bad or above); "" when
+// neither says it failed.
+func failedWith(failure string, status, bad int) string {
+	switch {
+	case failure != "":
+		return failure
+	case status >= bad:
+		return strconv.Itoa(status) + " " + http.StatusText(status)
+	}
+	return ""
 }
 
 // failed records why the call failed.
@@ -339,18 +350,21 @@ func (t *attemptSpan) readWhole(body []byte) {
 	}
 }
 
-// see reads a stream's upstream event as it passes: the first content or
-// tool call is the first token; the answer's id and model, and its finish
-// reasons, are read from the events that carry them, each found by a
-// cheap test before it is parsed.
-func (t *attemptSpan) see(ev event) {
+// awaitsToken reports whether the attempt is traced and its stream has
+// not yet sent content (see).
+func (t *attemptSpan) awaitsToken() bool { return t != nil && !t.firstToken }
+
+// see reads a stream's upstream event as it passes: the first with
+// content or a tool call (the caller's eventContent, read while
+// awaitsToken) is the first token; the answer's id and model, and its
+// finish reasons, are read from the events that carry them, each found by
+// a cheap test before it is parsed.
+func (t *attemptSpan) see(ev event, content bool) {
 	if t == nil || len(ev.data) == 0 || ev.data[0] != '{' {
 		return
 	}
-	if !t.firstToken {
-		if text, acts := eventContent(t.kind, ev); acts || text != "" {
-			t.tokenNow()
-		}
+	if content {
+		t.tokenNow()
 	}
 	switch t.kind {
 	case kindChat, kindCompletion:

@@ -168,7 +168,6 @@ func (c *call) relayStream(m *policies.Model, b *breaker.Breaker, permit breaker
 	// it completed, broke or failed over.
 	defer func() {
 		if r.usage.seen {
-			c.try.setUsage(r.usage.u)
 			c.reportUsage(m.Label, r.usage.u)
 		}
 	}()
@@ -180,7 +179,14 @@ func (c *call) relayStream(m *policies.Model, b *breaker.Breaker, permit breaker
 	for {
 		var out []byte
 		usageChunk := r.usage.see(ev)
-		c.try.see(ev)
+		// What the event says of the answer is read once, while the relay
+		// holds the answer back or the attempt waits for its first token.
+		var text string
+		var acts bool
+		if !r.committed || c.try.awaitsToken() {
+			text, acts = eventContent(r.kind, ev)
+		}
+		c.try.see(ev, acts || text != "")
 		out, err = r.convert(ev)
 		if err != nil {
 			break
@@ -193,7 +199,7 @@ func (c *call) relayStream(m *policies.Model, b *breaker.Breaker, permit breaker
 			if sawError {
 				return c.fail(m, permit, "the stream sent an error event before its answer: "+errorSummary(ev.data))
 			}
-			r.note(ev, out)
+			r.note(out, text, acts)
 			if why := r.ready(done); why != "" {
 				return c.fail(m, permit, why)
 			}

@@ -100,7 +100,14 @@ func usageObject(data []byte, path string) (gjson.Result, bool) {
 	if !obj.IsObject() {
 		return gjson.Result{}, false
 	}
-	if _, err := jsonguard.Scan([]byte(obj.Raw), jsonguard.MaxDepth); err != nil {
+	// Scanned where it is in data (Index; 0 when unknown), not copied again.
+	var raw []byte
+	if obj.Index > 0 {
+		raw = data[obj.Index : obj.Index+len(obj.Raw)]
+	} else {
+		raw = []byte(obj.Raw)
+	}
+	if _, err := jsonguard.Scan(raw, jsonguard.MaxDepth); err != nil {
 		return gjson.Result{}, false
 	}
 	return obj, true
@@ -181,10 +188,12 @@ func eventType(ev event) string {
 	return gjson.GetBytes(ev.data, "type").Str
 }
 
-// reportUsage counts an answer's usage against the model that served it
-// and passes it to Options.OnUsage, without locks held.
+// reportUsage counts an answer's usage against the model that served it,
+// records it on the attempt's span (which ends after) and passes it to
+// Options.OnUsage, without locks held.
 func (c *call) reportUsage(servedBy string, u Usage) {
 	u.Model, u.ServedBy = c.first.Label, servedBy
+	c.try.setUsage(u)
 	c.g.count(servedBy, func(s *modelStats) {
 		s.input += u.Input
 		s.output += u.Output

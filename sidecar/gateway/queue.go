@@ -18,9 +18,10 @@ import (
 type queue struct {
 	slots   chan struct{} // nil: no max_concurrent
 	rate    *rate.Limiter // nil: no rpm
-	timeout time.Duration // the wait in effect (queueTimeout)
+	timeout time.Duration // the wait in effect (queue_timeout, else its default)
 	max     int
 	rpm     int
+	set     time.Duration // queue_timeout as configured, to tell a change
 }
 
 // newQueue returns the queue of m, nil when m has no limit.
@@ -28,7 +29,10 @@ func newQueue(m *policies.Model) *queue {
 	if m.MaxConcurrent <= 0 && m.RPM <= 0 {
 		return nil
 	}
-	q := &queue{timeout: queueTimeout(m), max: m.MaxConcurrent, rpm: m.RPM}
+	q := &queue{timeout: m.QueueTimeout, max: m.MaxConcurrent, rpm: m.RPM, set: m.QueueTimeout}
+	if q.timeout <= 0 {
+		q.timeout = policies.DefaultQueueTimeout
+	}
 	if m.MaxConcurrent > 0 {
 		q.slots = make(chan struct{}, m.MaxConcurrent)
 	}
@@ -42,16 +46,7 @@ func newQueue(m *policies.Model) *queue {
 // same reports whether q already has m's limits (a reload keeps it, and
 // the requests in flight it counts).
 func (q *queue) same(m *policies.Model) bool {
-	return q.max == m.MaxConcurrent && q.rpm == m.RPM && q.timeout == queueTimeout(m)
-}
-
-// queueTimeout is the wait m's queue allows: its queue_timeout, else the
-// default.
-func queueTimeout(m *policies.Model) time.Duration {
-	if m.QueueTimeout <= 0 {
-		return policies.DefaultQueueTimeout
-	}
-	return m.QueueTimeout
+	return q.max == m.MaxConcurrent && q.rpm == m.RPM && q.set == m.QueueTimeout
 }
 
 // enter waits for the model's turn, at most queue_timeout. It returns the

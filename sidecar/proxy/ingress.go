@@ -41,14 +41,12 @@ func (p *Proxy) serveTask(w http.ResponseWriter, req *http.Request, cfg *policie
 	in := cfg.Ingress
 	body, err := readReplayBody(req)
 	if err != nil {
-		sv.wrote(http.StatusBadRequest)
-		writeJSONError(w, req, http.StatusBadRequest, errInvalidRequest, "could not read the request body: "+err.Error())
+		writeJSONError(w, req, sv, http.StatusBadRequest, errInvalidRequest, "could not read the request body: "+err.Error())
 		return
 	}
 	defer body.release()
-	passed, ok := p.router.passHop(w, req, cfg.Agent.ID)
+	passed, ok := p.router.passHop(w, req, sv, cfg.Agent.ID)
 	if !ok {
-		sv.wrote(http.StatusLoopDetected)
 		return
 	}
 	hops := req.Header.Get(HeaderHops)

@@ -35,10 +35,18 @@ type served struct {
 }
 
 // wrote records the status of an answer the proxy wrote itself before
-// routing; nothing when tracing is off (s nil).
+// routing (writeJSONError calls it); nothing when tracing is off (s nil).
 func (s *served) wrote(status int) {
 	if s != nil {
 		s.status = status
+	}
+}
+
+// failed records that the sidecar answered with an error of type typ
+// rather than the caller going away; nothing when tracing is off.
+func (s *served) failed(typ string) {
+	if s != nil {
+		s.canceled, s.failure = false, typ
 	}
 }
 

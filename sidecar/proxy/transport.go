@@ -263,9 +263,7 @@ stages:
 // fail is the sidecar's own error answer to the plan's request; the server
 // span, when there is one, fails with its type.
 func (plan *callPlan) fail(req *http.Request, status int, typ, msg string, retryAfter time.Duration) *http.Response {
-	if plan.served != nil {
-		plan.served.failure = typ
-	}
+	plan.served.failed(typ)
 	return errorResponse(req, status, typ, msg, retryAfter)
 }
 

@@ -117,9 +117,9 @@ func stageTarget(st stage) string {
 }
 
 // skipped adds a "skipped" event to the server span: target was not tried,
-// for reason.
+// for reason. Nothing when tracing is off (s nil).
 func (s *served) skipped(target, reason string) {
-	if !s.span.IsRecording() {
+	if s == nil || !s.span.IsRecording() {
 		return
 	}
 	s.span.AddEvent("skipped", trace.WithAttributes(
@@ -130,9 +130,9 @@ func (s *served) skipped(target, reason string) {
 
 // breakerSkipped adds the "skipped" event of a target whose breaker
 // refused the call, saying why: held by the target's own Retry-After,
-// opened by an operator, or open.
+// opened by an operator, or open. Nothing when tracing is off (s nil).
 func (s *served) breakerSkipped(tg target) {
-	if !s.span.IsRecording() {
+	if s == nil || !s.span.IsRecording() {
 		return
 	}
 	reason := "breaker open"

@@ -140,9 +140,7 @@ stages:
 			if st.inflight.Add(1) > int64(st.limit) {
 				st.inflight.Add(-1)
 				reasons = append(reasons, fmt.Sprintf("%s: %d calls in flight, the most it takes (max_concurrent)", st.name, st.limit))
-				if sv != nil {
-					sv.skipped(stageTarget(st), "max_concurrent reached")
-				}
+				sv.skipped(stageTarget(st), "max_concurrent reached")
 				continue
 			}
 			slot = st.inflight
@@ -150,9 +148,7 @@ stages:
 		ts, why := st.targets(req.Context())
 		if len(ts) == 0 {
 			reasons = append(reasons, st.name+": "+why)
-			if sv != nil {
-				sv.skipped(stageTarget(st), why)
-			}
+			sv.skipped(stageTarget(st), why)
 			continue
 		}
 		retries, attempts, open := st.retries, 0, 0
@@ -163,9 +159,7 @@ stages:
 				if rem := tg.breaker.RemainingOpen(); minOpen < 0 || rem < minOpen {
 					minOpen = rem
 				}
-				if sv != nil {
-					sv.breakerSkipped(tg)
-				}
+				sv.breakerSkipped(tg)
 				continue
 			}
 			if attempts > 0 {

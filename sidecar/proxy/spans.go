@@ -180,9 +180,7 @@ func injectAttempt(ctx context.Context, out *http.Request, own bool) {
 	if !own {
 		out.Header = out.Header.Clone()
 	}
-	out.Header.Del("Traceparent")
-	out.Header.Del("Tracestate")
-	tracing.Propagation().Inject(ctx, propagation.HeaderCarrier(out.Header))
+	tracing.Inject(ctx, out.Header)
 }
 
 // endAttempt records how an attempt ended on its span: the status

@@ -19,6 +19,16 @@ var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceCont
 // attempt's is written into its outgoing request.
 func Propagation() propagation.TextMapPropagator { return propagator }
 
+// Inject writes the trace context of ctx into h in place of the one h
+// carried. The propagator writes tracestate only when ctx has one, so the
+// caller's traceparent and tracestate are removed first: a stale
+// tracestate never travels beside the new traceparent.
+func Inject(ctx context.Context, h http.Header) {
+	h.Del("Traceparent")
+	h.Del("Tracestate")
+	propagator.Inject(ctx, propagation.HeaderCarrier(h))
+}
+
 // TraceID is the trace id of the span in ctx or, when ctx has none
 // (tracing is off), of the W3C traceparent header in h; "" when neither
 // has a valid one. It is what log lines and error bodies about a request

@@ -22,12 +22,11 @@ func (p *Proxy) ServeCall(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("no upstream named %q; configured: %s (add an upstream block)", name, upstreamNames(cfg)))
 		return
 	}
-	if p.opts.Tracer == nil {
-		p.serveCall(w, req, cfg, name, nil)
-		return
+	var sv *served
+	if p.opts.Tracer != nil {
+		req, sv = startServerSpan(p.opts.Tracer, req, "call "+name, name)
+		defer sv.end()
 	}
-	req, sv := startServerSpan(p.opts.Tracer, req, "call "+name, name)
-	defer sv.end()
 	p.serveCall(w, req, cfg, name, sv)
 }
 

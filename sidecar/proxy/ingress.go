@@ -25,12 +25,11 @@ import (
 func (p *Proxy) IngressHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		cfg := p.cfg.Load()
-		if p.opts.Tracer == nil {
-			p.serveTask(w, req, cfg, nil)
-			return
+		var sv *served
+		if p.opts.Tracer != nil {
+			req, sv = startServerSpan(p.opts.Tracer, req, "task "+cfg.Agent.Name, cfg.Agent.Name)
+			defer sv.end()
 		}
-		req, sv := startServerSpan(p.opts.Tracer, req, "task "+cfg.Agent.Name, cfg.Agent.Name)
-		defer sv.end()
 		p.serveTask(w, req, cfg, sv)
 	})
 }

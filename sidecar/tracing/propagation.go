@@ -20,9 +20,11 @@ var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceCont
 func Propagation() propagation.TextMapPropagator { return propagator }
 
 // Inject writes the trace context of ctx into h in place of the one h
-// carried. The propagator writes tracestate only when ctx has one, so the
-// caller's traceparent and tracestate are removed first: a stale
-// tracestate never travels beside the new traceparent.
+// carried. A valid tracestate of the caller is in ctx (a child span keeps
+// it) and is written again; the propagator writes tracestate only when ctx
+// has one, so h's own is removed first: one ctx did not take up (malformed,
+// or beside a traceparent that was not valid) never travels beside the new
+// traceparent.
 func Inject(ctx context.Context, h http.Header) {
 	h.Del("Traceparent")
 	h.Del("Tracestate")

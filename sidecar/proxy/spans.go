@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agent-sidecar/sidecar/sidecar/outcome"
@@ -58,8 +59,8 @@ func startServerSpan(tracer trace.Tracer, req *http.Request, name, upstream stri
 	// The attributes are given at the start, for a sampler that decides
 	// by them.
 	ctx, span := tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-		attribute.String("http.request.method", req.Method),
-		attribute.String("url.path", req.URL.Path),
+		semconv.HTTPRequestMethodKey.String(req.Method),
+		semconv.URLPath(req.URL.Path),
 		attribute.String("sidecar.upstream", upstream),
 	))
 	return req.WithContext(ctx), &served{span: span}
@@ -73,7 +74,7 @@ func (s *served) end() {
 		return
 	}
 	if s.status != 0 {
-		span.SetAttributes(attribute.Int("http.response.status_code", s.status))
+		span.SetAttributes(semconv.HTTPResponseStatusCode(s.status))
 	}
 	if s.hasOutcome {
 		span.SetAttributes(attribute.String("sidecar.outcome", s.outcome.String()))
@@ -164,9 +165,9 @@ func (t *callTransport) startAttempt(req *http.Request, st stage, tg target, sta
 		attribute.String("sidecar.breaker.state", tg.breaker.State().String()),
 	}
 	if host, port, err := net.SplitHostPort(tg.hostPort); err == nil {
-		attrs = append(attrs, attribute.String("server.address", host))
+		attrs = append(attrs, semconv.ServerAddress(host))
 		if n, err := strconv.Atoi(port); err == nil {
-			attrs = append(attrs, attribute.Int("server.port", n))
+			attrs = append(attrs, semconv.ServerPort(n))
 		}
 	}
 	span.SetAttributes(attrs...)
@@ -195,7 +196,7 @@ func endAttempt(span trace.Span, status int, oc attemptOutcome, detail string, k
 		return
 	}
 	if status != 0 {
-		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		span.SetAttributes(semconv.HTTPResponseStatusCode(status))
 	}
 	span.SetAttributes(attribute.String("sidecar.outcome", oc.String()))
 	if oc != outcomeOK {

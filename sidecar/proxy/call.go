@@ -18,38 +18,34 @@ func (p *Proxy) ServeCall(w http.ResponseWriter, req *http.Request) {
 	cfg := p.cfg.Load()
 	name, _, _ := strings.Cut(strings.TrimPrefix(req.URL.Path, "/call/"), "/")
 	if _, ok := cfg.Upstreams[name]; !ok {
-		writeJSONError(w, req, http.StatusNotFound, errNotFound,
+		writeJSONError(w, req, nil, http.StatusNotFound, errNotFound,
 			fmt.Sprintf("no upstream named %q; configured: %s (add an upstream block)", name, upstreamNames(cfg)))
 		return
 	}
-	if p.opts.Tracer == nil {
-		p.serveCall(w, req, cfg, name, nil)
-		return
+	var sv *served
+	if p.opts.Tracer != nil {
+		req, sv = startServerSpan(p.opts.Tracer, req, "call "+name, name)
+		defer sv.end()
 	}
-	req, sv := startServerSpan(p.opts.Tracer, req, "call "+name, name)
-	defer sv.end()
 	p.serveCall(w, req, cfg, name, sv)
 }
 
 // serveCall serves a call to the upstream name; sv, when tracing is on,
 // gets what its server span reports.
 func (p *Proxy) serveCall(w http.ResponseWriter, req *http.Request, cfg *policies.Config, name string, sv *served) {
-	if _, ok := p.router.passHop(w, req, cfg.Agent.ID); !ok {
-		sv.wrote(http.StatusLoopDetected)
+	if _, ok := p.router.passHop(w, req, sv, cfg.Agent.ID); !ok {
 		return
 	}
 	path, rawPath, dot := callPath(req, name)
 	if dot != "" {
-		sv.wrote(http.StatusBadRequest)
-		writeJSONError(w, req, http.StatusBadRequest, errInvalidRequest, fmt.Sprintf(
+		writeJSONError(w, req, sv, http.StatusBadRequest, errInvalidRequest, fmt.Sprintf(
 			"the path below upstream %q has the dot-segment %q: /call/{upstream}/ paths may not contain . or .. "+
 				"segments, plain or percent-encoded; send the path the upstream should get, without them", name, dot))
 		return
 	}
 	body, err := readReplayBody(req)
 	if err != nil {
-		sv.wrote(http.StatusBadRequest)
-		writeJSONError(w, req, http.StatusBadRequest, errInvalidRequest, "could not read the request body: "+err.Error())
+		writeJSONError(w, req, sv, http.StatusBadRequest, errInvalidRequest, "could not read the request body: "+err.Error())
 		return
 	}
 	defer body.release()

@@ -26,8 +26,10 @@ const (
 )
 
 // writeJSONError answers req with the sidecar's error body, which carries
-// the request's trace id when it has one.
-func writeJSONError(w http.ResponseWriter, req *http.Request, status int, typ, msg string) {
+// the request's trace id when it has one, and records status for sv, the
+// request's server span (nil when tracing is off or before it starts).
+func writeJSONError(w http.ResponseWriter, req *http.Request, sv *served, status int, typ, msg string) {
+	sv.wrote(status)
 	apierror.WriteTraced(w, status, typ, msg, tracing.TraceID(req.Context(), req.Header))
 }
 

@@ -81,23 +81,23 @@ func readHops(h http.Header) hopPath {
 // passHop checks the request's hops before it is proxied and marks this
 // one. A request that has already passed through this sidecar, or through
 // maxHops sidecars, is answered 508 Loop Detected and false is returned,
-// before anything is dialled. Otherwise X-Sidecar-Hops is set to the path
+// before anything is dialled (and recorded for sv, the server span). Otherwise X-Sidecar-Hops is set to the path
 // so far plus this sidecar. X-Sidecar-Forwarded, which older sidecars set on
 // tasks they forwarded, is removed: it is not trusted and not passed on.
-func (r *router) passHop(w http.ResponseWriter, req *http.Request, agentID string) (hopPath, bool) {
+func (r *router) passHop(w http.ResponseWriter, req *http.Request, sv *served, agentID string) (hopPath, bool) {
 	req.Header.Del(HeaderForwarded)
 	p := readHops(req.Header)
 	self := r.hopName(agentID)
 	for _, e := range p.entries {
 		if e == self {
-			writeJSONError(w, req, http.StatusLoopDetected, errLoop, fmt.Sprintf(
+			writeJSONError(w, req, sv, http.StatusLoopDetected, errLoop, fmt.Sprintf(
 				"this request has already passed through this sidecar (%s: %s): an upstream or a peer points back "+
 					"at it; check the url of the upstreams in the chain", HeaderHops, strings.Join(p.entries, ", ")))
 			return p, false
 		}
 	}
 	if len(p.entries) >= maxHops {
-		writeJSONError(w, req, http.StatusLoopDetected, errLoop, fmt.Sprintf(
+		writeJSONError(w, req, sv, http.StatusLoopDetected, errLoop, fmt.Sprintf(
 			"this request has passed through %d sidecars, the most it may (%s: %s); check the url of the upstreams "+
 				"in the chain", len(p.entries), HeaderHops, strings.Join(p.entries, ", ")))
 		return p, false

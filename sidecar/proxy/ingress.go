@@ -25,12 +25,11 @@ import (
 func (p *Proxy) IngressHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		cfg := p.cfg.Load()
-		if p.opts.Tracer == nil {
-			p.serveTask(w, req, cfg, nil)
-			return
+		var sv *served
+		if p.opts.Tracer != nil {
+			req, sv = startServerSpan(p.opts.Tracer, req, "task "+cfg.Agent.Name, cfg.Agent.Name)
+			defer sv.end()
 		}
-		req, sv := startServerSpan(p.opts.Tracer, req, "task "+cfg.Agent.Name, cfg.Agent.Name)
-		defer sv.end()
 		p.serveTask(w, req, cfg, sv)
 	})
 }
@@ -41,14 +40,12 @@ func (p *Proxy) serveTask(w http.ResponseWriter, req *http.Request, cfg *policie
 	in := cfg.Ingress
 	body, err := readReplayBody(req)
 	if err != nil {
-		sv.wrote(http.StatusBadRequest)
-		writeJSONError(w, req, http.StatusBadRequest, errInvalidRequest, "could not read the request body: "+err.Error())
+		writeJSONError(w, req, sv, http.StatusBadRequest, errInvalidRequest, "could not read the request body: "+err.Error())
 		return
 	}
 	defer body.release()
-	passed, ok := p.router.passHop(w, req, cfg.Agent.ID)
+	passed, ok := p.router.passHop(w, req, sv, cfg.Agent.ID)
 	if !ok {
-		sv.wrote(http.StatusLoopDetected)
 		return
 	}
 	hops := req.Header.Get(HeaderHops)

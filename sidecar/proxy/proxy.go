@@ -170,10 +170,12 @@ func newReverseProxy(t http.RoundTripper, log hclog.Logger, errLog *stdlog.Logge
 				return // the caller went away
 			}
 			log.Warn("proxied call failed", logTraceID(r, "path", r.URL.Path, "error", err)...)
-			if plan, _ := r.Context().Value(planKey{}).(*callPlan); plan != nil && plan.served != nil {
-				plan.served.status, plan.served.canceled, plan.served.failure = http.StatusBadGateway, false, errUpstreamBroke
+			var sv *served
+			if plan, _ := r.Context().Value(planKey{}).(*callPlan); plan != nil {
+				sv = plan.served
 			}
-			writeJSONError(w, r, http.StatusBadGateway, errUpstreamBroke, "the call could not be completed: "+shortError(err))
+			sv.failed(errUpstreamBroke)
+			writeJSONError(w, r, sv, http.StatusBadGateway, errUpstreamBroke, "the call could not be completed: "+shortError(err))
 		},
 	}
 }

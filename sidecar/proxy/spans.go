@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agent-sidecar/sidecar/sidecar/outcome"
@@ -35,10 +36,18 @@ type served struct {
 }
 
 // wrote records the status of an answer the proxy wrote itself before
-// routing; nothing when tracing is off (s nil).
+// routing (writeJSONError calls it); nothing when tracing is off (s nil).
 func (s *served) wrote(status int) {
 	if s != nil {
 		s.status = status
+	}
+}
+
+// failed records that the sidecar answered with an error of type typ
+// rather than the caller going away; nothing when tracing is off.
+func (s *served) failed(typ string) {
+	if s != nil {
+		s.canceled, s.failure = false, typ
 	}
 }
 
@@ -50,8 +59,8 @@ func startServerSpan(tracer trace.Tracer, req *http.Request, name, upstream stri
 	// The attributes are given at the start, for a sampler that decides
 	// by them.
 	ctx, span := tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-		attribute.String("http.request.method", req.Method),
-		attribute.String("url.path", req.URL.Path),
+		semconv.HTTPRequestMethodKey.String(req.Method),
+		semconv.URLPath(req.URL.Path),
 		attribute.String("sidecar.upstream", upstream),
 	))
 	return req.WithContext(ctx), &served{span: span}
@@ -65,7 +74,7 @@ func (s *served) end() {
 		return
 	}
 	if s.status != 0 {
-		span.SetAttributes(attribute.Int("http.response.status_code", s.status))
+		span.SetAttributes(semconv.HTTPResponseStatusCode(s.status))
 	}
 	if s.hasOutcome {
 		span.SetAttributes(attribute.String("sidecar.outcome", s.outcome.String()))
@@ -109,9 +118,9 @@ func stageTarget(st stage) string {
 }
 
 // skipped adds a "skipped" event to the server span: target was not tried,
-// for reason.
+// for reason. Nothing when tracing is off (s nil).
 func (s *served) skipped(target, reason string) {
-	if !s.span.IsRecording() {
+	if s == nil || !s.span.IsRecording() {
 		return
 	}
 	s.span.AddEvent("skipped", trace.WithAttributes(
@@ -122,9 +131,9 @@ func (s *served) skipped(target, reason string) {
 
 // breakerSkipped adds the "skipped" event of a target whose breaker
 // refused the call, saying why: held by the target's own Retry-After,
-// opened by an operator, or open.
+// opened by an operator, or open. Nothing when tracing is off (s nil).
 func (s *served) breakerSkipped(tg target) {
-	if !s.span.IsRecording() {
+	if s == nil || !s.span.IsRecording() {
 		return
 	}
 	reason := "breaker open"
@@ -156,9 +165,9 @@ func (t *callTransport) startAttempt(req *http.Request, st stage, tg target, sta
 		attribute.String("sidecar.breaker.state", tg.breaker.State().String()),
 	}
 	if host, port, err := net.SplitHostPort(tg.hostPort); err == nil {
-		attrs = append(attrs, attribute.String("server.address", host))
+		attrs = append(attrs, semconv.ServerAddress(host))
 		if n, err := strconv.Atoi(port); err == nil {
-			attrs = append(attrs, attribute.Int("server.port", n))
+			attrs = append(attrs, semconv.ServerPort(n))
 		}
 	}
 	span.SetAttributes(attrs...)
@@ -172,9 +181,7 @@ func injectAttempt(ctx context.Context, out *http.Request, own bool) {
 	if !own {
 		out.Header = out.Header.Clone()
 	}
-	out.Header.Del("Traceparent")
-	out.Header.Del("Tracestate")
-	tracing.Propagation().Inject(ctx, propagation.HeaderCarrier(out.Header))
+	tracing.Inject(ctx, out.Header)
 }
 
 // endAttempt records how an attempt ended on its span: the status
@@ -189,7 +196,7 @@ func endAttempt(span trace.Span, status int, oc attemptOutcome, detail string, k
 		return
 	}
 	if status != 0 {
-		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		span.SetAttributes(semconv.HTTPResponseStatusCode(status))
 	}
 	span.SetAttributes(attribute.String("sidecar.outcome", oc.String()))
 	if oc != outcomeOK {

@@ -140,9 +140,7 @@ stages:
 			if st.inflight.Add(1) > int64(st.limit) {
 				st.inflight.Add(-1)
 				reasons = append(reasons, fmt.Sprintf("%s: %d calls in flight, the most it takes (max_concurrent)", st.name, st.limit))
-				if sv != nil {
-					sv.skipped(stageTarget(st), "max_concurrent reached")
-				}
+				sv.skipped(stageTarget(st), "max_concurrent reached")
 				continue
 			}
 			slot = st.inflight
@@ -150,9 +148,7 @@ stages:
 		ts, why := st.targets(req.Context())
 		if len(ts) == 0 {
 			reasons = append(reasons, st.name+": "+why)
-			if sv != nil {
-				sv.skipped(stageTarget(st), why)
-			}
+			sv.skipped(stageTarget(st), why)
 			continue
 		}
 		retries, attempts, open := st.retries, 0, 0
@@ -163,9 +159,7 @@ stages:
 				if rem := tg.breaker.RemainingOpen(); minOpen < 0 || rem < minOpen {
 					minOpen = rem
 				}
-				if sv != nil {
-					sv.breakerSkipped(tg)
-				}
+				sv.breakerSkipped(tg)
 				continue
 			}
 			if attempts > 0 {
@@ -263,9 +257,7 @@ stages:
 // fail is the sidecar's own error answer to the plan's request; the server
 // span, when there is one, fails with its type.
 func (plan *callPlan) fail(req *http.Request, status int, typ, msg string, retryAfter time.Duration) *http.Response {
-	if plan.served != nil {
-		plan.served.failure = typ
-	}
+	plan.served.failed(typ)
 	return errorResponse(req, status, typ, msg, retryAfter)
 }
 

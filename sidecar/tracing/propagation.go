@@ -19,6 +19,18 @@ var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceCont
 // attempt's is written into its outgoing request.
 func Propagation() propagation.TextMapPropagator { return propagator }
 
+// Inject writes the trace context of ctx into h in place of the one h
+// carried. A valid tracestate of the caller is in ctx (a child span keeps
+// it) and is written again; the propagator writes tracestate only when ctx
+// has one, so h's own is removed first: one ctx did not take up (malformed,
+// or beside a traceparent that was not valid) never travels beside the new
+// traceparent.
+func Inject(ctx context.Context, h http.Header) {
+	h.Del("Traceparent")
+	h.Del("Tracestate")
+	propagator.Inject(ctx, propagation.HeaderCarrier(h))
+}
+
 // TraceID is the trace id of the span in ctx or, when ctx has none
 // (tracing is off), of the W3C traceparent header in h; "" when neither
 // has a valid one. It is what log lines and error bodies about a request

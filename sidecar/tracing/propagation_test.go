@@ -33,3 +33,24 @@ func TestTraceIDComesFromTheSpanOrTheCallersHeader(t *testing.T) {
 		})
 	}
 }
+
+func TestInjectReplacesTheCallersTraceContext(t *testing.T) {
+	span := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4}, TraceFlags: trace.FlagsSampled})
+	h := http.Header{
+		"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		"Tracestate":  {"vendor=caller"},
+		"X-Other":     {"kept"},
+	}
+	Inject(trace.ContextWithSpanContext(context.Background(), span), h)
+	want := "00-" + span.TraceID().String() + "-" + span.SpanID().String() + "-01"
+	if got := h.Values("Traceparent"); len(got) != 1 || got[0] != want {
+		t.Fatalf("traceparent %q, want [%s]", got, want)
+	}
+	if got := h.Values("Tracestate"); len(got) != 0 {
+		t.Fatalf("the caller's tracestate stayed: %q", got)
+	}
+	if h.Get("X-Other") != "kept" {
+		t.Fatalf("other headers changed: %v", h)
+	}
+}

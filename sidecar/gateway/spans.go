@@ -235,9 +235,7 @@ func (c *call) startTry(out *http.Request, m *policies.Model, b *breaker.Breaker
 			semconv.ServerAddress(out.URL.Hostname()),
 			semconv.ServerPort(port),
 		))
-	out.Header.Del("Traceparent")
-	out.Header.Del("Tracestate")
-	tracing.Propagation().Inject(ctx, propagation.HeaderCarrier(out.Header))
+	tracing.Inject(ctx, out.Header)
 	c.try = &attemptSpan{span: span, start: time.Now(), kind: h.ep.kind}
 }
 

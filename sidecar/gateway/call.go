@@ -154,12 +154,7 @@ func (c *call) traceID() string { return tracing.TraceID(c.in.Context(), c.in.He
 
 // traced returns the key/value pairs of a log line about the request,
 // with its trace id when it has one.
-func (c *call) traced(kv ...any) []any {
-	if id := c.traceID(); id != "" {
-		return append(kv, "trace_id", id)
-	}
-	return kv
-}
+func (c *call) traced(kv ...any) []any { return tracing.LogPairs(c.in, kv...) }
 
 // fail records a failure of model m for the reason given.
 func (c *call) fail(m *policies.Model, permit breaker.Permit, reason string) result {

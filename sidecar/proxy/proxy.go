@@ -24,6 +24,7 @@ import (
 	"github.com/agent-sidecar/sidecar/policies"
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/outcome"
+	"github.com/agent-sidecar/sidecar/sidecar/tracing"
 )
 
 // Kinds of traffic the proxy reports to Options.Observe (the "kind" label
@@ -169,7 +170,7 @@ func newReverseProxy(t http.RoundTripper, log hclog.Logger, errLog *stdlog.Logge
 			if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
 				return // the caller went away
 			}
-			log.Warn("proxied call failed", logTraceID(r, "path", r.URL.Path, "error", err)...)
+			log.Warn("proxied call failed", tracing.LogPairs(r, "path", r.URL.Path, "error", err)...)
 			var sv *served
 			if plan, _ := r.Context().Value(planKey{}).(*callPlan); plan != nil {
 				sv = plan.served

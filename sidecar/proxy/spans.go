@@ -230,12 +230,3 @@ func (o attemptOutcome) String() string {
 	}
 	return "unknown"
 }
-
-// logTraceID appends "trace_id" and the request's trace id to a log
-// line's key/value pairs, when it has one.
-func logTraceID(req *http.Request, kv ...any) []any {
-	if id := tracing.TraceID(req.Context(), req.Header); id != "" {
-		kv = append(kv, "trace_id", id)
-	}
-	return kv
-}

@@ -22,6 +22,7 @@ import (
 	"github.com/agent-sidecar/sidecar/sidecar/breaker"
 	"github.com/agent-sidecar/sidecar/sidecar/h1"
 	"github.com/agent-sidecar/sidecar/sidecar/outcome"
+	"github.com/agent-sidecar/sidecar/sidecar/tracing"
 )
 
 // callPlan is what the transport needs to route one proxied request; it
@@ -217,7 +218,7 @@ stages:
 					refused = detail
 				}
 				if t.log != nil {
-					t.log.Warn("a sidecar's ingress refused the call for its ingress token", logTraceID(req, "error", detail)...)
+					t.log.Warn("a sidecar's ingress refused the call for its ingress token", tracing.LogPairs(req, "error", detail)...)
 				}
 				continue stages
 			}

@@ -31,6 +31,15 @@ func Inject(ctx context.Context, h http.Header) {
 	propagator.Inject(ctx, propagation.HeaderCarrier(h))
 }
 
+// LogPairs returns kv, the key/value pairs of a log line about the
+// request r, with "trace_id" added when r has one (see TraceID).
+func LogPairs(r *http.Request, kv ...any) []any {
+	if id := TraceID(r.Context(), r.Header); id != "" {
+		kv = append(kv, "trace_id", id)
+	}
+	return kv
+}
+
 // TraceID is the trace id of the span in ctx or, when ctx has none
 // (tracing is off), of the W3C traceparent header in h; "" when neither
 // has a valid one. It is what log lines and error bodies about a request

@@ -155,7 +155,7 @@ func TestBudgetSpentRatio(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := spentRatio(budget.Status{Spent: tt.spent, Limit: tt.limit}); got != tt.want {
+			if got := (budget.Status{Spent: tt.spent, Limit: tt.limit}).SpentRatio(); got != tt.want {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})

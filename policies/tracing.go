@@ -3,7 +3,6 @@ package policies
 import (
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -182,20 +181,7 @@ func (v *validator) tracing(t *tracingFile) {
 				SamplerTraceIDRatio, SamplerParentBasedTraceIDRatio, deref(t.Sampler))
 		}
 	}
-	headers := make([]string, 0, len(t.Headers))
-	for h := range t.Headers {
-		headers = append(headers, h)
-	}
-	sort.Strings(headers)
-	for _, h := range headers {
-		switch {
-		case !validHeaderName(h):
-			v.errorf("tracing.headers", "%q is not a valid HTTP header name", h)
-		case strings.ContainsAny(t.Headers[h], "\r\n"):
-			// The value is a secret: name the header, never the value.
-			v.errorf("tracing.headers", "the value of header %q contains a line break", h)
-		}
-	}
+	v.headers("tracing.headers", t.Headers)
 	if n := t.ServiceName; n != nil && strings.TrimSpace(*n) == "" {
 		v.errorf("tracing.service_name", "must not be empty: remove it to use $OTEL_SERVICE_NAME or agent.name")
 	}

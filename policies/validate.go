@@ -508,23 +508,24 @@ func (v *validator) notify(name string, n *notifyFile) {
 	} else if problem := checkSecretURL(*n.Webhook, exampleWebhook); problem != "" {
 		v.errorf(key+".webhook", "%s", problem)
 	}
-	headers := make([]string, 0, len(n.Headers))
-	for h := range n.Headers {
-		headers = append(headers, h)
-	}
-	sort.Strings(headers)
-	for _, h := range headers {
-		switch {
-		case !validHeaderName(h):
-			v.errorf(key+".headers", "%q is not a valid HTTP header name", h)
-		case strings.ContainsAny(n.Headers[h], "\r\n"):
-			// The value is a secret: name the header, never the value.
-			v.errorf(key+".headers", "the value of header %q contains a line break", h)
-		}
-	}
+	v.headers(key+".headers", n.Headers)
 	v.duration(key+".timeout", n.Timeout, false)
 	if n.Retries != nil && *n.Retries < 0 {
 		v.errorf(key+".retries", "must be 0 or more, got %d", *n.Retries)
+	}
+}
+
+// headers checks the headers sent with a request (a notify target's, the
+// tracing exporter's): valid names, values without line breaks.
+func (v *validator) headers(key string, headers map[string]string) {
+	for _, h := range sortedKeys(headers) {
+		switch {
+		case !validHeaderName(h):
+			v.errorf(key, "%q is not a valid HTTP header name", h)
+		case strings.ContainsAny(headers[h], "\r\n"):
+			// The value is a secret: name the header, never the value.
+			v.errorf(key, "the value of header %q contains a line break", h)
+		}
 	}
 }
 

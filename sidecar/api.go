@@ -26,11 +26,6 @@ const (
 	errRequestTimeout   = "request_timeout"
 )
 
-// writeJSONError writes one of the sidecar's own errors.
-func writeJSONError(w http.ResponseWriter, status int, typ, msg string) {
-	apierror.Write(w, status, typ, msg)
-}
-
 type httpError struct {
 	status int
 	typ    string

@@ -70,6 +70,19 @@ func startSidecar(t *testing.T, cfg *policies.Config, opts Options) (*Sidecar, *
 	testutil.VerifyNoLeaks(t)
 	reg := newFakeRegistry()
 	opts.Registry = reg
+	s, stop := runSidecar(t, cfg, opts)
+	t.Cleanup(stop)
+	e := sidecartest.NewExpect(t, "http://"+s.Addr())
+	return s, reg, e
+}
+
+// runSidecar starts a sidecar (with a fake registry unless opts has one)
+// and returns a function that shuts it down and waits for it.
+func runSidecar(t *testing.T, cfg *policies.Config, opts Options) (*Sidecar, func()) {
+	t.Helper()
+	if opts.Registry == nil {
+		opts.Registry = newFakeRegistry()
+	}
 	s, err := New(cfg, hclog.NewNullLogger(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -77,14 +90,12 @@ func startSidecar(t *testing.T, cfg *policies.Config, opts Options) (*Sidecar, *
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
+	return s, func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
-	})
-	e := sidecartest.NewExpect(t, "http://"+s.Addr())
-	return s, reg, e
+	}
 }
 
 func TestControlAPIHeartbeat(t *testing.T) {

@@ -1,7 +1,6 @@
 package sidecar
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/agent-sidecar/sidecar/internal/sidecartest"
 	clock "github.com/agent-sidecar/sidecar/internal/testutil"
@@ -155,7 +152,7 @@ func TestBudgetSpentRatio(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := spentRatio(budget.Status{Spent: tt.spent, Limit: tt.limit}); got != tt.want {
+			if got := (budget.Status{Spent: tt.spent, Limit: tt.limit}).SpentRatio(); got != tt.want {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
@@ -184,26 +181,6 @@ func TestBudgetDegradeSendsEverythingToTheCheaperModel(t *testing.T) {
 	// A model the budget does not count is not degraded
 	e.POST("/llm/v1/chat/completions").WithJSON(chat("gpt-4o-mini")).Expect().Status(http.StatusOK).
 		Header(gateway.HeaderDegraded).IsEqual("false")
-}
-
-// runSidecar starts a sidecar and returns a function that shuts it down
-// and waits for it.
-func runSidecar(t *testing.T, cfg *policies.Config, opts Options) (*Sidecar, func()) {
-	t.Helper()
-	opts.Registry = newFakeRegistry()
-	s, err := New(cfg, hclog.NewNullLogger(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	return s, func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}
 }
 
 func TestBudgetSpendSurvivesARestart(t *testing.T) {

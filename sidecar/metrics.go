@@ -245,24 +245,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.budgets != nil {
 		for _, b := range c.src.budgets() {
-			ch <- prometheus.MustNewConstMetric(descBudgetRatio, prometheus.GaugeValue, spentRatio(b), b.Name)
+			ch <- prometheus.MustNewConstMetric(descBudgetRatio, prometheus.GaugeValue, b.SpentRatio(), b.Name)
 			ch <- prometheus.MustNewConstMetric(descBudgetExceeded, prometheus.GaugeValue,
 				boolValue(b.State == budget.StateExceeded), b.Name)
 		}
 	}
-}
-
-// spentRatio is the share of a budget spent: the larger of its cost and
-// tokens over their limits (a limit the budget does not have is left out).
-func spentRatio(b budget.Status) float64 {
-	r := 0.0
-	if b.Limit.CostUSD > 0 {
-		r = b.Spent.CostUSD / b.Limit.CostUSD
-	}
-	if b.Limit.Tokens > 0 {
-		r = max(r, float64(b.Spent.Tokens)/float64(b.Limit.Tokens))
-	}
-	return r
 }
 
 func boolValue(b bool) float64 {

@@ -76,6 +76,7 @@ type entry struct {
 type Ledger struct {
 	mu      sync.Mutex
 	budgets map[string]policies.Budget
+	names   []string // of budgets, sorted: the order of transitions and statuses
 	entries map[string]*entry
 }
 
@@ -94,6 +95,7 @@ func (l *Ledger) SetBudgets(budgets map[string]policies.Budget) {
 	defer l.mu.Unlock()
 	prev := l.budgets
 	l.budgets = maps.Clone(budgets)
+	l.names = slices.Sorted(maps.Keys(budgets))
 	for name := range l.entries {
 		b, ok := budgets[name]
 		if !ok || prev[name].Window != b.Window || prev[name].Shared() != b.Shared() {
@@ -140,7 +142,7 @@ func (l *Ledger) Record(now time.Time, model string, tokens int64, costUSD float
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []Transition
-	for _, name := range slices.Sorted(maps.Keys(l.budgets)) {
+	for _, name := range l.names {
 		b := l.budgets[name]
 		if !b.Counts(model) {
 			continue
@@ -162,8 +164,7 @@ func (l *Ledger) Record(now time.Time, model string, tokens int64, costUSD float
 func (e *entry) addRecent(now time.Time, s Spend) {
 	start := now.Truncate(burnBucket)
 	if n := len(e.recent); n > 0 && e.recent[n-1].start.Equal(start) {
-		e.recent[n-1].spend.Tokens += s.Tokens
-		e.recent[n-1].spend.CostUSD += s.CostUSD
+		e.recent[n-1].spend = e.recent[n-1].spend.plus(s)
 	} else {
 		e.recent = append(e.recent, bucket{start: start, spend: s})
 	}
@@ -175,13 +176,17 @@ func (e *entry) addRecent(now time.Time, s Spend) {
 }
 
 // fraction is the larger of the spend's fractions of the budget's limits.
-func fraction(b policies.Budget, s Spend) float64 {
+func fraction(b policies.Budget, s Spend) float64 { return s.shareOf(limit(b)) }
+
+// shareOf is the larger of s's fractions of the limits in l (a limit of 0
+// is left out): 1 or more when the limit is reached.
+func (s Spend) shareOf(l Spend) float64 {
 	f := 0.0
-	if b.Tokens > 0 {
-		f = float64(s.Tokens) / float64(b.Tokens)
+	if l.Tokens > 0 {
+		f = float64(s.Tokens) / float64(l.Tokens)
 	}
-	if b.CostUSD > 0 {
-		f = max(f, s.CostUSD/b.CostUSD)
+	if l.CostUSD > 0 {
+		f = max(f, s.CostUSD/l.CostUSD)
 	}
 	return f
 }
@@ -212,8 +217,7 @@ func (e *entry) transitions(name string, b policies.Budget, now time.Time) []Tra
 	if !e.exceeded && !e.burning {
 		var recent Spend
 		for _, bk := range e.recent {
-			recent.Tokens += bk.spend.Tokens
-			recent.CostUSD += bk.spend.CostUSD
+			recent = recent.plus(bk.spend)
 		}
 		left := float64(resets.Sub(now)) / float64(BurnLookback)
 		projected := Spend{Tokens: e.spent.Tokens + int64(float64(recent.Tokens)*left), CostUSD: e.spent.CostUSD + recent.CostUSD*left}
@@ -230,25 +234,21 @@ func (e *entry) transitions(name string, b policies.Budget, now time.Time) []Tra
 func limit(b policies.Budget) Spend { return Spend{CostUSD: b.CostUSD, Tokens: b.Tokens} }
 
 // spentText writes the spend in the units the budget limits.
-func spentText(b policies.Budget, s Spend) string {
+func spentText(b policies.Budget, s Spend) string { return amountText(b, s, "and") }
+
+// limitText writes the budget's limits.
+func limitText(b policies.Budget) string { return amountText(b, limit(b), "or") }
+
+// amountText writes s in the units the budget limits, joining cost and
+// tokens with conj when it limits both.
+func amountText(b policies.Budget, s Spend, conj string) string {
 	switch {
 	case b.CostUSD > 0 && b.Tokens > 0:
-		return fmt.Sprintf("$%.2f and %d tokens", s.CostUSD, s.Tokens)
+		return fmt.Sprintf("$%.2f %s %d tokens", s.CostUSD, conj, s.Tokens)
 	case b.CostUSD > 0:
 		return fmt.Sprintf("$%.2f", s.CostUSD)
 	}
 	return fmt.Sprintf("%d tokens", s.Tokens)
-}
-
-// limitText writes the budget's limits.
-func limitText(b policies.Budget) string {
-	switch {
-	case b.CostUSD > 0 && b.Tokens > 0:
-		return fmt.Sprintf("$%.2f or %d tokens", b.CostUSD, b.Tokens)
-	case b.CostUSD > 0:
-		return fmt.Sprintf("$%.2f", b.CostUSD)
-	}
-	return fmt.Sprintf("%d tokens", b.Tokens)
 }
 
 // Admit decides what happens to a request for the model label at now: a
@@ -259,7 +259,7 @@ func (l *Ledger) Admit(now time.Time, model string) gateway.Admission {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out gateway.Admission
-	for _, name := range slices.Sorted(maps.Keys(l.budgets)) {
+	for _, name := range l.names {
 		b := l.budgets[name]
 		if !b.Counts(model) {
 			continue
@@ -296,12 +296,16 @@ type Status struct {
 	State    string    `json:"state"` // StateOK, StateWarning or StateExceeded
 }
 
+// SpentRatio is the share of the budget spent: the larger of cost and
+// tokens over their limits (1 or more: spent).
+func (st Status) SpentRatio() float64 { return st.Spent.shareOf(st.Limit) }
+
 // Statuses returns every budget at now, by name.
 func (l *Ledger) Statuses(now time.Time) []Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := make([]Status, 0, len(l.budgets))
-	for _, name := range slices.Sorted(maps.Keys(l.budgets)) {
+	for _, name := range l.names {
 		b := l.budgets[name]
 		e := l.current(name, b, now)
 		st := Status{Name: name, Window: b.Window.String(), Action: b.Action, Spent: e.spent, Limit: limit(b),

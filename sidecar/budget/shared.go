@@ -1,10 +1,6 @@
 package budget
 
-import (
-	"maps"
-	"slices"
-	"time"
-)
+import "time"
 
 // plus is the sum of two spends.
 func (s Spend) plus(o Spend) Spend {
@@ -33,7 +29,7 @@ func (l *Ledger) Pending(now time.Time) []Pending {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []Pending
-	for _, name := range slices.Sorted(maps.Keys(l.budgets)) {
+	for _, name := range l.names {
 		b := l.budgets[name]
 		if !b.Shared() {
 			continue

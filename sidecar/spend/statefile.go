@@ -3,7 +3,7 @@ package spend
 import (
 	"context"
 	"path/filepath"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -23,9 +23,10 @@ type budgetFile struct {
 	path   string // the state file; its directory is agent.state_dir
 	log    hclog.Logger
 
-	mu      sync.Mutex
-	dirty   bool
-	failing bool // the last write failed (logged once until one succeeds)
+	// dirty is set by every answer that counted against a budget, so it
+	// is never held across the write of the file.
+	dirty   atomic.Bool
+	failing bool // the last write failed (logged once until one succeeds); used by save only
 }
 
 // openBudgetFile restores the spend of the current windows into ledger
@@ -49,20 +50,17 @@ func openBudgetFile(ledger *budget.Ledger, cfg *policies.Config, now time.Time, 
 }
 
 // markDirty notes that spend changed since the last write.
-func (f *budgetFile) markDirty() {
-	f.mu.Lock()
-	f.dirty = true
-	f.mu.Unlock()
-}
+func (f *budgetFile) markDirty() { f.dirty.Store(true) }
 
 // save writes the state file when spend changed since the last write.
+// Called from the goroutine of run only. Spend recorded while the file
+// is written marks it dirty again, for the next save.
 func (f *budgetFile) save() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.dirty {
+	if !f.dirty.Swap(false) {
 		return
 	}
 	if err := budget.WriteState(f.path, f.ledger.Snapshot()); err != nil {
+		f.dirty.Store(true)
 		if !f.failing {
 			f.log.Error("cannot write the budget state file: spend would be lost at a restart; check agent.state_dir",
 				"path", f.path, "error", err)
@@ -70,7 +68,7 @@ func (f *budgetFile) save() {
 		f.failing = true
 		return
 	}
-	f.dirty, f.failing = false, false
+	f.failing = false
 }
 
 // run writes the state file every saveInterval when spend changed, until

@@ -1,11 +1,9 @@
 package budget
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -89,21 +87,34 @@ func ReadState(path string) (State, error) {
 		return State{}, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxStateBytes+1))
-	if err != nil {
-		return State{}, err
-	}
-	if len(b) > maxStateBytes {
-		return State{}, fmt.Errorf("%s is not a budget state file: the file is larger than 1 MiB", path)
-	}
 	var st State
-	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&st); err != nil {
+	dec := json.NewDecoder(&limitedReader{f: f, left: maxStateBytes})
+	if err := dec.Decode(&st); err != nil {
 		return State{}, fmt.Errorf("%s is not a budget state file: %w", path, err)
 	}
 	if st.Version != stateVersion {
 		return State{}, fmt.Errorf("%s has version %d, this sidecar reads version %d", path, st.Version, stateVersion)
 	}
 	return st, nil
+}
+
+// limitedReader reads at most left bytes and then fails, so that a huge
+// file is an error rather than a truncated JSON that happens to parse.
+type limitedReader struct {
+	f    *os.File
+	left int64
+}
+
+func (r *limitedReader) Read(p []byte) (int, error) {
+	if r.left <= 0 {
+		return 0, errors.New("the file is larger than 1 MiB")
+	}
+	if int64(len(p)) > r.left {
+		p = p[:r.left]
+	}
+	n, err := r.f.Read(p)
+	r.left -= int64(n)
+	return n, err
 }
 
 // WriteState writes st to path atomically: a temporary file in the same

@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -258,18 +257,12 @@ func startSidecar(t *testing.T, cfgFile, consulAddr string) *testutil.SyncBuffer
 	cmd.Dir = repoRoot() // the examples' commands are relative to it
 	cmd.Env = append(os.Environ(), "CONSUL_HTTP_ADDR="+consulAddr, "OPENAI_API_KEY="+plantedKey)
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	proc, err := testbin.StartCmd(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+		if !proc.StopWithin(15 * time.Second) {
 			t.Errorf("the sidecar did not stop within 15s of SIGTERM\n%s", out.String())
 		}
 	})

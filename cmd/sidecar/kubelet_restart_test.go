@@ -105,7 +105,7 @@ func TestKubeletRestartsHungAgent(t *testing.T) {
 	// When writer-1's agent hangs
 	hung := writers[0]
 	hungAt := time.Now()
-	if err := hung.container.current().cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := hung.container.current().Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	since := func() time.Duration { return time.Since(hungAt).Round(100 * time.Millisecond) }

@@ -16,13 +16,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/agent-sidecar/sidecar/clients/go/sidecarclient"
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
@@ -38,8 +38,7 @@ type sidecarProc struct {
 	consul   string // the Consul agent's HTTP address
 	cfg      string
 	out      *testutil.SyncBuffer
-	cmd      *exec.Cmd
-	done     chan struct{}
+	proc     *testbin.Process
 }
 
 // procOptions are what a test's sidecar adds to the common configuration.
@@ -96,12 +95,11 @@ func (s *sidecarProc) start() {
 	cmd := exec.Command(sidecarBin, "agent", "-config", s.cfg)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "CONSUL_HTTP_ADDR=" + s.consul, "OPENAI_API_KEY=sk-go-client-test-key"}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
-	if err := cmd.Start(); err != nil {
+	proc, err := testbin.StartCmd(cmd)
+	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	done := s.done
-	go func() { _ = cmd.Wait(); close(done) }()
+	s.proc = proc
 	testutil.EventuallySeen(s.t, "the sidecar to answer", 20*time.Second, func() (bool, string) {
 		resp, err := http.Get("http://" + s.addr + "/v1/health")
 		if err != nil {
@@ -113,17 +111,11 @@ func (s *sidecarProc) start() {
 }
 
 func (s *sidecarProc) stop() {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(15 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-	s.cmd = nil
+	s.proc.StopWithin(15 * time.Second)
+	s.proc = nil
 }
 
 func heartbeatCheck(t *testing.T, s *sidecarProc) *api.AgentCheck {

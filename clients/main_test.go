@@ -13,12 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
@@ -29,28 +29,18 @@ const toolTimeout = 10 * time.Minute
 var sidecarBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "clients-bin")
+	bin, err := testbin.BuildSidecar("clients-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	sidecarBin = filepath.Join(dir, "sidecar")
-	build := exec.Command("go", "build", "-o", sidecarBin, "./cmd/sidecar")
-	build.Dir = repoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the sidecar: %v\n%s", err, out)
-		_ = os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	sidecarBin = bin
 	code := m.Run()
-	_ = os.RemoveAll(dir)
+	_ = os.RemoveAll(filepath.Dir(bin))
 	os.Exit(code)
 }
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
+func repoRoot() string { return testbin.RepoRoot() }
 
 // consulAddr starts a Consul dev agent for the test (stopped when it ends)
 // and returns its HTTP address, host:port.

@@ -18,17 +18,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
@@ -40,38 +39,25 @@ const plantedKey = "sk-examples-planted-key-0123456789"
 var binDir string // the sidecar (built once) and the Go example agent
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "examples-bin")
+	bin, err := testbin.BuildSidecar("examples-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binDir = dir
-	if out, err := goBuild("./cmd/sidecar", "sidecar"); err != nil {
-		fmt.Fprintf(os.Stderr, "building the sidecar: %v\n%s", err, out)
-		os.Exit(1)
-	}
+	binDir = filepath.Dir(bin)
 	code := m.Run()
-	_ = os.RemoveAll(dir)
+	_ = os.RemoveAll(binDir)
 	os.Exit(code)
-}
-
-func goBuild(pkg, name string) ([]byte, error) {
-	build := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg)
-	build.Dir = repoRoot()
-	return build.CombinedOutput()
 }
 
 func buildGoAgent(t *testing.T) {
 	t.Helper()
-	if out, err := goBuild("./examples/go/agent", "agent-go"); err != nil {
-		t.Fatalf("building examples/go/agent: %v\n%s", err, out)
+	if err := testbin.BuildGo("./examples/go/agent", filepath.Join(binDir, "agent-go")); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
+func repoRoot() string { return testbin.RepoRoot() }
 
 // example is one directory of examples/ and the values its sidecar.hcl uses.
 type example struct {
@@ -271,18 +257,12 @@ func startSidecar(t *testing.T, cfgFile, consulAddr string) *testutil.SyncBuffer
 	cmd.Dir = repoRoot() // the examples' commands are relative to it
 	cmd.Env = append(os.Environ(), "CONSUL_HTTP_ADDR="+consulAddr, "OPENAI_API_KEY="+plantedKey)
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	proc, err := testbin.StartCmd(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+		if !proc.StopWithin(15 * time.Second) {
 			t.Errorf("the sidecar did not stop within 15s of SIGTERM\n%s", out.String())
 		}
 	})

@@ -67,7 +67,8 @@ const ERROR_CLASSES = {
 // errorFrom builds the error of a non-2xx answer from its JSON: the sidecar's
 // {"error":{"type","message","trace_id"}}, OpenAI's {"error":{"message","type",
 // "code"}} and Anthropic's {"type":"error","error":{"type","message"}} alike.
-function errorFrom(response, text) {
+function errorFrom(response) {
+  const text = response.text();
   let type = "",
     message = "",
     code = "",
@@ -219,7 +220,7 @@ export class Sidecar {
     const ok = res.status >= 200 && res.status < 300;
     const raw = await readBounded(res, ok ? MAX_RESPONSE_BYTES : MAX_ERROR_BYTES, ok);
     const answer = new SidecarResponse(res, raw);
-    if (!ok) throw errorFrom(answer, answer.text());
+    if (!ok) throw errorFrom(answer);
     return answer;
   }
 

@@ -52,7 +52,7 @@ model "gpt-4o-mini" {
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			t.Fatalf("POST %s: %v (the sidecar exited: %v)\n%.4000s", path, err, processExited(sidecar.exited), sidecar.logs.String())
+			t.Fatalf("POST %s: %v (the sidecar exited: %v)\n%.4000s", path, err, processExited(sidecar.proc.Exited()), sidecar.logs.String())
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
@@ -84,7 +84,7 @@ model "gpt-4o-mini" {
 	// And the sidecar is still serving
 	hresp, err := http.Get(control + "/v1/health")
 	if err != nil || hresp.StatusCode != http.StatusOK {
-		t.Fatalf("/v1/health after the nested bodies: %v %v (the sidecar exited: %v)", hresp, err, processExited(sidecar.exited))
+		t.Fatalf("/v1/health after the nested bodies: %v %v (the sidecar exited: %v)", hresp, err, processExited(sidecar.proc.Exited()))
 	}
 	hresp.Body.Close()
 }

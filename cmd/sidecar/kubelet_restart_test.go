@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
@@ -105,7 +105,7 @@ func TestKubeletRestartsHungAgent(t *testing.T) {
 	// When writer-1's agent hangs
 	hung := writers[0]
 	hungAt := time.Now()
-	if err := hung.container.current().cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := hung.container.current().Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	since := func() time.Duration { return time.Since(hungAt).Round(100 * time.Millisecond) }
@@ -231,10 +231,8 @@ func TestKubeletRestartsHungAgent(t *testing.T) {
 func buildGoAgent(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(filepath.Dir(sidecarBin), "agent-go")
-	build := exec.Command("go", "build", "-o", bin, "./examples/go/agent")
-	build.Dir = repoRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building examples/go/agent: %v\n%s", err, out)
+	if err := testbin.BuildGo("./examples/go/agent", bin); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }

@@ -10,10 +10,10 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
@@ -37,36 +37,20 @@ const (
 const kubeletStopGrace = 2 * time.Second
 
 // agentProc is one agent process, as a container the kubelet runs.
-type agentProc struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
+type agentProc = testbin.Process
 
 // startAgentProc runs argv with exactly env (nothing inherited: no
 // SIDECAR_TOKEN of the test's environment reaches the agent), its output
 // in logs.
 func startAgentProc(argv, env []string, logs *testutil.SyncBuffer) (*agentProc, error) {
-	p := &agentProc{cmd: exec.Command(argv[0], argv[1:]...), exited: make(chan struct{})}
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
-	p.cmd.Stdout, p.cmd.Stderr = logs, logs
-	if err := p.cmd.Start(); err != nil {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	p, err := testbin.StartCmd(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
 	}
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
 	return p, nil
-}
-
-// stop stops the process as a container runtime does: SIGTERM, then
-// SIGKILL after grace; it returns once the process has exited.
-func (p *agentProc) stop(grace time.Duration) {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-		return
-	case <-time.After(grace):
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.exited
 }
 
 // probeResult is one liveness probe the kubelet made.
@@ -133,8 +117,7 @@ func startKubelet(t *testing.T, containers ...*container) *kubelet {
 		k.stop()
 		for _, c := range containers {
 			if p := c.current(); p != nil {
-				_ = p.cmd.Process.Kill()
-				<-p.exited
+				p.Kill()
 			}
 		}
 	})
@@ -172,7 +155,8 @@ func (k *kubelet) run(c *container) {
 		if failures >= probeFailureThreshold {
 			// Liveness failed: kill the container and start it again. The
 			// probe's counts start over with the new container.
-			c.current().stop(kubeletStopGrace)
+			// as a container runtime does: SIGTERM, then SIGKILL after the grace
+			c.current().StopWithin(kubeletStopGrace)
 			p, err := c.start()
 			c.mu.Lock()
 			if err != nil {

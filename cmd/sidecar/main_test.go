@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/agent-sidecar/sidecar/discovery"
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
@@ -28,28 +28,19 @@ import (
 var sidecarBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sidecar-bin")
+	bin, err := testbin.BuildSidecar("sidecar-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	sidecarBin = filepath.Join(dir, "sidecar")
-	build := exec.Command("go", "build", "-o", sidecarBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the sidecar:", err)
-		os.Exit(1)
-	}
+	sidecarBin = bin
 	code := m.Run()
-	_ = os.RemoveAll(dir)
+	_ = os.RemoveAll(filepath.Dir(bin))
 	os.Exit(code)
 }
 
 // repoRoot is the repository root (for examples/).
-func repoRoot(t *testing.T) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
+func repoRoot(t *testing.T) string { return testbin.RepoRoot() }
 
 func needPython(t *testing.T) string {
 	t.Helper()

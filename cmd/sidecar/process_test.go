@@ -5,20 +5,19 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
 // sidecarProcess is a `sidecar agent` the test started.
 type sidecarProcess struct {
-	cmd    *exec.Cmd
-	logs   *testutil.SyncBuffer
-	exited chan struct{}
+	proc *testbin.Process
+	logs *testutil.SyncBuffer
 }
 
 // startAgentBinary runs `sidecar agent -config file` with its output in
@@ -26,13 +25,12 @@ type sidecarProcess struct {
 // output under name.
 func startAgentBinary(t *testing.T, name, file string) *sidecarProcess {
 	t.Helper()
-	p := &sidecarProcess{logs: &testutil.SyncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(sidecarBin, "agent", "-config", file)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
+	logs := &testutil.SyncBuffer{}
+	proc, err := testbin.Start(sidecarBin, []string{"agent", "-config", file}, logs)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	p := &sidecarProcess{proc: proc, logs: logs}
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
@@ -43,10 +41,7 @@ func startAgentBinary(t *testing.T, name, file string) *sidecarProcess {
 }
 
 // stop kills the sidecar and waits for it to exit; it may be called again.
-func (p *sidecarProcess) stop() {
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-}
+func (p *sidecarProcess) stop() { p.proc.Kill() }
 
 // waitUntil waits up to limit for ready, failing at once should the sidecar
 // exit.
@@ -54,7 +49,7 @@ func (p *sidecarProcess) waitUntil(t *testing.T, what string, limit time.Duratio
 	t.Helper()
 	testutil.Eventually(t, what, limit, func() bool {
 		select {
-		case <-p.exited:
+		case <-p.proc.Exited():
 			t.Fatalf("the sidecar exited:\n%s", p.logs.String())
 		default:
 		}

@@ -256,21 +256,10 @@ func (b *bench) start(ctx context.Context, bins map[string]string) error {
 	if err != nil {
 		return err
 	}
-	conf := filepath.Join(b.tmp, "sidecar.hcl")
-	if err := os.WriteFile(conf, []byte(sidecarConfig("", scAddr, consulAddr, primaryAddr, liteAddr)), 0o644); err != nil {
+	if b.sidecar, err = b.startSidecar(ctx, "sidecar", colSidecar, bins["sidecar"], scAddr,
+		sidecarConfig("", scAddr, consulAddr, primaryAddr, liteAddr)); err != nil {
 		return err
 	}
-	if b.sidecar, err = b.g.start("sidecar", "", nil, bins["sidecar"], "agent", "-config", conf); err != nil {
-		return err
-	}
-	if err := waitHTTP(ctx, b.sidecar, "http://"+scAddr+"/v1/health", 15*time.Second); err != nil {
-		return err
-	}
-	idle, err := rss(b.sidecar.pid())
-	if err != nil {
-		return err
-	}
-	b.c.add("rss.start", colSidecar, mib(idle))
 	if out, err := exec.Command(bins["sidecar"], "version").Output(); err == nil {
 		b.rep.Versions["sidecar"] = strings.TrimPrefix(strings.Fields(string(out) + " ? ?")[1], "v")
 	}
@@ -331,6 +320,29 @@ func (b *bench) start(ctx context.Context, bins map[string]string) error {
 	return nil
 }
 
+// startSidecar writes config to name.hcl, starts the sidecar bin on it as
+// name, waits for its API on addr and records its RSS at rest in column
+// col.
+func (b *bench) startSidecar(ctx context.Context, name, col, bin, addr, config string) (*proc, error) {
+	conf := filepath.Join(b.tmp, name+".hcl")
+	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := b.g.start(name, "", nil, bin, "agent", "-config", conf)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(ctx, p, "http://"+addr+"/v1/health", 15*time.Second); err != nil {
+		return nil, err
+	}
+	idle, err := rss(p.pid())
+	if err != nil {
+		return nil, err
+	}
+	b.c.add("rss.start", col, mib(idle))
+	return p, nil
+}
+
 // startTraced starts the sink and a second sidecar with the same
 // configuration plus a tracing block that samples every request and sends
 // its spans to the sink, and adds it to the /call/ and /llm/ paths.
@@ -344,24 +356,12 @@ func (b *bench) startTraced(ctx context.Context, bin, consulAddr, primaryAddr, l
 	if err != nil {
 		return err
 	}
-	conf := filepath.Join(b.tmp, "sidecar-traced.hcl")
 	// Its own agent id: two agents of one id would take each other's
 	// registration in Consul.
 	text := sidecarConfig("bench-traced", addr, consulAddr, primaryAddr, liteAddr) + tracingConfig(sink.addr)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+	if b.traced, err = b.startSidecar(ctx, "sidecar-traced", colTraced, bin, addr, text); err != nil {
 		return err
 	}
-	if b.traced, err = b.g.start("sidecar-traced", "", nil, bin, "agent", "-config", conf); err != nil {
-		return err
-	}
-	if err := waitHTTP(ctx, b.traced, "http://"+addr+"/v1/health", 15*time.Second); err != nil {
-		return err
-	}
-	idle, err := rss(b.traced.pid())
-	if err != nil {
-		return err
-	}
-	b.c.add("rss.start", colTraced, mib(idle))
 	chat := http.Header{"Content-Type": {"application/json"}}
 	b.call = append(b.call, endpoint{col: colTraced, method: http.MethodGet, url: "http://" + addr + "/call/up/search",
 		pgid: b.traced.pid()})

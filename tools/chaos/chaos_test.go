@@ -27,6 +27,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
@@ -53,20 +54,14 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "chaos-bin")
+	bin, err := testbin.BuildSidecar("chaos-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	sidecarBin = filepath.Join(dir, "sidecar")
-	build := exec.Command("go", "build", "-o", sidecarBin, "./cmd/sidecar")
-	build.Dir = repoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the sidecar: %v\n%s", err, out)
-		os.Exit(1)
-	}
+	sidecarBin = bin
 	code := m.Run()
-	_ = os.RemoveAll(dir)
+	_ = os.RemoveAll(filepath.Dir(bin))
 	if table := renderTable(); table != "" {
 		fmt.Print(table)
 		if *tablePath != "" {

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 	"github.com/agent-sidecar/sidecar/test/fakellm"
 )
@@ -77,8 +77,7 @@ type sidecarProc struct {
 	ingress     string // host:port, "" for none
 	agentPort   int
 	out         *testutil.SyncBuffer
-	cmd         *exec.Cmd
-	done        chan struct{}
+	proc        *testbin.Process
 }
 
 func newFleet(t *testing.T) *fleet {
@@ -230,15 +229,15 @@ func (f *fleet) startSidecar(id, cfg, ingress string, agentPort int) *sidecarPro
 // launch starts (or starts again) a sidecar process and waits for its API.
 func (f *fleet) launch(p *sidecarProc) {
 	f.t.Helper()
-	p.cmd = exec.Command(sidecarBin, "agent", "-config", p.cfgFile)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	cmd := exec.Command(sidecarBin, "agent", "-config", p.cfgFile)
+	cmd.Stdout, cmd.Stderr = p.out, p.out
 	// An agent a crashed sidecar left behind holds the output pipe open.
-	p.cmd.WaitDelay = 5 * time.Second
-	if err := p.cmd.Start(); err != nil {
+	cmd.WaitDelay = 5 * time.Second
+	proc, err := testbin.StartCmd(cmd)
+	if err != nil {
 		f.t.Fatal(err)
 	}
-	p.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(p.cmd, p.done)
+	p.proc = proc
 	f.waitFor(p.id+"'s control API", 15*time.Second, func() bool {
 		resp, err := http.Get(p.control + "/v1/health")
 		if err != nil {
@@ -251,15 +250,10 @@ func (f *fleet) launch(p *sidecarProc) {
 
 // stop sends SIGTERM and waits for a graceful exit.
 func (f *fleet) stop(p *sidecarProc) {
-	if p.cmd == nil || p.cmd.Process == nil {
+	if p.proc == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	if !p.proc.StopWithin(20 * time.Second) {
 		f.t.Errorf("%s did not stop within 20s of SIGTERM", p.id)
 	}
 }
@@ -464,7 +458,4 @@ func regexpListen(cfg string) string {
 	return rest[:strings.Index(rest, `"`)]
 }
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
+func repoRoot() string { return testbin.RepoRoot() }

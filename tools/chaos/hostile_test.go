@@ -48,7 +48,7 @@ func everyoneServing(f *fleet) bool {
 	c := http.Client{Timeout: 3 * time.Second}
 	for _, p := range f.sidecars() {
 		select {
-		case <-p.done:
+		case <-p.proc.Exited():
 			return false
 		default:
 		}

@@ -9,12 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 	"github.com/agent-sidecar/sidecar/internal/testutil"
 )
 
@@ -32,8 +32,7 @@ func TestDemoShort(t *testing.T) {
 			t.Skipf("the demo needs %s", bin)
 		}
 	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
+	root := testbin.RepoRoot()
 	if _, err := os.Stat(filepath.Join(root, "examples/node/node_modules/openai")); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("examples/node needs its packages: make sdk-deps")
@@ -44,10 +43,8 @@ func TestDemoShort(t *testing.T) {
 	// expect them.
 	for pkg, name := range map[string]string{"./cmd/sidecar": "sidecar", "./test/fakellm/cmd/fakellm": "fakellm",
 		"./examples/go/agent": "agent-go"} {
-		build := exec.Command("go", "build", "-o", filepath.Join(root, "bin", name), pkg)
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", pkg, err, out)
+		if err := testbin.BuildGo(pkg, filepath.Join(root, "bin", name)); err != nil {
+			t.Fatal(err)
 		}
 	}
 

@@ -28,10 +28,9 @@ const (
 
 // tracing is the demo's Jaeger, when one runs.
 type tracing struct {
-	query  *jaegertest.Client
-	ui     string // the UI's address, "http://127.0.0.1:16686"
-	config string // the extra sidecar configuration turning tracing on
-	hasUI  bool   // built jaeger-ui assets are served
+	query  *jaegertest.Client // its BaseURL is the UI's address, "http://127.0.0.1:16686"
+	config string             // the extra sidecar configuration turning tracing on
+	hasUI  bool               // built jaeger-ui assets are served
 }
 
 // startTracing starts Jaeger from o.jaegerBin and writes the sidecar
@@ -57,7 +56,6 @@ func startTracing(ctx context.Context, o options, ps *proc.Group, head, say func
 		return nil, errors.New("no free ports for Jaeger")
 	}
 	tr := &tracing{query: &jaegertest.Client{BaseURL: fmt.Sprintf("http://127.0.0.1:%d", p.QueryHTTP)}}
-	tr.ui = tr.query.BaseURL
 	assets := jaegertest.UIAssets()
 	tr.hasUI = assets != ""
 	jcfg := filepath.Join(ps.Logs, "jaeger.yaml")
@@ -94,20 +92,17 @@ tracing {
 // uiNote is the UI's address, with a word when only its API is served.
 func (tr *tracing) uiNote() string {
 	if tr.hasUI {
-		return tr.ui + "/search"
+		return tr.query.BaseURL + "/search"
 	}
-	return tr.ui + " (API only: this Jaeger has no UI assets, see docs/development.md)"
+	return tr.query.BaseURL + " (API only: this Jaeger has no UI assets, see docs/development.md)"
 }
 
 // degradedTrace looks for a trace with a span tagged sidecar.degraded=true
-// (a model call answered by a fallback) among the services Jaeger has seen,
-// the writers' first (they take the tasks), and returns its id and service
-// ("" when there is none).
-func (tr *tracing) degradedTrace(ctx context.Context) (id, service string) {
-	services, err := tr.query.Services(ctx)
-	if err != nil {
-		return "", ""
-	}
+// (a model call answered by a fallback) among services (those Jaeger has
+// seen), the writers' first (they take the tasks), and returns its id and
+// service ("" when there is none).
+func (tr *tracing) degradedTrace(ctx context.Context, services []string) (id, service string) {
+	services = slices.Clone(services)
 	slices.SortStableFunc(services, func(a, b string) int {
 		return cmp.Compare(b2i(a != "writer"), b2i(b != "writer"))
 	})
@@ -129,9 +124,9 @@ func (tr *tracing) report(ctx context.Context, say func(string, ...any)) {
 		return
 	}
 	say("   Jaeger has the traces of %s", strings.Join(services, ", "))
-	if id, service := tr.degradedTrace(ctx); id != "" {
+	if id, service := tr.degradedTrace(ctx, services); id != "" {
 		say("   a degraded task (a model call answered by a fallback), service %s: trace %s", service, id)
-		say("   %s/trace/%s", tr.ui, id)
+		say("   %s/trace/%s", tr.query.BaseURL, id)
 	} else {
 		say("   no span tagged sidecar.degraded=true")
 	}

@@ -47,7 +47,7 @@ func TestTracingOffSaysWhy(t *testing.T) {
 // one with a span tagged sidecar.degraded=true.
 func TestDegradedTrace(t *testing.T) {
 	j := jaegertest.Start(t)
-	tr := &tracing{query: j.Query, ui: j.QueryURL}
+	tr := &tracing{query: j.Query}
 	const (
 		plain    = "11111111111111111111111111111111"
 		degraded = "22222222222222222222222222222222"
@@ -63,7 +63,11 @@ func TestDegradedTrace(t *testing.T) {
 	}
 
 	// When the demo looks for a degraded trace, then it finds the writer's
-	id, service := tr.degradedTrace(context.Background())
+	services, err := j.Query.Services(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, service := tr.degradedTrace(context.Background(), services)
 	if id != degraded || service != "writer" {
 		t.Errorf("degradedTrace() = %q, %q; want %q, writer", id, service, degraded)
 	}

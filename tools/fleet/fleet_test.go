@@ -5,14 +5,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agent-sidecar/sidecar/internal/consultest"
+	"github.com/agent-sidecar/sidecar/internal/testbin"
 )
 
 // TestSmallFleet runs make fleet's program with 4 agents, one hung and one
@@ -20,13 +19,10 @@ import (
 // task may be lost, and the Consul load must be measured.
 func TestSmallFleet(t *testing.T) {
 	consulBin := consultest.Binary(t)
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
+	root := testbin.RepoRoot()
 	for pkg, name := range map[string]string{"./cmd/sidecar": "sidecar", "./examples/go/agent": "agent-go"} {
-		build := exec.Command("go", "build", "-o", filepath.Join(root, "bin", name), pkg)
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", pkg, err, out)
+		if err := testbin.BuildGo(pkg, filepath.Join(root, "bin", name)); err != nil {
+			t.Fatal(err)
 		}
 	}
 	var out bytes.Buffer

@@ -2,6 +2,7 @@
 control API, calls through /call/ and chats through the model gateway."""
 
 import email.message
+import functools
 import http.client
 import json as jsonlib
 import os
@@ -141,14 +142,19 @@ class ChatResult(CallResult):
     the model label that answered, ``degraded`` True when it was not the one
     asked for, ``usage`` the tokens the provider reported."""
 
+    @functools.cached_property
+    def _completion(self) -> Any:
+        # The body parsed once, for text and usage.
+        return self.json()
+
     @property
     def text(self) -> str:
-        choices = self.json().get("choices") or [{}]
+        choices = self._completion.get("choices") or [{}]
         return (choices[0].get("message") or {}).get("content") or ""
 
     @property
     def usage(self) -> Dict[str, Any]:
-        return dict(self.json().get("usage") or {})
+        return dict(self._completion.get("usage") or {})
 
 
 class Sidecar:
